@@ -1,0 +1,11 @@
+//! Who owns what: the actors that own pinned interpreters, and their mailboxes.
+//!
+//! * [`runtime`]: the tokio runtime actors are spawned from (never a BEAM thread).
+//! * [`job`]: the message a NIF puts in a mailbox, with its cancellation token.
+//! * [`executor`]: an actor pinned to its own OS thread, owning one interpreter.
+//! * [`pool`]: the running executors and round-robin dispatch.
+
+pub mod executor;
+pub mod job;
+pub mod pool;
+pub mod runtime;

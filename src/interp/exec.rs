@@ -1,0 +1,225 @@
+//! Running one request inside an attached interpreter.
+//!
+//! A request names an operation and carries its Erlang payload; the result comes
+//! back as a term in the same environment, ready to be sent to the caller.
+
+use super::convert::{py_to_term, term_to_py, type_name, ConvError};
+use crate::atoms;
+use pyo3::ffi;
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyString, PyTuple};
+use rustler::types::tuple::{get_tuple, make_tuple};
+use rustler::{Binary, Encoder, Env, Term};
+use std::collections::HashMap;
+use std::ffi::CString;
+
+/// What a request asks for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Op {
+    /// `{Module, Function, Args, Kwargs}`
+    Call,
+    /// `{Code, Locals}`
+    Eval,
+    /// `{Code}`
+    Exec,
+}
+
+/// A failed request: the `{error, Reason}` reason, and a traceback when Python raised.
+pub struct Failure<'a> {
+    pub reason: Term<'a>,
+    pub traceback: Option<Term<'a>>,
+}
+
+/// The globals a request runs in, and compiled code cached for them. Owned by one
+/// pinned thread and dropped on it, attached to the interpreter it belongs to.
+pub struct Namespace {
+    globals: Py<PyDict>,
+    code_cache: HashMap<(Vec<u8>, i32), Py<PyAny>>,
+}
+
+/// Compiled snippets kept per namespace before the cache is flushed.
+const CODE_CACHE_LIMIT: usize = 512;
+
+impl Namespace {
+    /// The `__main__` module's globals of the attached interpreter.
+    pub fn main(py: Python<'_>) -> PyResult<Self> {
+        let main = py.import("__main__")?;
+        let globals = main.getattr("__dict__")?.cast_into::<PyDict>()?.unbind();
+        Ok(Namespace { globals, code_cache: HashMap::new() })
+    }
+
+    /// Drops every Python reference this namespace holds, with the GIL of its
+    /// interpreter held (pyo3's reference pool is disabled on purpose).
+    pub fn release(self, _py: Python<'_>) {
+        drop(self);
+    }
+
+    fn compile<'py>(&mut self, py: Python<'py>, code: &[u8], mode: i32) -> PyResult<Bound<'py, PyAny>> {
+        let key = (code.to_vec(), mode);
+        if let Some(c) = self.code_cache.get(&key) {
+            return Ok(c.bind(py).clone());
+        }
+        let src = CString::new(code)
+            .map_err(|_| pyo3::exceptions::PyValueError::new_err("source code contains a NUL byte"))?;
+        // SAFETY: the GIL of the interpreter owning this namespace is held (`py`);
+        // Py_CompileString returns a new reference or NULL with an exception set.
+        let compiled = unsafe {
+            let ptr = ffi::Py_CompileString(src.as_ptr(), c"<erlang>".as_ptr(), mode);
+            Bound::from_owned_ptr_or_err(py, ptr)?
+        };
+        if self.code_cache.len() >= CODE_CACHE_LIMIT {
+            self.code_cache.clear();
+        }
+        self.code_cache.insert(key, compiled.clone().unbind());
+        Ok(compiled)
+    }
+
+    fn eval_code<'py>(&self, py: Python<'py>, code: &Bound<'py, PyAny>, locals: &Bound<'py, PyDict>) -> PyResult<Bound<'py, PyAny>> {
+        // SAFETY: GIL held (`py`); all three objects belong to this interpreter;
+        // PyEval_EvalCode returns a new reference or NULL with an exception set.
+        unsafe {
+            let ptr = ffi::PyEval_EvalCode(code.as_ptr(), self.globals.as_ptr(), locals.as_ptr());
+            Bound::from_owned_ptr_or_err(py, ptr)
+        }
+    }
+}
+
+fn bad_argument<'a>(env: Env<'a>, msg: &str) -> Failure<'a> {
+    Failure { reason: (atoms::bad_argument(), msg).encode(env), traceback: None }
+}
+
+fn text<'a>(term: Term<'a>) -> Option<&'a str> {
+    let bin: Binary = term.decode().ok()?;
+    std::str::from_utf8(bin.as_slice()).ok()
+}
+
+/// Runs `op` with `payload` in `ns`, returning the value term or a failure.
+pub fn run<'a>(py: Python<'_>, env: Env<'a>, ns: &mut Namespace, op: Op, payload: Term<'a>) -> Result<Term<'a>, Failure<'a>> {
+    let fields = get_tuple(payload).map_err(|_| bad_argument(env, "malformed request"))?;
+    let value = match (op, fields.as_slice()) {
+        (Op::Call, [module, function, args, kwargs]) => {
+            let module = text(*module).ok_or_else(|| bad_argument(env, "module name must be text"))?;
+            let function = text(*function).ok_or_else(|| bad_argument(env, "function name must be text"))?;
+            let callable = resolve(py, ns, module, function).map_err(|e| python_failure(py, env, e))?;
+            let args = convert_args(py, *args).map_err(|e| bad_argument(env, &e.message()))?;
+            let kwargs = convert_kwargs(py, *kwargs).map_err(|e| bad_argument(env, &e.message()))?;
+            callable.call(args, kwargs.as_ref()).map_err(|e| python_failure(py, env, e))?
+        }
+        (Op::Eval, [code, locals]) => {
+            let code = code.decode::<Binary>().map_err(|_| bad_argument(env, "code must be text"))?;
+            let locals = match term_to_py(py, *locals, 0).map_err(|e| bad_argument(env, &e.message()))?.cast_into::<PyDict>() {
+                Ok(d) if !d.is_empty() => d,
+                _ => ns.globals.bind(py).clone(),
+            };
+            let compiled = ns.compile(py, code.as_slice(), ffi::Py_eval_input).map_err(|e| python_failure(py, env, e))?;
+            ns.eval_code(py, &compiled, &locals).map_err(|e| python_failure(py, env, e))?
+        }
+        (Op::Exec, [code]) => {
+            let code = code.decode::<Binary>().map_err(|_| bad_argument(env, "code must be text"))?;
+            let compiled = ns.compile(py, code.as_slice(), ffi::Py_file_input).map_err(|e| python_failure(py, env, e))?;
+            let globals = ns.globals.bind(py).clone();
+            ns.eval_code(py, &compiled, &globals).map_err(|e| python_failure(py, env, e))?;
+            return Ok(atoms::ok().encode(env));
+        }
+        _ => return Err(bad_argument(env, "malformed request")),
+    };
+    py_to_term(env, &value, 0).map_err(|e| result_failure(env, e))
+}
+
+/// Finds `module.function`; `__main__` means this namespace's globals, and a dotted
+/// function name walks attributes (`path.join`).
+fn resolve<'py>(py: Python<'py>, ns: &Namespace, module: &str, function: &str) -> PyResult<Bound<'py, PyAny>> {
+    let mut parts = function.split('.');
+    let first = parts.next().unwrap_or("");
+    let mut obj = if module == "__main__" {
+        match ns.globals.bind(py).get_item(first)? {
+            Some(v) => v,
+            None => {
+                return Err(pyo3::exceptions::PyNameError::new_err(format!("name '{first}' is not defined")));
+            }
+        }
+    } else {
+        import(py, module)?.getattr(first)?
+    };
+    for part in parts {
+        obj = obj.getattr(part)?;
+    }
+    Ok(obj)
+}
+
+/// `sys.modules[name]` if already imported, else a real import.
+fn import<'py>(py: Python<'py>, name: &str) -> PyResult<Bound<'py, PyAny>> {
+    let pyname = PyString::new(py, name);
+    // SAFETY: GIL held (`py`); PyImport_GetModule returns a new reference or NULL
+    // (with an exception set only on a real error, which we clear and retry via import).
+    let cached = unsafe { Bound::from_owned_ptr_or_opt(py, ffi::PyImport_GetModule(pyname.as_ptr())) };
+    match cached {
+        Some(m) => Ok(m),
+        None => {
+            let _ = PyErr::take(py);
+            Ok(py.import(pyname)?.into_any())
+        }
+    }
+}
+
+fn convert_args<'py>(py: Python<'py>, args: Term<'_>) -> Result<Bound<'py, PyTuple>, ConvError> {
+    if !args.is_list() {
+        return Err(ConvError::Invalid("arguments must be a list".into()));
+    }
+    let list = term_to_py(py, args, 0)?;
+    let list = list.cast::<pyo3::types::PyList>().map_err(|_| ConvError::Invalid("arguments must be a list".into()))?;
+    Ok(list.to_tuple())
+}
+
+fn convert_kwargs<'py>(py: Python<'py>, kwargs: Term<'_>) -> Result<Option<Bound<'py, PyDict>>, ConvError> {
+    if !kwargs.is_map() {
+        return Err(ConvError::Invalid("keyword arguments must be a map".into()));
+    }
+    if kwargs.map_size().unwrap_or(0) == 0 {
+        return Ok(None);
+    }
+    let dict = PyDict::new(py);
+    let iter = rustler::types::map::MapIterator::new(kwargs).ok_or_else(|| ConvError::Invalid("bad map".into()))?;
+    for (k, v) in iter {
+        let key = if k.is_atom() {
+            k.atom_to_string().map_err(|_| ConvError::Invalid("bad keyword".into()))?
+        } else if let Some(s) = text(k) {
+            s.to_string()
+        } else {
+            return Err(ConvError::Invalid("keyword argument names must be atoms or binaries".into()));
+        };
+        dict.set_item(key, term_to_py(py, v, 1)?).map_err(|e| ConvError::Invalid(e.to_string()))?;
+    }
+    Ok(Some(dict))
+}
+
+fn result_failure<'a>(env: Env<'a>, e: ConvError) -> Failure<'a> {
+    let reason = match e {
+        ConvError::Unsupported(t) => (atoms::unsupported_type(), t).encode(env),
+        ConvError::Invalid(m) => (atoms::bad_result(), m).encode(env),
+    };
+    Failure { reason, traceback: None }
+}
+
+/// `{ExceptionName, Message}` and the formatted traceback of a Python exception.
+pub fn python_failure<'a>(py: Python<'_>, env: Env<'a>, err: PyErr) -> Failure<'a> {
+    let value = err.value(py);
+    let name = type_name(value.as_any());
+    let message = value.str().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    let traceback = format_traceback(py, &err).unwrap_or_default();
+    let name_atom = rustler::Atom::from_str(env, &name).unwrap_or_else(|_| atoms::error());
+    Failure {
+        reason: make_tuple(env, &[name_atom.encode(env), message.encode(env)]),
+        traceback: Some(traceback.encode(env)),
+    }
+}
+
+fn format_traceback(py: Python<'_>, err: &PyErr) -> PyResult<String> {
+    let tb = py.import("traceback")?;
+    let lines = tb.call_method1(
+        "format_exception",
+        (err.get_type(py), err.value(py), err.traceback(py)),
+    )?;
+    let joined = PyString::new(py, "").call_method1("join", (lines,))?;
+    joined.extract()
+}

@@ -1,0 +1,17 @@
+//! Everything that touches CPython lives here.
+//!
+//! * [`runtime`]: the process-wide interpreter, initialised once per node and never
+//!   finalised (CPython cannot be re-initialised safely).
+//! * [`thread`]: a thread state pinned to one OS thread, attached per job.
+//! * [`convert`]: Erlang terms straight to Python objects and back, no intermediate tree.
+//! * [`exec`]: running one call/eval/exec inside an attached interpreter.
+//! * [`erlang_module`]: the `erlang` module every interpreter gets.
+//!
+//! Rule of the room: every `unsafe` block says which interpreter's GIL it assumes
+//! is held by the current thread.
+
+pub mod convert;
+pub mod erlang_module;
+pub mod exec;
+pub mod runtime;
+pub mod thread;

@@ -1,0 +1,22 @@
+//! The NIF layer: term in, mailbox message out, `{ok, Handle}` back at once.
+//!
+//! Nothing here runs Python or waits for it. Replies reach callers by `enif_send`
+//! from actor threads.
+
+pub mod calls;
+pub mod floors;
+pub mod lifecycle;
+
+use rustler::{Env, Term};
+
+/// NIF load hook: registers resource types and sets the stack size for the
+/// threads this library spawns (Python code recursing deeply needs more than
+/// Rust's 2 MiB default).
+pub fn load(env: Env, _info: Term) -> bool {
+    if std::env::var_os("RUST_MIN_STACK").is_none() {
+        // SAFETY: set before this library spawns any thread; the BEAM's own
+        // threads do not read RUST_MIN_STACK.
+        unsafe { std::env::set_var("RUST_MIN_STACK", (16 * 1024 * 1024).to_string()) };
+    }
+    env.register::<calls::CallHandle>().is_ok()
+}
