@@ -49,7 +49,17 @@ static INIT: OnceLock<Result<PythonInfo, String>> = OnceLock::new();
 ///
 /// Must be called from a thread that is not a BEAM scheduler: it takes the GIL.
 pub fn ensure_initialized() -> Result<PythonInfo, String> {
-    INIT.get_or_init(initialize).clone()
+    INIT.get_or_init(|| {
+        // A dedicated thread becomes Python's main thread; it parks the main thread
+        // state and exits, so no pool thread stays bound to it.
+        std::thread::Builder::new()
+            .name("py-main".into())
+            .spawn(initialize)
+            .map_err(|e| format!("cannot spawn the py-main thread: {e}"))?
+            .join()
+            .unwrap_or_else(|_| Err("Python initialisation panicked".into()))
+    })
+    .clone()
 }
 
 /// The info, if Python has been initialised.
@@ -106,9 +116,9 @@ fn initialize() -> Result<PythonInfo, String> {
             ffi::Py_InitializeEx(0);
         }
     }
-    // SAFETY: this thread holds the main interpreter's GIL (just initialised).
-    let py = unsafe { pyo3::Python::assume_attached() };
-    let result = (|| -> Result<PythonInfo, String> {
+    // This thread holds the main GIL; attach finds its thread state and only
+    // records that pyo3 may use it.
+    let result = Python::attach(|py| -> Result<PythonInfo, String> {
         // pyo3 caches its PanicException type process-wide; create it here so the
         // main interpreter, which is never torn down, owns it.
         let _ = <pyo3::panic::PanicException as pyo3::PyTypeInfo>::type_object_raw(py);
@@ -129,7 +139,7 @@ fn initialize() -> Result<PythonInfo, String> {
             subinterp_supported: cfg!(Py_3_12) && !cfg!(Py_GIL_DISABLED),
             gil_enabled,
         })
-    })();
+    });
     // SAFETY: releases the main GIL taken by Py_InitializeEx; the main thread state
     // stays alive (parked) for the life of the node.
     unsafe {

@@ -77,8 +77,7 @@ impl PinnedInterp {
                 return Err(msg);
             }
             // Now attached to the sub-interpreter with its own GIL held.
-            let py = Python::assume_attached();
-            let installed = super::erlang_module::install(py);
+            let installed = Python::attach(super::erlang_module::install);
             ffi::PyEval_SaveThread();
             let me = PinnedInterp { tstate, parent, kind: Kind::Sub, _not_send: PhantomData };
             installed.map_err(|e| format!("installing the erlang module: {e}"))?;
@@ -107,9 +106,10 @@ impl PinnedInterp {
         // detached; RestoreThread takes its interpreter's GIL.
         unsafe { ffi::PyEval_RestoreThread(self.tstate) };
         let _detach = Detach;
-        // SAFETY: attached just above, until `_detach` drops after `f` returns.
-        let py = unsafe { Python::assume_attached() };
-        f(py)
+        // With our thread state current, pyo3's attach finds it through the
+        // gilstate binding (made at PyThreadState_New on 3.11, at every activation
+        // on 3.12+) and only bumps counters, so pyo3 knows the thread is attached.
+        Python::attach(f)
     }
 }
 

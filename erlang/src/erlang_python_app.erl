@@ -1,0 +1,47 @@
+%% @doc The erlang_python application: starts the Python side (initialising
+%% CPython once per node) and the supervision tree.
+-module(erlang_python_app).
+-behaviour(application).
+-export([start/2, prep_stop/1, stop/1]).
+
+-define(START_TIMEOUT, 120000).
+
+-spec start(application:start_type(), term()) -> {ok, pid()} | {error, term()}.
+start(_Type, _Args) ->
+    case config(num_executors, fun(N) -> is_integer(N) andalso N >= 1 andalso N =< 64 end) of
+        {ok, N} ->
+            case start_python(N) of
+                ok -> erlang_python_sup:start_link();
+                {error, _} = E -> E
+            end;
+        {error, _} = E ->
+            E
+    end.
+
+-spec prep_stop(term()) -> term().
+prep_stop(State) ->
+    Tag = make_ref(),
+    ok = py_nif:stop(Tag),
+    receive {py_started, Tag, _} -> ok after ?START_TIMEOUT -> ok end,
+    State.
+
+-spec stop(term()) -> ok.
+stop(_State) ->
+    ok.
+
+start_python(N) ->
+    Tag = make_ref(),
+    ok = py_nif:start(N, Tag),
+    receive
+        {py_started, Tag, ok} -> ok;
+        {py_started, Tag, {error, Msg}} -> {error, {python_start_failed, Msg}}
+    after ?START_TIMEOUT ->
+        {error, {python_start_failed, timeout}}
+    end.
+
+config(Key, Valid) ->
+    {ok, V} = application:get_env(erlang_python, Key),
+    case Valid(V) of
+        true -> {ok, V};
+        false -> {error, {invalid_config, Key, V}}
+    end.
