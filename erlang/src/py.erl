@@ -148,9 +148,15 @@ name(B, What) when is_binary(B) -> utf8(B, What);
 name(L, What) when is_list(L) -> chars(L, What);
 name(_, What) -> bad(What, <<" name must be an atom, binary or string">>).
 
-code(B) when is_binary(B) -> utf8(B, code);
-code(L) when is_list(L) -> chars(L, code);
+code(B) when is_binary(B) -> no_nul(utf8(B, code));
+code(L) when is_list(L) -> no_nul(chars(L, code));
 code(_) -> bad(code, <<" must be a binary or a string">>).
+
+no_nul(Code) ->
+    case binary:match(Code, <<0>>) of
+        nomatch -> Code;
+        _ -> bad(code, <<" contains a NUL byte">>)
+    end.
 
 list(L) when is_list(L) -> L;
 list(_) -> bad(arguments, <<" must be a list">>).

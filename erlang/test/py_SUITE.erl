@@ -1,0 +1,321 @@
+%% Calls, types and errors through the whole stack: Erlang -> NIF -> actor -> Python.
+-module(py_SUITE).
+-include_lib("common_test/include/ct.hrl").
+-include_lib("stdlib/include/assert.hrl").
+-compile([export_all, nowarn_export_all]).
+
+all() ->
+    [{group, types}, {group, calls}, {group, errors}, {group, lifecycle}].
+
+groups() ->
+    [{types, [parallel], [ints, big_ints, floats, special_floats, strings, bytes, atoms, lists,
+                          tuples, maps, nested, pids, kwargs_keys]},
+     {calls, [], [call_forms, eval_forms, exec_then_call, code_as_string, dotted_function,
+                  info_functions, concurrent_callers]},
+     {errors, [], [python_exceptions, traceback, unsupported_terms, invalid_utf8, deep_nesting,
+                   unsupported_results, system_exit, keyboard_interrupt, bad_call_arguments,
+                   unknown_names, timeout_no_late_reply, dead_caller_job_skipped,
+                   dead_caller_while_running]},
+     {lifecycle, [], [restart_application]}].
+
+init_per_suite(Config) ->
+    {ok, _} = application:ensure_all_started(erlang_python),
+    Config.
+
+end_per_suite(_Config) ->
+    ok = application:stop(erlang_python).
+
+init_per_group(_, Config) -> Config.
+end_per_group(_, _Config) -> ok.
+
+%% Round trip through Python's identity function.
+echo(X) -> py:call(builtins, id, [X]) =/= x andalso py:call(copy, deepcopy, [X]).
+
+%%% Types
+
+ints(_) ->
+    [?assertEqual({ok, I}, echo(I)) || I <- [0, 1, -1, 255, 1 bsl 62, -(1 bsl 63), (1 bsl 63) - 1]],
+    ?assertEqual({ok, <<"int">>}, py:eval(<<"type(x).__name__">>, #{x => 42})),
+    ?assertEqual({ok, 7}, py:call(operator, add, [3, 4])).
+
+big_ints(_) ->
+    Big = 1 bsl 200 + 12345,
+    [?assertEqual({ok, I}, echo(I)) || I <- [1 bsl 63, -(1 bsl 63) - 1, 1 bsl 64, Big, -Big]],
+    ?assertEqual({ok, Big * 3}, py:call(operator, mul, [Big, 3])),
+    ?assertEqual({ok, 1 bsl 100}, py:eval(<<"2**100">>)),
+    ?assertEqual({ok, -(1 bsl 100)}, py:eval(<<"-(2**100)">>)),
+    ?assertEqual({ok, true}, py:eval(<<"x == 2**200 + 12345">>, #{x => Big})).
+
+floats(_) ->
+    [?assertEqual({ok, F}, echo(F)) || F <- [0.0, 1.5, -2.25, 1.0e300, 5.0e-324]],
+    ?assertEqual({ok, <<"float">>}, py:eval(<<"type(x).__name__">>, #{x => 1.0})),
+    ?assertEqual({ok, 4.0}, py:call(math, sqrt, [16])).
+
+special_floats(_) ->
+    ?assertEqual({ok, nan}, py:eval(<<"float('nan')">>)),
+    ?assertEqual({ok, infinity}, py:eval(<<"float('inf')">>)),
+    ?assertEqual({ok, neg_infinity}, py:eval(<<"-float('inf')">>)),
+    ?assertEqual({ok, [nan, infinity]}, py:eval(<<"[float('nan'), float('inf')]">>)).
+
+strings(_) ->
+    ?assertEqual({ok, <<"héllo ✓"/utf8>>}, echo(<<"héllo ✓"/utf8>>)),
+    ?assertEqual({ok, <<"str">>}, py:eval(<<"type(x).__name__">>, #{x => <<"abc">>})),
+    ?assertEqual({ok, 3}, py:call(builtins, len, [<<"日本語"/utf8>>])),
+    ?assertEqual({ok, <<"HELLO">>}, py:call(builtins, <<"str.upper">>, [<<"hello">>])),
+    ?assertEqual({ok, <<>>}, echo(<<>>)).
+
+bytes(_) ->
+    Bin = <<0, 255, 128, 10>>,
+    ?assertEqual({ok, <<"bytes">>}, py:eval(<<"type(x).__name__">>, #{x => {'$bytes', Bin}})),
+    ?assertEqual({ok, Bin}, py:eval(<<"x">>, #{x => {'$bytes', Bin}})),
+    ?assertEqual({ok, <<1, 2, 3>>}, py:eval(<<"bytes([1, 2, 3])">>)),
+    ?assertEqual({ok, <<"ab">>}, py:eval(<<"bytearray(b'ab')">>)),
+    Big = binary:copy(<<"x">>, 1 bsl 20),
+    ?assertEqual({ok, Big}, py:eval(<<"x">>, #{x => {'$bytes', Big}})).
+
+atoms(_) ->
+    ?assertEqual({ok, <<"bool">>}, py:eval(<<"type(x).__name__">>, #{x => true})),
+    ?assertEqual({ok, [true, false]}, py:eval(<<"[x is True, y is True]">>, #{x => true, y => false})),
+    [?assertEqual({ok, true}, py:eval(<<"x is None">>, #{x => A})) || A <- [none, nil, undefined]],
+    ?assertEqual({ok, <<"hello">>}, py:eval(<<"x">>, #{x => hello})),
+    ?assertEqual({ok, <<"str">>}, py:eval(<<"type(x).__name__">>, #{x => hello})),
+    ?assertEqual({ok, none}, py:eval(<<"None">>)),
+    ?assertEqual({ok, true}, py:eval(<<"True">>)),
+    ?assertEqual({ok, false}, py:eval(<<"1 == 2">>)).
+
+lists(_) ->
+    ?assertEqual({ok, [1, 2, 3]}, echo([1, 2, 3])),
+    ?assertEqual({ok, []}, echo([])),
+    ?assertEqual({ok, <<"list">>}, py:eval(<<"type(x).__name__">>, #{x => [1]})),
+    ?assertEqual({ok, [0, 1, 4]}, py:eval(<<"[i*i for i in range(3)]">>)),
+    ?assertEqual({ok, "abc"}, echo("abc")).
+
+tuples(_) ->
+    ?assertEqual({ok, {1, <<"a">>, 2.0}}, echo({1, <<"a">>, 2.0})),
+    ?assertEqual({ok, {}}, echo({})),
+    ?assertEqual({ok, <<"tuple">>}, py:eval(<<"type(x).__name__">>, #{x => {1, 2}})),
+    ?assertEqual({ok, {1, 2}}, py:eval(<<"(1, 2)">>)).
+
+maps(_) ->
+    M = #{<<"a">> => 1, 2 => [3], {4, 5} => #{<<"x">> => none}},
+    ?assertEqual({ok, M}, echo(M)),
+    ?assertEqual({ok, #{}}, echo(#{})),
+    ?assertEqual({ok, <<"dict">>}, py:eval(<<"type(x).__name__">>, #{x => #{a => 1}})),
+    %% atom keys become str keys, so they come back as binaries
+    ?assertEqual({ok, #{<<"a">> => 1}}, echo(#{a => 1})),
+    %% Python keys that meet as one Erlang term: one entry, no crash
+    {ok, M2} = py:eval(<<"{'a': 1, b'a': 2}">>),
+    ?assertEqual(1, map_size(M2)),
+    ?assertMatch({error, {bad_argument, _}}, py:eval(<<"x">>, #{x => #{[1] => 2}})).
+
+nested(_) ->
+    T = #{<<"k">> => [{1, [2, #{<<"z">> => [<<"deep">>, 1 bsl 70]}]}, none, 3.5]},
+    ?assertEqual({ok, T}, echo(T)).
+
+pids(_) ->
+    Self = self(),
+    ?assertEqual({ok, Self}, echo(Self)),
+    ?assertEqual({ok, <<"Pid">>}, py:eval(<<"type(p).__name__">>, #{p => Self})),
+    ?assertEqual({ok, true}, py:eval(<<"p == q and hash(p) == hash(q) and len({p, q}) == 1">>,
+                                     #{p => Self, q => Self})),
+    Other = spawn(fun() -> receive stop -> ok end end),
+    ?assertEqual({ok, false}, py:eval(<<"p == q">>, #{p => Self, q => Other})),
+    ?assertEqual({ok, Other}, py:eval(<<"sorted([q, p])[0] if False else q">>, #{p => Self, q => Other})),
+    {ok, Repr} = py:eval(<<"repr(p)">>, #{p => Self}),
+    ?assertNotEqual(nomatch, binary:match(Repr, list_to_binary(pid_to_list(Self)))),
+    Other ! stop.
+
+kwargs_keys(_) ->
+    ?assertEqual({ok, <<"1-2">>}, py:call(builtins, 'str.format', [<<"{a}-{b}">>], #{a => 1, <<"b">> => 2})),
+    ?assertEqual({ok, 8}, py:call(builtins, pow, [2, 3], #{})),
+    ?assertMatch({error, {bad_argument, _}}, py:call(builtins, pow, [2, 3], #{1 => 2})).
+
+%%% Calls
+
+call_forms(_) ->
+    ?assertEqual({ok, 4.0}, py:call(math, sqrt, [16])),
+    ?assertEqual({ok, 4.0}, py:call("math", "sqrt", [16])),
+    ?assertEqual({ok, 4.0}, py:call(<<"math">>, <<"sqrt">>, [16])),
+    ?assertEqual({ok, <<"[1, 2]">>}, py:call(json, dumps, [[1, 2]], #{})),
+    ?assertEqual({ok, <<"[1,2]">>}, py:call(json, dumps, [[1, 2]], #{separators => {<<",">>, <<":">>}})),
+    ?assertEqual({ok, 3}, py:call(builtins, max, [[1, 3, 2]], #{}, 5000)),
+    ?assertEqual({ok, 1}, py:call(builtins, min, [[1, 3, 2]], #{}, infinity)).
+
+eval_forms(_) ->
+    ?assertEqual({ok, 2}, py:eval("1 + 1")),
+    ?assertEqual({ok, 6}, py:eval(<<"2 + 4">>)),
+    ?assertEqual({ok, 30}, py:eval(<<"x * y">>, #{x => 5, y => 6})),
+    ?assertEqual({ok, 30}, py:eval(<<"x * y">>, #{x => 5, y => 6}, 5000)),
+    %% the same code text with different locals is not confused by the code cache
+    ?assertEqual({ok, 42}, py:eval(<<"x * y">>, #{x => 6, y => 7})).
+
+exec_then_call(_) ->
+    ok = py:exec(<<"def double(x):\n    return x * 2\n">>),
+    ?assertEqual({ok, 42}, py:call('__main__', double, [21])),
+    ok = py:exec("counter_value = 41"),
+    ?assertEqual({ok, 42}, py:eval(<<"counter_value + 1">>)),
+    ?assertEqual({ok, 10}, py:eval(<<"double(x)">>, #{x => 5})).
+
+code_as_string(_) ->
+    ?assertEqual({ok, <<"é"/utf8>>}, py:eval("'é'")),
+    ok = py:exec("s_value = 'ü'"),
+    ?assertEqual({ok, <<"ü"/utf8>>}, py:eval("s_value")).
+
+dotted_function(_) ->
+    ?assertEqual({ok, <<"a/b">>}, py:call(os, 'path.join', [<<"a">>, <<"b">>])),
+    ?assertEqual({ok, 3}, py:call(builtins, 'int.bit_length', [5])).
+
+info_functions(_) ->
+    {ok, V} = py:version(),
+    ?assertMatch(<<"3.", _/binary>>, V),
+    ?assert(lists:member(py:execution_mode(), [free_threaded, subinterp, multi_executor])),
+    ?assertEqual(application:get_env(erlang_python, num_executors, 4), py:num_executors()),
+    ?assert(is_boolean(py:subinterp_supported())).
+
+concurrent_callers(_) ->
+    Parent = self(),
+    N = 1000,
+    Pids = [spawn_link(fun() ->
+                Results = [py:call(operator, mul, [I, J]) || J <- lists:seq(1, 5)],
+                Strs = py:call(builtins, 'str.format', [<<"caller-{}">>, I]),
+                Parent ! {done, self(), I, Results, Strs}
+            end) || I <- lists:seq(1, N)],
+    Got = [receive {done, P, I, R, S} -> {I, R, S} after 60000 -> error(timeout) end || P <- Pids],
+    [begin
+         ?assertEqual([{ok, I * J} || J <- lists:seq(1, 5)], R),
+         ?assertEqual({ok, <<"caller-", (integer_to_binary(I))/binary>>}, S)
+     end || {I, R, S} <- Got],
+    ?assertEqual(N, length(Got)).
+
+%%% Errors
+
+python_exceptions(_) ->
+    ?assertEqual({error, {'ZeroDivisionError', <<"division by zero">>}}, py:eval(<<"1/0">>)),
+    ?assertMatch({error, {'ValueError', _}}, py:call(builtins, int, [<<"abc">>])),
+    ?assertMatch({error, {'KeyError', _}}, py:eval(<<"{}['missing']">>)),
+    ?assertMatch({error, {'TypeError', _}}, py:call(math, sqrt, [<<"x">>])),
+    ?assertMatch({error, {'SyntaxError', _}}, py:eval(<<"1 +">>)),
+    ?assertMatch({error, {'SyntaxError', _}}, py:exec(<<"def (:">>)),
+    ?assertMatch({error, {'JSONDecodeError', _}}, py:call(json, loads, [<<"{bad">>])),
+    ok = py:exec(<<"class MyError(Exception):\n    pass\ndef boom():\n    raise MyError('custom')\n">>),
+    ?assertEqual({error, {'MyError', <<"custom">>}}, py:call('__main__', boom, [])),
+    ?assertMatch({error, {'RecursionError', _}},
+                 py:exec(<<"def rec(n):\n    return rec(n + 1)\nrec(0)\n">>)),
+    %% the node and the executors are still fine
+    ?assertEqual({ok, 2}, py:eval(<<"1 + 1">>)).
+
+traceback(_) ->
+    ok = py:exec(<<"def inner():\n    raise ValueError('deep')\ndef outer():\n    inner()\n">>),
+    ?assertEqual({error, {'ValueError', <<"deep">>}}, py:call('__main__', outer, [])),
+    {ok, Tb} = py:last_traceback(),
+    ?assertNotEqual(nomatch, binary:match(Tb, <<"in inner">>)),
+    ?assertNotEqual(nomatch, binary:match(Tb, <<"in outer">>)),
+    ?assertNotEqual(nomatch, binary:match(Tb, <<"ValueError: deep">>)).
+
+unsupported_terms(_) ->
+    ?assertMatch({error, {bad_argument, <<"references", _/binary>>}}, py:call(builtins, id, [make_ref()])),
+    ?assertMatch({error, {bad_argument, <<"funs", _/binary>>}}, py:call(builtins, id, [fun() -> ok end])),
+    Port = hd(erlang:ports()),
+    ?assertMatch({error, {bad_argument, <<"ports", _/binary>>}}, py:call(builtins, id, [Port])),
+    ?assertMatch({error, {bad_argument, _}}, py:call(builtins, id, [[1 | 2]])),
+    ?assertMatch({error, {bad_argument, _}}, py:call(builtins, id, [<<1:3>>])),
+    ?assertMatch({error, {bad_argument, _}}, py:eval(<<"x">>, #{x => {'$bytes', not_a_binary}})).
+
+invalid_utf8(_) ->
+    ?assertMatch({error, {bad_argument, <<"binary is not valid UTF-8", _/binary>>}},
+                 py:call(builtins, len, [<<255, 254>>])),
+    ?assertMatch({error, {bad_argument, _}}, py:eval(<<255, 254>>)),
+    ?assertMatch({error, {bad_argument, _}}, py:call(<<255>>, f, [])),
+    ?assertMatch({error, {bad_argument, _}}, py:exec([16#110000])),
+    ?assertEqual({ok, 2}, py:call(builtins, len, [{'$bytes', <<255, 254>>}])).
+
+deep_nesting(_) ->
+    Deep = lists:foldl(fun(_, Acc) -> [Acc] end, [], lists:seq(1, 10000)),
+    ?assertMatch({error, {bad_argument, <<"nested deeper", _/binary>>}}, py:call(builtins, id, [Deep])),
+    Ok = lists:foldl(fun(_, Acc) -> [Acc] end, [], lists:seq(1, 400)),
+    ?assertEqual({ok, Ok}, echo(Ok)),
+    ?assertMatch({error, {bad_result, <<"nested deeper", _/binary>>}},
+                 py:eval(<<"__import__('functools').reduce(lambda a, _: [a], range(10000), [])">>)),
+    %% a list that contains itself
+    ?assertMatch({error, {bad_result, _}}, py:exec(<<"cyc = []\ncyc.append(cyc)">>) =:= ok andalso py:eval(<<"cyc">>)),
+    Huge = lists:seq(1, 1000000),
+    ?assertEqual({ok, 1000000}, py:call(builtins, len, [Huge])).
+
+unsupported_results(_) ->
+    ?assertEqual({error, {unsupported_type, <<"set">>}}, py:eval(<<"{1, 2}">>)),
+    ?assertEqual({error, {unsupported_type, <<"function">>}}, py:eval(<<"lambda: 1">>)),
+    ?assertEqual({error, {unsupported_type, <<"object">>}}, py:eval(<<"[object()]">>)),
+    ?assertMatch({error, {bad_result, _}}, py:eval(<<"'\\udc80'">>)).
+
+system_exit(_) ->
+    ?assertMatch({error, {'SystemExit', _}}, py:call(sys, exit, [3])),
+    ?assertMatch({error, {'SystemExit', _}}, py:exec(<<"raise SystemExit('bye')">>)),
+    ?assertMatch({error, {'SystemExit', _}}, py:exec(<<"import sys\nsys.exit()">>)),
+    ?assertEqual({ok, 2}, py:eval(<<"1 + 1">>)).
+
+keyboard_interrupt(_) ->
+    ?assertMatch({error, {'KeyboardInterrupt', _}}, py:exec(<<"raise KeyboardInterrupt">>)),
+    ?assertMatch({error, {'GeneratorExit', _}}, py:exec(<<"raise GeneratorExit">>)),
+    ?assertEqual({ok, 2}, py:eval(<<"1 + 1">>)).
+
+bad_call_arguments(_) ->
+    ?assertMatch({error, {bad_argument, _}}, py:call(math, sqrt, not_a_list)),
+    ?assertMatch({error, {bad_argument, _}}, py:call(math, sqrt, [1], not_a_map)),
+    ?assertMatch({error, {bad_argument, _}}, py:call(123, sqrt, [1])),
+    ?assertMatch({error, {bad_argument, _}}, py:eval(123)),
+    ?assertMatch({error, {bad_argument, _}}, py:eval(<<"1">>, not_a_map)),
+    ?assertMatch({error, {bad_argument, _}}, py:eval(<<"1\0">>)).
+
+unknown_names(_) ->
+    ?assertMatch({error, {'ModuleNotFoundError', _}}, py:call(no_such_module_xyz, f, [])),
+    ?assertMatch({error, {'AttributeError', _}}, py:call(math, no_such_function, [])),
+    ?assertMatch({error, {'NameError', _}}, py:call('__main__', no_such_function_xyz, [])),
+    ?assertMatch({error, {'NameError', _}}, py:eval(<<"undefined_name_xyz">>)).
+
+timeout_no_late_reply(_) ->
+    ?assertEqual({error, timeout}, py:call(time, sleep, [0.3], #{}, 20)),
+    ?assertEqual({error, timeout}, py:eval(<<"__import__('time').sleep(0.3)">>, #{}, 20)),
+    %% wait until both sleeps are over (an executor answers the next call only then)
+    [?assertEqual({ok, none}, py:call(time, sleep, [0.31])) || _ <- lists:seq(1, py:num_executors())],
+    receive Stray -> ct:fail({late_reply, Stray}) after 0 -> ok end.
+
+%% A caller that dies while its job is still queued: the job never runs.
+dead_caller_job_skipped(Config) ->
+    Gate = filename:join(?config(priv_dir, Config), "gate"),
+    file:delete(Gate),
+    N = py:num_executors(),
+    Wait = iolist_to_binary(["import os, time\nwhile not os.path.exists(r'", Gate, "'):\n    time.sleep(0.005)\n"]),
+    ok = py:exec(<<"import builtins\nbuiltins.ran_after_death = False">>),
+    Self = self(),
+    %% occupy every executor until the gate opens
+    Blockers = [spawn(fun() -> Self ! {blocker, py:exec(Wait)} end) || _ <- lists:seq(1, N)],
+    Victim = spawn(fun() ->
+                           {ok, H} = py_nif:submit(exec, {<<"import builtins\nbuiltins.ran_after_death = True">>}, make_ref()),
+                           Self ! submitted,
+                           receive never -> H end
+                   end),
+    receive submitted -> ok end,
+    exit(Victim, kill),
+    ok = file:write_file(Gate, <<>>),
+    [receive {blocker, ok} -> ok after 30000 -> ct:fail(blocker_stuck) end || _ <- Blockers],
+    %% one call per executor: every queue has been drained past the victim's job
+    [?assertEqual({ok, false}, py:eval(<<"__import__('builtins').ran_after_death">>)) || _ <- lists:seq(1, N)].
+
+%% A caller that dies while Python runs its job: nothing reaches anyone, the node goes on.
+dead_caller_while_running(_) ->
+    Victim = spawn(fun() -> py:call(time, sleep, [0.2]) end),
+    timer:sleep(20),
+    exit(Victim, kill),
+    [?assertEqual({ok, none}, py:call(time, sleep, [0.21])) || _ <- lists:seq(1, py:num_executors())],
+    receive Stray -> ct:fail({stray, Stray}) after 0 -> ok end.
+
+%%% Lifecycle
+
+restart_application(_) ->
+    ok = py:exec(<<"survives_restart = 'yes'">>),
+    ok = application:stop(erlang_python),
+    ?assertEqual({error, not_started}, py:eval(<<"1">>)),
+    {ok, _} = application:ensure_all_started(erlang_python),
+    ?assertEqual({ok, 2}, py:eval(<<"1 + 1">>)),
+    %% one interpreter per node: Python state outlives an application restart
+    ?assertEqual({ok, <<"yes">>}, py:eval(<<"survives_restart">>)).
