@@ -4,8 +4,10 @@
 //! * [`job`]: the message a NIF puts in a mailbox, with its cancellation token.
 //! * [`executor`]: an actor pinned to its own OS thread, owning one interpreter.
 //! * [`pool`]: the running executors and round-robin dispatch.
+//! * [`token`]: who wins between a reply and a caller giving up.
 
 pub mod executor;
 pub mod job;
 pub mod pool;
 pub mod runtime;
+pub mod token;

@@ -1,0 +1,39 @@
+# erlang_python: build, test, demo.
+#   make setup   install what a fresh Debian/Ubuntu machine lacks
+#   make         build the NIF and the OTP application
+#   make test    every test: cargo tests and the Common Test suites
+#   make demo    start the application and show calls, eval, exec, types, errors
+#   make shell   an Erlang shell with the application started
+#   make bench   the benchmark table (also written to docs/benchmarks.md)
+# Pick the Python with PYTHON_CONFIG=/path/python3.X-config or PYTHON=/path/python3.
+export PYTHON PYTHON_CONFIG PERF_BUILD
+
+.PHONY: all build setup test test-rust test-erlang demo shell bench clean
+
+all: build
+
+build:
+	cd erlang && rebar3 compile
+
+setup:
+	bash scripts/setup
+
+test: test-rust test-erlang
+
+test-rust:
+	bash -c '. scripts/python-env && cargo test --quiet'
+
+test-erlang:
+	cd erlang && rebar3 ct
+
+demo: build
+	escript scripts/demo.escript
+
+shell: build
+	cd erlang && rebar3 shell --apps erlang_python
+
+bench: build
+	escript scripts/bench.escript
+
+clean:
+	rm -rf target erlang/_build erlang/priv
