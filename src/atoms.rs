@@ -20,4 +20,7 @@ rustler::atoms! {
     unsupported_type,
     not_started,
     noproc,
+    context_stopped,
+    context_failed,
+    no_context,
 }

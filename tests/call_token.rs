@@ -42,3 +42,27 @@ fn exactly_one_side_wins_under_contention() {
         assert!(replied != cancelled, "replied={replied} cancelled={cancelled}");
     }
 }
+
+#[test]
+fn claim_answers_an_unanswered_job_once() {
+    let t = CallToken::default();
+    assert!(t.claim());
+    assert!(!t.claim());
+    assert!(!t.start());
+    assert!(!t.cancel());
+    let t = CallToken::default();
+    assert!(t.start());
+    assert!(t.claim());
+    assert!(!t.finish());
+}
+
+#[test]
+fn claim_loses_to_cancel_and_to_a_reply() {
+    let t = CallToken::default();
+    assert!(t.cancel());
+    assert!(!t.claim());
+    let t = CallToken::default();
+    assert!(t.start());
+    assert!(t.finish());
+    assert!(!t.claim());
+}

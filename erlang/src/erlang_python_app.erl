@@ -8,18 +8,21 @@
 
 -spec start(application:start_type(), term()) -> {ok, pid()} | {error, term()}.
 start(_Type, _Args) ->
-    case config(num_executors, fun(N) -> is_integer(N) andalso N >= 1 andalso N =< 64 end) of
-        {ok, N} ->
-            case start_python(N) of
-                ok -> erlang_python_sup:start_link();
-                {error, _} = E -> E
-            end;
-        {error, _} = E ->
-            E
-    end.
+    InRange = fun(N) -> is_integer(N) andalso N >= 1 andalso N =< 64 end,
+    maybe_start([config(num_executors, 4, InRange),
+                 config(num_contexts, erlang:system_info(schedulers), InRange)]).
+
+maybe_start([{ok, Executors}, {ok, Contexts}]) ->
+    case start_python(Executors, Contexts) of
+        ok -> erlang_python_sup:start_link();
+        {error, _} = E -> E
+    end;
+maybe_start(Configs) ->
+    hd([E || {error, _} = E <- Configs]).
 
 -spec prep_stop(term()) -> term().
 prep_stop(State) ->
+    py_context_router:unpublish(),
     Tag = make_ref(),
     ok = py_nif:stop(Tag),
     receive {py_started, Tag, _} -> ok after ?START_TIMEOUT -> ok end,
@@ -29,9 +32,9 @@ prep_stop(State) ->
 stop(_State) ->
     ok.
 
-start_python(N) ->
+start_python(Executors, Contexts) ->
     Tag = make_ref(),
-    ok = py_nif:start(N, Tag),
+    ok = py_nif:start(Executors, Contexts, Tag),
     receive
         {py_started, Tag, ok} -> ok;
         {py_started, Tag, {error, Msg}} -> {error, {python_start_failed, Msg}}
@@ -39,8 +42,8 @@ start_python(N) ->
         {error, {python_start_failed, timeout}}
     end.
 
-config(Key, Valid) ->
-    {ok, V} = application:get_env(erlang_python, Key),
+config(Key, Default, Valid) ->
+    V = application:get_env(erlang_python, Key, Default),
     case Valid(V) of
         true -> {ok, V};
         false -> {error, {invalid_config, Key, V}}

@@ -1,5 +1,5 @@
-%% @doc Top supervisor of erlang_python. Python's executors are Rust actors
-%% supervised on the Rust side; Erlang-side services hang here.
+%% @doc Top supervisor of erlang_python. Executors and contexts are Rust actors
+%% supervised by the router actor on the Rust side; Erlang-side services hang here.
 -module(erlang_python_sup).
 -behaviour(supervisor).
 -export([start_link/0, init/1]).
@@ -10,4 +10,5 @@ start_link() ->
 
 -spec init([]) -> {ok, {supervisor:sup_flags(), [supervisor:child_spec()]}}.
 init([]) ->
-    {ok, {#{strategy => one_for_one, intensity => 10, period => 10}, []}}.
+    Router = #{id => py_context_router, start => {py_context_router, start_link, []}},
+    {ok, {#{strategy => one_for_one, intensity => 10, period => 10}, [Router]}}.

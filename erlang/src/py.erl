@@ -20,11 +20,14 @@
 
 -export([call/3, call/4, call/5,
          eval/1, eval/2, eval/3,
-         exec/1,
+         exec/1, exec/2,
+         parallel/1,
+         context/0, context/1, start_contexts/0, start_contexts/1, stop_contexts/0,
+         contexts_started/0,
          version/0, execution_mode/0, num_executors/0, subinterp_supported/0,
          last_traceback/0]).
 
--export_type([value/0, error/0, kwargs/0]).
+-export_type([value/0, error/0, kwargs/0, call_opts/0]).
 
 -type value() :: term().
 -type error() :: {atom(), binary()} | timeout | not_started
@@ -33,47 +36,117 @@
 -type kwargs() :: #{atom() | binary() => term()}.
 -type name() :: atom() | binary() | string().
 -type code() :: binary() | string().
+-type ctx() :: py_context_router:context().
+-type call_opts() :: #{kwargs => kwargs(), timeout => timeout()}.
 
-%% @doc Calls `Module.Function(*Args)'.
+%% @doc Calls `Module.Function(*Args)' in the calling process's context.
 -spec call(name(), name(), list()) -> {ok, value()} | {error, error()}.
 call(Module, Function, Args) ->
     call(Module, Function, Args, #{}, default_timeout()).
 
-%% @doc Calls `Module.Function(*Args, **Kwargs)'.
--spec call(name(), name(), list(), kwargs()) -> {ok, value()} | {error, error()}.
+%% @doc `call(Module, Function, Args, Kwargs)' calls `Module.Function(*Args, **Kwargs)';
+%% `call(Ctx, Module, Function, Args)' calls `Module.Function(*Args)' in context `Ctx'.
+-spec call(name() | ctx(), name(), list() | name(), kwargs() | list()) ->
+          {ok, value()} | {error, error()}.
+call({py_context, _} = Ctx, Module, Function, Args) ->
+    call(Ctx, Module, Function, Args, #{});
 call(Module, Function, Args, Kwargs) ->
     call(Module, Function, Args, Kwargs, default_timeout()).
 
-%% @doc Calls `Module.Function(*Args, **Kwargs)', waiting at most `Timeout' ms.
--spec call(name(), name(), list(), kwargs(), timeout()) -> {ok, value()} | {error, error()}.
+%% @doc `call(Module, Function, Args, Kwargs, Timeout)', or
+%% `call(Ctx, Module, Function, Args, #{kwargs => Kwargs, timeout => Timeout})'.
+-spec call(name() | ctx(), name(), list() | name(), kwargs() | list(), timeout() | call_opts()) ->
+          {ok, value()} | {error, error()}.
+call({py_context, _} = Ctx, Module, Function, Args, Opts) when is_map(Opts) ->
+    maybe_request(Ctx, fun() ->
+        {call, {name(Module, module), name(Function, function), list(Args),
+                kwargs(maps:get(kwargs, Opts, #{}))}}
+    end, maps:get(timeout, Opts, default_timeout()));
 call(Module, Function, Args, Kwargs, Timeout) ->
-    maybe_request(fun() ->
+    maybe_request(py_context_router:get_context(), fun() ->
         {call, {name(Module, module), name(Function, function),
                 list(Args), kwargs(Kwargs)}}
     end, Timeout).
 
-%% @doc Evaluates a Python expression.
+%% @doc Evaluates a Python expression in the calling process's context.
 -spec eval(code()) -> {ok, value()} | {error, error()}.
 eval(Code) ->
     eval(Code, #{}, default_timeout()).
 
-%% @doc Evaluates a Python expression with extra local names.
--spec eval(code(), map()) -> {ok, value()} | {error, error()}.
+%% @doc `eval(Code, Locals)' evaluates with extra local names; `eval(Ctx, Code)'
+%% evaluates in context `Ctx'.
+-spec eval(code() | ctx(), map() | code()) -> {ok, value()} | {error, error()}.
+eval({py_context, _} = Ctx, Code) ->
+    eval(Ctx, Code, #{});
 eval(Code, Locals) ->
     eval(Code, Locals, default_timeout()).
 
-%% @doc Evaluates a Python expression with extra local names and a timeout.
--spec eval(code(), map(), timeout()) -> {ok, value()} | {error, error()}.
+%% @doc `eval(Code, Locals, Timeout)', or `eval(Ctx, Code, Locals)'.
+-spec eval(code() | ctx(), map() | code(), timeout() | map()) -> {ok, value()} | {error, error()}.
+eval({py_context, _} = Ctx, Code, Locals) ->
+    maybe_request(Ctx, fun() -> {eval, {code(Code), locals(Locals)}} end, default_timeout());
 eval(Code, Locals, Timeout) ->
-    maybe_request(fun() -> {eval, {code(Code), locals(Locals)}} end, Timeout).
+    maybe_request(py_context_router:get_context(),
+                  fun() -> {eval, {code(Code), locals(Locals)}} end, Timeout).
 
-%% @doc Executes Python statements; names they define stay in the globals.
+%% @doc Executes Python statements in the calling process's context; names they
+%% define stay in its globals (visible as `'__main__'' to `call').
 -spec exec(code()) -> ok | {error, error()}.
 exec(Code) ->
-    case maybe_request(fun() -> {exec, {code(Code)}} end, default_timeout()) of
+    exec(py_context_router:get_context(), Code).
+
+%% @doc Executes Python statements in context `Ctx'.
+-spec exec(ctx(), code()) -> ok | {error, error()}.
+exec({py_context, _} = Ctx, Code) ->
+    case maybe_request(Ctx, fun() -> {exec, {code(Code)}} end, default_timeout()) of
         {ok, ok} -> ok;
         {error, _} = E -> E
     end.
+
+%% @doc Runs the calls side by side, spread over distinct contexts, and returns one
+%% result per call in input order: `{ok, [{ok, V} | {error, E}]}'.
+-spec parallel([{name(), name(), list()}]) -> {ok, [{ok, value()} | {error, error()}]}.
+parallel(Calls) when is_list(Calls) ->
+    N = max(1, py_context_router:num_contexts()),
+    First = erlang:unique_integer([positive]),
+    Ctxs = [case py_context_router:num_contexts() of
+                0 -> {py_context, main};
+                _ -> {py_context, (First + I) rem N + 1}
+            end || I <- lists:seq(1, length(Calls))],
+    Pending = [submit_call(Ctx, Call) || {Ctx, Call} <- lists:zip(Ctxs, Calls)],
+    Timeout = default_timeout(),
+    {ok, [await(P, Timeout) || P <- Pending]}.
+
+%% @doc The calling process's context (see {@link py_context_router:get_context/0}).
+-spec context() -> ctx().
+context() ->
+    py_context_router:get_context().
+
+%% @doc Context number `N' (1-based), or `main': the main interpreter, for
+%% modules that cannot load in sub-interpreters (numpy, ctypes on 3.12).
+-spec context(pos_integer() | main) -> ctx().
+context(N) ->
+    py_context_router:get_context(N).
+
+%% @doc Starts the default number of contexts (replacing running ones).
+-spec start_contexts() -> {ok, [ctx()]} | {error, term()}.
+start_contexts() ->
+    py_context_router:start().
+
+%% @doc Starts contexts: `#{contexts => N}'.
+-spec start_contexts(#{contexts => pos_integer()}) -> {ok, [ctx()]} | {error, term()}.
+start_contexts(Opts) ->
+    py_context_router:start(Opts).
+
+%% @doc Stops every context.
+-spec stop_contexts() -> ok.
+stop_contexts() ->
+    py_context_router:stop().
+
+%% @doc Whether contexts are running.
+-spec contexts_started() -> boolean().
+contexts_started() ->
+    py_context_router:num_contexts() > 0.
 
 %% @doc The linked Python's `sys.version'.
 -spec version() -> {ok, binary()} | {error, not_started}.
@@ -112,16 +185,16 @@ last_traceback() ->
 default_timeout() ->
     application:get_env(erlang_python, call_timeout, 30000).
 
-maybe_request(Build, Timeout) ->
+maybe_request({py_context, Target}, Build, Timeout) ->
     try Build() of
-        {Op, Payload} -> request(Op, Payload, Timeout)
+        {Op, Payload} -> request(Target, Op, Payload, Timeout)
     catch
         throw:{bad_argument, _} = Bad -> {error, Bad}
     end.
 
-request(Op, Payload, Timeout) ->
+request(Target, Op, Payload, Timeout) ->
     Tag = make_ref(),
-    case py_nif:submit(Op, Payload, Tag) of
+    case py_nif:submit(Target, Op, Payload, Tag) of
         {ok, Handle} ->
             receive
                 {py_reply, Tag, Result} -> Result;
@@ -141,6 +214,33 @@ await_sent(Tag) ->
     receive
         {py_reply, Tag, Result} -> Result;
         {py_reply, Tag, Error, Traceback} -> put(py_last_traceback, Traceback), Error
+    end.
+
+submit_call({py_context, Target}, {M, F, A}) ->
+    try {name(M, module), name(F, function), list(A), #{}} of
+        Payload ->
+            Tag = make_ref(),
+            case py_nif:submit(Target, call, Payload, Tag) of
+                {ok, Handle} -> {Tag, Handle};
+                {error, _} = E -> E
+            end
+    catch
+        throw:{bad_argument, _} = Bad -> {error, Bad}
+    end;
+submit_call(_, _) ->
+    {error, {bad_argument, <<"each call must be {Module, Function, Args}">>}}.
+
+await({error, _} = E, _Timeout) ->
+    E;
+await({Tag, Handle}, Timeout) ->
+    receive
+        {py_reply, Tag, Result} -> Result;
+        {py_reply, Tag, Error, Traceback} -> put(py_last_traceback, Traceback), Error
+    after Timeout ->
+        case py_nif:cancel(Handle) of
+            true -> {error, timeout};
+            false -> await_sent(Tag)
+        end
     end.
 
 name(A, _) when is_atom(A) -> atom_to_binary(A, utf8);

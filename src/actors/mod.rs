@@ -2,12 +2,14 @@
 //!
 //! * [`runtime`]: the tokio runtime actors are spawned from (never a BEAM thread).
 //! * [`job`]: the message a NIF puts in a mailbox, with its cancellation token.
-//! * [`executor`]: an actor pinned to its own OS thread, owning one interpreter.
-//! * [`pool`]: the running executors and round-robin dispatch.
+//! * [`executor`]: an actor pinned to its own OS thread, on the main interpreter.
+//! * [`context`]: an actor pinned to its own OS thread, owning a sub-interpreter.
+//! * [`router`]: starts, supervises and publishes executors and contexts.
 //! * [`token`]: who wins between a reply and a caller giving up.
 
+pub mod context;
 pub mod executor;
 pub mod job;
-pub mod pool;
+pub mod router;
 pub mod runtime;
 pub mod token;

@@ -28,6 +28,14 @@ impl CallToken {
             .compare_exchange(RUNNING, REPLIED, Ordering::AcqRel, Ordering::Acquire)
             .is_ok()
     }
+    /// A job dropped unanswered (its actor stopped or failed) takes the right to
+    /// send an error reply; false if the caller gave up or was already answered.
+    pub fn claim(&self) -> bool {
+        self.0
+            .compare_exchange(PENDING, REPLIED, Ordering::AcqRel, Ordering::Acquire)
+            .or_else(|_| self.0.compare_exchange(RUNNING, REPLIED, Ordering::AcqRel, Ordering::Acquire))
+            .is_ok()
+    }
     /// The caller gives up; false if the reply is already on its way.
     pub fn cancel(&self) -> bool {
         let mut cur = self.0.load(Ordering::Acquire);

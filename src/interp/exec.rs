@@ -30,57 +30,87 @@ pub struct Failure<'a> {
     pub traceback: Option<Term<'a>>,
 }
 
-/// The globals a request runs in, and compiled code cached for them. Owned by one
-/// pinned thread and dropped on it, attached to the interpreter it belongs to.
-pub struct Namespace {
-    globals: Py<PyDict>,
-    code_cache: HashMap<(Vec<u8>, i32), Py<PyAny>>,
+/// Compiled code kept per pinned thread, keyed by source text and mode. Compiled
+/// code does not depend on globals, so one cache serves every namespace the
+/// thread runs in. Owned by one thread and dropped on it, attached.
+#[derive(Default)]
+pub struct CodeCache {
+    code: HashMap<(Vec<u8>, i32), Py<PyAny>>,
 }
 
-/// Compiled snippets kept per namespace before the cache is flushed.
+/// Compiled snippets kept per thread before the cache is flushed.
 const CODE_CACHE_LIMIT: usize = 512;
 
-impl Namespace {
-    /// The `__main__` module's globals of the attached interpreter.
-    pub fn main(py: Python<'_>) -> PyResult<Self> {
-        let main = py.import("__main__")?;
-        let globals = main.getattr("__dict__")?.cast_into::<PyDict>()?.unbind();
-        Ok(Namespace { globals, code_cache: HashMap::new() })
-    }
-
-    /// Drops every Python reference this namespace holds, with the GIL of its
-    /// interpreter held (pyo3's reference pool is disabled on purpose).
-    pub fn release(self, _py: Python<'_>) {
-        drop(self);
+impl CodeCache {
+    /// Drops every Python reference held, with the GIL of their interpreter held
+    /// (pyo3's reference pool is disabled on purpose).
+    pub fn release(&mut self, _py: Python<'_>) {
+        self.code.clear();
     }
 
     fn compile<'py>(&mut self, py: Python<'py>, code: &[u8], mode: i32) -> PyResult<Bound<'py, PyAny>> {
         let key = (code.to_vec(), mode);
-        if let Some(c) = self.code_cache.get(&key) {
+        if let Some(c) = self.code.get(&key) {
             return Ok(c.bind(py).clone());
         }
         let src = CString::new(code)
             .map_err(|_| pyo3::exceptions::PyValueError::new_err("source code contains a NUL byte"))?;
-        // SAFETY: the GIL of the interpreter owning this namespace is held (`py`);
+        // SAFETY: the GIL of the interpreter this cache belongs to is held (`py`);
         // Py_CompileString returns a new reference or NULL with an exception set.
         let compiled = unsafe {
             let ptr = ffi::Py_CompileString(src.as_ptr(), c"<erlang>".as_ptr(), mode);
             Bound::from_owned_ptr_or_err(py, ptr)?
         };
-        if self.code_cache.len() >= CODE_CACHE_LIMIT {
-            self.code_cache.clear();
+        if self.code.len() >= CODE_CACHE_LIMIT {
+            self.code.clear();
         }
-        self.code_cache.insert(key, compiled.clone().unbind());
+        self.code.insert(key, compiled.clone().unbind());
         Ok(compiled)
     }
+}
 
-    fn eval_code<'py>(&self, py: Python<'py>, code: &Bound<'py, PyAny>, locals: &Bound<'py, PyDict>) -> PyResult<Bound<'py, PyAny>> {
-        // SAFETY: GIL held (`py`); all three objects belong to this interpreter;
-        // PyEval_EvalCode returns a new reference or NULL with an exception set.
-        unsafe {
-            let ptr = ffi::PyEval_EvalCode(code.as_ptr(), self.globals.as_ptr(), locals.as_ptr());
-            Bound::from_owned_ptr_or_err(py, ptr)
+/// Where a request's globals come from.
+pub enum Globals<'a> {
+    /// `__main__.__dict__` of the attached interpreter.
+    Main,
+    /// A context sharing the main interpreter.
+    Shared(u32),
+    /// A dict the serving thread owns (a sub-interpreter's `__main__`).
+    Owned(&'a Py<PyDict>),
+}
+
+impl Globals<'_> {
+    /// The dict, in the attached interpreter.
+    pub fn get<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        match self {
+            Globals::Main => main_globals(py),
+            Globals::Shared(id) => super::shared_contexts::globals(py, *id),
+            Globals::Owned(d) => Ok(d.bind(py).clone()),
         }
+    }
+}
+
+/// The `__main__` module's globals of the attached interpreter.
+pub fn main_globals(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
+    let main = py.import("__main__")?;
+    Ok(main.getattr("__dict__")?.cast_into::<PyDict>()?)
+}
+
+/// A fresh, empty module namespace, as `__main__` starts: for contexts that share
+/// the main interpreter.
+pub fn fresh_globals(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
+    let globals = PyDict::new(py);
+    globals.set_item("__name__", "__main__")?;
+    globals.set_item("__builtins__", py.import("builtins")?)?;
+    Ok(globals)
+}
+
+fn eval_code<'py>(py: Python<'py>, code: &Bound<'py, PyAny>, globals: &Bound<'py, PyDict>, locals: &Bound<'py, PyDict>) -> PyResult<Bound<'py, PyAny>> {
+    // SAFETY: GIL held (`py`); all three objects belong to this interpreter;
+    // PyEval_EvalCode returns a new reference or NULL with an exception set.
+    unsafe {
+        let ptr = ffi::PyEval_EvalCode(code.as_ptr(), globals.as_ptr(), locals.as_ptr());
+        Bound::from_owned_ptr_or_err(py, ptr)
     }
 }
 
@@ -93,14 +123,14 @@ fn text<'a>(term: Term<'a>) -> Option<&'a str> {
     std::str::from_utf8(bin.as_slice()).ok()
 }
 
-/// Runs `op` with `payload` in `ns`, returning the value term or a failure.
-pub fn run<'a>(py: Python<'_>, env: Env<'a>, ns: &mut Namespace, op: Op, payload: Term<'a>) -> Result<Term<'a>, Failure<'a>> {
+/// Runs `op` with `payload` in `globals`, returning the value term or a failure.
+pub fn run<'a, 'py>(py: Python<'py>, env: Env<'a>, cache: &mut CodeCache, globals: &Bound<'py, PyDict>, op: Op, payload: Term<'a>) -> Result<Term<'a>, Failure<'a>> {
     let fields = get_tuple(payload).map_err(|_| bad_argument(env, "malformed request"))?;
     let value = match (op, fields.as_slice()) {
         (Op::Call, [module, function, args, kwargs]) => {
             let module = text(*module).ok_or_else(|| bad_argument(env, "module name must be text"))?;
             let function = text(*function).ok_or_else(|| bad_argument(env, "function name must be text"))?;
-            let callable = resolve(py, ns, module, function).map_err(|e| python_failure(py, env, e))?;
+            let callable = resolve(py, globals, module, function).map_err(|e| python_failure(py, env, e))?;
             let args = convert_args(py, *args).map_err(|e| bad_argument(env, &e.message()))?;
             let kwargs = convert_kwargs(py, *kwargs).map_err(|e| bad_argument(env, &e.message()))?;
             callable.call(args, kwargs.as_ref()).map_err(|e| python_failure(py, env, e))?
@@ -109,16 +139,15 @@ pub fn run<'a>(py: Python<'_>, env: Env<'a>, ns: &mut Namespace, op: Op, payload
             let code = code.decode::<Binary>().map_err(|_| bad_argument(env, "code must be text"))?;
             let locals = match term_to_py(py, *locals, 0).map_err(|e| bad_argument(env, &e.message()))?.cast_into::<PyDict>() {
                 Ok(d) if !d.is_empty() => d,
-                _ => ns.globals.bind(py).clone(),
+                _ => globals.clone(),
             };
-            let compiled = ns.compile(py, code.as_slice(), ffi::Py_eval_input).map_err(|e| python_failure(py, env, e))?;
-            ns.eval_code(py, &compiled, &locals).map_err(|e| python_failure(py, env, e))?
+            let compiled = cache.compile(py, code.as_slice(), ffi::Py_eval_input).map_err(|e| python_failure(py, env, e))?;
+            eval_code(py, &compiled, globals, &locals).map_err(|e| python_failure(py, env, e))?
         }
         (Op::Exec, [code]) => {
             let code = code.decode::<Binary>().map_err(|_| bad_argument(env, "code must be text"))?;
-            let compiled = ns.compile(py, code.as_slice(), ffi::Py_file_input).map_err(|e| python_failure(py, env, e))?;
-            let globals = ns.globals.bind(py).clone();
-            ns.eval_code(py, &compiled, &globals).map_err(|e| python_failure(py, env, e))?;
+            let compiled = cache.compile(py, code.as_slice(), ffi::Py_file_input).map_err(|e| python_failure(py, env, e))?;
+            eval_code(py, &compiled, globals, globals).map_err(|e| python_failure(py, env, e))?;
             return Ok(atoms::ok().encode(env));
         }
         _ => return Err(bad_argument(env, "malformed request")),
@@ -126,13 +155,13 @@ pub fn run<'a>(py: Python<'_>, env: Env<'a>, ns: &mut Namespace, op: Op, payload
     py_to_term(env, &value, 0).map_err(|e| result_failure(env, e))
 }
 
-/// Finds `module.function`; `__main__` means this namespace's globals, and a dotted
+/// Finds `module.function`; `__main__` means the globals the request runs in, and a dotted
 /// function name walks attributes (`path.join`).
-fn resolve<'py>(py: Python<'py>, ns: &Namespace, module: &str, function: &str) -> PyResult<Bound<'py, PyAny>> {
+fn resolve<'py>(py: Python<'py>, globals: &Bound<'py, PyDict>, module: &str, function: &str) -> PyResult<Bound<'py, PyAny>> {
     let mut parts = function.split('.');
     let first = parts.next().unwrap_or("");
     let mut obj = if module == "__main__" {
-        match ns.globals.bind(py).get_item(first)? {
+        match globals.get_item(first)? {
             Some(v) => v,
             None => {
                 return Err(pyo3::exceptions::PyNameError::new_err(format!("name '{first}' is not defined")));

@@ -5,6 +5,7 @@
 //! * [`thread`]: a thread state pinned to one OS thread, attached per job.
 //! * [`convert`]: Erlang terms straight to Python objects and back, no intermediate tree.
 //! * [`exec`]: running one call/eval/exec inside an attached interpreter.
+//! * [`shared_contexts`]: contexts as globals dicts on the main interpreter.
 //! * [`erlang_module`]: the `erlang` module every interpreter gets.
 //!
 //! Rule of the room: every `unsafe` block says which interpreter's GIL it assumes
@@ -14,4 +15,5 @@ pub mod convert;
 pub mod erlang_module;
 pub mod exec;
 pub mod runtime;
+pub mod shared_contexts;
 pub mod thread;

@@ -1,11 +1,11 @@
-//! Forwarding calls: `submit/3` enqueues a job and returns a handle; `cancel/1`
+//! Forwarding calls: `submit/4` enqueues a job and returns a handle; `cancel/1`
 //! withdraws it when the caller stops waiting.
 
-use crate::actors::job::{CallToken, Job, Work};
-use crate::actors::pool::{self, SubmitError};
+use crate::actors::job::{CallToken, Job, Target, Work};
+use crate::actors::router::{self, SubmitError};
 use crate::atoms;
 use crate::interp::exec::Op;
-use rustler::{Atom, Encoder, Env, NifResult, OwnedEnv, Resource, ResourceArc, Term};
+use rustler::{Atom, Encoder, Env, NifResult, Resource, ResourceArc, Term};
 use std::sync::Arc;
 
 /// The caller's side of a job. When the caller's process dies its heap is freed,
@@ -20,8 +20,9 @@ impl Drop for CallHandle {
     }
 }
 
+rustler::atoms! { call, eval, exec, echo, main, crash = "$crash" }
+
 fn work_of(op: Atom) -> Option<Work> {
-    rustler::atoms! { call, eval, exec, echo }
     if op == call() {
         Some(Work::Python(Op::Call))
     } else if op == eval() {
@@ -30,26 +31,39 @@ fn work_of(op: Atom) -> Option<Work> {
         Some(Work::Python(Op::Exec))
     } else if op == echo() {
         Some(Work::Echo)
+    } else if op == crash() {
+        Some(Work::Crash)
     } else {
         None
     }
 }
 
-/// `submit(Op, Payload, Tag) -> {ok, Handle} | {error, Reason}`: the reply arrives
-/// later as `{py_reply, Tag, Result}` (or `{py_reply, Tag, Error, Traceback}`).
+fn target_of(t: Term<'_>) -> Option<Target> {
+    if t.decode::<Atom>().ok() == Some(main()) {
+        Some(Target::Main)
+    } else {
+        t.decode::<u32>().ok().map(Target::Context)
+    }
+}
+
+/// `submit(Target, Op, Payload, Tag) -> {ok, Handle} | {error, Reason}`, where
+/// Target is `main` or a context number. The reply arrives later as
+/// `{py_reply, Tag, Result}` (or `{py_reply, Tag, Error, Traceback}`).
 #[rustler::nif]
-fn submit<'a>(env: Env<'a>, op: Atom, payload: Term<'a>, tag: Term<'a>) -> NifResult<Term<'a>> {
-    let Some(work) = work_of(op) else {
+fn submit<'a>(env: Env<'a>, target: Term<'a>, op: Atom, payload: Term<'a>, tag: Term<'a>) -> NifResult<Term<'a>> {
+    let (Some(target), Some(work)) = (target_of(target), work_of(op)) else {
         return Err(rustler::Error::BadArg);
     };
-    let owned = OwnedEnv::new();
-    let payload = owned.save(payload);
-    let tag = owned.save(tag);
-    let token = Arc::new(CallToken::default());
-    let job = Job { env: owned, work, payload, tag, reply_to: env.pid(), token: token.clone() };
-    match pool::submit(job) {
+    let (job, token) = Job::new(work, target, payload, tag, env.pid());
+    match router::submit(job) {
         Ok(()) => Ok((atoms::ok(), ResourceArc::new(CallHandle(token))).encode(env)),
-        Err(SubmitError::NotStarted(_)) => Ok((atoms::error(), atoms::not_started()).encode(env)),
+        Err((job, why)) => {
+            job.abandon();
+            Ok(match why {
+                SubmitError::NotStarted => (atoms::error(), atoms::not_started()).encode(env),
+                SubmitError::NoContext(n) => (atoms::error(), (atoms::no_context(), n)).encode(env),
+            })
+        }
     }
 }
 

@@ -1,61 +1,98 @@
 //! Starting and stopping the Python side, and reading what it is.
 //!
-//! Both start and stop run on the actor runtime and answer the caller by message,
-//! so the scheduler that asked never waits on Python initialisation or thread joins.
+//! Each of these hands the work to the router on the actor runtime and returns at
+//! once; the caller gets `{py_started, Tag, ok | {error, Message}}` when it is done,
+//! so the scheduler that asked never waits on Python or on thread joins.
 
-use crate::actors::{pool, runtime};
+use crate::actors::router::{self, RouterMsg};
+use crate::actors::runtime;
 use crate::atoms;
 use crate::interp::runtime as py_runtime;
+use ractor::rpc::CallResult;
+use ractor::ActorRef;
 use rustler::{Encoder, Env, LocalPid, NifResult, OwnedEnv, Term};
+use std::future::Future;
 
-fn reply(to: LocalPid, tag: rustler::env::SavedTerm, env: OwnedEnv, result: Result<(), String>) {
-    let mut env = env;
-    let _ = env.send_and_clear(&to, |e| {
-        let tag = tag.load(e);
-        match result {
-            Ok(()) => (atoms::py_started(), tag, atoms::ok()).encode(e),
-            Err(msg) => (atoms::py_started(), tag, (atoms::error(), msg)).encode(e),
-        }
-    });
-}
-
-/// `start(NumExecutors, Tag) -> ok`; later `{py_started, Tag, ok | {error, Msg}}`.
-#[rustler::nif]
-fn start<'a>(env: Env<'a>, num_executors: usize, tag: Term<'a>) -> NifResult<Term<'a>> {
-    let owned = OwnedEnv::new();
+/// Runs `work` with the router on the actor runtime and answers `{py_started, Tag, R}`.
+fn forward<'a, F, Fut>(env: Env<'a>, tag: Term<'a>, work: F) -> Term<'a>
+where
+    F: FnOnce(ActorRef<RouterMsg>) -> Fut + Send + 'static,
+    Fut: Future<Output = Result<(), String>> + Send,
+{
+    let mut owned = OwnedEnv::new();
     let tag = owned.save(tag);
-    let pid = env.pid();
+    let pid: LocalPid = env.pid();
     runtime::get().spawn(async move {
-        let init = tokio::task::spawn_blocking(py_runtime::ensure_initialized).await;
-        let result = match init {
-            Ok(Ok(_)) => pool::start(num_executors).await,
-            Ok(Err(e)) => Err(e),
-            Err(e) => Err(format!("Python initialisation panicked: {e}")),
+        let result = match router::get().await {
+            Ok(r) => work(r).await,
+            Err(e) => Err(e),
         };
-        reply(pid, tag, owned, result);
+        let _ = owned.send_and_clear(&pid, |e| {
+            let tag = tag.load(e);
+            match result {
+                Ok(()) => (atoms::py_started(), tag, atoms::ok()).encode(e),
+                Err(msg) => (atoms::py_started(), tag, (atoms::error(), msg)).encode(e),
+            }
+        });
     });
-    Ok(atoms::ok().encode(env))
+    atoms::ok().encode(env)
 }
 
-/// `stop(Tag) -> ok`; later `{py_started, Tag, ok}` once every executor ended.
+fn flatten<T>(r: Result<CallResult<Result<T, String>>, ractor::MessagingErr<RouterMsg>>) -> Result<T, String> {
+    match r {
+        Ok(CallResult::Success(inner)) => inner,
+        Ok(_) => Err("the router did not answer".into()),
+        Err(e) => Err(format!("the router is gone: {e}")),
+    }
+}
+
+/// `start(NumExecutors, NumContexts, Tag) -> ok`: initialises Python (once per
+/// node) and starts executors and contexts.
 #[rustler::nif]
-fn stop<'a>(env: Env<'a>, tag: Term<'a>) -> NifResult<Term<'a>> {
-    let owned = OwnedEnv::new();
-    let tag = owned.save(tag);
-    let pid = env.pid();
-    runtime::get().spawn(async move {
-        pool::stop().await;
-        reply(pid, tag, owned, Ok(()));
-    });
-    Ok(atoms::ok().encode(env))
+fn start<'a>(env: Env<'a>, executors: usize, contexts: usize, tag: Term<'a>) -> Term<'a> {
+    forward(env, tag, move |r| async move {
+        match tokio::task::spawn_blocking(py_runtime::ensure_initialized).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => return Err(e),
+            Err(e) => return Err(format!("Python initialisation panicked: {e}")),
+        }
+        flatten(r.call(|reply| RouterMsg::Start { executors, contexts, reply }, None).await)
+    })
 }
 
-/// `info() -> map()`: version, mode and pool size, `#{}` before the first start.
+/// `start_contexts(N, Tag) -> ok`: replaces the running contexts by N new ones.
+#[rustler::nif]
+fn start_contexts<'a>(env: Env<'a>, n: usize, tag: Term<'a>) -> Term<'a> {
+    forward(env, tag, move |r| async move {
+        flatten(r.call(|reply| RouterMsg::StartContexts { n, reply }, None).await)
+    })
+}
+
+/// `stop_contexts(Tag) -> ok`.
+#[rustler::nif]
+fn stop_contexts<'a>(env: Env<'a>, tag: Term<'a>) -> Term<'a> {
+    forward(env, tag, move |r| async move {
+        flatten(r.call(|reply| RouterMsg::StopContexts { reply }, None).await.map(|c| c.map(Ok)))
+    })
+}
+
+/// `stop(Tag) -> ok`: stops contexts and executors (Python itself stays).
+#[rustler::nif]
+fn stop<'a>(env: Env<'a>, tag: Term<'a>) -> Term<'a> {
+    forward(env, tag, move |r| async move {
+        flatten(r.call(|reply| RouterMsg::StopAll { reply }, None).await.map(|c| c.map(Ok)))
+    })
+}
+
+/// `info() -> map()`: version, mode and sizes; no version before the first start.
 #[rustler::nif]
 fn info<'a>(env: Env<'a>) -> NifResult<Term<'a>> {
+    let (executors, contexts) = router::sizes();
     let mut map = Term::map_new(env);
     map = map.map_put("build_mode", py_runtime::build_mode().as_str())?;
-    map = map.map_put("num_executors", pool::size())?;
+    map = map.map_put("num_executors", executors)?;
+    map = map.map_put("num_contexts", contexts)?;
+    map = map.map_put("max_contexts", router::MAX_CONTEXTS)?;
     if let Some(i) = py_runtime::info() {
         map = map.map_put("version", i.version)?;
         map = map.map_put("mode", i.mode.as_str())?;

@@ -1,0 +1,67 @@
+//! A context in `subinterp` mode: a ractor actor pinned to its own OS thread that
+//! owns one OWN_GIL sub-interpreter, created when the context starts and ended
+//! on the same thread when it stops. Contexts run Python truly in parallel.
+
+use super::job::Job;
+use crate::interp::exec::{self, CodeCache, Globals};
+use crate::interp::thread::PinnedInterp;
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+use ractor::thread_local::ThreadLocalActor;
+use ractor::{ActorProcessingErr, ActorRef};
+
+/// The context actor (its state lives on its thread).
+#[derive(Default)]
+pub struct Context;
+
+/// Owned by the context's thread: its sub-interpreter and that interpreter's
+/// `__main__` globals.
+pub struct ContextState {
+    cache: CodeCache,
+    globals: Option<Py<PyDict>>,
+    // Declared last: ended after the objects above were released.
+    interp: PinnedInterp,
+}
+
+impl Drop for ContextState {
+    fn drop(&mut self) {
+        let globals = self.globals.take();
+        let cache = &mut self.cache;
+        self.interp.run(|py| {
+            cache.release(py);
+            drop(globals);
+        });
+    }
+}
+
+impl ThreadLocalActor for Context {
+    type Msg = Job;
+    type State = ContextState;
+    type Arguments = u32;
+
+    async fn pre_start(&self, _me: ActorRef<Job>, id: u32) -> Result<ContextState, ActorProcessingErr> {
+        let interp = new_interp().map_err(|e| format!("context {id}: {e}"))?;
+        let globals = interp
+            .run(|py| exec::main_globals(py).map(|g| g.unbind()))
+            .map_err(|e| format!("context {id}: {e}"))?;
+        Ok(ContextState { cache: CodeCache::default(), globals: Some(globals), interp })
+    }
+
+    async fn handle(&self, _me: ActorRef<Job>, job: Job, state: &mut ContextState) -> Result<(), ActorProcessingErr> {
+        match &state.globals {
+            Some(g) => job.serve(&state.interp, &mut state.cache, Globals::Owned(g)),
+            None => drop(job),
+        }
+        Ok(())
+    }
+}
+
+#[cfg(all(Py_3_12, not(Py_GIL_DISABLED)))]
+fn new_interp() -> Result<PinnedInterp, String> {
+    PinnedInterp::new_subinterpreter()
+}
+
+#[cfg(not(all(Py_3_12, not(Py_GIL_DISABLED))))]
+fn new_interp() -> Result<PinnedInterp, String> {
+    Err("this Python cannot create OWN_GIL sub-interpreters".into())
+}

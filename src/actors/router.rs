@@ -1,0 +1,306 @@
+//! The router: owns the lifecycle of executors and contexts, supervises them, and
+//! publishes the table the NIF reads to put a job in the right mailbox.
+//!
+//! The router is a ractor actor on the actor runtime. Executors and contexts are
+//! spawned linked to it: when one fails, the router replaces it at the same slot
+//! (jobs that were in its mailbox are answered `{error, context_failed}` by their
+//! destructors) and republishes the table. Lookups by the NIF are a read lock and
+//! an index, never a message to the router.
+//!
+//! Which context an unbound Erlang process uses (scheduler affinity, stickiness,
+//! `bind_context`) is decided on the Erlang side, in `py_context_router`, where
+//! bindings live in the process dictionary and vanish with the process.
+
+use super::context::Context;
+use super::executor::Executor;
+use super::job::{Job, Target};
+use crate::interp::runtime::{self as py_runtime, Mode};
+use crate::interp::shared_contexts;
+use ractor::concurrency::JoinHandle;
+use ractor::thread_local::{ThreadLocalActor, ThreadLocalActorSpawner};
+use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock, RwLock};
+use std::time::Duration;
+
+/// The most interpreters (contexts) and executor threads a node may run.
+pub const MAX_CONTEXTS: usize = 64;
+pub const MAX_EXECUTORS: usize = 64;
+
+/// How long a stop waits for an actor busy in Python before leaving its thread to
+/// finish on its own.
+const STOP_GRACE: Duration = Duration::from_secs(5);
+
+/// What the NIF reads: the mailboxes of the running actors.
+#[derive(Default)]
+pub struct Table {
+    executors: Vec<ActorRef<Job>>,
+    /// One per context in `subinterp` mode; empty when contexts share the main
+    /// interpreter (then `num_contexts` says how many there are).
+    contexts: Vec<ActorRef<Job>>,
+    num_contexts: usize,
+    next: AtomicUsize,
+}
+
+static TABLE: RwLock<Option<Arc<Table>>> = RwLock::new(None);
+
+fn table() -> Option<Arc<Table>> {
+    TABLE.read().unwrap_or_else(|e| e.into_inner()).clone()
+}
+
+/// Why a job could not be enqueued.
+pub enum SubmitError {
+    /// The application is not running.
+    NotStarted,
+    /// There is no context with this number.
+    NoContext(u32),
+}
+
+/// Puts `job` in the mailbox that serves its target.
+pub fn submit(job: Job) -> Result<(), (Job, SubmitError)> {
+    let guard = TABLE.read().unwrap_or_else(|e| e.into_inner());
+    let Some(t) = guard.as_ref() else {
+        return Err((job, SubmitError::NotStarted));
+    };
+    let mailbox = match job.target {
+        Target::Context(id) if id == 0 || id as usize > t.num_contexts => {
+            return Err((job, SubmitError::NoContext(id)));
+        }
+        Target::Context(id) if !t.contexts.is_empty() => &t.contexts[id as usize - 1],
+        _ if t.executors.is_empty() => return Err((job, SubmitError::NotStarted)),
+        _ => &t.executors[t.next.fetch_add(1, Ordering::Relaxed) % t.executors.len()],
+    };
+    mailbox.cast(job).map_err(|e| match e {
+        ractor::MessagingErr::SendErr(job) => (job, SubmitError::NotStarted),
+        _ => unreachable!("cast to a local actor only fails with SendErr"),
+    })
+}
+
+/// Executors and contexts running now.
+pub fn sizes() -> (usize, usize) {
+    table().map_or((0, 0), |t| (t.executors.len(), t.num_contexts))
+}
+
+/// Messages the router handles.
+pub enum RouterMsg {
+    /// Start executors (if not running) and `contexts` contexts.
+    Start { executors: usize, contexts: usize, reply: RpcReplyPort<Result<(), String>> },
+    /// Replace the running contexts by `n` new ones.
+    StartContexts { n: usize, reply: RpcReplyPort<Result<(), String>> },
+    /// Stop every context.
+    StopContexts { reply: RpcReplyPort<()> },
+    /// Stop contexts and executors.
+    StopAll { reply: RpcReplyPort<()> },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Slot {
+    Executor(usize),
+    Context(usize),
+}
+
+struct Running {
+    actor: ActorRef<Job>,
+    handle: JoinHandle<()>,
+}
+
+/// The router's state: running actors by slot.
+#[derive(Default)]
+pub struct RouterState {
+    executors: Vec<Running>,
+    contexts: Vec<Running>,
+    shared_contexts: usize,
+    by_id: HashMap<ractor::ActorId, Slot>,
+}
+
+impl RouterState {
+    fn publish(&self) {
+        let t = Table {
+            executors: self.executors.iter().map(|r| r.actor.clone()).collect(),
+            contexts: self.contexts.iter().map(|r| r.actor.clone()).collect(),
+            num_contexts: self.contexts.len().max(self.shared_contexts),
+            next: AtomicUsize::new(0),
+        };
+        *TABLE.write().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(t));
+    }
+}
+
+/// The router actor.
+pub struct Router;
+
+fn subinterp_contexts() -> bool {
+    py_runtime::info().is_some_and(|i| i.mode == Mode::Subinterp)
+}
+
+async fn spawn_slot(slot: Slot, me: &ActorCell) -> Result<Running, String> {
+    let spawner = ThreadLocalActorSpawner::new();
+    let spawned = match slot {
+        Slot::Executor(_) => Executor::spawn_linked(None, (), me.clone(), spawner).await,
+        Slot::Context(i) => Context::spawn_linked(None, i as u32 + 1, me.clone(), spawner).await,
+    };
+    spawned
+        .map(|(actor, handle)| Running { actor, handle })
+        .map_err(|e| format!("starting {slot:?}: {e}"))
+}
+
+/// Stops actors after the job in hand; jobs still queued are answered
+/// `{error, context_stopped}` as the mailbox is dropped.
+async fn stop_all(running: Vec<Running>) {
+    for r in &running {
+        r.actor.stop(None);
+    }
+    for r in running {
+        let _ = tokio::time::timeout(STOP_GRACE, r.handle).await;
+    }
+}
+
+impl Router {
+    async fn start_contexts(me: &ActorCell, st: &mut RouterState, n: usize) -> Result<(), String> {
+        if n == 0 || n > MAX_CONTEXTS {
+            return Err(format!("contexts must be between 1 and {MAX_CONTEXTS}, got {n}"));
+        }
+        Self::stop_contexts(st).await;
+        if subinterp_contexts() {
+            for i in 0..n {
+                match spawn_slot(Slot::Context(i), me).await {
+                    Ok(r) => {
+                        st.by_id.insert(r.actor.get_id(), Slot::Context(i));
+                        st.contexts.push(r);
+                    }
+                    Err(e) => {
+                        Self::stop_contexts(st).await;
+                        st.publish();
+                        return Err(e);
+                    }
+                }
+            }
+        } else {
+            st.shared_contexts = n;
+        }
+        st.publish();
+        Ok(())
+    }
+
+    async fn stop_contexts(st: &mut RouterState) {
+        let running = std::mem::take(&mut st.contexts);
+        for r in &running {
+            st.by_id.remove(&r.actor.get_id());
+        }
+        st.shared_contexts = 0;
+        st.publish();
+        stop_all(running).await;
+        // Contexts on the main interpreter: forget their globals.
+        let _ = tokio::task::spawn_blocking(|| pyo3::Python::attach(shared_contexts::reset)).await;
+    }
+
+    async fn start_executors(me: &ActorCell, st: &mut RouterState, n: usize) -> Result<(), String> {
+        if !st.executors.is_empty() {
+            return Ok(());
+        }
+        if n == 0 || n > MAX_EXECUTORS {
+            return Err(format!("num_executors must be between 1 and {MAX_EXECUTORS}, got {n}"));
+        }
+        for i in 0..n {
+            match spawn_slot(Slot::Executor(i), me).await {
+                Ok(r) => {
+                    st.by_id.insert(r.actor.get_id(), Slot::Executor(i));
+                    st.executors.push(r);
+                }
+                Err(e) => {
+                    Self::stop_executors(st).await;
+                    return Err(e);
+                }
+            }
+        }
+        st.publish();
+        Ok(())
+    }
+
+    async fn stop_executors(st: &mut RouterState) {
+        let running = std::mem::take(&mut st.executors);
+        for r in &running {
+            st.by_id.remove(&r.actor.get_id());
+        }
+        st.publish();
+        stop_all(running).await;
+    }
+}
+
+impl Actor for Router {
+    type Msg = RouterMsg;
+    type State = RouterState;
+    type Arguments = ();
+
+    async fn pre_start(&self, _me: ActorRef<RouterMsg>, _: ()) -> Result<RouterState, ActorProcessingErr> {
+        Ok(RouterState::default())
+    }
+
+    async fn handle(&self, me: ActorRef<RouterMsg>, msg: RouterMsg, st: &mut RouterState) -> Result<(), ActorProcessingErr> {
+        let cell = me.get_cell();
+        match msg {
+            RouterMsg::Start { executors, contexts, reply } => {
+                let mut r = Self::start_executors(&cell, st, executors).await;
+                if r.is_ok() {
+                    r = Self::start_contexts(&cell, st, contexts).await;
+                }
+                let _ = reply.send(r);
+            }
+            RouterMsg::StartContexts { n, reply } => {
+                let r = if st.executors.is_empty() {
+                    Err("the application is not running".to_string())
+                } else {
+                    Self::start_contexts(&cell, st, n).await
+                };
+                let _ = reply.send(r);
+            }
+            RouterMsg::StopContexts { reply } => {
+                Self::stop_contexts(st).await;
+                let _ = reply.send(());
+            }
+            RouterMsg::StopAll { reply } => {
+                Self::stop_contexts(st).await;
+                Self::stop_executors(st).await;
+                *TABLE.write().unwrap_or_else(|e| e.into_inner()) = None;
+                let _ = reply.send(());
+            }
+        }
+        Ok(())
+    }
+
+    async fn handle_supervisor_evt(&self, me: ActorRef<RouterMsg>, evt: SupervisionEvent, st: &mut RouterState) -> Result<(), ActorProcessingErr> {
+        let who = match &evt {
+            SupervisionEvent::ActorFailed(who, _) | SupervisionEvent::ActorTerminated(who, _, _) => who.get_id(),
+            _ => return Ok(()),
+        };
+        // Only actors still in a slot are replaced; stopped ones were removed first.
+        let Some(slot) = st.by_id.remove(&who) else { return Ok(()) };
+        if let SupervisionEvent::ActorFailed(_, err) = &evt {
+            tracing::warn!("{slot:?} failed ({err}); replacing it");
+        }
+        let cell = me.get_cell();
+        match spawn_slot(slot, &cell).await {
+            Ok(r) => {
+                st.by_id.insert(r.actor.get_id(), slot);
+                match slot {
+                    Slot::Executor(i) => st.executors[i] = r,
+                    Slot::Context(i) => st.contexts[i] = r,
+                }
+            }
+            Err(e) => tracing::error!("cannot replace {slot:?}: {e}"),
+        }
+        st.publish();
+        Ok(())
+    }
+}
+
+static ROUTER: OnceLock<ActorRef<RouterMsg>> = OnceLock::new();
+
+/// The router, spawned on first use. Call from the actor runtime.
+pub async fn get() -> Result<ActorRef<RouterMsg>, String> {
+    if let Some(r) = ROUTER.get() {
+        return Ok(r.clone());
+    }
+    let (r, _handle) = Actor::spawn(None, Router, ()).await.map_err(|e| e.to_string())?;
+    Ok(ROUTER.get_or_init(|| r).clone())
+}

@@ -1,0 +1,34 @@
+//! Contexts that share the main interpreter (`multi_executor` mode): each is its
+//! own globals dict, served by whichever executor takes the job.
+//!
+//! The table is only touched with the main interpreter's GIL held, so its mutex
+//! is never contended while Python runs and never taken before the GIL.
+
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+use std::sync::Mutex;
+
+static GLOBALS: Mutex<Vec<Option<Py<PyDict>>>> = Mutex::new(Vec::new());
+
+/// The globals of context `id` (1-based), created empty on first use.
+pub fn globals(py: Python<'_>, id: u32) -> PyResult<Bound<'_, PyDict>> {
+    let mut table = GLOBALS.lock().unwrap_or_else(|e| e.into_inner());
+    let i = id as usize;
+    if table.len() <= i {
+        table.resize_with(i + 1, || None);
+    }
+    if let Some(g) = &table[i] {
+        return Ok(g.bind(py).clone());
+    }
+    let g = super::exec::fresh_globals(py)?;
+    table[i] = Some(g.clone().unbind());
+    Ok(g)
+}
+
+/// Forgets every context's globals (contexts were stopped or restarted).
+pub fn reset(py: Python<'_>) {
+    let old = std::mem::take(&mut *GLOBALS.lock().unwrap_or_else(|e| e.into_inner()));
+    // Dropped here, attached to the main interpreter they belong to.
+    let _ = py;
+    drop(old);
+}
