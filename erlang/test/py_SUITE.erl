@@ -276,21 +276,29 @@ timeout_no_late_reply(_) ->
     ?assertEqual({error, timeout}, py:call(time, sleep, [0.3], #{}, 20)),
     ?assertEqual({error, timeout}, py:eval(<<"__import__('time').sleep(0.3)">>, #{}, 20)),
     %% wait until both sleeps are over (an executor answers the next call only then)
-    [?assertEqual({ok, none}, py:call(time, sleep, [0.31])) || _ <- lists:seq(1, py:num_executors())],
+    drain_all(),
     receive Stray -> ct:fail({late_reply, Stray}) after 0 -> ok end.
+
+%% Returns once every executor and context has finished what it was doing.
+drain_all() ->
+    [{ok, none} = py:call(py:context(main), time, sleep, [0.001]) || _ <- lists:seq(1, py:num_executors())],
+    [{ok, none} = py:call(Ctx, time, sleep, [0.001]) || Ctx <- py_context_router:contexts()],
+    ok.
 
 %% A caller that dies while its job is still queued: the job never runs.
 dead_caller_job_skipped(Config) ->
     Gate = filename:join(?config(priv_dir, Config), "gate"),
     file:delete(Gate),
+    Ctx = py:context(1),
+    %% enough blockers to occupy whatever serves context 1 (its own thread, or
+    %% every executor when contexts share the main interpreter)
     N = py:num_executors(),
     Wait = iolist_to_binary(["import os, time\nwhile not os.path.exists(r'", Gate, "'):\n    time.sleep(0.005)\n"]),
-    ok = py:exec(<<"import builtins\nbuiltins.ran_after_death = False">>),
+    ok = py:exec(Ctx, <<"import builtins\nbuiltins.ran_after_death = False">>),
     Self = self(),
-    %% occupy every executor until the gate opens
-    Blockers = [spawn(fun() -> Self ! {blocker, py:exec(Wait)} end) || _ <- lists:seq(1, N)],
+    Blockers = [spawn(fun() -> Self ! {blocker, py:exec(Ctx, Wait)} end) || _ <- lists:seq(1, N)],
     Victim = spawn(fun() ->
-                           {ok, H} = py_nif:submit(exec, {<<"import builtins\nbuiltins.ran_after_death = True">>}, make_ref()),
+                           {ok, H} = py_nif:submit(1, exec, {<<"import builtins\nbuiltins.ran_after_death = True">>}, make_ref()),
                            Self ! submitted,
                            receive never -> H end
                    end),
@@ -298,24 +306,29 @@ dead_caller_job_skipped(Config) ->
     exit(Victim, kill),
     ok = file:write_file(Gate, <<>>),
     [receive {blocker, ok} -> ok after 30000 -> ct:fail(blocker_stuck) end || _ <- Blockers],
-    %% one call per executor: every queue has been drained past the victim's job
-    [?assertEqual({ok, false}, py:eval(<<"__import__('builtins').ran_after_death">>)) || _ <- lists:seq(1, N)].
+    %% one call per serving thread: every queue has been drained past the victim's job
+    [?assertEqual({ok, false}, py:eval(Ctx, <<"__import__('builtins').ran_after_death">>)) || _ <- lists:seq(1, N)].
 
 %% A caller that dies while Python runs its job: nothing reaches anyone, the node goes on.
 dead_caller_while_running(_) ->
-    Victim = spawn(fun() -> py:call(time, sleep, [0.2]) end),
+    Self = self(),
+    Victim = spawn(fun() -> Self ! go, py:call(time, sleep, [0.2]) end),
+    receive go -> ok end,
     timer:sleep(20),
     exit(Victim, kill),
-    [?assertEqual({ok, none}, py:call(time, sleep, [0.21])) || _ <- lists:seq(1, py:num_executors())],
+    drain_all(),
     receive Stray -> ct:fail({stray, Stray}) after 0 -> ok end.
 
 %%% Lifecycle
 
 restart_application(_) ->
-    ok = py:exec(<<"survives_restart = 'yes'">>),
+    ok = py:exec(py:context(main), <<"survives_restart = 'yes'">>),
+    ok = py:exec(py:context(1), <<"context_state = 'gone after restart'">>),
     ok = application:stop(erlang_python),
     ?assertEqual({error, not_started}, py:eval(<<"1">>)),
     {ok, _} = application:ensure_all_started(erlang_python),
     ?assertEqual({ok, 2}, py:eval(<<"1 + 1">>)),
-    %% one interpreter per node: Python state outlives an application restart
-    ?assertEqual({ok, <<"yes">>}, py:eval(<<"survives_restart">>)).
+    %% one main interpreter per node: its state outlives an application restart
+    ?assertEqual({ok, <<"yes">>}, py:eval(py:context(main), <<"survives_restart">>)),
+    %% contexts are new
+    ?assertMatch({error, {'NameError', _}}, py:eval(py:context(1), <<"context_state">>)).

@@ -14,7 +14,10 @@ pub fn get() -> &'static Runtime {
     RUNTIME.get_or_init(|| {
         tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
-            .max_blocking_threads(4)
+            // Few blocking tasks (Python initialisation, releasing shared globals);
+            // their threads stay parked instead of coming and going.
+            .max_blocking_threads(2)
+            .thread_keep_alive(std::time::Duration::from_secs(24 * 3600))
             .thread_name("ep-runtime")
             .enable_all()
             .build()

@@ -234,7 +234,13 @@ fn result_failure<'a>(env: Env<'a>, e: ConvError) -> Failure<'a> {
 pub fn python_failure<'a>(py: Python<'_>, env: Env<'a>, err: PyErr) -> Failure<'a> {
     let value = err.value(py);
     let name = type_name(value.as_any());
-    let message = value.str().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    let mut message = value.str().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    if message.contains("does not support loading in subinterpreters") {
+        message.push_str(
+            " (this context is a sub-interpreter; run code that needs this module in the main \
+             interpreter: py:call(py:context(main), Module, Function, Args))",
+        );
+    }
     let traceback = format_traceback(py, &err).unwrap_or_default();
     let name_atom = rustler::Atom::from_str(env, &name).unwrap_or_else(|_| atoms::error());
     Failure {

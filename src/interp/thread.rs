@@ -77,7 +77,10 @@ impl PinnedInterp {
                 return Err(msg);
             }
             // Now attached to the sub-interpreter with its own GIL held.
-            let installed = Python::attach(super::erlang_module::install);
+            let installed = Python::attach(|py| {
+                super::erlang_module::install(py)?;
+                guard_known_hazards(py)
+            });
             ffi::PyEval_SaveThread();
             let me = PinnedInterp { tstate, parent, kind: Kind::Sub, _not_send: PhantomData };
             installed.map_err(|e| format!("installing the erlang module: {e}"))?;
@@ -134,4 +137,19 @@ impl Drop for PinnedInterp {
             }
         }
     }
+}
+
+/// CPython bugs that take the whole process down from a sub-interpreter, steered
+/// around before user code runs.
+///
+/// * 3.12: importing the `_decimal` C module in a second sub-interpreter aborts
+///   the process (double free). Marking it unavailable makes `decimal` fall back
+///   to its pure-Python twin `_pydecimal`, same API, slower.
+#[cfg(all(Py_3_12, not(Py_GIL_DISABLED)))]
+fn guard_known_hazards(py: Python<'_>) -> pyo3::PyResult<()> {
+    use pyo3::prelude::*;
+    if !cfg!(Py_3_13) {
+        py.import("sys")?.getattr("modules")?.set_item("_decimal", py.None())?;
+    }
+    Ok(())
 }

@@ -1,0 +1,300 @@
+%% Contexts, the router and parallel execution: the seed's examples as written,
+%% isolation, stickiness, supervision, restarts, known CPython hazards.
+-module(py_context_SUITE).
+-include_lib("common_test/include/ct.hrl").
+-include_lib("stdlib/include/assert.hrl").
+-compile([export_all, nowarn_export_all]).
+
+all() ->
+    [seed_explicit_context, seed_automatic_routing, seed_subinterp_checks, seed_router_api,
+     seed_parallel, parallel_errors_in_order, isolation_names, isolation_exceptions,
+     busy_context_does_not_block_others, exec_then_call_sticks, bind_context_wins,
+     restart_with_other_count, too_many_contexts, failed_context_is_replaced,
+     decimal_everywhere, main_interpreter_modules, start_stop_cycles_with_calls_in_flight].
+
+init_per_suite(Config) ->
+    {ok, _} = application:ensure_all_started(erlang_python),
+    Config.
+
+end_per_suite(_Config) ->
+    ok = application:stop(erlang_python).
+
+init_per_testcase(_, Config) ->
+    {ok, _} = py_context_router:start(#{contexts => 2}),
+    Config.
+
+end_per_testcase(_, _Config) ->
+    ok.
+
+subinterp() -> py:execution_mode() =:= subinterp.
+
+%%% The seed's examples, as written
+
+seed_explicit_context(_) ->
+    %% Get a specific context by index (1-based)
+    Ctx = py:context(1),
+    {ok, Result} = py:call(Ctx, math, sqrt, [16]),
+    ?assertEqual(4.0, Result),
+    %% Or use automatic scheduler-affinity routing
+    {ok, Result2} = py:call(math, sqrt, [16]),
+    ?assertEqual(4.0, Result2),
+    %% All operations on this context share state
+    ok = py:exec(Ctx, <<"my_var = 'hello'">>),
+    {ok, <<"hello">>} = py:eval(Ctx, <<"my_var">>),
+    {ok, 4.0} = py:call(Ctx, math, sqrt, [16]),
+    %% Different context has isolated state
+    Ctx2 = py:context(2),
+    {error, _} = py:eval(Ctx2, <<"my_var">>).
+
+seed_automatic_routing(_) ->
+    %% Start contexts (usually done by application startup)
+    {ok, _} = py:start_contexts(),
+    %% Calls are automatically routed to subinterpreters
+    {ok, 4.0} = py:call(math, sqrt, [16]),
+    {ok, 6} = py:eval(<<"2 + 4">>),
+    ok = py:exec(<<"x = 42">>),
+    ?assertEqual({ok, 42}, py:eval(<<"x">>)),
+    ?assert(py:contexts_started()),
+    ?assertEqual(erlang:system_info(schedulers), py_context_router:num_contexts()).
+
+seed_subinterp_checks(_) ->
+    case py:subinterp_supported() of
+        true ->
+            true = py:subinterp_supported(),
+            subinterp = py:execution_mode();
+        false ->
+            ?assertEqual(multi_executor, py:execution_mode())
+    end,
+    ?assert(is_integer(py:num_executors())).
+
+seed_router_api(_) ->
+    %% Start router with default number of contexts (scheduler count)
+    {ok, Contexts} = py_context_router:start(),
+    ?assertEqual(erlang:system_info(schedulers), length(Contexts)),
+    %% Start with custom number of contexts
+    {ok, Contexts8} = py_context_router:start(#{contexts => 8}),
+    ?assertEqual(8, length(Contexts8)),
+    %% Get context for current scheduler (automatic affinity)
+    Ctx = py_context_router:get_context(),
+    ?assert(lists:member(Ctx, Contexts8)),
+    %% Get specific context by index
+    Ctx1 = py_context_router:get_context(1),
+    %% Bind current process to a specific context
+    ok = py_context_router:bind_context(Ctx1),
+    ?assertEqual(Ctx1, py_context_router:get_context()),
+    ok = py:exec(<<"bound_here = 1">>),
+    ?assertEqual({ok, 1}, py:eval(Ctx1, <<"bound_here">>)),
+    %% Unbind (return to scheduler-based routing)
+    ok = py_context_router:unbind_context(),
+    %% Get number of active contexts
+    N = py_context_router:num_contexts(),
+    ?assertEqual(8, N),
+    %% Stop all contexts
+    ok = py_context_router:stop(),
+    ?assertEqual(0, py_context_router:num_contexts()),
+    ?assertNot(py:contexts_started()),
+    %% with no contexts, calls run on the main interpreter
+    ?assertEqual({ok, 4.0}, py:call(math, sqrt, [16])).
+
+seed_parallel(_) ->
+    {ok, Results} = py:parallel([
+        {math, sqrt, [16]},
+        {math, sqrt, [25]},
+        {math, sqrt, [36]}
+    ]),
+    ?assertEqual([{ok, 4.0}, {ok, 5.0}, {ok, 6.0}], Results).
+
+parallel_errors_in_order(_) ->
+    {ok, Results} = py:parallel([{math, sqrt, [4]}, {math, sqrt, [-1]}, {nope_mod, f, []},
+                                 {operator, add, [1, 2]}, {math, sqrt, [make_ref()]}, bad]),
+    ?assertMatch([{ok, 2.0}, {error, {'ValueError', _}}, {error, {'ModuleNotFoundError', _}},
+                  {ok, 3}, {error, {bad_argument, _}}, {error, {bad_argument, _}}], Results),
+    ?assertEqual({ok, []}, py:parallel([])).
+
+%%% Isolation
+
+isolation_names(_) ->
+    ok = py:exec(py:context(1), <<"only_in_one = 1\ndef f(): return 'one'">>),
+    ?assertEqual({ok, 1}, py:eval(py:context(1), <<"only_in_one">>)),
+    ?assertMatch({error, {'NameError', _}}, py:eval(py:context(2), <<"only_in_one">>)),
+    ?assertEqual({ok, <<"one">>}, py:call(py:context(1), '__main__', f, [])),
+    ?assertMatch({error, {'NameError', _}}, py:call(py:context(2), '__main__', f, [])),
+    %% names defined by exec are attributes of that context's __main__ (sub-interpreters)
+    case subinterp() of
+        true -> ?assertEqual({ok, 1}, py:eval(py:context(1), <<"__import__('__main__').only_in_one">>));
+        false -> ok
+    end.
+
+isolation_exceptions(_) ->
+    ok = py:exec(py:context(2), <<"kept = 'still here'">>),
+    ?assertMatch({error, {'RuntimeError', _}}, py:exec(py:context(1), <<"raise RuntimeError('boom')">>)),
+    ?assertMatch({error, {'SystemExit', _}}, py:exec(py:context(1), <<"raise SystemExit(1)">>)),
+    ?assertEqual({ok, <<"still here">>}, py:eval(py:context(2), <<"kept">>)),
+    ?assertEqual({ok, 2}, py:eval(py:context(1), <<"1 + 1">>)).
+
+%% Context 1 spins in pure Python until a gate opens; context 2 answers meanwhile.
+busy_context_does_not_block_others(Config) ->
+    Gate = filename:join(?config(priv_dir, Config), "gate1"),
+    file:delete(Gate),
+    Self = self(),
+    Started = Gate ++ ".started",
+    file:delete(Started),
+    Spin = iolist_to_binary(["import os\nopen(r'", Started, "', 'w').close()\nn = 0\n"
+                             "while not os.path.exists(r'", Gate, "'):\n    n += 1\n"]),
+    Busy = spawn_link(fun() -> Self ! {busy_done, py:exec(py:context(1), Spin)} end),
+    %% wait until context 1 is inside its loop
+    ok = wait_for_file(Started),
+    ?assertEqual({ok, 4.0}, py:call(py:context(2), math, sqrt, [16])),
+    ?assertEqual({ok, 499500}, py:eval(py:context(2), <<"sum(range(1000))">>)),
+    ok = file:write_file(Gate, <<>>),
+    receive {busy_done, R} -> ?assertEqual(ok, R) after 30000 -> ct:fail(busy_stuck) end,
+    unlink(Busy).
+
+
+wait_for_file(F) ->
+    case filelib:is_regular(F) of
+        true -> ok;
+        false -> timer:sleep(5), wait_for_file(F)
+    end.
+
+exec_then_call_sticks(_) ->
+    Self = self(),
+    Pids = [spawn_link(fun() ->
+                Name = list_to_binary("f_" ++ integer_to_list(I)),
+                ok = py:exec(<<"def ", Name/binary, "(x):\n    return x + ", (integer_to_binary(I))/binary, "\n">>),
+                R = [py:call('__main__', Name, [J]) || J <- lists:seq(1, 5)],
+                Self ! {done, I, R}
+            end) || I <- lists:seq(1, 200)],
+    [receive {done, I, R} -> ?assertEqual([{ok, I + J} || J <- lists:seq(1, 5)], R) end
+     || I <- lists:seq(1, length(Pids))].
+
+bind_context_wins(_) ->
+    ok = py:exec(py:context(2), <<"where = 'two'">>),
+    ok = py:exec(py:context(1), <<"where = 'one'">>),
+    Self = self(),
+    spawn_link(fun() ->
+        ok = py_context_router:bind_context(py:context(2)),
+        R1 = py:eval(<<"where">>),
+        ok = py_context_router:bind_context(py:context(1)),
+        R2 = py:eval(<<"where">>),
+        Self ! {bound, R1, R2}
+    end),
+    receive {bound, R1, R2} ->
+        ?assertEqual({ok, <<"two">>}, R1),
+        ?assertEqual({ok, <<"one">>}, R2)
+    end,
+    %% the binding was the other process's: a new process is unbound
+    spawn_link(fun() -> Self ! {ctx, get('$py_bound_context')} end),
+    receive {ctx, B} -> ?assertEqual(undefined, B) end.
+
+restart_with_other_count(_) ->
+    ok = py:exec(py:context(1), <<"old = 1">>),
+    {ok, Ctxs} = py_context_router:start(#{contexts => 3}),
+    ?assertEqual(3, length(Ctxs)),
+    ?assertEqual(3, py_context_router:num_contexts()),
+    ?assertMatch({error, {'NameError', _}}, py:eval(py:context(1), <<"old">>)),
+    ?assertEqual({ok, 9}, py:eval(py:context(3), <<"3 * 3">>)),
+    ?assertEqual({error, {no_context, 4}}, py:eval(py:context(4), <<"1">>)),
+    %% a process stuck to a context of the old set re-picks after a restart
+    {ok, _} = py_context_router:start(#{contexts => 1}),
+    ?assertEqual({ok, 2}, py:eval(<<"1 + 1">>)),
+    ?assertEqual(py:context(1), py_context_router:get_context()).
+
+too_many_contexts(_) ->
+    ?assertMatch({error, {bad_argument, _}}, py_context_router:start(#{contexts => 65})),
+    ?assertMatch({error, {bad_argument, _}}, py_context_router:start(#{contexts => 0})),
+    ?assertEqual(2, py_context_router:num_contexts()),
+    ?assertEqual({ok, 2}, py:eval(py:context(2), <<"2">>)).
+
+failed_context_is_replaced(_) ->
+    ok = py:exec(py:context(2), <<"survivor = True">>),
+    Tag = make_ref(),
+    {ok, _H} = py_nif:submit(1, '$crash', {}, Tag),
+    Reply = receive {py_reply, Tag, R} -> R after 30000 -> timeout end,
+    case subinterp() of
+        %% the context's actor failed: its caller hears about it
+        true -> ?assertEqual({error, context_failed}, Reply);
+        %% contexts are served by executors: the executor failed
+        false -> ?assertEqual({error, context_failed}, Reply)
+    end,
+    %% the replacement serves; the other context kept its state
+    ?assertEqual({ok, 2}, eventually(fun() -> py:eval(py:context(1), <<"1 + 1">>) end)),
+    ?assertEqual({ok, true}, py:eval(py:context(2), <<"survivor">>)).
+
+eventually(F) -> eventually(F, 100).
+eventually(F, 0) -> F();
+eventually(F, N) ->
+    case F() of
+        {ok, _} = Ok -> Ok;
+        _ -> timer:sleep(20), eventually(F, N - 1)
+    end.
+
+%% CPython 3.12 aborts the process when _decimal loads in a second
+%% sub-interpreter; the node must stay up and decimal must work everywhere.
+decimal_everywhere(_) ->
+    {ok, Ctxs} = py_context_router:start(#{contexts => 4}),
+    Code = <<"import decimal\nfrom decimal import Decimal, getcontext\ngetcontext().prec = 30\n"
+             "result = str(Decimal(1) / Decimal(7))">>,
+    Self = self(),
+    [spawn_link(fun() ->
+         R = [begin ok = py:exec(Ctx, Code), py:eval(Ctx, <<"result">>) end || _ <- lists:seq(1, 20)],
+         Self ! {dec, R}
+     end) || Ctx <- Ctxs ++ Ctxs],
+    [receive {dec, R} -> [?assertEqual({ok, <<"0.142857142857142857142857142857">>}, X) || X <- R]
+     after 60000 -> ct:fail(decimal_stuck) end || _ <- Ctxs ++ Ctxs],
+    ?assertEqual({ok, <<"0.3">>}, py:eval(py:context(main), <<"str(__import__('decimal').Decimal('0.1') * 3)">>)).
+
+%% Modules that refuse sub-interpreters say what to do, and run on the main one.
+main_interpreter_modules(_) ->
+    case subinterp() of
+        true ->
+            {error, {'ImportError', Msg}} = py:call(py:context(1), ctypes, sizeof, [1]),
+            ?assertNotEqual(nomatch, binary:match(Msg, <<"py:context(main)">>));
+        false ->
+            ok
+    end,
+    ?assertMatch({ok, _}, py:eval(py:context(main), <<"__import__('ctypes').sizeof(__import__('ctypes').c_int)">>)).
+
+%% Restart the router over and over while callers keep calling: every call is
+%% answered (a value or a clear error), nothing crashes, no thread is leaked.
+start_stop_cycles_with_calls_in_flight(_) ->
+    %% one warm-up cycle, so pools that keep a parked thread already have it
+    ok = py_context_router:stop(),
+    {ok, _} = py_context_router:start(#{contexts => 2}),
+    Before = thread_count(),
+    Self = self(),
+    Stop = make_ref(),
+    Callers = [spawn_link(fun() -> call_loop(Self, Stop, 0) end) || _ <- lists:seq(1, 8)],
+    [begin
+         {ok, _} = py_context_router:start(#{contexts => 1 + I rem 3}),
+         case I rem 4 of 0 -> ok = py_context_router:stop(); _ -> ok end
+     end || I <- lists:seq(1, 200)],
+    [P ! Stop || P <- Callers],
+    Counts = [receive {calls, P, N, Bad} -> {N, Bad} after 60000 -> ct:fail(caller_stuck) end || P <- Callers],
+    ct:pal("calls per caller: ~p", [Counts]),
+    [?assertEqual([], Bad) || {_, Bad} <- Counts],
+    ?assert(lists:sum([N || {N, _} <- Counts]) > 0),
+    {ok, _} = py_context_router:start(#{contexts => 2}),
+    After = thread_count(),
+    ct:pal("threads before ~p, after ~p", [Before, After]),
+    ?assertEqual(Before, After).
+
+call_loop(Parent, Stop, N) ->
+    call_loop(Parent, Stop, N, []).
+call_loop(Parent, Stop, N, Bad) ->
+    receive
+        Stop -> Parent ! {calls, self(), N, Bad}
+    after 0 ->
+        R = py:call(operator, add, [N, 1], #{}, 30000),
+        Bad2 = case R of
+                   {ok, V} when V =:= N + 1 -> Bad;
+                   {error, context_stopped} -> Bad;
+                   {error, {no_context, _}} -> Bad;
+                   Other -> [Other | Bad]
+               end,
+        call_loop(Parent, Stop, N + 1, Bad2)
+    end.
+
+thread_count() ->
+    {ok, Tasks} = file:list_dir("/proc/" ++ os:getpid() ++ "/task"),
+    length(Tasks).
