@@ -4,11 +4,11 @@
 #   make test    every test: cargo tests and the Common Test suites
 #   make demo    start the application and show calls, eval, exec, types, errors
 #   make shell   an Erlang shell with the application started
-#   make bench   the benchmark table (also written to docs/benchmarks.md)
+#   make bench   the benchmark table (make bench-write also updates docs/benchmarks.md)
 # Pick the Python with PYTHON_CONFIG=/path/python3.X-config or PYTHON=/path/python3.
 export PYTHON PYTHON_CONFIG PERF_BUILD
 
-.PHONY: all build setup test test-rust test-erlang demo shell bench clean
+.PHONY: all build setup test test-rust test-erlang demo shell bench bench-write clean
 
 all: build
 
@@ -34,6 +34,9 @@ shell: build
 
 bench: build
 	escript scripts/bench.escript
+
+bench-write: build
+	escript scripts/bench.escript write
 
 clean:
 	rm -rf target erlang/_build erlang/priv

@@ -3,10 +3,10 @@
 fn main() {
     pyo3_build_config::use_pyo3_cfgs();
     let config = pyo3_build_config::get();
-    if let Some(dir) = config.lib_dir() {
+    if let Some(dir) = &config.lib_dir {
         println!("cargo:rustc-link-arg=-Wl,-rpath,{dir}");
     }
-    if let Some(name) = config.lib_name() {
+    if let Some(name) = &config.lib_name {
         println!("cargo:rustc-env=EP_LIBPYTHON_NAME={name}");
     }
     println!("cargo:rerun-if-env-changed=PYO3_PYTHON");

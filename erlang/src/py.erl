@@ -24,7 +24,7 @@
          parallel/1,
          context/0, context/1, start_contexts/0, start_contexts/1, stop_contexts/0,
          contexts_started/0,
-         version/0, execution_mode/0, num_executors/0, subinterp_supported/0,
+         version/0, execution_mode/0, num_executors/0, subinterp_supported/0, info/0,
          last_traceback/0]).
 
 -export_type([value/0, error/0, kwargs/0, call_opts/0]).
@@ -161,6 +161,21 @@ version() ->
 execution_mode() ->
     Info = py_nif:info(),
     binary_to_atom(maps:get(<<"mode">>, Info, maps:get(<<"build_mode">>, Info))).
+
+%% @doc The companion of {@link execution_mode/0}: `#{mode, version,
+%% gil_enabled, subinterp_supported, num_executors, num_contexts, max_contexts}'.
+%% `gil_enabled' is read live from the main interpreter: on a free-threaded build
+%% an extension module without free-threading support turns the GIL back on at
+%% import, and this is where that shows.
+-spec info() -> map().
+info() ->
+    Info = maps:fold(fun(K, V, Acc) -> Acc#{binary_to_atom(K) => V} end, #{}, py_nif:info()),
+    Mode = execution_mode(),
+    Gil = case py:eval({py_context, main}, <<"__import__('sys')._is_gil_enabled() if hasattr(__import__('sys'), '_is_gil_enabled') else True">>) of
+              {ok, G} when is_boolean(G) -> G;
+              _ -> maps:get(gil_enabled, Info, true)
+          end,
+    maps:without([build_mode], Info#{mode => Mode, gil_enabled => Gil}).
 
 %% @doc How many executor threads serve calls.
 -spec num_executors() -> non_neg_integer().

@@ -1,10 +1,15 @@
-//! A context in `subinterp` mode: a ractor actor pinned to its own OS thread that
-//! owns one OWN_GIL sub-interpreter, created when the context starts and ended
-//! on the same thread when it stops. Contexts run Python truly in parallel.
+//! A context: a ractor actor pinned to its own OS thread that owns its
+//! interpreter state for its whole life, so contexts run Python truly in parallel.
+//!
+//! * `subinterp` mode: one OWN_GIL sub-interpreter, created when the context
+//!   starts and ended on the same thread when it stops; its `__main__` is the
+//!   context's namespace.
+//! * `free_threaded` mode: a thread state of the (GIL-less) main interpreter and a
+//!   fresh globals dict of its own; no executor hop, no GIL to take turns on.
 
 use super::job::Job;
 use crate::interp::exec::{self, CodeCache, Globals};
-use crate::interp::thread::PinnedInterp;
+use crate::interp::thread::{Kind, PinnedInterp};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 use ractor::thread_local::ThreadLocalActor;
@@ -42,7 +47,10 @@ impl ThreadLocalActor for Context {
     async fn pre_start(&self, _me: ActorRef<Job>, id: u32) -> Result<ContextState, ActorProcessingErr> {
         let interp = new_interp().map_err(|e| format!("context {id}: {e}"))?;
         let globals = interp
-            .run(|py| exec::main_globals(py).map(|g| g.unbind()))
+            .run(|py| match interp.kind() {
+                Kind::Sub => exec::main_globals(py).map(|g| g.unbind()),
+                Kind::Main => exec::fresh_globals(py).map(|g| g.unbind()),
+            })
             .map_err(|e| format!("context {id}: {e}"))?;
         Ok(ContextState { cache: CodeCache::default(), globals: Some(globals), interp })
     }
@@ -61,7 +69,12 @@ fn new_interp() -> Result<PinnedInterp, String> {
     PinnedInterp::new_subinterpreter()
 }
 
-#[cfg(not(all(Py_3_12, not(Py_GIL_DISABLED))))]
+#[cfg(Py_GIL_DISABLED)]
 fn new_interp() -> Result<PinnedInterp, String> {
-    Err("this Python cannot create OWN_GIL sub-interpreters".into())
+    Ok(PinnedInterp::main())
+}
+
+#[cfg(not(any(Py_3_12, Py_GIL_DISABLED)))]
+fn new_interp() -> Result<PinnedInterp, String> {
+    Err("contexts of this Python share the main interpreter and have no actor".into())
 }

@@ -36,8 +36,8 @@ const STOP_GRACE: Duration = Duration::from_secs(5);
 #[derive(Default)]
 pub struct Table {
     executors: Vec<ActorRef<Job>>,
-    /// One per context in `subinterp` mode; empty when contexts share the main
-    /// interpreter (then `num_contexts` says how many there are).
+    /// One per context when contexts are actors; empty when they are namespaces
+    /// served by the executors (then `num_contexts` says how many there are).
     contexts: Vec<ActorRef<Job>>,
     num_contexts: usize,
     next: AtomicUsize,
@@ -129,8 +129,10 @@ impl RouterState {
 /// The router actor.
 pub struct Router;
 
-fn subinterp_contexts() -> bool {
-    py_runtime::info().is_some_and(|i| i.mode == Mode::Subinterp)
+/// Whether each context is an actor with its own thread (sub-interpreters, or a
+/// GIL-less main interpreter), rather than a namespace served by the executors.
+fn actor_contexts() -> bool {
+    py_runtime::info().is_some_and(|i| matches!(i.mode, Mode::Subinterp | Mode::FreeThreaded))
 }
 
 async fn spawn_slot(slot: Slot, me: &ActorCell) -> Result<Running, String> {
@@ -161,7 +163,7 @@ impl Router {
             return Err(format!("contexts must be between 1 and {MAX_CONTEXTS}, got {n}"));
         }
         Self::stop_contexts(st).await;
-        if subinterp_contexts() {
+        if actor_contexts() {
             for i in 0..n {
                 match spawn_slot(Slot::Context(i), me).await {
                     Ok(r) => {

@@ -16,7 +16,7 @@ pub fn get() -> &'static Runtime {
             .worker_threads(1)
             // Few blocking tasks (Python initialisation, releasing shared globals);
             // their threads stay parked instead of coming and going.
-            .max_blocking_threads(2)
+            .max_blocking_threads(1)
             .thread_keep_alive(std::time::Duration::from_secs(24 * 3600))
             .thread_name("ep-runtime")
             .enable_all()
