@@ -23,4 +23,5 @@ rustler::atoms! {
     context_stopped,
     context_failed,
     no_context,
+    overloaded,
 }

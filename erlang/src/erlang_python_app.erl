@@ -9,16 +9,24 @@
 -spec start(application:start_type(), term()) -> {ok, pid()} | {error, term()}.
 start(_Type, _Args) ->
     InRange = fun(N) -> is_integer(N) andalso N >= 1 andalso N =< 64 end,
+    Positive = fun(N) -> is_integer(N) andalso N >= 1 end,
+    Timeout = fun(T) -> T =:= infinity orelse (is_integer(T) andalso T >= 0) end,
     maybe_start([config(num_executors, 4, InRange),
-                 config(num_contexts, erlang:system_info(schedulers), InRange)]).
+                 config(num_contexts, erlang:system_info(schedulers), InRange),
+                 config(max_concurrent, py_semaphore:default_max(), Positive),
+                 config(call_timeout, 30000, Timeout),
+                 config(overload_wait, 1000, Timeout)]).
 
-maybe_start([{ok, Executors}, {ok, Contexts}]) ->
+maybe_start([{ok, Executors}, {ok, Contexts}, {ok, Max}, {ok, _}, {ok, _}]) ->
+    ok = py_nif:semaphore_set_max(Max),
     case start_python(Executors, Contexts) of
         ok -> erlang_python_sup:start_link();
         {error, _} = E -> E
     end;
 maybe_start(Configs) ->
-    hd([E || {error, _} = E <- Configs]).
+    {error, {invalid_config, Key, Value}} = hd([E || {error, _} = E <- Configs]),
+    logger:error("erlang_python: invalid value for ~p: ~p", [Key, Value]),
+    {error, {invalid_config, Key, Value}}.
 
 -spec prep_stop(term()) -> term().
 prep_stop(State) ->

@@ -11,6 +11,11 @@
 %%     (references, funs, ports, invalid UTF-8 binaries, nesting deeper than 500).</li>
 %% <li>`{unsupported_type, TypeName}' / `{bad_result, Message}': a Python result
 %%     with no Erlang counterpart.</li>
+%% <li>`{overloaded, Current, Max}': no {@link py_semaphore} permit came free in
+%%     time.</li>
+%% <li>`context_stopped' / `context_failed': the context was stopped, or failed,
+%%     with the request in its mailbox (a failed context is replaced at once).</li>
+%% <li>`{no_context, N}': there is no context `N'.</li>
 %% <li>`not_started': the application is not running.</li>
 %% </ul>
 %% Code is a binary or a string. Module and function names are atoms, binaries or
@@ -25,12 +30,18 @@
          context/0, context/1, start_contexts/0, start_contexts/1, stop_contexts/0,
          contexts_started/0,
          version/0, execution_mode/0, num_executors/0, subinterp_supported/0, info/0,
-         last_traceback/0]).
+         last_traceback/0,
+         memory_stats/0, memory_stats/1, gc/0, gc/1,
+         tracemalloc_start/0, tracemalloc_start/1, tracemalloc_stop/0,
+         state_store/2, state_fetch/1, state_remove/1, state_keys/0, state_clear/0,
+         state_incr/1, state_incr/2, state_decr/1, state_decr/2]).
 
 -export_type([value/0, error/0, kwargs/0, call_opts/0]).
 
 -type value() :: term().
 -type error() :: {atom(), binary()} | timeout | not_started
+               | {overloaded, non_neg_integer(), pos_integer()}
+               | {no_context, non_neg_integer()} | context_stopped | context_failed
                | {bad_argument, binary()} | {unsupported_type, binary()}
                | {bad_result, binary()}.
 -type kwargs() :: #{atom() | binary() => term()}.
@@ -195,7 +206,123 @@ last_traceback() ->
         Tb -> {ok, Tb}
     end.
 
+%% @doc Python memory figures of the calling process's context:
+%% `#{gc_stats => [#{collections, collected, uncollectable}] (one per generation),
+%% gc_count => [integer()], gc_threshold => [integer()], gc_enabled => boolean(),
+%% traced_memory => #{current, peak} (only while tracemalloc runs)}'.
+-spec memory_stats() -> {ok, map()} | {error, error()}.
+memory_stats() ->
+    memory_stats(context()).
+
+%% @doc {@link memory_stats/0} of context `Ctx'.
+-spec memory_stats(ctx()) -> {ok, map()} | {error, error()}.
+memory_stats(Ctx) ->
+    Code = <<"(__import__('gc').get_stats(), list(__import__('gc').get_count()), "
+             "list(__import__('gc').get_threshold()), __import__('gc').isenabled(), "
+             "__import__('tracemalloc').get_traced_memory() "
+             "if 'tracemalloc' in __import__('sys').modules and __import__('tracemalloc').is_tracing() "
+             "else None)">>,
+    case eval(Ctx, Code) of
+        {ok, {Stats, Count, Threshold, Enabled, Traced}} ->
+            Base = #{gc_stats => [atom_keys(S) || S <- Stats], gc_count => Count,
+                     gc_threshold => Threshold, gc_enabled => Enabled},
+            {ok, case Traced of
+                     none -> Base;
+                     {Cur, Peak} -> Base#{traced_memory => #{current => Cur, peak => Peak}}
+                 end};
+        {error, _} = E ->
+            E
+    end.
+
+%% @doc Runs a full garbage collection in the calling process's context and
+%% returns how many objects it found unreachable.
+-spec gc() -> {ok, non_neg_integer()} | {error, error()}.
+gc() ->
+    call(gc, collect, []).
+
+%% @doc Collects generation `Gen' (0, 1 or 2).
+-spec gc(0..2) -> {ok, non_neg_integer()} | {error, error()}.
+gc(Gen) when is_integer(Gen) ->
+    call(gc, collect, [Gen]).
+
+%% @doc Starts tracing Python memory allocations in the calling process's context.
+%% (CPython 3.12's `_tracemalloc' refuses sub-interpreters: there the error says
+%% so, and `py:call(py:context(main), tracemalloc, start, [])' traces the main one.)
+-spec tracemalloc_start() -> ok | {error, error()}.
+tracemalloc_start() ->
+    tracemalloc_start(1).
+
+%% @doc Starts tracing, keeping `Frames' frames of traceback per allocation.
+-spec tracemalloc_start(pos_integer()) -> ok | {error, error()}.
+tracemalloc_start(Frames) when is_integer(Frames), Frames >= 1 ->
+    ok_result(call(tracemalloc, start, [Frames])).
+
+%% @doc Stops tracing (and frees the traces).
+-spec tracemalloc_stop() -> ok | {error, error()}.
+tracemalloc_stop() ->
+    ok_result(call(tracemalloc, stop, [])).
+
+%% @doc Stores `Value' under `Key' in the node's shared state, visible from every
+%% context (Python's `erlang.state_get') and from Erlang. Atom keys are stored
+%% as binaries, which is what Python's `str' keys become.
+-spec state_store(term(), term()) -> ok.
+state_store(Key, Value) ->
+    py_nif:state_store(key(Key), Value).
+
+%% @doc The value under `Key'.
+-spec state_fetch(term()) -> {ok, term()} | {error, not_found}.
+state_fetch(Key) ->
+    py_nif:state_fetch(key(Key)).
+
+%% @doc Removes `Key'.
+-spec state_remove(term()) -> ok.
+state_remove(Key) ->
+    py_nif:state_remove(key(Key)).
+
+%% @doc Every key.
+-spec state_keys() -> [term()].
+state_keys() ->
+    py_nif:state_keys().
+
+%% @doc Removes every key.
+-spec state_clear() -> ok.
+state_clear() ->
+    py_nif:state_clear().
+
+%% @doc Atomically adds 1 to the counter under `Key' (0 when missing).
+-spec state_incr(term()) -> {ok, integer()} | {error, not_integer | overflow}.
+state_incr(Key) ->
+    state_incr(Key, 1).
+
+%% @doc Atomically adds `N'.
+-spec state_incr(term(), integer()) -> {ok, integer()} | {error, not_integer | overflow}.
+state_incr(Key, N) when is_integer(N) ->
+    py_nif:state_incr(key(Key), N).
+
+%% @doc Atomically subtracts 1.
+-spec state_decr(term()) -> {ok, integer()} | {error, not_integer | overflow}.
+state_decr(Key) ->
+    state_incr(Key, -1).
+
+%% @doc Atomically subtracts `N'.
+-spec state_decr(term(), integer()) -> {ok, integer()} | {error, not_integer | overflow}.
+state_decr(Key, N) when is_integer(N) ->
+    state_incr(Key, -N).
+
 %%% Internal
+
+key(K) when is_atom(K), K =/= true, K =/= false, K =/= none, K =/= nil, K =/= undefined ->
+    atom_to_binary(K, utf8);
+key(K) ->
+    K.
+
+ok_result({ok, _}) -> ok;
+ok_result({error, _} = E) -> E.
+
+atom_keys(M) ->
+    maps:fold(fun(K, V, Acc) when is_binary(K) -> Acc#{binary_to_atom(K) => V};
+                 (K, V, Acc) -> Acc#{K => V}
+              end, #{}, M).
 
 default_timeout() ->
     application:get_env(erlang_python, call_timeout, 30000).
@@ -207,10 +334,10 @@ maybe_request({py_context, Target}, Build, Timeout) ->
         throw:{bad_argument, _} = Bad -> {error, Bad}
     end.
 
-request(Target, Op, Payload, Timeout) ->
+request(Target, Op, Payload, Timeout0) ->
     Tag = make_ref(),
-    case py_nif:submit(Target, Op, Payload, Tag) of
-        {ok, Handle} ->
+    case submit(Target, Op, Payload, Tag, Timeout0) of
+        {{ok, Handle}, Timeout} ->
             receive
                 {py_reply, Tag, Result} -> Result;
                 {py_reply, Tag, Error, Traceback} -> put(py_last_traceback, Traceback), Error
@@ -220,9 +347,38 @@ request(Target, Op, Payload, Timeout) ->
                     false -> await_sent(Tag)
                 end
             end;
-        {error, _} = Error ->
+        {{error, _} = Error, _} ->
             Error
     end.
+
+%% Queues a request, waiting a bounded time for a semaphore permit. Returns the
+%% submit result and what is left of the timeout.
+submit(Target, Op, Payload, Tag, Timeout) ->
+    case py_nif:submit(Target, Op, Payload, Tag) of
+        {error, {overloaded, _, _}} ->
+            Wait = case {Timeout, application:get_env(erlang_python, overload_wait, 1000)} of
+                       {infinity, W} -> W;
+                       {T, infinity} -> T;
+                       {T, W} -> min(T, W)
+                   end,
+            Start = erlang:monotonic_time(millisecond),
+            R = submit_retry(Target, Op, Payload, Tag, Start + Wait, 1),
+            {R, remaining(Timeout, erlang:monotonic_time(millisecond) - Start)};
+        R ->
+            {R, Timeout}
+    end.
+
+submit_retry(Target, Op, Payload, Tag, Deadline, Backoff) ->
+    Left = Deadline - erlang:monotonic_time(millisecond),
+    receive after max(0, min(Backoff, Left)) -> ok end,
+    case py_nif:submit(Target, Op, Payload, Tag) of
+        {error, {overloaded, _, _}} = E when Left =< Backoff -> E;
+        {error, {overloaded, _, _}} -> submit_retry(Target, Op, Payload, Tag, Deadline, min(2 * Backoff, 20));
+        R -> R
+    end.
+
+remaining(infinity, _) -> infinity;
+remaining(T, Waited) -> max(0, T - Waited).
 
 %% The reply was already being sent when we gave up: it is in our mailbox or about to be.
 await_sent(Tag) ->
@@ -235,9 +391,9 @@ submit_call({py_context, Target}, {M, F, A}) ->
     try {name(M, module), name(F, function), list(A), #{}} of
         Payload ->
             Tag = make_ref(),
-            case py_nif:submit(Target, call, Payload, Tag) of
-                {ok, Handle} -> {Tag, Handle};
-                {error, _} = E -> E
+            case submit(Target, call, Payload, Tag, default_timeout()) of
+                {{ok, Handle}, _} -> {Tag, Handle};
+                {{error, _} = E, _} -> E
             end
     catch
         throw:{bad_argument, _} = Bad -> {error, Bad}

@@ -2,9 +2,11 @@
 %% @doc The NIF loader. Every function here returns at once: work is forwarded to
 %% actor mailboxes in Rust and answered by message.
 -module(py_nif).
--export([submit/4, cancel/1, start/3, start_contexts/2, stop_contexts/1, stop/1, info/0, noop/0]).
+-export([state_store/2, state_fetch/1, state_remove/1, state_keys/0, state_clear/0, state_incr/2,
+         submit/4, cancel/1, semaphore_get/1, semaphore_set_max/1, start/3, start_contexts/2, stop_contexts/1, stop/1, info/0, noop/0]).
 -on_load(init/0).
--nifs([submit/4, cancel/1, start/3, start_contexts/2, stop_contexts/1, stop/1, info/0, noop/0]).
+-nifs([state_store/2, state_fetch/1, state_remove/1, state_keys/0, state_clear/0, state_incr/2,
+       submit/4, cancel/1, semaphore_get/1, semaphore_set_max/1, start/3, start_contexts/2, stop_contexts/1, stop/1, info/0, noop/0]).
 
 -spec init() -> ok | {error, term()}.
 init() ->
@@ -16,8 +18,15 @@ init() ->
     erlang:load_nif(filename:join(Dir, "py_nif"), 0).
 
 -spec submit(main | pos_integer(), call | eval | exec | echo | '$crash', term(), reference()) ->
-          {ok, reference()} | {error, not_started | {no_context, non_neg_integer()}}.
+          {ok, reference()} | {error, not_started | {no_context, non_neg_integer()}
+                                   | {overloaded, non_neg_integer(), pos_integer()}}.
 submit(_Target, _Op, _Payload, _Tag) -> erlang:nif_error(not_loaded).
+
+-spec semaphore_get(max | current) -> non_neg_integer().
+semaphore_get(_Which) -> erlang:nif_error(not_loaded).
+
+-spec semaphore_set_max(pos_integer()) -> ok.
+semaphore_set_max(_N) -> erlang:nif_error(not_loaded).
 
 -spec cancel(reference()) -> boolean().
 cancel(_Handle) -> erlang:nif_error(not_loaded).
@@ -36,6 +45,24 @@ stop(_Tag) -> erlang:nif_error(not_loaded).
 
 -spec info() -> map().
 info() -> erlang:nif_error(not_loaded).
+
+-spec state_store(term(), term()) -> ok.
+state_store(_K, _V) -> erlang:nif_error(not_loaded).
+
+-spec state_fetch(term()) -> {ok, term()} | {error, not_found}.
+state_fetch(_K) -> erlang:nif_error(not_loaded).
+
+-spec state_remove(term()) -> ok.
+state_remove(_K) -> erlang:nif_error(not_loaded).
+
+-spec state_keys() -> [term()].
+state_keys() -> erlang:nif_error(not_loaded).
+
+-spec state_clear() -> ok.
+state_clear() -> erlang:nif_error(not_loaded).
+
+-spec state_incr(term(), integer()) -> {ok, integer()} | {error, not_integer | overflow}.
+state_incr(_K, _By) -> erlang:nif_error(not_loaded).
 
 -spec noop() -> ok.
 noop() -> erlang:nif_error(not_loaded).

@@ -18,6 +18,7 @@ use rustler::{Encoder, Env, LocalPid, OwnedEnv, Term};
 use std::sync::Arc;
 
 pub use super::token::CallToken;
+use super::semaphore::Permit;
 
 /// What the actor does with a job.
 #[derive(Clone, Copy, Debug)]
@@ -49,17 +50,19 @@ pub struct Job {
     reply_to: LocalPid,
     token: Arc<CallToken>,
     pub target: Target,
+    /// Returned to the semaphore when the job is dropped, however it ends.
+    _permit: Permit,
 }
 
 impl Job {
     /// Copies `payload` and `tag` into a fresh environment; returns the job and the
     /// caller's half of its token.
-    pub fn new(work: Work, target: Target, payload: Term<'_>, tag: Term<'_>, reply_to: LocalPid) -> (Job, Arc<CallToken>) {
+    pub fn new(work: Work, target: Target, payload: Term<'_>, tag: Term<'_>, reply_to: LocalPid, permit: Permit) -> (Job, Arc<CallToken>) {
         let env = OwnedEnv::new();
         let payload = env.save(payload);
         let tag = env.save(tag);
         let token = Arc::new(CallToken::default());
-        let job = Job { env, work, payload, tag, reply_to, token: token.clone(), target };
+        let job = Job { env, work, payload, tag, reply_to, token: token.clone(), target, _permit: permit };
         (job, token)
     }
 

@@ -5,6 +5,8 @@
 //! * [`executor`]: an actor pinned to its own OS thread, on the main interpreter.
 //! * [`context`]: an actor pinned to its own OS thread, owning a sub-interpreter.
 //! * [`router`]: starts, supervises and publishes executors and contexts.
+//! * [`semaphore`]: the limit on requests in flight, one permit per job.
+//! * [`state`]: the node's shared state store (terms and atomic counters).
 //! * [`token`]: who wins between a reply and a caller giving up.
 
 pub mod context;
@@ -12,4 +14,6 @@ pub mod executor;
 pub mod job;
 pub mod router;
 pub mod runtime;
+pub mod semaphore;
+pub mod state;
 pub mod token;

@@ -55,6 +55,7 @@ pub fn install(py: Python<'_>) -> PyResult<()> {
     let dict = module.getattr("__dict__")?.cast_into::<PyDict>()?;
     let code = std::ffi::CString::new(SOURCE).expect("no NUL in module source");
     py.run(&code, Some(&dict), None)?;
+    super::natives::install(py, &module)?;
     let sys = py.import("sys")?;
     sys.getattr("modules")?.set_item("erlang", &module)?;
     Ok(())

@@ -6,6 +6,7 @@
 //! * [`convert`]: Erlang terms straight to Python objects and back, no intermediate tree.
 //! * [`exec`]: running one call/eval/exec inside an attached interpreter.
 //! * [`shared_contexts`]: contexts as globals dicts on the main interpreter.
+//! * [`natives`]: the `erlang` module's native functions (state, send).
 //! * [`erlang_module`]: the `erlang` module every interpreter gets.
 //!
 //! Rule of the room: every `unsafe` block says which interpreter's GIL it assumes
@@ -14,6 +15,7 @@
 pub mod convert;
 pub mod erlang_module;
 pub mod exec;
+pub mod natives;
 pub mod runtime;
 pub mod shared_contexts;
 pub mod thread;

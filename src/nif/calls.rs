@@ -3,6 +3,7 @@
 
 use crate::actors::job::{CallToken, Job, Target, Work};
 use crate::actors::router::{self, SubmitError};
+use crate::actors::semaphore;
 use crate::atoms;
 use crate::interp::exec::Op;
 use rustler::{Atom, Encoder, Env, NifResult, Resource, ResourceArc, Term};
@@ -54,7 +55,11 @@ fn submit<'a>(env: Env<'a>, target: Term<'a>, op: Atom, payload: Term<'a>, tag: 
     let (Some(target), Some(work)) = (target_of(target), work_of(op)) else {
         return Err(rustler::Error::BadArg);
     };
-    let (job, token) = Job::new(work, target, payload, tag, env.pid());
+    let permit = match semaphore::try_acquire() {
+        Ok(p) => p,
+        Err((current, max)) => return Ok((atoms::error(), (atoms::overloaded(), current, max)).encode(env)),
+    };
+    let (job, token) = Job::new(work, target, payload, tag, env.pid(), permit);
     match router::submit(job) {
         Ok(()) => Ok((atoms::ok(), ResourceArc::new(CallHandle(token))).encode(env)),
         Err((job, why)) => {
@@ -65,6 +70,26 @@ fn submit<'a>(env: Env<'a>, target: Term<'a>, op: Atom, payload: Term<'a>, tag: 
             })
         }
     }
+}
+
+/// `semaphore(max | current) -> integer()`.
+#[rustler::nif]
+fn semaphore_get(which: Atom) -> NifResult<usize> {
+    rustler::atoms! { max, current }
+    if which == max() {
+        Ok(semaphore::max())
+    } else if which == current() {
+        Ok(semaphore::current())
+    } else {
+        Err(rustler::Error::BadArg)
+    }
+}
+
+/// `semaphore_set_max(N) -> ok`.
+#[rustler::nif]
+fn semaphore_set_max(n: usize) -> Atom {
+    semaphore::set_max(n);
+    atoms::ok()
 }
 
 /// `cancel(Handle) -> boolean()`: true if the reply will never be sent; false if

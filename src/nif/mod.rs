@@ -6,6 +6,7 @@
 pub mod calls;
 pub mod floors;
 pub mod lifecycle;
+pub mod state;
 
 use rustler::{Env, Term};
 

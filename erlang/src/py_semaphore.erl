@@ -1,0 +1,37 @@
+%% @doc The rate limit on Python requests.
+%%
+%% Every Python call of every API takes a permit before it is queued and returns
+%% it when the request ends, however it ends (answered, timed out, its caller died,
+%% its context failed). When none is free, a call waits a bounded time
+%% (`overload_wait' application env, ms, default 1000, never longer than the
+%% call's own timeout) and then returns `{error, {overloaded, Current, Max}}'.
+%%
+%% The counter is an atomic in the NIF rather than an ETS table: acquiring is a
+%% compare-and-swap in the same NIF call that queues the request, and releasing is
+%% tied to the request's lifetime, so no permit can be lost.
+-module(py_semaphore).
+
+-export([max_concurrent/0, current/0, set_max_concurrent/1, default_max/0]).
+
+%% @doc The limit (default `schedulers * 2 + 1', application env `max_concurrent').
+-spec max_concurrent() -> pos_integer().
+max_concurrent() ->
+    py_nif:semaphore_get(max).
+
+%% @doc Requests in flight now (queued or running in Python).
+-spec current() -> non_neg_integer().
+current() ->
+    py_nif:semaphore_get(current).
+
+%% @doc Sets the limit, at once, also when lowered under load (requests already
+%% in flight finish; new ones wait until the count is under the new limit).
+-spec set_max_concurrent(pos_integer()) -> ok | {error, {bad_argument, binary()}}.
+set_max_concurrent(N) when is_integer(N), N >= 1 ->
+    py_nif:semaphore_set_max(N);
+set_max_concurrent(_) ->
+    {error, {bad_argument, <<"max_concurrent must be a positive integer">>}}.
+
+%% @doc `schedulers * 2 + 1'.
+-spec default_max() -> pos_integer().
+default_max() ->
+    erlang:system_info(schedulers) * 2 + 1.

@@ -1,0 +1,244 @@
+%% The rate limit (py_semaphore), back-pressure under floods, Python memory
+%% control, and configuration checks.
+-module(py_limits_SUITE).
+-include_lib("common_test/include/ct.hrl").
+-include_lib("stdlib/include/assert.hrl").
+-compile([export_all, nowarn_export_all]).
+
+all() ->
+    [defaults, limit_holds_under_500_callers, overload_only_when_exhausted,
+     permits_returned_after_storm, set_max_up_and_down, flood_stays_bounded,
+     memory_stats_every_context, gc_and_tracemalloc, invalid_config_rejected].
+
+init_per_suite(Config) ->
+    {ok, _} = application:ensure_all_started(erlang_python),
+    Config.
+
+end_per_suite(_Config) ->
+    ok = application:stop(erlang_python).
+
+init_per_testcase(_, Config) ->
+    ok = py_semaphore:set_max_concurrent(py_semaphore:default_max()),
+    application:set_env(erlang_python, overload_wait, 1000),
+    Config.
+
+end_per_testcase(_, _Config) ->
+    ok = py_semaphore:set_max_concurrent(py_semaphore:default_max()),
+    application:set_env(erlang_python, overload_wait, 1000).
+
+main() -> py:context(main).
+
+%% A probe that counts how many callers are inside Python at once, on the main
+%% interpreter (served by every executor, so up to num_executors run together).
+-define(PROBE, <<"
+import threading, time
+_lock = threading.Lock()
+inside = 0
+most = 0
+def probe(pause):
+    global inside, most
+    with _lock:
+        inside += 1
+        most = max(most, inside)
+    time.sleep(pause)
+    with _lock:
+        inside -= 1
+    return True
+def reset():
+    global most
+    most = 0
+">>).
+
+defaults(_) ->
+    ?assertEqual(erlang:system_info(schedulers) * 2 + 1, py_semaphore:max_concurrent()),
+    ?assertEqual(0, py_semaphore:current()),
+    ?assertMatch({error, {bad_argument, _}}, py_semaphore:set_max_concurrent(0)).
+
+limit_holds_under_500_callers(_) ->
+    ok = py:exec(main(), ?PROBE),
+    Max = 3,
+    ?assert(py:num_executors() > Max),
+    ok = py_semaphore:set_max_concurrent(Max),
+    application:set_env(erlang_python, overload_wait, 60000),
+    Results = pmap(fun(_) -> py:call(main(), '__main__', probe, [0.002]) end, lists:seq(1, 500)),
+    ?assertEqual(lists:duplicate(500, {ok, true}), Results),
+    {ok, Most} = py:eval(main(), <<"most">>),
+    ct:pal("most callers inside Python at once: ~p (limit ~p)", [Most, Max]),
+    ?assert(Most =< Max),
+    ?assert(Most >= 1),
+    ?assertEqual(0, py_semaphore:current()).
+
+overload_only_when_exhausted(Config) ->
+    Gate = filename:join(?config(priv_dir, Config), "gate"),
+    file:delete(Gate),
+    ok = py_semaphore:set_max_concurrent(1),
+    application:set_env(erlang_python, overload_wait, 50),
+    Wait = iolist_to_binary(["import os, time\nwhile not os.path.exists(r'", Gate, "'):\n    time.sleep(0.005)\n"]),
+    Self = self(),
+    spawn_link(fun() -> Self ! {held, py:exec(main(), Wait)} end),
+    ok = wait_until(fun() -> py_semaphore:current() =:= 1 end),
+    ?assertEqual({error, {overloaded, 1, 1}}, py:eval(main(), <<"1">>)),
+    ?assertEqual({error, {overloaded, 1, 1}}, py:call(math, sqrt, [4])),
+    {ok, [{error, {overloaded, 1, 1}}]} = py:parallel([{math, sqrt, [4]}]),
+    ok = file:write_file(Gate, <<>>),
+    receive {held, ok} -> ok end,
+    ?assertEqual({ok, 2.0}, py:call(math, sqrt, [4])),
+    %% a waiting caller gets in as soon as a permit frees up
+    application:set_env(erlang_python, overload_wait, 30000),
+    file:delete(Gate),
+    spawn_link(fun() -> Self ! {held, py:exec(main(), Wait)} end),
+    ok = wait_until(fun() -> py_semaphore:current() =:= 1 end),
+    Waiter = spawn_link(fun() -> Self ! {waiter, py:eval(main(), <<"40 + 2">>)} end),
+    ok = file:write_file(Gate, <<>>),
+    receive {held, ok} -> ok end,
+    receive {waiter, R} -> ?assertEqual({ok, 42}, R) end,
+    unlink(Waiter).
+
+permits_returned_after_storm(_) ->
+    ok = py_semaphore:set_max_concurrent(8),
+    application:set_env(erlang_python, overload_wait, 60000),
+    Self = self(),
+    %% timeouts
+    [spawn(fun() -> Self ! {r, py:call(time, sleep, [0.05], #{}, 1)} end) || _ <- lists:seq(1, 20)],
+    %% exceptions
+    [spawn(fun() -> Self ! {r, py:eval(<<"1/0">>)} end) || _ <- lists:seq(1, 20)],
+    %% callers killed while queued or running
+    Victims = [spawn(fun() -> py:call(time, sleep, [0.05]) end) || _ <- lists:seq(1, 20)],
+    [exit(V, kill) || V <- Victims],
+    Rs = [receive {r, R} -> R after 60000 -> ct:fail(stuck) end || _ <- lists:seq(1, 40)],
+    %% a 1 ms timeout also bounds the wait for a permit: timeout or overloaded
+    ?assertEqual(20, length([x || {error, E} <- Rs, E =:= timeout orelse element(1, E) =:= overloaded])),
+    ?assertEqual(20, length([x || {error, {'ZeroDivisionError', _}} <- Rs])),
+    %% every permit comes back once the interpreters are idle again
+    ok = wait_until(fun() -> py_semaphore:current() =:= 0 end),
+    ?assertEqual({ok, 2}, py:eval(<<"1 + 1">>)),
+    ?assertEqual(0, py_semaphore:current()).
+
+set_max_up_and_down(_) ->
+    ok = py:exec(main(), ?PROBE),
+    ok = py:exec(main(), <<"import threading\nbarrier = threading.Barrier(3, timeout=20)\n"
+                           "def meet():\n    barrier.wait()\n    return True\n">>),
+    application:set_env(erlang_python, overload_wait, 60000),
+    %% down: at most 2 at once under a storm
+    ok = py_semaphore:set_max_concurrent(2),
+    {ok, none} = py:call(main(), '__main__', reset, []),
+    [{ok, true} = R || R <- pmap(fun(_) -> py:call(main(), '__main__', probe, [0.002]) end, lists:seq(1, 200))],
+    {ok, Most2} = py:eval(main(), <<"most">>),
+    ?assert(Most2 =< 2),
+    %% up: three callers can now meet inside Python at the same time
+    ok = py_semaphore:set_max_concurrent(10),
+    ?assertEqual(lists:duplicate(3, {ok, true}),
+                 pmap(fun(_) -> py:call(main(), '__main__', meet, []) end, [1, 2, 3])),
+    %% lowered while requests are in flight: new ones wait, nothing is lost
+    Self = self(),
+    Busy = [spawn_link(fun() -> Self ! {b, py:call(main(), time, sleep, [0.1])} end) || _ <- lists:seq(1, 6)],
+    ok = wait_until(fun() -> py_semaphore:current() >= 6 end),
+    ok = py_semaphore:set_max_concurrent(1),
+    ?assertEqual({ok, 3}, py:eval(main(), <<"1 + 2">>)),
+    [receive {b, R} -> ?assertEqual({ok, none}, R) end || _ <- Busy],
+    ok = wait_until(fun() -> py_semaphore:current() =:= 0 end).
+
+%% 100,000 requests fired without waiting at a context that sleeps: every one is
+%% answered or refused as overloaded, and the node's memory stays bounded.
+flood_stays_bounded(_) ->
+    Max = py_semaphore:max_concurrent(),
+    erlang:garbage_collect(),
+    Mem0 = erlang:memory(total),
+    Ctx = 1,
+    Fired = [py_nif:submit(Ctx, call, {<<"time">>, <<"sleep">>, [0.0005], #{}}, {flood, I})
+             || I <- lists:seq(1, 100000)],
+    Accepted = length([x || {ok, _} <- Fired]),
+    Refused = length([x || {error, {overloaded, _, M}} <- Fired, M =:= Max]),
+    ct:pal("accepted ~p, refused ~p (limit ~p)", [Accepted, Refused, Max]),
+    ?assertEqual(100000, Accepted + Refused),
+    ?assert(Accepted >= Max),
+    ?assert(py_semaphore:current() =< Max),
+    Answers = collect_flood(Accepted, 0),
+    ?assertEqual(Accepted, Answers),
+    Mem1 = erlang:memory(total),
+    ct:pal("memory before ~p MB, after ~p MB", [Mem0 div 1000000, Mem1 div 1000000]),
+    %% the handles of 100,000 refused calls are garbage; what is left is small
+    ?assert(Mem1 - Mem0 < 200000000),
+    ok = wait_until(fun() -> py_semaphore:current() =:= 0 end).
+
+collect_flood(0, N) -> N;
+collect_flood(Left, N) ->
+    receive {py_reply, {flood, _}, {ok, none}} -> collect_flood(Left - 1, N + 1)
+    after 60000 -> N
+    end.
+
+memory_stats_every_context(_) ->
+    [begin
+         {ok, S} = py:memory_stats(Ctx),
+         #{gc_stats := Gens, gc_count := Count, gc_threshold := Threshold, gc_enabled := true} = S,
+         ?assertEqual(3, length(Gens)),
+         [?assertMatch(#{collections := _, collected := _, uncollectable := _}, G) || G <- Gens],
+         ?assertEqual(3, length(Count)),
+         ?assertEqual(3, length(Threshold)),
+         ?assertNot(maps:is_key(traced_memory, S))
+     end || Ctx <- [main() | py_context_router:contexts()]],
+    {ok, #{gc_stats := _}} = py:memory_stats().
+
+gc_and_tracemalloc(_) ->
+    Ctx = py:context(1),
+    ok = py_context_router:bind_context(Ctx),
+    ok = py:exec(<<"import gc\nclass Node:\n    pass\n"
+                   "def make_cycles(n):\n    for _ in range(n):\n        a = Node(); b = Node(); a.b = b; b.a = a\n">>),
+    {ok, _} = py:gc(),
+    {ok, none} = py:call('__main__', make_cycles, [100]),
+    {ok, Collected} = py:gc(),
+    ?assert(Collected >= 200),
+    {ok, G0} = py:gc(0),
+    ?assert(is_integer(G0)),
+    %% tracemalloc: in this context, unless its module refuses sub-interpreters
+    %% (CPython 3.12), where the error says to use the main interpreter
+    TraceCtx = case py:tracemalloc_start() of
+                   ok -> Ctx;
+                   {error, {'ImportError', Msg}} ->
+                       ?assertEqual(subinterp, py:execution_mode()),
+                       ?assertNotEqual(nomatch, binary:match(Msg, <<"py:context(main)">>)),
+                       ok = py_context_router:bind_context(py:context(main)),
+                       ok = py:tracemalloc_start(),
+                       py:context(main)
+               end,
+    ok = py:exec(<<"keep = [bytes(1000) for _ in range(100)]">>),
+    {ok, #{traced_memory := #{current := Cur, peak := Peak}}} = py:memory_stats(TraceCtx),
+    ?assert(Cur >= 100000),
+    ?assert(Peak >= Cur),
+    ok = py:tracemalloc_stop(),
+    {ok, S} = py:memory_stats(TraceCtx),
+    ?assertNot(maps:is_key(traced_memory, S)),
+    ok = py_context_router:unbind_context().
+
+invalid_config_rejected(_) ->
+    ok = application:stop(erlang_python),
+    try
+        [begin
+             {ok, Old} = {ok, application:get_env(erlang_python, Key)},
+             application:set_env(erlang_python, Key, Bad),
+             ?assertMatch({error, {{invalid_config, Key, Bad}, _}}, application:start(erlang_python)),
+             case Old of
+                 undefined -> application:unset_env(erlang_python, Key);
+                 {ok, V} -> application:set_env(erlang_python, Key, V)
+             end
+         end || {Key, Bad} <- [{num_contexts, 0}, {num_contexts, 65}, {num_executors, foo},
+                               {max_concurrent, -1}, {call_timeout, soon}]]
+    after
+        {ok, _} = application:ensure_all_started(erlang_python)
+    end,
+    ?assertEqual({ok, 2}, py:eval(<<"1 + 1">>)).
+
+%%% Helpers
+
+pmap(F, L) ->
+    Self = self(),
+    Pids = [spawn_link(fun() -> Self ! {pmap, self(), F(X)} end) || X <- L],
+    [receive {pmap, P, R} -> R end || P <- Pids].
+
+wait_until(F) -> wait_until(F, 3000).
+wait_until(F, 0) -> F() orelse ct:fail(condition_never_met), ok;
+wait_until(F, N) ->
+    case F() of
+        true -> ok;
+        false -> timer:sleep(10), wait_until(F, N - 1)
+    end.

@@ -1,0 +1,209 @@
+//! The native functions of the `erlang` module: shared state and messages.
+//!
+//! Plain CPython `METH_FASTCALL` functions built from static method tables, so
+//! each interpreter gets its own function objects from [`install`] and nothing
+//! pyo3 caches per process is involved. Every function runs on a thread that holds
+//! the calling interpreter's GIL (CPython only calls them that way).
+
+use super::convert::{py_to_term, term_to_py, ConvError};
+use crate::actors::state::{self, IncrError, Value};
+use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
+use pyo3::ffi;
+use pyo3::prelude::*;
+use pyo3::types::{PyBool, PyInt, PyList, PyType};
+use rustler::{Encoder, Env, LocalPid, OwnedEnv, Term};
+use std::panic::AssertUnwindSafe;
+
+type Native = for<'py> fn(Python<'py>, &[Bound<'py, PyAny>]) -> PyResult<Bound<'py, PyAny>>;
+
+/// Runs `f` with the arguments CPython passed, turning errors and panics into
+/// Python exceptions.
+///
+/// # Safety
+/// Called by CPython with the calling interpreter's GIL held and `args` pointing
+/// at `nargs` borrowed references.
+unsafe fn dispatch(args: *mut *mut ffi::PyObject, nargs: ffi::Py_ssize_t, f: Native) -> *mut ffi::PyObject {
+    let run = AssertUnwindSafe(|| {
+        Python::attach(|py| {
+            let argv: Vec<Bound<'_, PyAny>> = (0..nargs.max(0) as usize)
+                // SAFETY: CPython passes `nargs` valid borrowed references.
+                .map(|i| unsafe { Bound::from_borrowed_ptr(py, *args.add(i)) })
+                .collect();
+            match f(py, &argv) {
+                Ok(v) => v.into_ptr(),
+                Err(e) => {
+                    e.restore(py);
+                    std::ptr::null_mut()
+                }
+            }
+        })
+    });
+    match std::panic::catch_unwind(run) {
+        Ok(p) => p,
+        Err(_) => Python::attach(|py| {
+            PyRuntimeError::new_err("internal error in the erlang module").restore(py);
+            std::ptr::null_mut()
+        }),
+    }
+}
+
+macro_rules! natives {
+    ($($name:ident => $imp:path, $doc:literal;)*) => {
+        $(
+            unsafe extern "C" fn $name(_slf: *mut ffi::PyObject, args: *mut *mut ffi::PyObject, nargs: ffi::Py_ssize_t) -> *mut ffi::PyObject {
+                // SAFETY: CPython calls this with the GIL held (see `dispatch`).
+                unsafe { dispatch(args, nargs, $imp) }
+            }
+        )*
+        struct Defs([ffi::PyMethodDef; [$(stringify!($name)),*].len()]);
+        // SAFETY: the table is immutable static data; CPython only reads it.
+        unsafe impl Sync for Defs {}
+        static DEFS: Defs = Defs([$(
+            ffi::PyMethodDef {
+                ml_name: concat!(stringify!($name), "\0").as_ptr().cast(),
+                ml_meth: ffi::PyMethodDefPointer { PyCFunctionFast: $name },
+                ml_flags: ffi::METH_FASTCALL,
+                ml_doc: concat!($doc, "\0").as_ptr().cast(),
+            },
+        )*]);
+    };
+}
+
+natives! {
+    state_set => st_set, "state_set(key, value): store value under key, for every context and Erlang.";
+    state_get => st_get, "state_get(key, default=None): the value under key.";
+    state_delete => st_delete, "state_delete(key): remove key.";
+    state_keys => st_keys, "state_keys(): every key.";
+    state_incr => st_incr, "state_incr(key, n=1): atomically add n to the counter under key; returns the new value.";
+    state_decr => st_decr, "state_decr(key, n=1): atomically subtract n; returns the new value.";
+    send => msg_send, "send(pid, term): send term to the Erlang process pid.";
+}
+
+/// Adds the native functions to `module` (in the interpreter `py` is attached to).
+pub fn install(py: Python<'_>, module: &Bound<'_, PyAny>) -> PyResult<()> {
+    for def in DEFS.0.iter() {
+        // SAFETY: GIL held (`py`); `def` is static and outlives every interpreter;
+        // PyCFunction_NewEx returns a new reference or NULL with an exception set.
+        let func = unsafe {
+            let ptr = ffi::PyCFunction_NewEx(def as *const _ as *mut _, std::ptr::null_mut(), std::ptr::null_mut());
+            Bound::from_owned_ptr_or_err(py, ptr)?
+        };
+        // SAFETY: ml_name is a static NUL-terminated ASCII name.
+        let name = unsafe { std::ffi::CStr::from_ptr(def.ml_name) }.to_str().unwrap_or("?");
+        module.setattr(name, func)?;
+    }
+    Ok(())
+}
+
+fn arity(args: &[Bound<'_, PyAny>], min: usize, max: usize, name: &str) -> PyResult<()> {
+    if args.len() < min || args.len() > max {
+        return Err(PyTypeError::new_err(format!("{name}() takes {min} to {max} arguments, got {}", args.len())));
+    }
+    Ok(())
+}
+
+fn conv(e: ConvError) -> PyErr {
+    match e {
+        ConvError::Unsupported(t) => PyTypeError::new_err(format!("cannot send a {t} to Erlang")),
+        ConvError::Invalid(m) => PyValueError::new_err(m),
+    }
+}
+
+/// A Python value as external term format.
+fn to_ext(obj: &Bound<'_, PyAny>) -> PyResult<Vec<u8>> {
+    OwnedEnv::new().run(|env| py_to_term(env, obj, 0).map(|t| t.to_binary().as_slice().to_vec()).map_err(conv))
+}
+
+fn from_ext<'py>(py: Python<'py>, bytes: &[u8]) -> PyResult<Bound<'py, PyAny>> {
+    OwnedEnv::new().run(|env: Env<'_>| {
+        let (term, _) = env
+            .binary_to_term(bytes)
+            .ok_or_else(|| PyRuntimeError::new_err("corrupt stored term"))?;
+        term_to_py(py, term, 0).map_err(conv)
+    })
+}
+
+fn st_set<'py>(py: Python<'py>, a: &[Bound<'py, PyAny>]) -> PyResult<Bound<'py, PyAny>> {
+    arity(a, 2, 2, "state_set")?;
+    let key = to_ext(&a[0])?;
+    let small_int = a[1].is_instance_of::<PyInt>() && !a[1].is_instance_of::<PyBool>();
+    match small_int.then(|| a[1].extract::<i64>().ok()).flatten() {
+        Some(i) => state::store_int(key, i),
+        None => state::store(key, to_ext(&a[1])?),
+    }
+    Ok(py.None().into_bound(py))
+}
+
+fn st_get<'py>(py: Python<'py>, a: &[Bound<'py, PyAny>]) -> PyResult<Bound<'py, PyAny>> {
+    arity(a, 1, 2, "state_get")?;
+    match state::fetch(&to_ext(&a[0])?) {
+        Some(Value::Int(i)) => Ok(PyInt::new(py, i).into_any()),
+        Some(Value::Term(t)) => from_ext(py, &t),
+        None => Ok(a.get(1).cloned().unwrap_or_else(|| py.None().into_bound(py))),
+    }
+}
+
+fn st_delete<'py>(py: Python<'py>, a: &[Bound<'py, PyAny>]) -> PyResult<Bound<'py, PyAny>> {
+    arity(a, 1, 1, "state_delete")?;
+    state::remove(&to_ext(&a[0])?);
+    Ok(py.None().into_bound(py))
+}
+
+fn st_keys<'py>(py: Python<'py>, a: &[Bound<'py, PyAny>]) -> PyResult<Bound<'py, PyAny>> {
+    arity(a, 0, 0, "state_keys")?;
+    let keys = state::keys().iter().map(|k| from_ext(py, k)).collect::<PyResult<Vec<_>>>()?;
+    Ok(PyList::new(py, keys)?.into_any())
+}
+
+fn counter<'py>(py: Python<'py>, a: &[Bound<'py, PyAny>], sign: i64, name: &str) -> PyResult<Bound<'py, PyAny>> {
+    arity(a, 1, 2, name)?;
+    let by: i64 = match a.get(1) {
+        Some(n) => n.extract()?,
+        None => 1,
+    };
+    let by = by.checked_mul(sign).ok_or_else(|| PyValueError::new_err("increment out of range"))?;
+    match state::incr(&to_ext(&a[0])?, by) {
+        Ok(v) => Ok(PyInt::new(py, v).into_any()),
+        Err(IncrError::NotAnInteger) => Err(PyTypeError::new_err("the value under this key is not an integer counter")),
+        Err(IncrError::Overflow) => Err(PyValueError::new_err("counter overflow (64-bit)")),
+    }
+}
+
+fn st_incr<'py>(py: Python<'py>, a: &[Bound<'py, PyAny>]) -> PyResult<Bound<'py, PyAny>> {
+    counter(py, a, 1, "state_incr")
+}
+
+fn st_decr<'py>(py: Python<'py>, a: &[Bound<'py, PyAny>]) -> PyResult<Bound<'py, PyAny>> {
+    counter(py, a, -1, "state_decr")
+}
+
+/// The `erlang` module's own exception class `name`, for this interpreter.
+pub fn erlang_exception<'py>(py: Python<'py>, name: &str, msg: String) -> PyErr {
+    let class = py
+        .import("sys")
+        .and_then(|s| s.getattr("modules"))
+        .and_then(|m| m.get_item("erlang"))
+        .and_then(|m| m.getattr(name))
+        .and_then(|c| c.cast_into::<PyType>().map_err(PyErr::from));
+    match class {
+        Ok(c) => PyErr::from_type(c, msg),
+        Err(e) => e,
+    }
+}
+
+fn msg_send<'py>(py: Python<'py>, a: &[Bound<'py, PyAny>]) -> PyResult<Bound<'py, PyAny>> {
+    arity(a, 2, 2, "send")?;
+    let mut env = OwnedEnv::new();
+    let pid: LocalPid = env
+        .run(|e| py_to_term(e, &a[0], 0).ok().and_then(|t: Term<'_>| t.decode::<LocalPid>().ok()))
+        .ok_or_else(|| PyTypeError::new_err("send() needs an erlang.Pid"))?;
+    let msg = env.run(|e| py_to_term(e, &a[1], 0).map(|t| env.save(t))).map_err(conv)?;
+    if rustler::thread::is_scheduler_thread() {
+        return Err(PyRuntimeError::new_err("erlang.send() cannot run on a BEAM scheduler thread"));
+    }
+    let sent = env.send_and_clear(&pid, |e| msg.load(e).encode(e));
+    match sent {
+        Ok(()) => Ok(py.None().into_bound(py)),
+        Err(_) => Err(erlang_exception(py, "ProcessError", format!("process {} is not alive", a[0].repr()?))),
+    }
+}

@@ -1,0 +1,66 @@
+//! The shared state from Erlang: the store lives in `actors::state`; these NIFs
+//! only turn terms into external format and back (no Python involved, so they
+//! run directly on the calling scheduler and return at once).
+
+use crate::actors::state::{self, IncrError, Value};
+use crate::atoms;
+use rustler::{Atom, Encoder, Env, NifResult, Term};
+
+fn ext(t: Term<'_>) -> Vec<u8> {
+    t.to_binary().as_slice().to_vec()
+}
+
+/// `state_store(Key, Value) -> ok`.
+#[rustler::nif]
+fn state_store(key: Term<'_>, value: Term<'_>) -> Atom {
+    match value.decode::<i64>() {
+        Ok(i) if value.is_integer() => state::store_int(ext(key), i),
+        _ => state::store(ext(key), ext(value)),
+    }
+    atoms::ok()
+}
+
+/// `state_fetch(Key) -> {ok, Value} | {error, not_found}`.
+#[rustler::nif]
+fn state_fetch<'a>(env: Env<'a>, key: Term<'a>) -> NifResult<Term<'a>> {
+    rustler::atoms! { not_found }
+    Ok(match state::fetch(&ext(key)) {
+        Some(Value::Int(i)) => (atoms::ok(), i).encode(env),
+        Some(Value::Term(bytes)) => {
+            let (t, _) = env.binary_to_term(&bytes).ok_or(rustler::Error::BadArg)?;
+            (atoms::ok(), t).encode(env)
+        }
+        None => (atoms::error(), not_found()).encode(env),
+    })
+}
+
+/// `state_remove(Key) -> ok`.
+#[rustler::nif]
+fn state_remove(key: Term<'_>) -> Atom {
+    state::remove(&ext(key));
+    atoms::ok()
+}
+
+/// `state_keys() -> [Key]`.
+#[rustler::nif]
+fn state_keys<'a>(env: Env<'a>) -> Vec<Term<'a>> {
+    state::keys().iter().filter_map(|k| env.binary_to_term(k).map(|(t, _)| t)).collect()
+}
+
+/// `state_clear() -> ok`.
+#[rustler::nif]
+fn state_clear() -> Atom {
+    state::clear();
+    atoms::ok()
+}
+
+/// `state_incr(Key, By) -> {ok, New} | {error, not_integer | overflow}`.
+#[rustler::nif]
+fn state_incr<'a>(env: Env<'a>, key: Term<'a>, by: i64) -> Term<'a> {
+    rustler::atoms! { not_integer, overflow }
+    match state::incr(&ext(key), by) {
+        Ok(v) => (atoms::ok(), v).encode(env),
+        Err(IncrError::NotAnInteger) => (atoms::error(), not_integer()).encode(env),
+        Err(IncrError::Overflow) => (atoms::error(), overflow()).encode(env),
+    }
+}
