@@ -47,7 +47,7 @@ loop(N, F) -> F(), loop(N - 1, F).
 
 echo() ->
     Tag = make_ref(),
-    {ok, _} = py_nif:submit(main, echo, x, Tag),
+    {ok, _} = py_nif:submit(main, echo, x, Tag, undefined),
     receive {py_echo, Tag, x} -> ok end.
 
 pingpong(N) ->

@@ -24,4 +24,5 @@ rustler::atoms! {
     context_failed,
     no_context,
     overloaded,
+    py_callback,
 }

@@ -11,4 +11,5 @@ start_link() ->
 -spec init([]) -> {ok, {supervisor:sup_flags(), [supervisor:child_spec()]}}.
 init([]) ->
     Router = #{id => py_context_router, start => {py_context_router, start_link, []}},
-    {ok, {#{strategy => one_for_one, intensity => 10, period => 10}, [Router]}}.
+    Callbacks = #{id => py_callback_registry, start => {py_callback_registry, start_link, []}},
+    {ok, {#{strategy => one_for_one, intensity => 10, period => 10}, [Router, Callbacks]}}.

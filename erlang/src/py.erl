@@ -34,7 +34,8 @@
          memory_stats/0, memory_stats/1, gc/0, gc/1,
          tracemalloc_start/0, tracemalloc_start/1, tracemalloc_stop/0,
          state_store/2, state_fetch/1, state_remove/1, state_keys/0, state_clear/0,
-         state_incr/1, state_incr/2, state_decr/1, state_decr/2]).
+         state_incr/1, state_incr/2, state_decr/1, state_decr/2,
+         register_function/2, register_function/3, unregister_function/1]).
 
 -export_type([value/0, error/0, kwargs/0, call_opts/0]).
 
@@ -47,6 +48,7 @@
 -type kwargs() :: #{atom() | binary() => term()}.
 -type name() :: atom() | binary() | string().
 -type code() :: binary() | string().
+-define(CHAIN, '$py_chain').
 -type ctx() :: py_context_router:context().
 -type call_opts() :: #{kwargs => kwargs(), timeout => timeout()}.
 
@@ -309,7 +311,30 @@ state_decr(Key) ->
 state_decr(Key, N) when is_integer(N) ->
     state_incr(Key, -N).
 
+%% @doc Makes `Fun' callable from Python as `erlang.call(Name, *Args)',
+%% `erlang.Name(*Args)' or `from erlang import Name'. `Fun' takes the list of
+%% arguments (`fun([X, Y]) -> ...'), or as many arguments as Python passes. It
+%% runs in the Erlang process that made the Python call; it may call Python again
+%% (the same context or another) to any depth. An exception it raises becomes
+%% `erlang.ErlangError' in Python.
+-spec register_function(atom() | binary(), fun()) -> ok.
+register_function(Name, Fun) when is_function(Fun) ->
+    py_callback_registry:register(fname(Name), Fun).
+
+%% @doc Registers `Module:Function' (called with the Python arguments).
+-spec register_function(atom() | binary(), module(), atom()) -> ok.
+register_function(Name, Module, Function) when is_atom(Module), is_atom(Function) ->
+    py_callback_registry:register(fname(Name), {Module, Function}).
+
+%% @doc Removes a registered function; Python then gets `erlang.UnknownFunction'.
+-spec unregister_function(atom() | binary()) -> ok.
+unregister_function(Name) ->
+    py_callback_registry:unregister(fname(Name)).
+
 %%% Internal
+
+fname(A) when is_atom(A) -> atom_to_binary(A, utf8);
+fname(B) when is_binary(B) -> B.
 
 key(K) when is_atom(K), K =/= true, K =/= false, K =/= none, K =/= nil, K =/= undefined ->
     atom_to_binary(K, utf8);
@@ -337,24 +362,14 @@ maybe_request({py_context, Target}, Build, Timeout) ->
 request(Target, Op, Payload, Timeout0) ->
     Tag = make_ref(),
     case submit(Target, Op, Payload, Tag, Timeout0) of
-        {{ok, Handle}, Timeout} ->
-            receive
-                {py_reply, Tag, Result} -> Result;
-                {py_reply, Tag, Error, Traceback} -> put(py_last_traceback, Traceback), Error
-            after Timeout ->
-                case py_nif:cancel(Handle) of
-                    true -> {error, timeout};
-                    false -> await_sent(Tag)
-                end
-            end;
-        {{error, _} = Error, _} ->
-            Error
+        {{ok, Handle}, Timeout} -> await({Tag, Handle}, Timeout);
+        {{error, _} = Error, _} -> Error
     end.
 
 %% Queues a request, waiting a bounded time for a semaphore permit. Returns the
 %% submit result and what is left of the timeout.
 submit(Target, Op, Payload, Tag, Timeout) ->
-    case py_nif:submit(Target, Op, Payload, Tag) of
+    case py_nif:submit(Target, Op, Payload, Tag, get(?CHAIN)) of
         {error, {overloaded, _, _}} ->
             Wait = case {Timeout, application:get_env(erlang_python, overload_wait, 1000)} of
                        {infinity, W} -> W;
@@ -371,7 +386,7 @@ submit(Target, Op, Payload, Tag, Timeout) ->
 submit_retry(Target, Op, Payload, Tag, Deadline, Backoff) ->
     Left = Deadline - erlang:monotonic_time(millisecond),
     receive after max(0, min(Backoff, Left)) -> ok end,
-    case py_nif:submit(Target, Op, Payload, Tag) of
+    case py_nif:submit(Target, Op, Payload, Tag, get(?CHAIN)) of
         {error, {overloaded, _, _}} = E when Left =< Backoff -> E;
         {error, {overloaded, _, _}} -> submit_retry(Target, Op, Payload, Tag, Deadline, min(2 * Backoff, 20));
         R -> R
@@ -404,15 +419,60 @@ submit_call(_, _) ->
 await({error, _} = E, _Timeout) ->
     E;
 await({Tag, Handle}, Timeout) ->
+    await(Tag, Handle, deadline(Timeout)).
+
+%% Waits for the reply, running the Erlang functions Python calls meanwhile.
+await(Tag, Handle, Deadline) ->
     receive
         {py_reply, Tag, Result} -> Result;
-        {py_reply, Tag, Error, Traceback} -> put(py_last_traceback, Traceback), Error
-    after Timeout ->
+        {py_reply, Tag, Error, Traceback} -> put(py_last_traceback, Traceback), Error;
+        {py_callback, Tag, Cb, Name, Args} ->
+            run_callback(Cb, Name, Args),
+            await(Tag, Handle, Deadline)
+    after left(Deadline) ->
         case py_nif:cancel(Handle) of
-            true -> {error, timeout};
+            true -> flush_callbacks(Tag), {error, timeout};
             false -> await_sent(Tag)
         end
     end.
+
+deadline(infinity) -> infinity;
+deadline(T) -> erlang:monotonic_time(millisecond) + T.
+
+left(infinity) -> infinity;
+left(D) -> max(0, D - erlang:monotonic_time(millisecond)).
+
+flush_callbacks(Tag) ->
+    receive {py_callback, Tag, _, _, _} -> flush_callbacks(Tag)
+    after 0 -> ok
+    end.
+
+%% Runs a registered function for Python, in this (the calling) process, and
+%% answers. Calls it makes to Python carry the callback handle, so a call back
+%% into the same context is served by the thread waiting for this answer.
+run_callback(Cb, Name, Args) ->
+    Result = case py_callback_registry:lookup(Name) of
+                 {ok, Fun} ->
+                     Outer = put(?CHAIN, Cb),
+                     try {ok, invoke(Fun, Args)}
+                     catch
+                         Class:Reason -> {error, iolist_to_binary(io_lib:format("~p: ~0p", [Class, Reason]))}
+                     after
+                         restore(?CHAIN, Outer)
+                     end;
+                 error ->
+                     {error, {unknown_function, Name}}
+             end,
+    py_nif:callback_reply(Cb, Result),
+    ok.
+
+invoke(Fun, Args) when is_function(Fun, 1) -> Fun(Args);
+invoke(Fun, Args) when is_function(Fun, length(Args)) -> apply(Fun, Args);
+invoke({M, F}, Args) -> apply(M, F, Args);
+invoke(Fun, Args) -> error({bad_arity, Fun, length(Args)}).
+
+restore(Key, undefined) -> erase(Key);
+restore(Key, Value) -> put(Key, Value).
 
 name(A, _) when is_atom(A) -> atom_to_binary(A, utf8);
 name(B, What) when is_binary(B) -> utf8(B, What);

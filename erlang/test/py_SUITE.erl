@@ -298,7 +298,7 @@ dead_caller_job_skipped(Config) ->
     Self = self(),
     Blockers = [spawn(fun() -> Self ! {blocker, py:exec(Ctx, Wait)} end) || _ <- lists:seq(1, N)],
     Victim = spawn(fun() ->
-                           {ok, H} = py_nif:submit(1, exec, {<<"import builtins\nbuiltins.ran_after_death = True">>}, make_ref()),
+                           {ok, H} = py_nif:submit(1, exec, {<<"import builtins\nbuiltins.ran_after_death = True">>}, make_ref(), undefined),
                            Self ! submitted,
                            receive never -> H end
                    end),

@@ -209,7 +209,7 @@ too_many_contexts(_) ->
 failed_context_is_replaced(_) ->
     ok = py:exec(py:context(2), <<"survivor = True">>),
     Tag = make_ref(),
-    {ok, _H} = py_nif:submit(1, '$crash', {}, Tag),
+    {ok, _H} = py_nif:submit(1, '$crash', {}, Tag, undefined),
     Reply = receive {py_reply, Tag, R} -> R after 30000 -> timeout end,
     case subinterp() of
         %% the context's actor failed: its caller hears about it

@@ -145,7 +145,7 @@ flood_stays_bounded(_) ->
     erlang:garbage_collect(),
     Mem0 = erlang:memory(total),
     Ctx = 1,
-    Fired = [py_nif:submit(Ctx, call, {<<"time">>, <<"sleep">>, [0.0005], #{}}, {flood, I})
+    Fired = [py_nif:submit(Ctx, call, {<<"time">>, <<"sleep">>, [0.0005], #{}}, {flood, I}, undefined)
              || I <- lists:seq(1, 100000)],
     Accepted = length([x || {ok, _} <- Fired]),
     Refused = length([x || {error, {overloaded, _, M}} <- Fired, M =:= Max]),

@@ -13,6 +13,9 @@
 use crate::atoms;
 use crate::interp::exec::{self, CodeCache, Globals, Op};
 use crate::interp::thread::PinnedInterp;
+use super::callback::{self, Accept};
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
 use rustler::env::SavedTerm;
 use rustler::{Encoder, Env, LocalPid, OwnedEnv, Term};
 use std::sync::Arc;
@@ -50,19 +53,21 @@ pub struct Job {
     reply_to: LocalPid,
     token: Arc<CallToken>,
     pub target: Target,
-    /// Returned to the semaphore when the job is dropped, however it ends.
-    _permit: Permit,
+    /// Returned to the semaphore just before the reply is sent, or when the job is
+    /// dropped however it ends (none for calls made inside a callback chain, which
+    /// already holds one).
+    permit: Option<Permit>,
 }
 
 impl Job {
     /// Copies `payload` and `tag` into a fresh environment; returns the job and the
     /// caller's half of its token.
-    pub fn new(work: Work, target: Target, payload: Term<'_>, tag: Term<'_>, reply_to: LocalPid, permit: Permit) -> (Job, Arc<CallToken>) {
+    pub fn new(work: Work, target: Target, payload: Term<'_>, tag: Term<'_>, reply_to: LocalPid, permit: Option<Permit>) -> (Job, Arc<CallToken>) {
         let env = OwnedEnv::new();
         let payload = env.save(payload);
         let tag = env.save(tag);
         let token = Arc::new(CallToken::default());
-        let job = Job { env, work, payload, tag, reply_to, token: token.clone(), target, _permit: permit };
+        let job = Job { env, work, payload, tag, reply_to, token: token.clone(), target, permit };
         (job, token)
     }
 
@@ -78,32 +83,79 @@ impl Job {
             return;
         }
         match self.work {
-            Work::Echo => self.env.run(|env| {
-                let msg = (atoms::py_echo(), self.tag.load(env), self.payload.load(env)).encode(env);
-                if self.token.finish() {
-                    send(env, &self.reply_to, msg);
-                }
-            }),
+            Work::Echo => self.echo(),
             Work::Crash => panic!("crash requested for a supervision test"),
-            Work::Python(op) => interp.run(|py| {
-                self.env.run(|env| {
-                    let tag = self.tag.load(env);
-                    let result = match globals.get(py) {
-                        Ok(g) => exec::run(py, env, cache, &g, op, self.payload.load(env)),
-                        Err(e) => Err(exec::python_failure(py, env, e)),
+            Work::Python(op) => interp.run(|py| match globals.get(py) {
+                Ok(g) => {
+                    let accept = match globals {
+                        Globals::Owned(_) => Accept::Same(self.target),
+                        Globals::Main | Globals::Shared(_) => Accept::MainInterp,
                     };
-                    let msg = match result {
-                        Ok(value) => (atoms::py_reply(), tag, (atoms::ok(), value)).encode(env),
-                        Err(f) => match f.traceback {
-                            Some(tb) => (atoms::py_reply(), tag, (atoms::error(), f.reason), tb).encode(env),
-                            None => (atoms::py_reply(), tag, (atoms::error(), f.reason)).encode(env),
-                        },
-                    };
-                    if self.token.finish() {
-                        send(env, &self.reply_to, msg);
-                    }
-                })
+                    self.run_python(py, cache, &g, op, accept)
+                }
+                Err(e) => self.env.run(|env| {
+                    let f = exec::python_failure(py, env, e);
+                    self.reply(env, (atoms::error(), f.reason).encode(env));
+                }),
             }),
+        }
+    }
+
+    /// Runs a job of a callback chain on the thread that is suspended in that
+    /// chain's `erlang.call`, already attached to its interpreter.
+    pub fn serve_nested(self, py: Python<'_>, globals: &Bound<'_, PyDict>, accept: Accept) {
+        if !self.token.start() {
+            return;
+        }
+        match self.work {
+            Work::Echo => self.echo(),
+            Work::Crash => panic!("crash requested for a supervision test"),
+            Work::Python(op) => self.run_python(py, &mut CodeCache::default(), globals, op, accept),
+        }
+    }
+
+    fn echo(&self) {
+        self.env.run(|env| {
+            let msg = (atoms::py_echo(), self.tag.load(env), self.payload.load(env)).encode(env);
+            if self.token.finish() {
+                self.release_permit();
+                send(env, &self.reply_to, msg);
+            }
+        })
+    }
+
+    fn release_permit(&self) {
+        if let Some(p) = &self.permit {
+            p.release();
+        }
+    }
+
+    fn run_python(&self, py: Python<'_>, cache: &mut CodeCache, globals: &Bound<'_, PyDict>, op: Op, accept: Accept) {
+        self.env.run(|env| {
+            let tag = self.tag.load(env);
+            let result = {
+                let _serving = callback::enter(py, self.reply_to, tag.to_binary().as_slice(), self.token.clone(), accept, globals);
+                exec::run(py, env, cache, globals, op, self.payload.load(env))
+            };
+            let msg = match result {
+                Ok(value) => (atoms::py_reply(), tag, (atoms::ok(), value)).encode(env),
+                Err(f) => match f.traceback {
+                    Some(tb) => (atoms::py_reply(), tag, (atoms::error(), f.reason), tb).encode(env),
+                    None => (atoms::py_reply(), tag, (atoms::error(), f.reason)).encode(env),
+                },
+            };
+            if self.token.finish() {
+                self.release_permit();
+                send(env, &self.reply_to, msg);
+            }
+        })
+    }
+
+    fn reply(&self, env: Env<'_>, result: Term<'_>) {
+        let msg = (atoms::py_reply(), self.tag.load(env), result).encode(env);
+        if self.token.finish() {
+            self.release_permit();
+            send(env, &self.reply_to, msg);
         }
     }
 }
@@ -113,6 +165,7 @@ impl Drop for Job {
         if rustler::thread::is_scheduler_thread() || !self.token.claim() {
             return;
         }
+        self.release_permit();
         let reason = if std::thread::panicking() { atoms::context_failed() } else { atoms::context_stopped() };
         self.env.run(|env| {
             let msg = (atoms::py_reply(), self.tag.load(env), (atoms::error(), reason)).encode(env);

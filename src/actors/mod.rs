@@ -2,6 +2,7 @@
 //!
 //! * [`runtime`]: the tokio runtime actors are spawned from (never a BEAM thread).
 //! * [`job`]: the message a NIF puts in a mailbox, with its cancellation token.
+//! * [`callback`]: Python → Erlang → Python chains on a suspended thread.
 //! * [`executor`]: an actor pinned to its own OS thread, on the main interpreter.
 //! * [`context`]: an actor pinned to its own OS thread, owning a sub-interpreter.
 //! * [`router`]: starts, supervises and publishes executors and contexts.
@@ -9,6 +10,7 @@
 //! * [`state`]: the node's shared state store (terms and atomic counters).
 //! * [`token`]: who wins between a reply and a caller giving up.
 
+pub mod callback;
 pub mod context;
 pub mod executor;
 pub mod job;

@@ -69,7 +69,11 @@ pub fn submit(job: Job) -> Result<(), (Job, SubmitError)> {
         }
         Target::Context(id) if !t.contexts.is_empty() => &t.contexts[id as usize - 1],
         _ if t.executors.is_empty() => return Err((job, SubmitError::NotStarted)),
-        _ => &t.executors[t.next.fetch_add(1, Ordering::Relaxed) % t.executors.len()],
+        // A context sharing the main interpreter is served by one executor, so it
+        // runs one request at a time like a context actor (and a callback chain
+        // suspended in it keeps it to itself).
+        Target::Context(id) => &t.executors[(id as usize - 1) % t.executors.len()],
+        Target::Main => &t.executors[t.next.fetch_add(1, Ordering::Relaxed) % t.executors.len()],
     };
     mailbox.cast(job).map_err(|e| match e {
         ractor::MessagingErr::SendErr(job) => (job, SubmitError::NotStarted),

@@ -12,13 +12,24 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 static MAX: AtomicUsize = AtomicUsize::new(usize::MAX);
 static CURRENT: AtomicUsize = AtomicUsize::new(0);
 
-/// One unit of the limit, released on drop.
-#[derive(Debug)]
-pub struct Permit(());
+/// One unit of the limit, held by a job: released once, either just before the
+/// job's reply is sent (so a caller that got its answer sees the permit back) or
+/// when the job is dropped unanswered.
+#[derive(Debug, Default)]
+pub struct Permit(std::sync::atomic::AtomicBool);
+
+impl Permit {
+    /// Returns the permit if still held.
+    pub fn release(&self) {
+        if self.0.swap(false, Ordering::AcqRel) {
+            CURRENT.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+}
 
 impl Drop for Permit {
     fn drop(&mut self) {
-        CURRENT.fetch_sub(1, Ordering::AcqRel);
+        self.release();
     }
 }
 
@@ -31,7 +42,7 @@ pub fn try_acquire() -> Result<Permit, (usize, usize)> {
             return Err((cur, max));
         }
         match CURRENT.compare_exchange_weak(cur, cur + 1, Ordering::AcqRel, Ordering::Acquire) {
-            Ok(_) => return Ok(Permit(())),
+            Ok(_) => return Ok(Permit(std::sync::atomic::AtomicBool::new(true))),
             Err(now) => cur = now,
         }
     }

@@ -36,6 +36,10 @@ impl CallToken {
             .or_else(|_| self.0.compare_exchange(RUNNING, REPLIED, Ordering::AcqRel, Ordering::Acquire))
             .is_ok()
     }
+    /// Whether the caller gave up.
+    pub fn is_cancelled(&self) -> bool {
+        self.0.load(Ordering::Acquire) == CANCELLED
+    }
     /// The caller gives up; false if the reply is already on its way.
     pub fn cancel(&self) -> bool {
         let mut cur = self.0.load(Ordering::Acquire);

@@ -45,6 +45,25 @@ class ProcessError(Exception):
 
 class ErlangError(Exception):
     """Raised when an Erlang function called from Python fails."""
+
+
+class UnknownFunction(ErlangError, LookupError):
+    """Raised when no Erlang function is registered under the name called."""
+
+
+def call(name, *args):
+    """Call the Erlang function registered with py:register_function(Name, Fun)."""
+    return _call(name, args)
+
+
+def __getattr__(name):
+    # `from erlang import my_func` and `erlang.my_func(...)` for registered functions.
+    if name.startswith('__'):
+        raise AttributeError(name)
+    def registered(*args):
+        return _call(name, args)
+    registered.__name__ = name
+    return registered
 "#;
 
 /// Creates the `erlang` module in the interpreter `py` is attached to and registers

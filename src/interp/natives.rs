@@ -1,4 +1,5 @@
-//! The native functions of the `erlang` module: shared state and messages.
+//! The native functions of the `erlang` module: shared state, messages and calls
+//! into Erlang.
 //!
 //! Plain CPython `METH_FASTCALL` functions built from static method tables, so
 //! each interpreter gets its own function objects from [`install`] and nothing
@@ -77,6 +78,7 @@ natives! {
     state_incr => st_incr, "state_incr(key, n=1): atomically add n to the counter under key; returns the new value.";
     state_decr => st_decr, "state_decr(key, n=1): atomically subtract n; returns the new value.";
     send => msg_send, "send(pid, term): send term to the Erlang process pid.";
+    _call => cb_call, "_call(name, args): call the Erlang function registered as name.";
 }
 
 /// Adds the native functions to `module` (in the interpreter `py` is attached to).
@@ -189,6 +191,12 @@ pub fn erlang_exception<'py>(py: Python<'py>, name: &str, msg: String) -> PyErr 
         Ok(c) => PyErr::from_type(c, msg),
         Err(e) => e,
     }
+}
+
+fn cb_call<'py>(py: Python<'py>, a: &[Bound<'py, PyAny>]) -> PyResult<Bound<'py, PyAny>> {
+    arity(a, 2, 2, "_call")?;
+    let args = a[1].cast::<pyo3::types::PyTuple>().map_err(|_| PyTypeError::new_err("_call() needs a tuple of arguments"))?;
+    crate::actors::callback::call_erlang(py, &a[0], args)
 }
 
 fn msg_send<'py>(py: Python<'py>, a: &[Bound<'py, PyAny>]) -> PyResult<Bound<'py, PyAny>> {

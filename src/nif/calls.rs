@@ -1,12 +1,13 @@
 //! Forwarding calls: `submit/4` enqueues a job and returns a handle; `cancel/1`
 //! withdraws it when the caller stops waiting.
 
+use crate::actors::callback::CallbackHandle;
 use crate::actors::job::{CallToken, Job, Target, Work};
 use crate::actors::router::{self, SubmitError};
 use crate::actors::semaphore;
 use crate::atoms;
 use crate::interp::exec::Op;
-use rustler::{Atom, Encoder, Env, NifResult, Resource, ResourceArc, Term};
+use rustler::{Atom, Encoder, Env, NifResult, OwnedEnv, Resource, ResourceArc, Term};
 use std::sync::Arc;
 
 /// The caller's side of a job. When the caller's process dies its heap is freed,
@@ -47,19 +48,34 @@ fn target_of(t: Term<'_>) -> Option<Target> {
     }
 }
 
-/// `submit(Target, Op, Payload, Tag) -> {ok, Handle} | {error, Reason}`, where
-/// Target is `main` or a context number. The reply arrives later as
+/// `submit(Target, Op, Payload, Tag, Chain) -> {ok, Handle} | {error, Reason}`,
+/// where Target is `main` or a context number and Chain is the callback handle the
+/// calling process is running under (or `undefined`). The reply arrives later as
 /// `{py_reply, Tag, Result}` (or `{py_reply, Tag, Error, Traceback}`).
 #[rustler::nif]
-fn submit<'a>(env: Env<'a>, target: Term<'a>, op: Atom, payload: Term<'a>, tag: Term<'a>) -> NifResult<Term<'a>> {
+fn submit<'a>(env: Env<'a>, target: Term<'a>, op: Atom, payload: Term<'a>, tag: Term<'a>, chain: Term<'a>) -> NifResult<Term<'a>> {
     let (Some(target), Some(work)) = (target_of(target), work_of(op)) else {
         return Err(rustler::Error::BadArg);
     };
-    let permit = match semaphore::try_acquire() {
-        Ok(p) => p,
-        Err((current, max)) => return Ok((atoms::error(), (atoms::overloaded(), current, max)).encode(env)),
+    let chain = chain.decode::<ResourceArc<CallbackHandle>>().ok();
+    // A call made from inside a callback belongs to a chain that already holds a
+    // permit: nested calls take none, so a deep chain cannot starve itself.
+    let permit = match (&chain, semaphore::try_acquire()) {
+        (Some(_), _) => None,
+        (None, Ok(p)) => Some(p),
+        (None, Err((current, max))) => {
+            return Ok((atoms::error(), (atoms::overloaded(), current, max)).encode(env));
+        }
     };
     let (job, token) = Job::new(work, target, payload, tag, env.pid(), permit);
+    // A call made from inside a callback goes to the thread suspended in it.
+    let job = match chain {
+        Some(handle) => match handle.offer(job) {
+            Ok(()) => return Ok((atoms::ok(), ResourceArc::new(CallHandle(token))).encode(env)),
+            Err(job) => job,
+        },
+        None => job,
+    };
     match router::submit(job) {
         Ok(()) => Ok((atoms::ok(), ResourceArc::new(CallHandle(token))).encode(env)),
         Err((job, why)) => {
@@ -70,6 +86,15 @@ fn submit<'a>(env: Env<'a>, target: Term<'a>, op: Atom, payload: Term<'a>, tag: 
             })
         }
     }
+}
+
+/// `callback_reply(Handle, Result) -> boolean()`: the result of an Erlang
+/// function Python called; false if Python stopped waiting for it.
+#[rustler::nif]
+fn callback_reply(handle: ResourceArc<CallbackHandle>, result: Term<'_>) -> bool {
+    let env = OwnedEnv::new();
+    let saved = env.save(result);
+    handle.reply(env, saved)
 }
 
 /// `semaphore(max | current) -> integer()`.

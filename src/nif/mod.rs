@@ -20,4 +20,5 @@ pub fn load(env: Env, _info: Term) -> bool {
         unsafe { std::env::set_var("RUST_MIN_STACK", (16 * 1024 * 1024).to_string()) };
     }
     env.register::<calls::CallHandle>().is_ok()
+        && env.register::<crate::actors::callback::CallbackHandle>().is_ok()
 }
