@@ -29,7 +29,7 @@
          parallel/1,
          context/0, context/1, start_contexts/0, start_contexts/1, stop_contexts/0,
          contexts_started/0,
-         version/0, execution_mode/0, num_executors/0, subinterp_supported/0, info/0,
+         version/0, execution_mode/0, num_executors/0, subinterp_supported/0, info/0, load/0,
          last_traceback/0,
          memory_stats/0, memory_stats/1, gc/0, gc/1,
          tracemalloc_start/0, tracemalloc_start/1, tracemalloc_stop/0,
@@ -189,6 +189,27 @@ info() ->
               _ -> maps:get(gil_enabled, Info, true)
           end,
     maps:without([build_mode], Info#{mode => Mode, gil_enabled => Gil}).
+
+%% @doc Every load figure in one map:
+%% `#{mode, num_executors, num_contexts,
+%%    semaphore => #{current, max, utilisation},      %% utilisation in percent
+%%    executors => [Figures], contexts => [Figures]}'
+%% where `Figures' is `#{served, in_flight, queued, busy_us}' of one executor or
+%% context actor (calls finished, calls submitted and not finished, calls still in
+%% its mailbox, microseconds spent running Python). In `multi_executor' mode the
+%% contexts are served by executors and `contexts' is empty.
+-spec load() -> map().
+load() ->
+    {Executors, Contexts} = py_nif:load(),
+    Current = py_semaphore:current(),
+    Max = py_semaphore:max_concurrent(),
+    Keys = fun(M) -> maps:fold(fun(K, V, A) -> A#{binary_to_atom(K) => V} end, #{}, M) end,
+    #{mode => execution_mode(),
+      num_executors => num_executors(),
+      num_contexts => py_context_router:num_contexts(),
+      semaphore => #{current => Current, max => Max, utilisation => Current / Max * 100},
+      executors => [Keys(E) || E <- Executors],
+      contexts => [Keys(C) || C <- Contexts]}.
 
 %% @doc How many executor threads serve calls.
 -spec num_executors() -> non_neg_integer().

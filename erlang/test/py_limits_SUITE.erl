@@ -8,7 +8,7 @@
 all() ->
     [defaults, limit_holds_under_500_callers, overload_only_when_exhausted,
      permits_returned_after_storm, set_max_up_and_down, flood_stays_bounded,
-     memory_stats_every_context, gc_and_tracemalloc, invalid_config_rejected].
+     load_figures, memory_stats_every_context, gc_and_tracemalloc, invalid_config_rejected].
 
 init_per_suite(Config) ->
     {ok, _} = application:ensure_all_started(erlang_python),
@@ -166,6 +166,45 @@ collect_flood(Left, N) ->
     receive {py_reply, {flood, _}, {ok, none}} -> collect_flood(Left - 1, N + 1)
     after 60000 -> N
     end.
+
+load_figures(Config) ->
+    #{executors := E0, contexts := C0} = py:load(),
+    Served0 = lists:sum([maps:get(served, F) || F <- E0 ++ C0]),
+    [{ok, _} = py:call(py:context(main), math, sqrt, [4]) || _ <- lists:seq(1, 10)],
+    [{ok, _} = py:call(Ctx, time, sleep, [0.01]) || Ctx <- py_context_router:contexts()],
+    Load = py:load(),
+    #{mode := Mode, num_executors := NE, num_contexts := NC,
+      semaphore := #{current := Cur, max := Max, utilisation := U},
+      executors := Es, contexts := Cs} = Load,
+    ?assertEqual(py:execution_mode(), Mode),
+    ?assertEqual(NE, length(Es)),
+    case Mode of
+        multi_executor -> ?assertEqual([], Cs);
+        _ -> ?assertEqual(NC, length(Cs))
+    end,
+    ?assertEqual(Max, py_semaphore:max_concurrent()),
+    ?assertEqual(Cur / Max * 100, U),
+    Served = lists:sum([maps:get(served, F) || F <- Es ++ Cs]),
+    ?assert(Served >= Served0 + 10 + NC),
+    [?assertMatch(#{served := _, in_flight := 0, queued := 0, busy_us := _}, F) || F <- Es ++ Cs],
+    %% the busy time of the contexts includes their 10 ms sleeps
+    case Cs of
+        [] -> ok;
+        _ -> [?assert(maps:get(busy_us, F) >= 10000) || F <- Cs]
+    end,
+    %% a call that is queued shows up as queued and in flight
+    Gate = filename:join(?config(priv_dir, Config), "load_gate"),
+    file:delete(Gate),
+    Self = self(),
+    Wait = iolist_to_binary(["import os, time\nwhile not os.path.exists(r'", Gate, "'):\n    time.sleep(0.005)\n"]),
+    [spawn_link(fun() -> Self ! {w, py:exec(py:context(1), Wait)} end) || _ <- [1, 2]],
+    ok = wait_until(fun() ->
+             #{executors := Es2, contexts := Cs2} = py:load(),
+             lists:sum([maps:get(in_flight, F) || F <- Es2 ++ Cs2]) >= 2 andalso
+                 lists:sum([maps:get(queued, F) || F <- Es2 ++ Cs2]) >= 1
+         end),
+    ok = file:write_file(Gate, <<>>),
+    [receive {w, ok} -> ok end || _ <- [1, 2]].
 
 memory_stats_every_context(_) ->
     [begin

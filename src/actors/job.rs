@@ -22,6 +22,7 @@ use std::sync::Arc;
 
 pub use super::token::CallToken;
 use super::semaphore::Permit;
+use super::stats::SlotStats;
 
 /// What the actor does with a job.
 #[derive(Clone, Copy, Debug)]
@@ -57,6 +58,8 @@ pub struct Job {
     /// dropped however it ends (none for calls made inside a callback chain, which
     /// already holds one).
     permit: Option<Permit>,
+    /// The load figures of the mailbox this job was put in.
+    pub stats: Option<Arc<SlotStats>>,
 }
 
 impl Job {
@@ -67,7 +70,7 @@ impl Job {
         let payload = env.save(payload);
         let tag = env.save(tag);
         let token = Arc::new(CallToken::default());
-        let job = Job { env, work, payload, tag, reply_to, token: token.clone(), target, permit };
+        let job = Job { env, work, payload, tag, reply_to, token: token.clone(), target, permit, stats: None };
         (job, token)
     }
 
@@ -79,9 +82,14 @@ impl Job {
 
     /// Runs the job in `globals` of `interp` and replies, unless the caller gave up.
     pub fn serve(self, interp: &PinnedInterp, cache: &mut CodeCache, globals: Globals<'_>) {
+        if let Some(s) = &self.stats {
+            s.started();
+        }
         if !self.token.start() {
             return;
         }
+        let t0 = std::time::Instant::now();
+        let _busy = Busy(self.stats.as_deref(), t0);
         match self.work {
             Work::Echo => self.echo(),
             Work::Crash => panic!("crash requested for a supervision test"),
@@ -160,8 +168,22 @@ impl Job {
     }
 }
 
+/// Adds the time a job ran to its mailbox's figures, however the run ends.
+struct Busy<'a>(Option<&'a SlotStats>, std::time::Instant);
+
+impl Drop for Busy<'_> {
+    fn drop(&mut self) {
+        if let Some(s) = self.0 {
+            s.busy(self.1.elapsed());
+        }
+    }
+}
+
 impl Drop for Job {
     fn drop(&mut self) {
+        if let Some(s) = &self.stats {
+            s.done();
+        }
         if rustler::thread::is_scheduler_thread() || !self.token.claim() {
             return;
         }

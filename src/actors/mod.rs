@@ -8,6 +8,7 @@
 //! * [`router`]: starts, supervises and publishes executors and contexts.
 //! * [`semaphore`]: the limit on requests in flight, one permit per job.
 //! * [`state`]: the node's shared state store (terms and atomic counters).
+//! * [`stats`]: load figures per executor and context.
 //! * [`token`]: who wins between a reply and a caller giving up.
 
 pub mod callback;
@@ -18,4 +19,5 @@ pub mod router;
 pub mod runtime;
 pub mod semaphore;
 pub mod state;
+pub mod stats;
 pub mod token;

@@ -14,6 +14,7 @@
 use super::context::Context;
 use super::executor::Executor;
 use super::job::{Job, Target};
+use super::stats::{SlotStats, Snapshot};
 use crate::interp::runtime::{self as py_runtime, Mode};
 use crate::interp::shared_contexts;
 use ractor::concurrency::JoinHandle;
@@ -35,10 +36,10 @@ const STOP_GRACE: Duration = Duration::from_secs(5);
 /// What the NIF reads: the mailboxes of the running actors.
 #[derive(Default)]
 pub struct Table {
-    executors: Vec<ActorRef<Job>>,
+    executors: Vec<(ActorRef<Job>, Arc<SlotStats>)>,
     /// One per context when contexts are actors; empty when they are namespaces
     /// served by the executors (then `num_contexts` says how many there are).
-    contexts: Vec<ActorRef<Job>>,
+    contexts: Vec<(ActorRef<Job>, Arc<SlotStats>)>,
     num_contexts: usize,
     next: AtomicUsize,
 }
@@ -58,7 +59,7 @@ pub enum SubmitError {
 }
 
 /// Puts `job` in the mailbox that serves its target.
-pub fn submit(job: Job) -> Result<(), (Job, SubmitError)> {
+pub fn submit(mut job: Job) -> Result<(), (Job, SubmitError)> {
     let guard = TABLE.read().unwrap_or_else(|e| e.into_inner());
     let Some(t) = guard.as_ref() else {
         return Err((job, SubmitError::NotStarted));
@@ -75,9 +76,22 @@ pub fn submit(job: Job) -> Result<(), (Job, SubmitError)> {
         Target::Context(id) => &t.executors[(id as usize - 1) % t.executors.len()],
         Target::Main => &t.executors[t.next.fetch_add(1, Ordering::Relaxed) % t.executors.len()],
     };
+    let (mailbox, stats) = (&mailbox.0, &mailbox.1);
+    stats.submitted();
+    job.stats = Some(stats.clone());
     mailbox.cast(job).map_err(|e| match e {
         ractor::MessagingErr::SendErr(job) => (job, SubmitError::NotStarted),
         _ => unreachable!("cast to a local actor only fails with SendErr"),
+    })
+}
+
+/// Load figures of every executor and context actor.
+pub fn load() -> (Vec<Snapshot>, Vec<Snapshot>) {
+    table().map_or((vec![], vec![]), |t| {
+        (
+            t.executors.iter().map(|(_, s)| s.snapshot()).collect(),
+            t.contexts.iter().map(|(_, s)| s.snapshot()).collect(),
+        )
     })
 }
 
@@ -107,6 +121,7 @@ enum Slot {
 struct Running {
     actor: ActorRef<Job>,
     handle: JoinHandle<()>,
+    stats: Arc<SlotStats>,
 }
 
 /// The router's state: running actors by slot.
@@ -121,8 +136,8 @@ pub struct RouterState {
 impl RouterState {
     fn publish(&self) {
         let t = Table {
-            executors: self.executors.iter().map(|r| r.actor.clone()).collect(),
-            contexts: self.contexts.iter().map(|r| r.actor.clone()).collect(),
+            executors: self.executors.iter().map(|r| (r.actor.clone(), r.stats.clone())).collect(),
+            contexts: self.contexts.iter().map(|r| (r.actor.clone(), r.stats.clone())).collect(),
             num_contexts: self.contexts.len().max(self.shared_contexts),
             next: AtomicUsize::new(0),
         };
@@ -146,7 +161,7 @@ async fn spawn_slot(slot: Slot, me: &ActorCell) -> Result<Running, String> {
         Slot::Context(i) => Context::spawn_linked(None, i as u32 + 1, me.clone(), spawner).await,
     };
     spawned
-        .map(|(actor, handle)| Running { actor, handle })
+        .map(|(actor, handle)| Running { actor, handle, stats: Arc::default() })
         .map_err(|e| format!("starting {slot:?}: {e}"))
 }
 

@@ -84,6 +84,25 @@ fn stop<'a>(env: Env<'a>, tag: Term<'a>) -> Term<'a> {
     })
 }
 
+/// `load() -> {[ExecutorFigures], [ContextFigures]}`, each a map of `served`,
+/// `in_flight`, `queued` and `busy_us`.
+#[rustler::nif]
+fn load<'a>(env: Env<'a>) -> NifResult<Term<'a>> {
+    let (executors, contexts) = router::load();
+    let figures = |v: Vec<crate::actors::stats::Snapshot>| -> NifResult<Vec<Term<'a>>> {
+        v.into_iter()
+            .map(|s| {
+                Term::map_new(env)
+                    .map_put("served", s.served)?
+                    .map_put("in_flight", s.in_flight)?
+                    .map_put("queued", s.queued)?
+                    .map_put("busy_us", s.busy_us)
+            })
+            .collect()
+    };
+    Ok((figures(executors)?, figures(contexts)?).encode(env))
+}
+
 /// `info() -> map()`: version, mode and sizes; no version before the first start.
 #[rustler::nif]
 fn info<'a>(env: Env<'a>) -> NifResult<Term<'a>> {

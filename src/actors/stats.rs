@@ -1,0 +1,49 @@
+//! Load figures per mailbox (one per executor, one per context actor): calls
+//! submitted, taken from the mailbox, finished, and time spent running Python.
+//! Plain relaxed counters, bumped by the NIF and the serving thread.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Counters of one executor or context.
+#[derive(Default, Debug)]
+pub struct SlotStats {
+    submitted: AtomicU64,
+    started: AtomicU64,
+    done: AtomicU64,
+    busy_ns: AtomicU64,
+}
+
+/// A snapshot, for `py:load/0`.
+#[derive(Debug, Clone, Copy)]
+pub struct Snapshot {
+    pub served: u64,
+    pub in_flight: u64,
+    pub queued: u64,
+    pub busy_us: u64,
+}
+
+impl SlotStats {
+    pub fn submitted(&self) {
+        self.submitted.fetch_add(1, Ordering::Relaxed);
+    }
+    pub fn started(&self) {
+        self.started.fetch_add(1, Ordering::Relaxed);
+    }
+    pub fn done(&self) {
+        self.done.fetch_add(1, Ordering::Relaxed);
+    }
+    pub fn busy(&self, d: std::time::Duration) {
+        self.busy_ns.fetch_add(d.as_nanos() as u64, Ordering::Relaxed);
+    }
+    pub fn snapshot(&self) -> Snapshot {
+        let done = self.done.load(Ordering::Relaxed);
+        let started = self.started.load(Ordering::Relaxed);
+        let submitted = self.submitted.load(Ordering::Relaxed).max(started).max(done);
+        Snapshot {
+            served: done,
+            in_flight: submitted - done,
+            queued: submitted - started,
+            busy_us: self.busy_ns.load(Ordering::Relaxed) / 1000,
+        }
+    }
+}
