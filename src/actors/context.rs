@@ -8,6 +8,9 @@
 //!   fresh globals dict of its own; no executor hop, no GIL to take turns on.
 
 use super::job::Job;
+use super::lane::{Lane, Wake};
+use std::sync::mpsc::Receiver;
+use std::sync::Arc;
 use crate::interp::exec::{self, CodeCache, Globals};
 use crate::interp::thread::{Kind, PinnedInterp};
 use pyo3::prelude::*;
@@ -22,6 +25,8 @@ pub struct Context;
 /// Owned by the context's thread: its sub-interpreter and that interpreter's
 /// `__main__` globals.
 pub struct ContextState {
+    lane: Arc<Lane>,
+    rx: Receiver<Job>,
     cache: CodeCache,
     globals: Option<Py<PyDict>>,
     // Declared last: ended after the objects above were released.
@@ -40,11 +45,11 @@ impl Drop for ContextState {
 }
 
 impl ThreadLocalActor for Context {
-    type Msg = Job;
+    type Msg = Wake;
     type State = ContextState;
-    type Arguments = u32;
+    type Arguments = (u32, Arc<Lane>, Receiver<Job>);
 
-    async fn pre_start(&self, _me: ActorRef<Job>, id: u32) -> Result<ContextState, ActorProcessingErr> {
+    async fn pre_start(&self, _me: ActorRef<Wake>, (id, lane, rx): Self::Arguments) -> Result<ContextState, ActorProcessingErr> {
         let interp = new_interp().map_err(|e| format!("context {id}: {e}"))?;
         let globals = interp
             .run(|py| match interp.kind() {
@@ -52,14 +57,15 @@ impl ThreadLocalActor for Context {
                 Kind::Main => exec::fresh_globals(py).map(|g| g.unbind()),
             })
             .map_err(|e| format!("context {id}: {e}"))?;
-        Ok(ContextState { cache: CodeCache::default(), globals: Some(globals), interp })
+        Ok(ContextState { lane, rx, cache: CodeCache::default(), globals: Some(globals), interp })
     }
 
-    async fn handle(&self, _me: ActorRef<Job>, job: Job, state: &mut ContextState) -> Result<(), ActorProcessingErr> {
-        match &state.globals {
-            Some(g) => job.serve(&state.interp, &mut state.cache, Globals::Owned(g)),
+    async fn handle(&self, _me: ActorRef<Wake>, _wake: Wake, state: &mut ContextState) -> Result<(), ActorProcessingErr> {
+        let ContextState { lane, rx, cache, globals, interp } = state;
+        lane.drain(rx, |job| match globals.as_ref() {
+            Some(g) => job.serve(interp, cache, Globals::Owned(g)),
             None => drop(job),
-        }
+        });
         Ok(())
     }
 }

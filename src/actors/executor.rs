@@ -4,6 +4,9 @@
 //! mode, every context (each a globals dict on the main interpreter).
 
 use super::job::{Job, Target};
+use super::lane::{Lane, Wake};
+use std::sync::mpsc::Receiver;
+use std::sync::Arc;
 use crate::interp::exec::{CodeCache, Globals};
 use crate::interp::thread::PinnedInterp;
 use ractor::thread_local::ThreadLocalActor;
@@ -15,6 +18,8 @@ pub struct Executor;
 
 /// Owned by the executor's thread.
 pub struct ExecutorState {
+    lane: Arc<Lane>,
+    rx: Receiver<Job>,
     cache: CodeCache,
     // Declared last: dropped after the cache has released its objects.
     interp: PinnedInterp,
@@ -28,20 +33,23 @@ impl Drop for ExecutorState {
 }
 
 impl ThreadLocalActor for Executor {
-    type Msg = Job;
+    type Msg = Wake;
     type State = ExecutorState;
-    type Arguments = ();
+    type Arguments = (Arc<Lane>, Receiver<Job>);
 
-    async fn pre_start(&self, _me: ActorRef<Job>, _args: ()) -> Result<ExecutorState, ActorProcessingErr> {
-        Ok(ExecutorState { cache: CodeCache::default(), interp: PinnedInterp::main() })
+    async fn pre_start(&self, _me: ActorRef<Wake>, (lane, rx): Self::Arguments) -> Result<ExecutorState, ActorProcessingErr> {
+        Ok(ExecutorState { lane, rx, cache: CodeCache::default(), interp: PinnedInterp::main() })
     }
 
-    async fn handle(&self, _me: ActorRef<Job>, job: Job, state: &mut ExecutorState) -> Result<(), ActorProcessingErr> {
-        let globals = match job.target {
-            Target::Main => Globals::Main,
-            Target::Context(id) => Globals::Shared(id),
-        };
-        job.serve(&state.interp, &mut state.cache, globals);
+    async fn handle(&self, _me: ActorRef<Wake>, _wake: Wake, state: &mut ExecutorState) -> Result<(), ActorProcessingErr> {
+        let ExecutorState { lane, rx, cache, interp } = state;
+        lane.drain(rx, |job| {
+            let globals = match job.target {
+                Target::Main => Globals::Main,
+                Target::Context(id) => Globals::Shared(id),
+            };
+            job.serve(interp, cache, globals);
+        });
         Ok(())
     }
 }

@@ -5,6 +5,7 @@
 //! * [`callback`]: Python → Erlang → Python chains on a suspended thread.
 //! * [`executor`]: an actor pinned to its own OS thread, on the main interpreter.
 //! * [`context`]: an actor pinned to its own OS thread, owning a sub-interpreter.
+//! * [`lane`]: the lock-free request queue each pinned actor drains.
 //! * [`router`]: starts, supervises and publishes executors and contexts.
 //! * [`semaphore`]: the limit on requests in flight, one permit per job.
 //! * [`state`]: the node's shared state store (terms and atomic counters).
@@ -15,6 +16,7 @@ pub mod callback;
 pub mod context;
 pub mod executor;
 pub mod job;
+pub mod lane;
 pub mod router;
 pub mod runtime;
 pub mod semaphore;

@@ -14,6 +14,7 @@
 use super::context::Context;
 use super::executor::Executor;
 use super::job::{Job, Target};
+use super::lane::{Lane, Wake};
 use super::stats::{SlotStats, Snapshot};
 use crate::interp::runtime::{self as py_runtime, Mode};
 use crate::interp::shared_contexts;
@@ -36,10 +37,10 @@ const STOP_GRACE: Duration = Duration::from_secs(5);
 /// What the NIF reads: the mailboxes of the running actors.
 #[derive(Default)]
 pub struct Table {
-    executors: Vec<(ActorRef<Job>, Arc<SlotStats>)>,
+    executors: Vec<(Arc<Lane>, Arc<SlotStats>)>,
     /// One per context when contexts are actors; empty when they are namespaces
     /// served by the executors (then `num_contexts` says how many there are).
-    contexts: Vec<(ActorRef<Job>, Arc<SlotStats>)>,
+    contexts: Vec<(Arc<Lane>, Arc<SlotStats>)>,
     num_contexts: usize,
     next: AtomicUsize,
 }
@@ -74,15 +75,21 @@ pub fn submit(mut job: Job) -> Result<(), (Job, SubmitError)> {
         // runs one request at a time like a context actor (and a callback chain
         // suspended in it keeps it to itself).
         Target::Context(id) => &t.executors[(id as usize - 1) % t.executors.len()],
-        Target::Main => &t.executors[t.next.fetch_add(1, Ordering::Relaxed) % t.executors.len()],
+        // The main interpreter: an executor that is awake if there is one (no
+        // wake-up to pay), else the next one round-robin.
+        Target::Main => {
+            let n = t.executors.len();
+            let start = t.next.fetch_add(1, Ordering::Relaxed);
+            (0..n)
+                .map(|i| &t.executors[(start + i) % n])
+                .find(|(lane, _)| lane.is_spinning())
+                .unwrap_or(&t.executors[start % n])
+        }
     };
-    let (mailbox, stats) = (&mailbox.0, &mailbox.1);
+    let (lane, stats) = (&mailbox.0, &mailbox.1);
     stats.submitted();
     job.stats = Some(stats.clone());
-    mailbox.cast(job).map_err(|e| match e {
-        ractor::MessagingErr::SendErr(job) => (job, SubmitError::NotStarted),
-        _ => unreachable!("cast to a local actor only fails with SendErr"),
-    })
+    lane.push(job).map_err(|job| (job, SubmitError::NotStarted))
 }
 
 /// Load figures of every executor and context actor.
@@ -119,7 +126,8 @@ enum Slot {
 }
 
 struct Running {
-    actor: ActorRef<Job>,
+    actor: ActorRef<Wake>,
+    lane: Arc<Lane>,
     handle: JoinHandle<()>,
     stats: Arc<SlotStats>,
 }
@@ -136,8 +144,8 @@ pub struct RouterState {
 impl RouterState {
     fn publish(&self) {
         let t = Table {
-            executors: self.executors.iter().map(|r| (r.actor.clone(), r.stats.clone())).collect(),
-            contexts: self.contexts.iter().map(|r| (r.actor.clone(), r.stats.clone())).collect(),
+            executors: self.executors.iter().map(|r| (r.lane.clone(), r.stats.clone())).collect(),
+            contexts: self.contexts.iter().map(|r| (r.lane.clone(), r.stats.clone())).collect(),
             num_contexts: self.contexts.len().max(self.shared_contexts),
             next: AtomicUsize::new(0),
         };
@@ -156,13 +164,14 @@ fn actor_contexts() -> bool {
 
 async fn spawn_slot(slot: Slot, me: &ActorCell) -> Result<Running, String> {
     let spawner = ThreadLocalActorSpawner::new();
+    let (lane, rx) = Lane::new();
     let spawned = match slot {
-        Slot::Executor(_) => Executor::spawn_linked(None, (), me.clone(), spawner).await,
-        Slot::Context(i) => Context::spawn_linked(None, i as u32 + 1, me.clone(), spawner).await,
+        Slot::Executor(_) => Executor::spawn_linked(None, (lane.clone(), rx), me.clone(), spawner).await,
+        Slot::Context(i) => Context::spawn_linked(None, (i as u32 + 1, lane.clone(), rx), me.clone(), spawner).await,
     };
-    spawned
-        .map(|(actor, handle)| Running { actor, handle, stats: Arc::default() })
-        .map_err(|e| format!("starting {slot:?}: {e}"))
+    let (actor, handle) = spawned.map_err(|e| format!("starting {slot:?}: {e}"))?;
+    lane.attach(actor.clone());
+    Ok(Running { actor, lane, handle, stats: Arc::default() })
 }
 
 /// Stops actors after the job in hand; jobs still queued are answered

@@ -1,0 +1,89 @@
+//! The request lane of a pinned actor: a lock-free queue the NIF pushes jobs
+//! into, drained in batches by the actor's own thread, which spins briefly after
+//! each batch before parking again.
+//!
+//! Waking a parked thread costs far more than the Python call it runs (see
+//! `docs/benchmarks.md`), so the actor's ractor mailbox only carries a [`Wake`]
+//! when the thread is not already spinning on the lane. Back-to-back callers then
+//! find it awake and pay no wake-up at all.
+//!
+//! Protocol: the NIF pushes, then reads `spinning`; the actor clears `spinning`,
+//! then looks at the queue once more. With sequentially consistent ordering on
+//! both sides, either the actor sees the job or the NIF sees `spinning == false`
+//! and sends a wake (an extra wake is harmless).
+
+use super::job::Job;
+use ractor::ActorRef;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+/// The only message in a pinned actor's ractor mailbox: "look at your lane".
+#[derive(Debug)]
+pub struct Wake;
+
+/// How long a thread keeps polling its lane after a batch before parking.
+const SPIN: Duration = Duration::from_micros(40);
+
+/// The producer side, shared by the NIF and the router.
+pub struct Lane {
+    tx: Sender<Job>,
+    spinning: AtomicBool,
+    actor: OnceLock<ActorRef<Wake>>,
+}
+
+impl Lane {
+    /// A new lane and the receiver its actor drains.
+    pub fn new() -> (Arc<Lane>, Receiver<Job>) {
+        let (tx, rx) = mpsc::channel();
+        (Arc::new(Lane { tx, spinning: AtomicBool::new(false), actor: OnceLock::new() }), rx)
+    }
+
+    /// Connects the lane to the actor that drains it (once, right after spawning).
+    pub fn attach(&self, actor: ActorRef<Wake>) {
+        let _ = self.actor.set(actor);
+    }
+
+    /// Whether the actor is awake and polling its lane right now.
+    pub fn is_spinning(&self) -> bool {
+        self.spinning.load(Ordering::Relaxed)
+    }
+
+    /// Queues `job`; gives it back if the actor is gone.
+    pub fn push(&self, job: Job) -> Result<(), Job> {
+        self.tx.send(job).map_err(|mpsc::SendError(j)| j)?;
+        if !self.spinning.load(Ordering::SeqCst) {
+            if let Some(a) = self.actor.get() {
+                let _ = a.cast(Wake);
+            }
+        }
+        Ok(())
+    }
+
+    /// Serves everything in the lane, then spins for more for a short while; returns
+    /// when the lane stayed empty. Runs on the actor's thread.
+    pub fn drain(&self, rx: &Receiver<Job>, mut serve: impl FnMut(Job)) {
+        loop {
+            while let Ok(job) = rx.try_recv() {
+                serve(job);
+            }
+            self.spinning.store(true, Ordering::SeqCst);
+            let until = Instant::now() + SPIN;
+            let mut next = None;
+            while Instant::now() < until {
+                if let Ok(job) = rx.try_recv() {
+                    next = Some(job);
+                    break;
+                }
+                // Give the core to BEAM schedulers (or anyone) that want it.
+                std::thread::yield_now();
+            }
+            self.spinning.store(false, Ordering::SeqCst);
+            match next.or_else(|| rx.try_recv().ok()) {
+                Some(job) => serve(job),
+                None => return,
+            }
+        }
+    }
+}
