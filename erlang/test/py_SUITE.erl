@@ -108,6 +108,18 @@ maps(_) ->
     ?assertEqual(1, map_size(M2)),
     ?assertMatch({error, {bad_argument, _}}, py:eval(<<"x">>, #{x => #{[1] => 2}})).
 
+%% Maps past 32 keys are hash maps in the emulator; building them off a scheduler
+%% thread must not take the node down.
+big_maps(_) ->
+    [begin
+         M = maps:from_list([{integer_to_binary(I), [I]} || I <- lists:seq(1, N)]),
+         ?assertEqual({ok, M}, echo(M)),
+         ?assertEqual({ok, N}, py:call(builtins, len, [M]))
+     end || N <- [33, 1000, 100000]],
+    {ok, R} = py:eval(<<"{i: str(i) for i in range(200000)}">>),
+    ?assertEqual(200000, map_size(R)),
+    ?assertEqual(<<"199999">>, maps:get(199999, R)).
+
 nested(_) ->
     T = #{<<"k">> => [{1, [2, #{<<"z">> => [<<"deep">>, 1 bsl 70]}]}, none, 3.5]},
     ?assertEqual({ok, T}, echo(T)).

@@ -5,7 +5,7 @@
 -compile([export_all, nowarn_export_all]).
 
 all() ->
-    [seed_python_side, seed_erlang_side, any_term_both_ways, keys_remove_clear,
+    [seed_python_side, seed_erlang_side, any_term_both_ways, big_values, keys_remove_clear,
      counters_from_erlang, counters_exact_under_concurrency, send_to_live_pid,
      send_to_dead_pid].
 
@@ -71,6 +71,25 @@ any_term_both_ways(_) ->
     ?assertEqual({ok, <<"dflt">>}, py:eval(py:context(1), <<"__import__('erlang').state_get('missing', 'dflt')">>)),
     ?assertEqual({ok, none}, py:eval(py:context(1), <<"__import__('erlang').state_get('missing')">>)),
     ?assertMatch({error, {'TypeError', _}}, py:eval(py:context(1), <<"__import__('erlang').state_set('k', {1, 2})">>)).
+
+big_values(_) ->
+    ok = py:exec(py:context(1), <<"import erlang\n"
+                                  "big = {str(i): [i, float(i), (i, str(i)), -i * 10**30, None, True] for i in range(50000)}\n"
+                                  "erlang.state_set('big', big)\n"
+                                  "assert erlang.state_get('big') == big\n">>),
+    {ok, M} = py:state_fetch(<<"big">>),
+    ?assertEqual(50000, map_size(M)),
+    ?assertEqual([7, 7.0, {7, <<"7">>}, -7 * 1000000000000000000000000000000, none, true], maps:get(<<"7">>, M)),
+    Mixed = #{<<"p">> => self(), <<"s">> => "abc", <<"raw">> => {'$bytes', <<255, 0>>},
+              <<"big">> => -(1 bsl 100), <<"t">> => {a, -5, 1.5}, <<"at">> => [true, none, hello]},
+    ok = py:state_store(<<"mixed">>, Mixed),
+    ?assertEqual({ok, [true, true, true, true, true, true]},
+                 py:eval(py:context(2), <<"[m['p'] == p, m['s'] == [97, 98, 99], m['raw'] == b'\\xff\\x00', "
+                                          "m['big'] == -2**100, m['t'] == ('a', -5, 1.5), m['at'] == [True, None, 'hello']] "
+                                          "if (m := __import__('erlang').state_get('mixed')) else None">>, #{p => self()})),
+    ok = py:state_store(<<"ref">>, make_ref()),
+    ?assertMatch({error, {'ValueError', <<"references", _/binary>>}},
+                 py:eval(py:context(1), <<"__import__('erlang').state_get('ref')">>)).
 
 keys_remove_clear(_) ->
     ok = py:state_store(a, 1),

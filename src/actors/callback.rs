@@ -44,9 +44,9 @@ pub enum ChainMsg {
 pub enum Accept {
     /// A context actor: only jobs for its own context (its own interpreter).
     Same(Target),
-    /// An executor on the main interpreter: the main target and every context
-    /// that shares the main interpreter (each runs in its own globals).
-    MainInterp,
+    /// An executor on the main interpreter: the main target, and every context
+    /// when contexts share the main interpreter (each runs in its own globals).
+    MainInterp { shared_contexts: bool },
 }
 
 /// The Erlang side's handle on one suspended `erlang.call`.
@@ -61,10 +61,12 @@ impl CallbackHandle {
     /// Hands `job` to the suspended thread if it is for the same target;
     /// gives it back otherwise (or if the thread is gone).
     pub fn offer(&self, job: Job) -> Result<(), Job> {
-        if let Accept::Same(t) = self.accept {
-            if job.target != t {
-                return Err(job);
-            }
+        let ok = match self.accept {
+            Accept::Same(t) => job.target == t,
+            Accept::MainInterp { shared_contexts } => job.target == Target::Main || shared_contexts,
+        };
+        if !ok {
+            return Err(job);
         }
         let guard = self.tx.lock().unwrap_or_else(|e| e.into_inner());
         match guard.as_ref() {
@@ -115,6 +117,7 @@ pub fn enter<'py>(py: Python<'py>, reply_to: LocalPid, tag: &[u8], token: Arc<Ca
 }
 
 const POLL: Duration = Duration::from_millis(50);
+const SPIN: Duration = Duration::from_micros(40);
 
 /// `erlang.call(name, *args)`.
 pub fn call_erlang<'py>(py: Python<'py>, name: &Bound<'py, PyAny>, args: &Bound<'py, PyTuple>) -> PyResult<Bound<'py, PyAny>> {
@@ -144,6 +147,16 @@ pub fn call_erlang<'py>(py: Python<'py>, name: &Bound<'py, PyAny>, args: &Bound<
 fn wait<'py>(py: Python<'py>, mut rx: Receiver<ChainMsg>, token: &CallToken, accept: Accept, globals: Py<PyDict>) -> PyResult<Bound<'py, PyAny>> {
     loop {
         let (back, got) = py.detach(move || {
+            // The answer usually comes within microseconds: poll briefly before
+            // sleeping on the channel (waking a sleeping thread costs more).
+            let until = std::time::Instant::now() + SPIN;
+            while std::time::Instant::now() < until {
+                match rx.try_recv() {
+                    Ok(m) => return (rx, Ok(m)),
+                    Err(mpsc::TryRecvError::Disconnected) => return (rx, Err(RecvTimeoutError::Disconnected)),
+                    Err(mpsc::TryRecvError::Empty) => std::thread::yield_now(),
+                }
+            }
             let got = rx.recv_timeout(POLL);
             (rx, got)
         });
@@ -152,7 +165,7 @@ fn wait<'py>(py: Python<'py>, mut rx: Receiver<ChainMsg>, token: &CallToken, acc
             Ok(ChainMsg::Reply(env, result)) => return reply_to_python(py, env, result),
             Ok(ChainMsg::Nested(job)) => match accept {
                 Accept::Same(_) => job.serve_nested(py, globals.bind(py), accept),
-                Accept::MainInterp => {
+                Accept::MainInterp { .. } => {
                     let g = match job.target {
                         Target::Main => Globals::Main,
                         Target::Context(id) => Globals::Shared(id),

@@ -60,6 +60,7 @@ pub struct Job {
     permit: Option<Permit>,
     /// The load figures of the mailbox this job was put in.
     pub stats: Option<Arc<SlotStats>>,
+    settled: std::sync::atomic::AtomicBool,
 }
 
 impl Job {
@@ -70,7 +71,7 @@ impl Job {
         let payload = env.save(payload);
         let tag = env.save(tag);
         let token = Arc::new(CallToken::default());
-        let job = Job { env, work, payload, tag, reply_to, token: token.clone(), target, permit, stats: None };
+        let job = Job { env, work, payload, tag, reply_to, token: token.clone(), target, permit, stats: None, settled: Default::default() };
         (job, token)
     }
 
@@ -97,7 +98,10 @@ impl Job {
                 Ok(g) => {
                     let accept = match globals {
                         Globals::Owned(_) => Accept::Same(self.target),
-                        Globals::Main | Globals::Shared(_) => Accept::MainInterp,
+                        Globals::Main | Globals::Shared(_) => Accept::MainInterp {
+                            shared_contexts: crate::interp::runtime::info()
+                                .is_some_and(|i| i.mode == crate::interp::runtime::Mode::MultiExecutor),
+                        },
                     };
                     self.run_python(py, cache, &g, op, accept)
                 }
@@ -132,9 +136,18 @@ impl Job {
         })
     }
 
+    /// The job's work is over: its permit goes back and its mailbox counts it
+    /// done, once, just before the reply is sent (so a caller that got its answer
+    /// finds both already returned) or when the job is dropped.
     fn release_permit(&self) {
+        if self.settled.swap(true, std::sync::atomic::Ordering::AcqRel) {
+            return;
+        }
         if let Some(p) = &self.permit {
             p.release();
+        }
+        if let Some(s) = &self.stats {
+            s.done();
         }
     }
 
@@ -181,9 +194,7 @@ impl Drop for Busy<'_> {
 
 impl Drop for Job {
     fn drop(&mut self) {
-        if let Some(s) = &self.stats {
-            s.done();
-        }
+        self.release_permit();
         if rustler::thread::is_scheduler_thread() || !self.token.claim() {
             return;
         }

@@ -45,10 +45,7 @@ impl Lane {
         let _ = self.actor.set(actor);
     }
 
-    /// Whether the actor is awake and polling its lane right now.
-    pub fn is_spinning(&self) -> bool {
-        self.spinning.load(Ordering::Relaxed)
-    }
+
 
     /// Queues `job`; gives it back if the actor is gone.
     pub fn push(&self, job: Job) -> Result<(), Job> {

@@ -43,6 +43,8 @@ pub struct Table {
     contexts: Vec<(Arc<Lane>, Arc<SlotStats>)>,
     num_contexts: usize,
     next: AtomicUsize,
+    /// The executor the last main-interpreter call went to (likely still awake).
+    last: AtomicUsize,
 }
 
 static TABLE: RwLock<Option<Arc<Table>>> = RwLock::new(None);
@@ -75,18 +77,33 @@ pub fn submit(mut job: Job) -> Result<(), (Job, SubmitError)> {
         // runs one request at a time like a context actor (and a callback chain
         // suspended in it keeps it to itself).
         Target::Context(id) => &t.executors[(id as usize - 1) % t.executors.len()],
-        // The main interpreter: an executor that is awake if there is one (no
-        // wake-up to pay), else the next one round-robin.
+        // The main interpreter: an idle executor, starting with the one used last
+        // (a back-to-back caller finds it still awake: no wake-up to pay); idle
+        // ones are taken atomically, so concurrent callers spread out. When all
+        // are busy, round-robin.
         Target::Main => {
             let n = t.executors.len();
-            let start = t.next.fetch_add(1, Ordering::Relaxed);
-            (0..n)
-                .map(|i| &t.executors[(start + i) % n])
-                .find(|(lane, _)| lane.is_spinning())
-                .unwrap_or(&t.executors[start % n])
+            let last = t.last.load(Ordering::Relaxed);
+            let idle = (0..n).map(|i| (last + i) % n).find(|&k| t.executors[k].1.try_reserve_idle());
+            let k = match idle {
+                Some(k) => {
+                    t.last.store(k, Ordering::Relaxed);
+                    k
+                }
+                None => {
+                    let k = t.next.fetch_add(1, Ordering::Relaxed) % n;
+                    t.executors[k].1.reserve();
+                    k
+                }
+            };
+            let (lane, stats) = &t.executors[k];
+            stats.submitted();
+            job.stats = Some(stats.clone());
+            return lane.push(job).map_err(|job| (job, SubmitError::NotStarted));
         }
     };
     let (lane, stats) = (&mailbox.0, &mailbox.1);
+    stats.reserve();
     stats.submitted();
     job.stats = Some(stats.clone());
     lane.push(job).map_err(|job| (job, SubmitError::NotStarted))
@@ -148,6 +165,7 @@ impl RouterState {
             contexts: self.contexts.iter().map(|r| (r.lane.clone(), r.stats.clone())).collect(),
             num_contexts: self.contexts.len().max(self.shared_contexts),
             next: AtomicUsize::new(0),
+            last: AtomicUsize::new(0),
         };
         *TABLE.write().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(t));
     }

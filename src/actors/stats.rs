@@ -2,11 +2,14 @@
 //! submitted, taken from the mailbox, finished, and time spent running Python.
 //! Plain relaxed counters, bumped by the NIF and the serving thread.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 /// Counters of one executor or context.
 #[derive(Default, Debug)]
 pub struct SlotStats {
+    /// Jobs queued or running right now; also how the main interpreter's callers
+    /// find an idle executor (see `router::submit`).
+    active: AtomicUsize,
     submitted: AtomicU64,
     started: AtomicU64,
     done: AtomicU64,
@@ -23,6 +26,14 @@ pub struct Snapshot {
 }
 
 impl SlotStats {
+    /// Takes this mailbox for one job if it has none.
+    pub fn try_reserve_idle(&self) -> bool {
+        self.active.compare_exchange(0, 1, Ordering::AcqRel, Ordering::Relaxed).is_ok()
+    }
+    /// Counts one more job for this mailbox.
+    pub fn reserve(&self) {
+        self.active.fetch_add(1, Ordering::AcqRel);
+    }
     pub fn submitted(&self) {
         self.submitted.fetch_add(1, Ordering::Relaxed);
     }
@@ -30,6 +41,7 @@ impl SlotStats {
         self.started.fetch_add(1, Ordering::Relaxed);
     }
     pub fn done(&self) {
+        self.active.fetch_sub(1, Ordering::AcqRel);
         self.done.fetch_add(1, Ordering::Relaxed);
     }
     pub fn busy(&self, d: std::time::Duration) {

@@ -16,6 +16,9 @@ use pyo3::types::{PyBool, PyByteArray, PyBytes, PyDict, PyFloat, PyInt, PyList, 
 use rustler::types::tuple::{get_tuple, make_tuple};
 use rustler::{Atom, Binary, Encoder, Env, OwnedBinary, Term, TermType};
 
+/// Largest map built with `enif_make_map_from_arrays` (a flat map, no hashing).
+const SMALL_MAP: usize = 32;
+
 /// Deepest nesting of containers converted in either direction.
 pub const MAX_DEPTH: usize = 500;
 
@@ -242,17 +245,20 @@ pub fn py_to_term<'a>(env: Env<'a>, obj: &Bound<'_, PyAny>, depth: usize) -> Res
             keys.push(py_to_term(env, &k, depth + 1)?);
             values.push(py_to_term(env, &v, depth + 1)?);
         }
-        return match Term::map_from_term_arrays(env, &keys, &values) {
-            Ok(map) => Ok(map),
-            // Distinct Python keys that meet as one Erlang term ('a' and b'a'): last wins.
-            Err(_) => {
-                let mut map = Term::map_new(env);
-                for (k, v) in keys.into_iter().zip(values) {
-                    map = map.map_put(k, v).map_err(|_| ConvError::Invalid("bad map".into()))?;
-                }
-                Ok(map)
+        // enif_make_map_from_arrays crashes the emulator (in erts_qsort) when it
+        // builds a hash map (over 32 keys) on a thread that is not a scheduler, as
+        // ours are: small maps are built in one go, larger ones key by key.
+        if keys.len() <= SMALL_MAP {
+            if let Ok(map) = Term::map_from_term_arrays(env, &keys, &values) {
+                return Ok(map);
             }
-        };
+            // Distinct Python keys that meet as one Erlang term ('a' and b'a'): last wins.
+        }
+        let mut map = Term::map_new(env);
+        for (k, v) in keys.into_iter().zip(values) {
+            map = map.map_put(k, v).map_err(|_| ConvError::Invalid("bad map".into()))?;
+        }
+        return Ok(map);
     }
     if let Ok(b) = obj.cast::<PyByteArray>() {
         return binary_term(env, &b.to_vec());

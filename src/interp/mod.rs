@@ -4,6 +4,7 @@
 //!   finalised (CPython cannot be re-initialised safely).
 //! * [`thread`]: a thread state pinned to one OS thread, attached per job.
 //! * [`convert`]: Erlang terms straight to Python objects and back, no intermediate tree.
+//! * [`etf`]: external term format straight to Python (stored state).
 //! * [`exec`]: running one call/eval/exec inside an attached interpreter.
 //! * [`shared_contexts`]: contexts as globals dicts on the main interpreter.
 //! * [`natives`]: the `erlang` module's native functions (state, send).
@@ -14,6 +15,7 @@
 
 pub mod convert;
 pub mod erlang_module;
+pub mod etf;
 pub mod exec;
 pub mod natives;
 pub mod runtime;

@@ -6,13 +6,13 @@
 //! pyo3 caches per process is involved. Every function runs on a thread that holds
 //! the calling interpreter's GIL (CPython only calls them that way).
 
-use super::convert::{py_to_term, term_to_py, ConvError};
+use super::convert::{py_to_term, ConvError};
 use crate::actors::state::{self, IncrError, Value};
 use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyInt, PyList, PyType};
-use rustler::{Encoder, Env, LocalPid, OwnedEnv, Term};
+use rustler::{Encoder, LocalPid, OwnedEnv, Term};
 use std::panic::AssertUnwindSafe;
 
 type Native = for<'py> fn(Python<'py>, &[Bound<'py, PyAny>]) -> PyResult<Bound<'py, PyAny>>;
@@ -117,12 +117,7 @@ fn to_ext(obj: &Bound<'_, PyAny>) -> PyResult<Vec<u8>> {
 }
 
 fn from_ext<'py>(py: Python<'py>, bytes: &[u8]) -> PyResult<Bound<'py, PyAny>> {
-    OwnedEnv::new().run(|env: Env<'_>| {
-        let (term, _) = env
-            .binary_to_term(bytes)
-            .ok_or_else(|| PyRuntimeError::new_err("corrupt stored term"))?;
-        term_to_py(py, term, 0).map_err(conv)
-    })
+    super::etf::decode(py, bytes).map_err(conv)
 }
 
 fn st_set<'py>(py: Python<'py>, a: &[Bound<'py, PyAny>]) -> PyResult<Bound<'py, PyAny>> {
