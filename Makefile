@@ -5,10 +5,11 @@
 #   make demo    start the application and show calls, eval, exec, types, errors
 #   make shell   an Erlang shell with the application started
 #   make bench   the benchmark table (make bench-write also updates docs/benchmarks.md)
+#   make python-3.13t   build a free-threaded CPython (also python-3.13)
 # Pick the Python with PYTHON_CONFIG=/path/python3.X-config or PYTHON=/path/python3.
 export PYTHON PYTHON_CONFIG PERF_BUILD
 
-.PHONY: all build setup test test-rust test-erlang demo shell bench bench-write clean
+.PHONY: all build setup test test-rust test-erlang demo shell bench bench-write clean python-3.13 python-3.13t
 
 all: build
 
@@ -37,6 +38,14 @@ bench: build
 
 bench-write: build
 	escript scripts/bench.escript write
+
+# Build a CPython from Debian's sources (cached in ~/.cache/erlang_python), e.g.
+#   make python-3.13t && PYTHON=$$(scripts/python-build 3.13t | tail -1) make test
+python-3.13:
+	scripts/python-build 3.13
+
+python-3.13t:
+	scripts/python-build 3.13t
 
 clean:
 	rm -rf target erlang/_build erlang/priv
