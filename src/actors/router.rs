@@ -203,6 +203,31 @@ async fn stop_all(running: Vec<Running>) {
     }
 }
 
+/// Spawns `n` actors for the slots `slot(0..n)`; if one fails to start, stops
+/// those already started and returns the error.
+async fn spawn_many(me: &ActorCell, n: usize, slot: fn(usize) -> Slot) -> Result<Vec<Running>, String> {
+    let mut started = Vec::with_capacity(n);
+    for i in 0..n {
+        match spawn_slot(slot(i), me).await {
+            Ok(r) => started.push(r),
+            Err(e) => {
+                stop_all(started).await;
+                return Err(e);
+            }
+        }
+    }
+    Ok(started)
+}
+
+impl RouterState {
+    /// Remembers which slot each actor fills, for supervision.
+    fn register(&mut self, running: &[Running], slot: fn(usize) -> Slot) {
+        for (i, r) in running.iter().enumerate() {
+            self.by_id.insert(r.actor.get_id(), slot(i));
+        }
+    }
+}
+
 impl Router {
     async fn start_contexts(me: &ActorCell, st: &mut RouterState, n: usize) -> Result<(), String> {
         if n == 0 || n > MAX_CONTEXTS {
@@ -210,19 +235,9 @@ impl Router {
         }
         Self::stop_contexts(st).await;
         if actor_contexts() {
-            for i in 0..n {
-                match spawn_slot(Slot::Context(i), me).await {
-                    Ok(r) => {
-                        st.by_id.insert(r.actor.get_id(), Slot::Context(i));
-                        st.contexts.push(r);
-                    }
-                    Err(e) => {
-                        Self::stop_contexts(st).await;
-                        st.publish();
-                        return Err(e);
-                    }
-                }
-            }
+            let running = spawn_many(me, n, Slot::Context).await?;
+            st.register(&running, Slot::Context);
+            st.contexts = running;
         } else {
             st.shared_contexts = n;
         }
@@ -249,18 +264,9 @@ impl Router {
         if n == 0 || n > MAX_EXECUTORS {
             return Err(format!("num_executors must be between 1 and {MAX_EXECUTORS}, got {n}"));
         }
-        for i in 0..n {
-            match spawn_slot(Slot::Executor(i), me).await {
-                Ok(r) => {
-                    st.by_id.insert(r.actor.get_id(), Slot::Executor(i));
-                    st.executors.push(r);
-                }
-                Err(e) => {
-                    Self::stop_executors(st).await;
-                    return Err(e);
-                }
-            }
-        }
+        let running = spawn_many(me, n, Slot::Executor).await?;
+        st.register(&running, Slot::Executor);
+        st.executors = running;
         st.publish();
         Ok(())
     }
