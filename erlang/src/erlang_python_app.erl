@@ -19,6 +19,7 @@ start(_Type, _Args) ->
 
 maybe_start([{ok, Executors}, {ok, Contexts}, {ok, Max}, {ok, _}, {ok, _}]) ->
     ok = py_nif:semaphore_set_max(Max),
+    start_console(),
     case start_python(Executors, Contexts) of
         ok -> erlang_python_sup:start_link();
         {error, _} = E -> E
@@ -39,6 +40,16 @@ prep_stop(State) ->
 -spec stop(term()) -> ok.
 stop(_State) ->
     ok.
+
+%% With a console build (ERLANG_PYTHON_CONSOLE=1), serve tokio-console on
+%% `console_addr' (default 127.0.0.1:6669) before any actor starts.
+start_console() ->
+    Addr = application:get_env(erlang_python, console_addr, "127.0.0.1:6669"),
+    case py_nif:console(unicode:characters_to_binary(Addr)) of
+        ok -> logger:notice("erlang_python: tokio-console server on ~ts", [Addr]);
+        {error, not_built} -> ok;
+        {error, Msg} -> logger:warning("erlang_python: tokio-console server not started: ~ts", [Msg])
+    end.
 
 start_python(Executors, Contexts) ->
     Tag = make_ref(),

@@ -3,6 +3,7 @@
 //! * [`runtime`]: the tokio runtime actors are spawned from (never a BEAM thread).
 //! * [`job`]: the message a NIF puts in a mailbox, with its cancellation token.
 //! * [`callback`]: Python → Erlang → Python chains on a suspended thread.
+//! * [`console`]: tokio-console server (feature `console`).
 //! * [`executor`]: an actor pinned to its own OS thread, on the main interpreter.
 //! * [`context`]: an actor pinned to its own OS thread, owning a sub-interpreter.
 //! * [`lane`]: the lock-free request queue each pinned actor drains.
@@ -13,6 +14,7 @@
 //! * [`token`]: who wins between a reply and a caller giving up.
 
 pub mod callback;
+pub mod console;
 pub mod context;
 pub mod executor;
 pub mod job;

@@ -136,7 +136,7 @@ pub enum RouterMsg {
     StopAll { reply: RpcReplyPort<()> },
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 enum Slot {
     Executor(usize),
     Context(usize),
@@ -180,12 +180,26 @@ fn actor_contexts() -> bool {
     py_runtime::info().is_some_and(|i| matches!(i.mode, Mode::Subinterp | Mode::FreeThreaded))
 }
 
+/// A readable, unique actor name for tracing and tokio-console: `context-3`, and
+/// `context-3.2`, `context-3.3`… for its replacements (ractor names are unique).
+fn actor_name(slot: Slot) -> String {
+    static USES: std::sync::LazyLock<dashmap::DashMap<Slot, u64>> = std::sync::LazyLock::new(dashmap::DashMap::new);
+    let base = match slot {
+        Slot::Executor(i) => format!("executor-{}", i + 1),
+        Slot::Context(i) => format!("context-{}", i + 1),
+    };
+    let mut n = USES.entry(slot).or_insert(0);
+    *n += 1;
+    if *n == 1 { base } else { format!("{base}.{}", *n) }
+}
+
 async fn spawn_slot(slot: Slot, me: &ActorCell) -> Result<Running, String> {
     let spawner = ThreadLocalActorSpawner::new();
     let (lane, rx) = Lane::new();
+    let name = Some(actor_name(slot));
     let spawned = match slot {
-        Slot::Executor(_) => Executor::spawn_linked(None, (lane.clone(), rx), me.clone(), spawner).await,
-        Slot::Context(i) => Context::spawn_linked(None, (i as u32 + 1, lane.clone(), rx), me.clone(), spawner).await,
+        Slot::Executor(_) => Executor::spawn_linked(name, (lane.clone(), rx), me.clone(), spawner).await,
+        Slot::Context(i) => Context::spawn_linked(name, (i as u32 + 1, lane.clone(), rx), me.clone(), spawner).await,
     };
     let (actor, handle) = spawned.map_err(|e| format!("starting {slot:?}: {e}"))?;
     lane.attach(actor.clone());
@@ -355,6 +369,6 @@ pub async fn get() -> Result<ActorRef<RouterMsg>, String> {
     if let Some(r) = ROUTER.get() {
         return Ok(r.clone());
     }
-    let (r, _handle) = Actor::spawn(None, Router, ()).await.map_err(|e| e.to_string())?;
+    let (r, _handle) = Actor::spawn(Some("router".into()), Router, ()).await.map_err(|e| e.to_string())?;
     Ok(ROUTER.get_or_init(|| r).clone())
 }

@@ -103,6 +103,18 @@ fn load<'a>(env: Env<'a>) -> NifResult<Term<'a>> {
     Ok((figures(executors)?, figures(contexts)?).encode(env))
 }
 
+/// `console(Address) -> ok | {error, not_built | Message}`: starts the
+/// tokio-console server (builds with `ERLANG_PYTHON_CONSOLE=1` only).
+#[rustler::nif]
+fn console<'a>(env: Env<'a>, addr: String) -> Term<'a> {
+    rustler::atoms! { not_built }
+    match crate::actors::console::start(&addr) {
+        Ok(()) => atoms::ok().encode(env),
+        Err(e) if e == "not_built" => (atoms::error(), not_built()).encode(env),
+        Err(e) => (atoms::error(), e).encode(env),
+    }
+}
+
 /// `info() -> map()`: version, mode and sizes; no version before the first start.
 #[rustler::nif]
 fn info<'a>(env: Env<'a>) -> NifResult<Term<'a>> {
