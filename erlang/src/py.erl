@@ -127,8 +127,12 @@ parallel(Calls) when is_list(Calls) ->
                 _ -> {py_context, (First + I) rem N + 1}
             end || I <- lists:seq(1, length(Calls))],
     Pending = [submit_call(Ctx, Call) || {Ctx, Call} <- lists:zip(Ctxs, Calls)],
-    Timeout = default_timeout(),
-    {ok, [await(P, Timeout) || P <- Pending]}.
+    %% one deadline for the whole batch, not one per call
+    Deadline = deadline(default_timeout()),
+    {ok, [case P of
+              {error, _} = E -> E;
+              {Tag, Handle} -> await(Tag, Handle, Deadline)
+          end || P <- Pending]}.
 
 %% @doc The calling process's context (see {@link py_context_router:get_context/0}).
 -spec context() -> ctx().

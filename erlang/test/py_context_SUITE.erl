@@ -7,7 +7,7 @@
 
 all() ->
     [seed_explicit_context, seed_automatic_routing, seed_subinterp_checks, seed_router_api,
-     seed_parallel, parallel_errors_in_order, isolation_names, isolation_exceptions,
+     seed_parallel, parallel_spreads_over_contexts, parallel_errors_in_order, isolation_names, isolation_exceptions,
      busy_context_does_not_block_others, exec_then_call_sticks, bind_context_wins,
      restart_with_other_count, too_many_contexts, failed_context_is_replaced,
      decimal_everywhere, main_interpreter_modules, start_stop_cycles_with_calls_in_flight].
@@ -104,6 +104,28 @@ seed_parallel(_) ->
     ]),
     ?assertEqual([{ok, 4.0}, {ok, 5.0}, {ok, 6.0}], Results).
 
+%% py:parallel spreads its calls over distinct contexts, and they are in flight
+%% at the same time: each call waits (bounded) until all have arrived.
+parallel_spreads_over_contexts(_) ->
+    N = py_context_router:num_contexts(),
+    Def = <<"import erlang, time\n"
+            "def rendezvous(key, n):\n"
+            "    erlang.state_incr(key)\n"
+            "    end = time.monotonic() + 20\n"
+            "    while erlang.state_get(key) < n and time.monotonic() < end:\n"
+            "        time.sleep(0.001)\n"
+            "    return (whoami, erlang.state_get(key) >= n)\n">>,
+    [ok = py:exec(py:context(I), <<"whoami = ", (integer_to_binary(I))/binary, "\n", Def/binary>>)
+     || I <- lists:seq(1, N)],
+    Key = <<"rendezvous">>,
+    py:state_remove(Key),
+    {ok, Results} = py:parallel([{'__main__', rendezvous, [Key, N]} || _ <- lists:seq(1, N)]),
+    ?assertEqual([{ok, {I, true}} || I <- lists:seq(1, N)], lists:sort(Results)),
+    %% more calls than contexts: each context gets its share
+    {ok, More} = py:parallel([{'__main__', rendezvous, [<<"unused">>, 0]} || _ <- lists:seq(1, 2 * N)]),
+    ?assertEqual(lists:sort([{ok, {I, true}} || I <- lists:seq(1, N), _ <- [1, 2]]), lists:sort(More)),
+    py:state_remove(Key).
+
 parallel_errors_in_order(_) ->
     {ok, Results} = py:parallel([{math, sqrt, [4]}, {math, sqrt, [-1]}, {nope_mod, f, []},
                                  {operator, add, [1, 2]}, {math, sqrt, [make_ref()]}, bad]),
@@ -183,9 +205,14 @@ bind_context_wins(_) ->
         ?assertEqual({ok, <<"two">>}, R1),
         ?assertEqual({ok, <<"one">>}, R2)
     end,
-    %% the binding was the other process's: a new process is unbound
-    spawn_link(fun() -> Self ! {ctx, get('$py_bound_context')} end),
-    receive {ctx, B} -> ?assertEqual(undefined, B) end.
+    %% a bound process gets its bound context, whatever its scheduler says
+    spawn_link(fun() ->
+        ok = py_context_router:bind_context(py:context(2)),
+        Got = [py_context_router:get_context() || _ <- lists:seq(1, 20)],
+        ok = py_context_router:unbind_context(),
+        Self ! {ctx, Got}
+    end),
+    receive {ctx, B} -> ?assertEqual(lists:duplicate(20, py:context(2)), B) end.
 
 restart_with_other_count(_) ->
     ok = py:exec(py:context(1), <<"old = 1">>),
@@ -211,12 +238,9 @@ failed_context_is_replaced(_) ->
     Tag = make_ref(),
     {ok, _H} = py_nif:submit(1, '$crash', {}, Tag, undefined),
     Reply = receive {py_reply, Tag, R} -> R after 30000 -> timeout end,
-    case subinterp() of
-        %% the context's actor failed: its caller hears about it
-        true -> ?assertEqual({error, context_failed}, Reply);
-        %% contexts are served by executors: the executor failed
-        false -> ?assertEqual({error, context_failed}, Reply)
-    end,
+    %% the actor serving the context (its own, or an executor when contexts share
+    %% the main interpreter) failed: its caller hears about it
+    ?assertEqual({error, context_failed}, Reply),
     %% the replacement serves; the other context kept its state
     ?assertEqual({ok, 2}, eventually(fun() -> py:eval(py:context(1), <<"1 + 1">>) end)),
     ?assertEqual({ok, true}, py:eval(py:context(2), <<"survivor">>)).

@@ -61,6 +61,10 @@ pub struct Job {
     /// The load figures of the mailbox this job was put in.
     pub stats: Option<Arc<SlotStats>>,
     settled: std::sync::atomic::AtomicBool,
+    /// When the serving thread took the job: its busy time is counted when the
+    /// job settles, before the reply leaves, so a caller that got its answer
+    /// finds the time already in the load figures.
+    started_at: std::sync::OnceLock<std::time::Instant>,
 }
 
 impl Job {
@@ -71,7 +75,7 @@ impl Job {
         let payload = env.save(payload);
         let tag = env.save(tag);
         let token = Arc::new(CallToken::default());
-        let job = Job { env, work, payload, tag, reply_to, token: token.clone(), target, permit, stats: None, settled: Default::default() };
+        let job = Job { env, work, payload, tag, reply_to, token: token.clone(), target, permit, stats: None, settled: Default::default(), started_at: Default::default() };
         (job, token)
     }
 
@@ -89,8 +93,7 @@ impl Job {
         if !self.token.start() {
             return;
         }
-        let t0 = std::time::Instant::now();
-        let _busy = Busy(self.stats.as_deref(), t0);
+        let _ = self.started_at.set(std::time::Instant::now());
         match self.work {
             Work::Echo => self.echo(),
             Work::Crash => panic!("crash requested for a supervision test"),
@@ -147,6 +150,9 @@ impl Job {
             p.release();
         }
         if let Some(s) = &self.stats {
+            if let Some(t0) = self.started_at.get() {
+                s.busy(t0.elapsed());
+            }
             s.done();
         }
     }
@@ -177,17 +183,6 @@ impl Job {
         if self.token.finish() {
             self.release_permit();
             send(env, &self.reply_to, msg);
-        }
-    }
-}
-
-/// Adds the time a job ran to its mailbox's figures, however the run ends.
-struct Busy<'a>(Option<&'a SlotStats>, std::time::Instant);
-
-impl Drop for Busy<'_> {
-    fn drop(&mut self) {
-        if let Some(s) = self.0 {
-            s.busy(self.1.elapsed());
         }
     }
 }
