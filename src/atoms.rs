@@ -25,4 +25,8 @@ rustler::atoms! {
     no_context,
     overloaded,
     py_callback,
+    py_trace,
+    warning,
+    info,
+    debug,
 }

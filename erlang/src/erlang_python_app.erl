@@ -15,9 +15,11 @@ start(_Type, _Args) ->
                  config(num_contexts, erlang:system_info(schedulers), InRange),
                  config(max_concurrent, py_semaphore:default_max(), Positive),
                  config(call_timeout, 30000, Timeout),
-                 config(overload_wait, 1000, Timeout)]).
+                 config(overload_wait, 1000, Timeout),
+                 config(trace_level, none, fun py_trace:valid_level/1),
+                 config(slow_call_ms, 1000, Timeout)]).
 
-maybe_start([{ok, Executors}, {ok, Contexts}, {ok, Max}, {ok, _}, {ok, _}]) ->
+maybe_start([{ok, Executors}, {ok, Contexts}, {ok, Max}, {ok, _}, {ok, _}, {ok, _}, {ok, _}]) ->
     ok = py_nif:semaphore_set_max(Max),
     start_console(),
     case start_python(Executors, Contexts) of
@@ -26,7 +28,7 @@ maybe_start([{ok, Executors}, {ok, Contexts}, {ok, Max}, {ok, _}, {ok, _}]) ->
     end;
 maybe_start(Configs) ->
     {error, {invalid_config, Key, Value}} = hd([E || {error, _} = E <- Configs]),
-    logger:error("erlang_python: invalid value for ~p: ~p", [Key, Value]),
+    logger:error("erlang_python: invalid value for ~p: ~p (expected ~ts)", [Key, Value, expected(Key)]),
     {error, {invalid_config, Key, Value}}.
 
 -spec prep_stop(term()) -> term().
@@ -60,6 +62,12 @@ start_python(Executors, Contexts) ->
     after ?START_TIMEOUT ->
         {error, {python_start_failed, timeout}}
     end.
+
+expected(num_executors) -> "an integer from 1 to 64";
+expected(num_contexts) -> "an integer from 1 to 64";
+expected(max_concurrent) -> "a positive integer";
+expected(trace_level) -> "none, error, warning, notice, info or debug";
+expected(_) -> "a non-negative integer of milliseconds or infinity".
 
 config(Key, Default, Valid) ->
     V = application:get_env(erlang_python, Key, Default),

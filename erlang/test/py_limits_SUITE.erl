@@ -268,7 +268,8 @@ invalid_config_rejected(_) ->
                  {ok, V} -> application:set_env(erlang_python, Key, V)
              end
          end || {Key, Bad} <- [{num_contexts, 0}, {num_contexts, 65}, {num_executors, foo},
-                               {max_concurrent, -1}, {call_timeout, soon}]]
+                               {max_concurrent, -1}, {call_timeout, soon},
+                               {trace_level, loud}, {slow_call_ms, -5}]]
     after
         {ok, _} = application:ensure_all_started(erlang_python)
     end,

@@ -93,11 +93,57 @@ impl Job {
         if !self.token.start() {
             return;
         }
-        let _ = self.started_at.set(std::time::Instant::now());
+        let t0 = std::time::Instant::now();
+        let _ = self.started_at.set(t0);
         match self.work {
             Work::Echo => self.echo(),
             Work::Crash => panic!("crash requested for a supervision test"),
-            Work::Python(op) => interp.run(|py| match globals.get(py) {
+            Work::Python(op) => {
+                let span = tracing::debug_span!(target: "erlang_python::request", "request",
+                    op = ?op, context = ?self.target, caller = tracing::field::Empty,
+                    module = tracing::field::Empty, function = tracing::field::Empty,
+                    duration_us = tracing::field::Empty);
+                // Described before running: the reply's enif_send invalidates the
+                // job's terms.
+                let desc = (!span.is_disabled() || super::trace::watching_slow()).then(|| self.describe(op));
+                if let (false, Some((caller, module, function))) = (span.is_disabled(), &desc) {
+                    span.record("caller", caller.as_str());
+                    span.record("module", module.as_str());
+                    span.record("function", function.as_str());
+                }
+                let _entered = span.enter();
+                self.serve_python(interp, cache, globals, op);
+                let us = t0.elapsed().as_micros() as u64;
+                span.record("duration_us", us);
+                if let (true, Some((caller, module, function))) = (super::trace::is_slow(us), &desc) {
+                    tracing::warn!(target: "erlang_python::slow", op = ?op, context = ?self.target,
+                        caller = caller.as_str(), module = module.as_str(), function = function.as_str(),
+                        duration_us = us, "slow call");
+                }
+            }
+        }
+    }
+
+    /// The caller (as `<0.N.0>`), module and function of a request, for traces:
+    /// for `eval`/`exec` the module is empty and the function is the start of the code.
+    fn describe(&self, op: Op) -> (String, String, String) {
+        self.env.run(|env| {
+            let caller = format!("{:?}", self.reply_to.encode(env));
+            let text = |t: Option<Term<'_>>| -> String {
+                t.and_then(|t| t.decode::<rustler::Binary>().ok())
+                    .map(|b| String::from_utf8_lossy(&b.as_slice()[..b.len().min(80)]).into_owned())
+                    .unwrap_or_default()
+            };
+            let parts = rustler::types::tuple::get_tuple(self.payload.load(env)).unwrap_or_default();
+            match op {
+                Op::Call => (caller, text(parts.first().copied()), text(parts.get(1).copied())),
+                Op::Eval | Op::Exec => (caller, String::new(), text(parts.first().copied())),
+            }
+        })
+    }
+
+    fn serve_python(&self, interp: &PinnedInterp, cache: &mut CodeCache, globals: Globals<'_>, op: Op) {
+        interp.run(|py| match globals.get(py) {
                 Ok(g) => {
                     let accept = match globals {
                         Globals::Owned(_) => Accept::Same(self.target),
@@ -112,8 +158,7 @@ impl Job {
                     let f = exec::python_failure(py, env, e);
                     self.reply(env, (atoms::error(), f.reason).encode(env));
                 }),
-            }),
-        }
+        })
     }
 
     /// Runs a job of a callback chain on the thread that is suspended in that

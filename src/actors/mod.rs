@@ -4,6 +4,7 @@
 //! * [`job`]: the message a NIF puts in a mailbox, with its cancellation token.
 //! * [`callback`]: Python → Erlang → Python chains on a suspended thread.
 //! * [`console`]: tokio-console server (feature `console`).
+//! * [`trace`]: request spans and events, to Erlang's logger and tokio-console.
 //! * [`executor`]: an actor pinned to its own OS thread, on the main interpreter.
 //! * [`context`]: an actor pinned to its own OS thread, owning a sub-interpreter.
 //! * [`lane`]: the lock-free request queue each pinned actor drains.
@@ -25,3 +26,4 @@ pub mod semaphore;
 pub mod state;
 pub mod stats;
 pub mod token;
+pub mod trace;

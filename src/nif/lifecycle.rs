@@ -108,11 +108,28 @@ fn load<'a>(env: Env<'a>) -> NifResult<Term<'a>> {
 #[rustler::nif]
 fn console<'a>(env: Env<'a>, addr: String) -> Term<'a> {
     rustler::atoms! { not_built }
-    match crate::actors::console::start(&addr) {
+    match crate::actors::trace::start_console(&addr) {
         Ok(()) => atoms::ok().encode(env),
         Err(e) if e == "not_built" => (atoms::error(), not_built()).encode(env),
         Err(e) => (atoms::error(), e).encode(env),
     }
+}
+
+/// `trace_config(Pid, Level, SlowUs) -> ok | {error, Message}`: request spans and
+/// events at `Level` (0 off .. 5 trace) go to `Pid` as `{py_trace, ...}`; calls of
+/// `SlowUs` microseconds or more are reported as slow.
+#[rustler::nif]
+fn trace_config<'a>(env: Env<'a>, to: LocalPid, level: u8, slow_us: u64) -> Term<'a> {
+    match crate::actors::trace::configure(to, level, slow_us) {
+        Ok(()) => atoms::ok().encode(env),
+        Err(e) => (atoms::error(), e).encode(env),
+    }
+}
+
+/// `trace_dropped() -> N`: trace entries dropped because the logger lagged.
+#[rustler::nif]
+fn trace_dropped() -> u64 {
+    crate::actors::trace::dropped()
 }
 
 /// `info() -> map()`: version, mode and sizes; no version before the first start.
