@@ -4,12 +4,13 @@
 #   make test    every test: cargo tests and the Common Test suites
 #   make demo    start the application and show calls, eval, exec, types, errors
 #   make shell   an Erlang shell with the application started
+#   make console the same, built with tokio-console support (make console-check tests it)
 #   make bench   the benchmark table (make bench-write also updates docs/benchmarks.md)
 #   make python-3.13t   build a free-threaded CPython (also python-3.13)
 # Pick the Python with PYTHON_CONFIG=/path/python3.X-config or PYTHON=/path/python3.
 export PYTHON PYTHON_CONFIG PERF_BUILD
 
-.PHONY: all build setup test test-rust test-erlang demo shell bench bench-write clean python-3.13 python-3.13t
+.PHONY: all build setup test test-rust test-erlang demo shell console console-check bench bench-write clean python-3.13 python-3.13t
 
 all: build
 
@@ -32,6 +33,14 @@ demo: build
 
 shell: build
 	cd erlang && rebar3 shell --apps erlang_python
+
+# A shell whose NIF serves tokio-console (127.0.0.1:6669; app env console_addr).
+console:
+	cd erlang && ERLANG_PYTHON_CONSOLE=1 rebar3 shell --apps erlang_python
+
+# Build with the console, attach the real tokio-console client, check the actors show.
+console-check:
+	scripts/console-check
 
 bench: build
 	escript scripts/bench.escript

@@ -6,16 +6,14 @@
 /// Whether this build carries the console.
 pub const BUILT: bool = cfg!(feature = "console");
 
-#[cfg(feature = "console")]
-pub type ConsoleLayer = console_subscriber::ConsoleLayer;
-#[cfg(not(feature = "console"))]
-pub type ConsoleLayer = tracing_subscriber::layer::Identity;
+/// The console's layer, boxed: it sits right on the registry.
+pub type ConsoleLayer = Box<dyn tracing_subscriber::Layer<tracing_subscriber::Registry> + Send + Sync>;
 
 /// The console layer, its gRPC server started on `addr` (its own thread).
 #[cfg(feature = "console")]
 pub fn layer(addr: &str) -> Result<ConsoleLayer, String> {
     let addr: std::net::SocketAddr = addr.parse().map_err(|e| format!("console address {addr}: {e}"))?;
-    Ok(console_subscriber::ConsoleLayer::builder().server_addr(addr).spawn())
+    Ok(Box::new(console_subscriber::ConsoleLayer::builder().server_addr(addr).spawn()))
 }
 
 /// Without the feature there is no console to start.

@@ -206,7 +206,9 @@ fn install(console: Option<&str>) -> Result<(), String> {
             };
             tracing_subscriber::registry()
                 .with(console_layer)
-                .with(ErlangLog)
+                // Filtered per layer: callsites nobody wants stay disabled for the
+                // whole registry, and the console layer keeps its own filter.
+                .with(ErlangLog.with_filter(tracing_subscriber::filter::filter_fn(wanted)))
                 .try_init()
                 .map_err(|e| e.to_string())
         })
