@@ -3,6 +3,9 @@
 //! loopback address shows every actor as a named task (`router`, `executor-1`,
 //! `context-3`, …). Without the feature nothing here is compiled in but a stub.
 
+#[cfg(all(feature = "console", not(tokio_unstable)))]
+compile_error!("the console feature needs RUSTFLAGS=\"--cfg tokio_unstable\" (scripts/build-nif sets it)");
+
 /// Whether this build carries the console.
 pub const BUILT: bool = cfg!(feature = "console");
 
@@ -13,7 +16,13 @@ pub type ConsoleLayer = Box<dyn tracing_subscriber::Layer<tracing_subscriber::Re
 #[cfg(feature = "console")]
 pub fn layer(addr: &str) -> Result<ConsoleLayer, String> {
     let addr: std::net::SocketAddr = addr.parse().map_err(|e| format!("console address {addr}: {e}"))?;
-    Ok(Box::new(console_subscriber::ConsoleLayer::builder().server_addr(addr).spawn()))
+    // Finished tasks stay listed for a minute, not the default hour.
+    Ok(Box::new(
+        console_subscriber::ConsoleLayer::builder()
+            .server_addr(addr)
+            .retention(std::time::Duration::from_secs(60))
+            .spawn(),
+    ))
 }
 
 /// Without the feature there is no console to start.

@@ -8,7 +8,7 @@
 //!   fresh globals dict of its own; no executor hop, no GIL to take turns on.
 
 use super::job::Job;
-use super::lane::{Lane, Wake};
+use super::lane::{Lane, Wake, Worker};
 use std::sync::mpsc::Receiver;
 use std::sync::Arc;
 use crate::interp::exec::{self, CodeCache, Globals};
@@ -46,10 +46,10 @@ impl Drop for ContextState {
 
 impl ThreadLocalActor for Context {
     type Msg = Wake;
-    type State = ContextState;
+    type State = Worker<ContextState>;
     type Arguments = (u32, Arc<Lane>, Receiver<Job>);
 
-    async fn pre_start(&self, _me: ActorRef<Wake>, (id, lane, rx): Self::Arguments) -> Result<ContextState, ActorProcessingErr> {
+    async fn pre_start(&self, me: ActorRef<Wake>, (id, lane, rx): Self::Arguments) -> Result<Worker<ContextState>, ActorProcessingErr> {
         let interp = new_interp().map_err(|e| format!("context {id}: {e}"))?;
         let globals = interp
             .run(|py| match interp.kind() {
@@ -57,17 +57,28 @@ impl ThreadLocalActor for Context {
                 Kind::Main => exec::fresh_globals(py).map(|g| g.unbind()),
             })
             .map_err(|e| format!("context {id}: {e}"))?;
-        Ok(ContextState { lane, rx, cache: CodeCache::default(), globals: Some(globals), interp })
+        let state = ContextState { lane, rx, cache: CodeCache::default(), globals: Some(globals), interp };
+        Ok(Worker::new(me.get_name(), state, drain))
     }
 
-    async fn handle(&self, _me: ActorRef<Wake>, _wake: Wake, state: &mut ContextState) -> Result<(), ActorProcessingErr> {
-        let ContextState { lane, rx, cache, globals, interp } = state;
-        lane.drain(rx, |job| match globals.as_ref() {
-            Some(g) => job.serve(interp, cache, Globals::Owned(g)),
-            None => drop(job),
-        });
+    async fn handle(&self, _me: ActorRef<Wake>, _wake: Wake, worker: &mut Worker<ContextState>) -> Result<(), ActorProcessingErr> {
+        worker.run().await;
         Ok(())
     }
+
+    async fn post_stop(&self, _me: ActorRef<Wake>, worker: &mut Worker<ContextState>) -> Result<(), ActorProcessingErr> {
+        worker.shutdown().await;
+        Ok(())
+    }
+}
+
+/// Serves everything in the lane, in this context's globals.
+fn drain(s: &mut ContextState) {
+    let ContextState { lane, rx, cache, globals, interp } = s;
+    lane.drain(rx, |job| match globals.as_ref() {
+        Some(g) => job.serve(interp, cache, Globals::Owned(g)),
+        None => drop(job),
+    });
 }
 
 #[cfg(all(Py_3_12, not(Py_GIL_DISABLED)))]

@@ -4,7 +4,7 @@
 //! mode, every context (each a globals dict on the main interpreter).
 
 use super::job::{Job, Target};
-use super::lane::{Lane, Wake};
+use super::lane::{Lane, Wake, Worker};
 use std::sync::mpsc::Receiver;
 use std::sync::Arc;
 use crate::interp::exec::{CodeCache, Globals};
@@ -34,22 +34,34 @@ impl Drop for ExecutorState {
 
 impl ThreadLocalActor for Executor {
     type Msg = Wake;
-    type State = ExecutorState;
+    type State = Worker<ExecutorState>;
     type Arguments = (Arc<Lane>, Receiver<Job>);
 
-    async fn pre_start(&self, _me: ActorRef<Wake>, (lane, rx): Self::Arguments) -> Result<ExecutorState, ActorProcessingErr> {
-        Ok(ExecutorState { lane, rx, cache: CodeCache::default(), interp: PinnedInterp::main() })
+    async fn pre_start(&self, me: ActorRef<Wake>, (lane, rx): Self::Arguments) -> Result<Worker<ExecutorState>, ActorProcessingErr> {
+        let state = ExecutorState { lane, rx, cache: CodeCache::default(), interp: PinnedInterp::main() };
+        Ok(Worker::new(me.get_name(), state, drain))
     }
 
-    async fn handle(&self, _me: ActorRef<Wake>, _wake: Wake, state: &mut ExecutorState) -> Result<(), ActorProcessingErr> {
-        let ExecutorState { lane, rx, cache, interp } = state;
-        lane.drain(rx, |job| {
-            let globals = match job.target {
-                Target::Main => Globals::Main,
-                Target::Context(id) => Globals::Shared(id),
-            };
-            job.serve(interp, cache, globals);
-        });
+    async fn handle(&self, _me: ActorRef<Wake>, _wake: Wake, worker: &mut Worker<ExecutorState>) -> Result<(), ActorProcessingErr> {
+        worker.run().await;
         Ok(())
     }
+
+    async fn post_stop(&self, _me: ActorRef<Wake>, worker: &mut Worker<ExecutorState>) -> Result<(), ActorProcessingErr> {
+        worker.shutdown().await;
+        Ok(())
+    }
+}
+
+/// Serves everything in the lane: main-interpreter jobs and, in
+/// `multi_executor` mode, those of the contexts this executor serves.
+fn drain(s: &mut ExecutorState) {
+    let ExecutorState { lane, rx, cache, interp } = s;
+    lane.drain(rx, |job| {
+        let globals = match job.target {
+            Target::Main => Globals::Main,
+            Target::Context(id) => Globals::Shared(id),
+        };
+        job.serve(interp, cache, globals);
+    });
 }

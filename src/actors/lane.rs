@@ -84,3 +84,89 @@ impl Lane {
         }
     }
 }
+
+/// What a pinned actor owns and how it drains its lane. In the default build the
+/// actor runs `work` inline. In console builds the state lives in one local task
+/// named after the actor (`context-3`, `executor-1`), on the same thread, so
+/// tokio-console shows each actor's own busy and idle time: ractor 0.16 spawns a
+/// thread-local actor's processing loop unnamed. Either way a panic in `work`
+/// fails the actor, and [`Worker::shutdown`] drops the state on the actor's
+/// thread before the actor is reported stopped.
+pub struct Worker<S: 'static> {
+    #[cfg(not(feature = "console"))]
+    state: Option<S>,
+    #[cfg(feature = "console")]
+    wake: Option<tokio::sync::mpsc::UnboundedSender<tokio::sync::oneshot::Sender<()>>>,
+    #[cfg(feature = "console")]
+    task: Option<tokio::task::JoinHandle<()>>,
+    #[cfg_attr(feature = "console", allow(dead_code))]
+    work: fn(&mut S),
+}
+
+impl<S: 'static> Worker<S> {
+    /// Takes the actor's state; call on the actor's thread (its `pre_start`).
+    pub fn new(name: Option<String>, state: S, work: fn(&mut S)) -> Self {
+        #[cfg(not(feature = "console"))]
+        {
+            let _ = name;
+            Worker { state: Some(state), work }
+        }
+        #[cfg(feature = "console")]
+        {
+            let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<tokio::sync::oneshot::Sender<()>>();
+            let mut builder = tokio::task::Builder::new();
+            if let Some(n) = name.as_deref() {
+                builder = builder.name(n);
+            }
+            let mut state = state;
+            let task = builder
+                .spawn_local(async move {
+                    while let Some(done) = rx.recv().await {
+                        work(&mut state);
+                        let _ = done.send(());
+                    }
+                })
+                .expect("cannot spawn an actor's task");
+            Worker { wake: Some(tx), task: Some(task), work }
+        }
+    }
+
+    /// Drains once (the actor's mailbox said so).
+    pub async fn run(&mut self) {
+        #[cfg(not(feature = "console"))]
+        if let Some(s) = self.state.as_mut() {
+            (self.work)(s);
+        }
+        #[cfg(feature = "console")]
+        {
+            let (done, finished) = tokio::sync::oneshot::channel();
+            let sent = self.wake.as_ref().is_some_and(|w| w.send(done).is_ok());
+            if !sent || finished.await.is_err() {
+                // The task is gone: it panicked; fail the actor with its panic.
+                self.rethrow().await;
+            }
+        }
+    }
+
+    /// Drops the state, on the actor's thread, and waits until it is gone.
+    pub async fn shutdown(&mut self) {
+        #[cfg(not(feature = "console"))]
+        drop(self.state.take());
+        #[cfg(feature = "console")]
+        {
+            self.wake = None;
+            self.rethrow().await;
+        }
+    }
+
+    #[cfg(feature = "console")]
+    async fn rethrow(&mut self) {
+        if let Some(task) = self.task.take() {
+            if let Err(e) = task.await {
+                if e.is_panic() {
+                    std::panic::resume_unwind(e.into_panic());
+                }
+            }
+        }
+    }
+}
