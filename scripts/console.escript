@@ -15,7 +15,8 @@ main(["latency"]) ->
 main(["serve", Addr, Secs]) ->
     ok = application:set_env(erlang_python, console_addr, Addr),
     {ok, _} = application:ensure_all_started(erlang_python),
-    io:format("serving tokio-console on ~s, ~s~n", [Addr, maps:get(mode, py:info())]),
+    {ok, V} = py:version(),
+    io:format("serving tokio-console on ~s, Python ~s, mode ~s~n", [Addr, hd(string:split(V, " ")), maps:get(mode, py:info())]),
     Caller = fun Loop(I) -> {ok, _} = py:call(math, sqrt, [I]), timer:sleep(2), Loop(I + 1) end,
     [spawn(fun() -> py_context_router:bind_context(py:context(C)), Caller(1) end)
      || C <- lists:seq(1, py_context_router:num_contexts())],
