@@ -47,6 +47,7 @@ bench: build
 
 bench-write: build
 	escript scripts/bench.escript write
+	scripts/plot-throughput
 
 # Build a CPython from Debian's sources (cached in ~/.cache/erlang_python), e.g.
 #   make python-3.13t && PYTHON=$$(scripts/python-build 3.13t | tail -1) make test
