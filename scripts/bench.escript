@@ -22,7 +22,7 @@ main(Args) ->
          {"py:call(math, sqrt, [16])", us(fun() -> loop(N, fun() -> {ok, 4.0} = py:call(math, sqrt, [16]) end) end, N)},
          {"py:eval(<<\"1+1\">>)", us(fun() -> loop(N, fun() -> {ok, 2} = py:eval(<<"1+1">>) end) end, N)}],
     Extra = progress("state and callbacks", fun() -> extra_rows(N) end),
-    Tput = progress("throughput", fun() -> [{C, throughput(C, max(200, 40000 div C))} || C <- [1, 2, 10, 50, 100, 1000]] end),
+    Tput = progress("throughput", fun() -> [{C, throughput(C, max(500, 100000 div C))} || C <- [1, 2, 10, 50, 100, 1000]] end),
     Conv = progress("conversions", fun conversion_rows/0),
     Growth = progress("RSS over 1,000,000 calls", fun rss_growth/0),
     Par = progress("parallel", fun parallel_rows/0),

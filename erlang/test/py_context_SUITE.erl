@@ -10,7 +10,8 @@ all() ->
      seed_parallel, parallel_spreads_over_contexts, parallel_errors_in_order, isolation_names, isolation_exceptions,
      busy_context_does_not_block_others, exec_then_call_sticks, bind_context_wins,
      restart_with_other_count, too_many_contexts, failed_context_is_replaced,
-     decimal_everywhere, main_interpreter_modules, start_stop_cycles_with_calls_in_flight].
+     decimal_everywhere, main_interpreter_modules, start_stop_cycles_with_calls_in_flight,
+     seed_sixteen_contexts].
 
 init_per_suite(Config) ->
     {ok, _} = application:ensure_all_started(erlang_python),
@@ -335,3 +336,25 @@ call_loop(Parent, Stop, N, Bad) ->
 thread_count() ->
     {ok, Tasks} = file:list_dir("/proc/" ++ os:getpid() ++ "/task"),
     length(Tasks).
+
+%% The seed's configuration: `{num_contexts, 16}' in sys.config, and
+%% `py_context_router:start(#{contexts => 16})' at run time.
+seed_sixteen_contexts(_) ->
+    Old = application:get_env(erlang_python, num_contexts),
+    ok = application:stop(erlang_python),
+    try
+        application:set_env(erlang_python, num_contexts, 16),
+        {ok, _} = application:ensure_all_started(erlang_python),
+        ?assertEqual(16, py_context_router:num_contexts()),
+        {ok, Ctxs} = py_context_router:start(#{contexts => 16}),
+        ?assertEqual(16, length(Ctxs)),
+        [ok = py:exec(C, <<"who = ", (integer_to_binary(I))/binary>>) || {I, C} <- lists:zip(lists:seq(1, 16), Ctxs)],
+        ?assertEqual([{ok, I} || I <- lists:seq(1, 16)], [py:eval(C, <<"who">>) || C <- Ctxs])
+    after
+        ok = application:stop(erlang_python),
+        case Old of
+            undefined -> application:unset_env(erlang_python, num_contexts);
+            {ok, V} -> application:set_env(erlang_python, num_contexts, V)
+        end,
+        {ok, _} = application:ensure_all_started(erlang_python)
+    end.

@@ -151,6 +151,8 @@ flood_stays_bounded(_) ->
     Max = py_semaphore:max_concurrent(),
     erlang:garbage_collect(),
     Mem0 = erlang:memory(total),
+    Rss0 = rss(),
+    erlang:put(flood_peak_rss, Rss0),
     Ctx = 1,
     Fired = [py_nif:submit(Ctx, call, {<<"time">>, <<"sleep">>, [0.0005], #{}}, {flood, I}, undefined)
              || I <- lists:seq(1, 100000)],
@@ -163,13 +165,25 @@ flood_stays_bounded(_) ->
     Answers = collect_flood(Accepted, 0),
     ?assertEqual(Accepted, Answers),
     Mem1 = erlang:memory(total),
-    ct:pal("memory before ~p MB, after ~p MB", [Mem0 div 1000000, Mem1 div 1000000]),
+    Peak = erlang:get(flood_peak_rss),
+    ct:pal("memory before ~p MB, after ~p MB; node RSS before ~p MB, peak while answering ~p MB",
+           [Mem0 div 1000000, Mem1 div 1000000, Rss0 div 1000000, Peak div 1000000]),
     %% the handles of 100,000 refused calls are garbage; what is left is small
     ?assert(Mem1 - Mem0 < 200000000),
+    %% the whole node (Rust and Python included) stays bounded while the flood drains
+    ?assert(Peak - Rss0 < 150000000),
     ok = wait_until(fun() -> py_semaphore:current() =:= 0 end).
+
+%% Node RSS in bytes (Linux).
+rss() ->
+    {ok, Status} = file:read_file("/proc/self/status"),
+    [_, Rest] = binary:split(Status, <<"VmRSS:">>),
+    [Kb | _] = string:lexemes(Rest, " \t\n"),
+    binary_to_integer(Kb) * 1024.
 
 collect_flood(0, N) -> N;
 collect_flood(Left, N) ->
+    Left rem 500 =:= 0 andalso erlang:put(flood_peak_rss, max(rss(), erlang:get(flood_peak_rss))),
     receive {py_reply, {flood, _}, {ok, none}} -> collect_flood(Left - 1, N + 1)
     after 60000 -> N
     end.
