@@ -276,8 +276,16 @@ invalid_utf8(_) ->
 deep_nesting(_) ->
     Deep = lists:foldl(fun(_, Acc) -> [Acc] end, [], lists:seq(1, 10000)),
     ?assertMatch({error, {bad_argument, <<"nested deeper", _/binary>>}}, py:call(builtins, id, [Deep])),
-    Ok = lists:foldl(fun(_, Acc) -> [Acc] end, [], lists:seq(1, 400)),
+    Nest = fun(N) -> lists:foldl(fun(_, Acc) -> [Acc] end, [], lists:seq(1, N)) end,
+    Ok = Nest(400),
     ?assertEqual({ok, Ok}, echo(Ok)),
+    %% the documented limit (500 levels, the call's own argument list included),
+    %% just under and just over it, both ways
+    ?assertEqual({ok, Nest(490)}, echo(Nest(490))),
+    ?assertMatch({error, {bad_argument, <<"nested deeper", _/binary>>}}, echo(Nest(510))),
+    Py = <<"__import__('functools').reduce(lambda a, _: [a], range(n), [])">>,
+    ?assertEqual({ok, Nest(490)}, py:eval(Py, #{n => 490})),
+    ?assertMatch({error, {bad_result, <<"nested deeper", _/binary>>}}, py:eval(Py, #{n => 510})),
     ?assertMatch({error, {bad_result, <<"nested deeper", _/binary>>}},
                  py:eval(<<"__import__('functools').reduce(lambda a, _: [a], range(10000), [])">>)),
     %% a list that contains itself
