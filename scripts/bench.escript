@@ -21,7 +21,16 @@ main(Args) ->
          {"math.sqrt(16) in-process, inside Python (floor)", inproc_us()},
          {"py:call(math, sqrt, [16])", us(fun() -> loop(N, fun() -> {ok, 4.0} = py:call(math, sqrt, [16]) end) end, N)},
          {"py:eval(<<\"1+1\">>)", us(fun() -> loop(N, fun() -> {ok, 2} = py:eval(<<"1+1">>) end) end, N)}],
-    Extra = progress("state and callbacks", fun() -> extra_rows(N) end),
+    Direct = case Mode of
+                 %% Issue 4's question: would calls be faster run on dirty
+                 %% schedulers (no hand-off) than on the context threads?
+                 free_threaded ->
+                     Payload = {<<"math">>, <<"sqrt">>, [16], #{}},
+                     [{"same call run on a dirty CPU scheduler, no hand-off (free_threaded only)",
+                       us(fun() -> loop(N, fun() -> {ok, 4.0} = py_nif:direct_call(Payload) end) end, N)}];
+                 _ -> []
+             end,
+    Extra = Direct ++ progress("state and callbacks", fun() -> extra_rows(N) end),
     Tput = progress("throughput", fun() -> [{C, throughput(C, max(500, 100000 div C))} || C <- [1, 2, 10, 50, 100, 1000]] end),
     Conv = progress("conversions", fun conversion_rows/0),
     Growth = progress("RSS over 1,000,000 calls", fun rss_growth/0),

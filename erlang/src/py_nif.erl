@@ -3,10 +3,10 @@
 %% actor mailboxes in Rust and answered by message.
 -module(py_nif).
 -export([state_store/2, state_fetch/1, state_remove/1, state_keys/0, state_clear/0, state_incr/2,
-         submit/5, callback_reply/2, cancel/1, semaphore_get/1, semaphore_set_max/1, start/3, start_contexts/2, stop_contexts/1, stop/1, info/0, load/0, console/1, trace_config/3, trace_dropped/0, noop/0]).
+         submit/5, callback_reply/2, cancel/1, semaphore_get/1, semaphore_set_max/1, start/3, start_contexts/2, stop_contexts/1, stop/1, info/0, load/0, console/1, trace_config/3, trace_dropped/0, direct_call/1, noop/0]).
 -on_load(init/0).
 -nifs([state_store/2, state_fetch/1, state_remove/1, state_keys/0, state_clear/0, state_incr/2,
-       submit/5, callback_reply/2, cancel/1, semaphore_get/1, semaphore_set_max/1, start/3, start_contexts/2, stop_contexts/1, stop/1, info/0, load/0, console/1, trace_config/3, trace_dropped/0, noop/0]).
+       submit/5, callback_reply/2, cancel/1, semaphore_get/1, semaphore_set_max/1, start/3, start_contexts/2, stop_contexts/1, stop/1, info/0, load/0, console/1, trace_config/3, trace_dropped/0, direct_call/1, noop/0]).
 
 -spec init() -> ok | {error, term()}.
 init() ->
@@ -79,6 +79,9 @@ trace_config(_To, _Level, _SlowUs) -> erlang:nif_error(not_loaded).
 
 -spec trace_dropped() -> non_neg_integer().
 trace_dropped() -> erlang:nif_error(not_loaded).
+
+-spec direct_call({binary(), binary(), list(), map()}) -> {ok, term()} | {error, term()}.
+direct_call(_Payload) -> erlang:nif_error(not_loaded).
 
 -spec noop() -> ok.
 noop() -> erlang:nif_error(not_loaded).

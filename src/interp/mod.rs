@@ -6,6 +6,7 @@
 //! * [`convert`]: Erlang terms straight to Python objects and back, no intermediate tree.
 //! * [`etf`]: external term format straight to Python (stored state).
 //! * [`exec`]: running one call/eval/exec inside an attached interpreter.
+//! * [`direct`]: a call on the calling thread (free-threaded only; the benchmark's comparison).
 //! * [`shared_contexts`]: contexts as globals dicts on the main interpreter.
 //! * [`natives`]: the `erlang` module's native functions (state, send).
 //! * [`erlang_module`]: the `erlang` module every interpreter gets.
@@ -14,6 +15,7 @@
 //! is held by the current thread.
 
 pub mod convert;
+pub mod direct;
 pub mod erlang_module;
 pub mod etf;
 pub mod exec;

@@ -8,3 +8,12 @@ use rustler::Atom;
 fn noop() -> Atom {
     atoms::ok()
 }
+
+/// `direct_call(Payload) -> {ok, V} | {error, Reason}`: `py:call`'s payload run
+/// right here, on a dirty CPU scheduler, with no hand-off to an actor. Only on a
+/// free-threaded Python, only for the benchmark: it tells whether running calls
+/// on dirty schedulers would beat the context threads.
+#[rustler::nif(schedule = "DirtyCpu")]
+fn direct_call<'a>(env: rustler::Env<'a>, payload: rustler::Term<'a>) -> rustler::Term<'a> {
+    crate::interp::direct::run(env, crate::interp::exec::Op::Call, payload)
+}
