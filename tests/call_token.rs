@@ -66,3 +66,32 @@ fn claim_loses_to_cancel_and_to_a_reply() {
     assert!(t.finish());
     assert!(!t.claim());
 }
+
+#[test]
+fn interrupt_only_while_running_and_cancelled() {
+    let t = CallToken::default();
+    let mut raised = Vec::new();
+    // not running yet: nothing to interrupt
+    assert!(t.start());
+    assert!(!t.interrupt(|i, th| raised.push((i, th))));
+    t.running_on(7, 42);
+    // running, but the caller still waits: no interruption
+    assert!(!t.interrupt(|i, th| raised.push((i, th))));
+    assert!(t.cancel());
+    assert!(t.interrupt(|i, th| raised.push((i, th))));
+    // once only
+    assert!(!t.interrupt(|i, th| raised.push((i, th))));
+    assert_eq!(raised, vec![(7, 42)]);
+    // the job thread learns it must clear what Python did not deliver
+    assert!(t.ran());
+}
+
+#[test]
+fn no_interrupt_after_the_job_ran() {
+    let t = CallToken::default();
+    assert!(t.start());
+    t.running_on(1, 2);
+    assert!(!t.ran());
+    assert!(t.cancel());
+    assert!(!t.interrupt(|_, _| panic!("interrupted a job that had ended")));
+}

@@ -14,7 +14,8 @@ groups() ->
                   info_functions, c_extensions, concurrent_callers]},
      {errors, [], [python_exceptions, traceback, unsupported_terms, invalid_utf8, deep_nesting,
                    unsupported_results, system_exit, keyboard_interrupt, bad_call_arguments,
-                   unknown_names, timeout_no_late_reply, dead_caller_job_skipped,
+                   unknown_names, timeout_no_late_reply, timeout_interrupts_python,
+                   dead_caller_interrupts_python, dead_caller_job_skipped,
                    dead_caller_while_running]},
      {lifecycle, [], [restart_application]}].
 
@@ -336,6 +337,41 @@ drain_all() ->
     [{ok, none} = py:call(py:context(main), time, sleep, [0.001]) || _ <- lists:seq(1, py:num_executors())],
     [{ok, none} = py:call(Ctx, time, sleep, [0.001]) || Ctx <- py_context_router:contexts()],
     ok.
+
+%% A caller that times out stops a runaway Python loop: the context it ran in
+%% serves the next call at once, and nothing of the interruption leaks into the
+%% calls after it.
+timeout_interrupts_python(_) ->
+    Ctx = py:context(1),
+    ok = py:exec(Ctx, <<"def spin():\n    while True:\n        pass\n"
+                        "def work(n):\n    t = 0\n    for i in range(n):\n        t += i\n    return t\n">>),
+    [begin
+         ?assertEqual({error, timeout}, py:call(Ctx, '__main__', spin, [], #{timeout => 100})),
+         %% the default timeout is 30 s: a context still spinning would time out
+         ?assertEqual({ok, 2}, py:eval(Ctx, <<"1 + 1">>)),
+         ?assertEqual({ok, 49995000}, py:call(Ctx, '__main__', work, [10000])),
+         ?assertEqual({ok, 499999500000}, py:call(Ctx, '__main__', work, [1000000]))
+     end || _ <- lists:seq(1, 10)],
+    %% a call that finishes just as its caller gives up: whichever wins, the next
+    %% calls are clean
+    [begin
+         _ = py:call(Ctx, '__main__', work, [20000 * I], #{timeout => 3}),
+         ?assertEqual({ok, 49995000}, py:call(Ctx, '__main__', work, [10000]))
+     end || I <- lists:seq(1, 30)],
+    ?assertEqual(ok, wait_until(fun() -> py_semaphore:current() =:= 0 end, 5000)).
+
+%% So does a caller that dies while its Python code runs.
+dead_caller_interrupts_python(_) ->
+    Ctx = py:context(2),
+    ok = py:exec(Ctx, <<"def spin():\n    while True:\n        pass\n">>),
+    Self = self(),
+    Victim = spawn(fun() -> Self ! started, py:call(Ctx, '__main__', spin, []) end),
+    receive started -> ok end,
+    ?assertEqual(ok, wait_until(fun() -> py_semaphore:current() >= 1 end, 5000)),
+    timer:sleep(50),
+    exit(Victim, kill),
+    ?assertEqual({ok, 3}, py:eval(Ctx, <<"1 + 2">>)),
+    ?assertEqual(ok, wait_until(fun() -> py_semaphore:current() =:= 0 end, 5000)).
 
 %% A caller that dies while its job is still queued: the job never runs.
 dead_caller_job_skipped(Config) ->

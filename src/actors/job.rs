@@ -113,6 +113,11 @@ impl Job {
                 }
                 let _entered = span.enter();
                 self.serve_python(interp, cache, globals, op);
+                // Detached again: an interruption that Python did not deliver
+                // before the job ended must not reach the next job.
+                if self.token.ran() {
+                    interp.run(crate::interp::interrupt::clear_pending);
+                }
                 let us = t0.elapsed().as_micros() as u64;
                 span.record("duration_us", us);
                 if let (true, Some((caller, module, function))) = (super::trace::is_slow(us), &desc) {
@@ -143,7 +148,15 @@ impl Job {
     }
 
     fn serve_python(&self, interp: &PinnedInterp, cache: &mut CodeCache, globals: Globals<'_>, op: Op) {
-        interp.run(|py| match globals.get(py) {
+        interp.run(|py| {
+            let (i, t) = crate::interp::interrupt::here(py);
+            self.token.running_on(i, t);
+            self.serve_attached(py, cache, globals, op)
+        })
+    }
+
+    fn serve_attached(&self, py: Python<'_>, cache: &mut CodeCache, globals: Globals<'_>, op: Op) {
+        match globals.get(py) {
                 Ok(g) => {
                     let accept = match globals {
                         Globals::Owned(_) => Accept::Same(self.target),
@@ -158,7 +171,7 @@ impl Job {
                     let f = exec::python_failure(py, env, e);
                     self.reply(env, (atoms::error(), f.reason).encode(env));
                 }),
-        })
+        }
     }
 
     /// Runs a job of a callback chain on the thread that is suspended in that

@@ -7,6 +7,7 @@
 //! * [`trace`]: request spans and events, to Erlang's logger and tokio-console.
 //! * [`executor`]: an actor pinned to its own OS thread, on the main interpreter.
 //! * [`context`]: an actor pinned to its own OS thread, owning a sub-interpreter.
+//! * [`interrupt`]: the thread that stops Python code whose caller gave up.
 //! * [`lane`]: the lock-free request queue each pinned actor drains.
 //! * [`router`]: starts, supervises and publishes executors and contexts.
 //! * [`semaphore`]: the limit on requests in flight, one permit per job.
@@ -18,6 +19,7 @@ pub mod callback;
 pub mod console;
 pub mod context;
 pub mod executor;
+pub mod interrupt;
 pub mod job;
 pub mod lane;
 pub mod router;

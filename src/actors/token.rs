@@ -2,18 +2,39 @@
 //!
 //! Its states move PENDING -> RUNNING -> REPLIED on the actor side, and to
 //! CANCELLED from the caller's side (timeout or death) unless REPLIED came first.
-//! Plain atomics, no rustler or Python, so it is tested on its own in tests/.
+//!
+//! While the job's Python code runs, the token also knows where (interpreter and
+//! thread, as numbers), so a caller that gives up can have it interrupted. The
+//! lock around that is what keeps an interruption from outliving its job: the job
+//! cannot be marked ended while one is being delivered, and the job thread
+//! takes it only with its interpreter detached (an interrupter may be waiting
+//! for that interpreter's GIL).
+//!
+//! No rustler or Python here, so it is tested on its own in tests/.
 
 use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::Mutex;
 
 const PENDING: u8 = 0;
 const RUNNING: u8 = 1;
 const REPLIED: u8 = 2;
 const CANCELLED: u8 = 3;
 
+/// Where the job's Python code runs, for interrupting it.
+#[derive(Default, Clone, Copy, Debug, PartialEq, Eq)]
+enum Run {
+    #[default]
+    NotYet,
+    /// Running on this interpreter (address) and thread (CPython's identifier).
+    On { interp: usize, thread: u64 },
+    /// Interrupted while running: the job thread clears what Python did not deliver.
+    Interrupted,
+    Ended,
+}
+
 /// The state shared by a caller and its job.
 #[derive(Default)]
-pub struct CallToken(AtomicU8);
+pub struct CallToken(AtomicU8, Mutex<Run>);
 
 impl CallToken {
     /// The actor starts the job; false if the caller already gave up.
@@ -39,6 +60,33 @@ impl CallToken {
     /// Whether the caller gave up.
     pub fn is_cancelled(&self) -> bool {
         self.0.load(Ordering::Acquire) == CANCELLED
+    }
+    /// The job's Python code starts on `interp`/`thread` (job thread, attached).
+    pub fn running_on(&self, interp: usize, thread: u64) {
+        let mut run = self.1.lock().unwrap_or_else(|p| p.into_inner());
+        if *run == Run::NotYet {
+            *run = Run::On { interp, thread };
+        }
+    }
+    /// The job's Python code is over (job thread, detached). True if it was
+    /// interrupted meanwhile: the thread must then clear a pending interruption.
+    pub fn ran(&self) -> bool {
+        let mut run = self.1.lock().unwrap_or_else(|p| p.into_inner());
+        std::mem::replace(&mut *run, Run::Ended) == Run::Interrupted
+    }
+    /// Interrupts the job's Python code if it is running, by calling `raise` with
+    /// its interpreter and thread, holding the lock that keeps the job from ending
+    /// meanwhile. Once per job.
+    pub fn interrupt(&self, raise: impl FnOnce(usize, u64)) -> bool {
+        let mut run = self.1.lock().unwrap_or_else(|p| p.into_inner());
+        match *run {
+            Run::On { interp, thread } if self.is_cancelled() => {
+                raise(interp, thread);
+                *run = Run::Interrupted;
+                true
+            }
+            _ => false,
+        }
     }
     /// The caller gives up; false if the reply is already on its way.
     pub fn cancel(&self) -> bool {

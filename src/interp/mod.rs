@@ -6,6 +6,7 @@
 //! * [`convert`]: Erlang terms straight to Python objects and back, no intermediate tree.
 //! * [`etf`]: external term format straight to Python (stored state).
 //! * [`exec`]: running one call/eval/exec inside an attached interpreter.
+//! * [`interrupt`]: stopping Python code whose caller gave up.
 //! * [`direct`]: a call on the calling thread (free-threaded only; the benchmark's comparison).
 //! * [`shared_contexts`]: contexts as globals dicts on the main interpreter.
 //! * [`natives`]: the `erlang` module's native functions (state, send).
@@ -18,6 +19,7 @@ pub mod convert;
 pub mod direct;
 pub mod erlang_module;
 pub mod etf;
+pub mod interrupt;
 pub mod exec;
 pub mod natives;
 pub mod runtime;

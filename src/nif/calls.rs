@@ -18,7 +18,9 @@ impl Resource for CallHandle {}
 
 impl Drop for CallHandle {
     fn drop(&mut self) {
-        self.0.cancel();
+        if self.0.cancel() {
+            crate::actors::interrupt::request(self.0.clone());
+        }
     }
 }
 
@@ -117,9 +119,15 @@ fn semaphore_set_max(n: usize) -> Atom {
     atoms::ok()
 }
 
-/// `cancel(Handle) -> boolean()`: true if the reply will never be sent; false if
-/// it is already on its way (the caller should then receive it).
+/// `cancel(Handle) -> boolean()`: true if the reply will never be sent (and the
+/// job's Python code, if running, is interrupted); false if it is already on its
+/// way (the caller should then receive it).
 #[rustler::nif]
 fn cancel(handle: ResourceArc<CallHandle>) -> bool {
-    handle.0.cancel()
+    let cancelled = handle.0.cancel();
+    if cancelled {
+        // Python code of the job that is still running is interrupted.
+        crate::actors::interrupt::request(handle.0.clone());
+    }
+    cancelled
 }

@@ -1,0 +1,49 @@
+//! Stopping Python code whose caller gave up: `TimeoutError` raised
+//! asynchronously in the thread that runs it (`PyThreadState_SetAsyncExc`).
+//! Python delivers it at its next bytecode boundary, so a loop in Python stops;
+//! a blocking C call (`time.sleep`, I/O) finishes first.
+
+use pyo3::ffi;
+use pyo3::Python;
+use std::os::raw::c_ulong;
+
+extern "C" {
+    /// CPython's identifier of the calling OS thread (what `tstate->thread_id` holds).
+    fn PyThread_get_thread_ident() -> c_ulong;
+}
+
+/// Where the calling thread runs Python: its interpreter and thread identifier,
+/// as plain numbers (see `actors::token`).
+pub fn here(_py: Python<'_>) -> (usize, u64) {
+    // SAFETY: the caller is attached (`py`), so its interpreter is current and alive.
+    unsafe { (ffi::PyInterpreterState_Get() as usize, PyThread_get_thread_ident() as u64) }
+}
+
+/// Raises `TimeoutError` in thread `thread` of interpreter `interp`.
+///
+/// # Safety
+/// Call from a thread with no Python thread state of its own (it takes one of
+/// `interp` for the duration, so it waits for that interpreter's GIL if it has
+/// one), and only while `interp` is alive: the job running there cannot end
+/// before this returns (see `actors::token::CallToken::interrupt`).
+pub unsafe fn raise_timeout(interp: usize, thread: u64) {
+    let interp = interp as *mut ffi::PyInterpreterState;
+    // SAFETY (per the contract above): a fresh thread state of `interp` for this
+    // thread; attaching takes `interp`'s GIL (or none on a free-threaded build),
+    // which PyThreadState_SetAsyncExc requires; then the state is dropped again.
+    let ts = ffi::PyThreadState_New(interp);
+    ffi::PyEval_RestoreThread(ts);
+    ffi::PyThreadState_SetAsyncExc(thread as _, ffi::PyExc_TimeoutError);
+    ffi::PyThreadState_Clear(ts);
+    ffi::PyThreadState_DeleteCurrent();
+}
+
+/// Drops an asynchronous exception aimed at the calling thread that Python did not
+/// deliver before the job ended, so the next job does not get it.
+pub fn clear_pending(_py: Python<'_>) {
+    // SAFETY: the caller is attached to its interpreter (`py`); a NULL exception
+    // clears the pending one of the thread with this identifier.
+    unsafe {
+        ffi::PyThreadState_SetAsyncExc(PyThread_get_thread_ident() as _, std::ptr::null_mut());
+    }
+}
