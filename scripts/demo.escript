@@ -25,6 +25,10 @@ main(_) ->
     show("py:call(sys, exit, [1])", py:call(sys, exit, [1])),
     show("py:eval(<<\"{1, 2}\">>)", py:eval(<<"{1, 2}">>)),
     show("py:call(time, sleep, [1], #{}, 100)", py:call(time, sleep, [1], #{}, 100)),
+    %% a runaway loop: the timeout stops it, the context answers the next call at once
+    show("py:call(builtins, exec, [<<\"while True: pass\">>], #{}, 100)",
+         py:call(builtins, exec, [<<"while True: pass">>], #{}, 100)),
+    show("py:eval(<<\"'still serving'\">>)", py:eval(<<"'still serving'">>)),
     show("py:call(no_such_module, f, [])", py:call(no_such_module, f, [])),
     ok = py:exec(<<"def fails():\n    raise ValueError('with a traceback')">>),
     py:call('__main__', fails, []),

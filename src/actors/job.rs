@@ -157,20 +157,20 @@ impl Job {
 
     fn serve_attached(&self, py: Python<'_>, cache: &mut CodeCache, globals: Globals<'_>, op: Op) {
         match globals.get(py) {
-                Ok(g) => {
-                    let accept = match globals {
-                        Globals::Owned(_) => Accept::Same(self.target),
-                        Globals::Main | Globals::Shared(_) => Accept::MainInterp {
-                            shared_contexts: crate::interp::runtime::info()
-                                .is_some_and(|i| i.mode == crate::interp::runtime::Mode::MultiExecutor),
-                        },
-                    };
-                    self.run_python(py, cache, &g, op, accept)
-                }
-                Err(e) => self.env.run(|env| {
-                    let f = exec::python_failure(py, env, e);
-                    self.reply(env, (atoms::error(), f.reason).encode(env));
-                }),
+            Ok(g) => {
+                let accept = match globals {
+                    Globals::Owned(_) => Accept::Same(self.target),
+                    Globals::Main | Globals::Shared(_) => Accept::MainInterp {
+                        shared_contexts: crate::interp::runtime::info()
+                            .is_some_and(|i| i.mode == crate::interp::runtime::Mode::MultiExecutor),
+                    },
+                };
+                self.run_python(py, cache, &g, op, accept)
+            }
+            Err(e) => self.env.run(|env| {
+                let f = exec::python_failure(py, env, e);
+                self.reply(env, (atoms::error(), f.reason).encode(env));
+            }),
         }
     }
 
