@@ -3,10 +3,31 @@
 %% The benchmark: latency and throughput of py:call / py:eval, each next to floors
 %% measured in the same run. Medians of 5 runs. Prints a Markdown table and, with
 %% the argument "write", replaces the results section of docs/benchmarks.md.
+%% Two more modes serve scripts/console-check:
+%%   latency            prints "latency <py:call us> <enif_send echo us>"
+%%   serve Addr Secs    serves tokio-console on Addr while callers make calls
 -mode(compile).
 
 -define(RUNS, 5).
 
+main(["latency"]) ->
+    {ok, _} = application:ensure_all_started(erlang_python),
+    N = 20000,
+    [py:call(math, sqrt, [16]) || _ <- lists:seq(1, 2000)],
+    Call = us(fun() -> loop(N, fun() -> {ok, 4.0} = py:call(math, sqrt, [16]) end) end, N),
+    Echo = us(fun() -> loop(N, fun echo/0) end, N),
+    io:format("latency ~.2f ~.2f~n", [Call, Echo]);
+main(["serve", Addr, Secs]) ->
+    ok = application:set_env(erlang_python, console_addr, Addr),
+    {ok, _} = application:ensure_all_started(erlang_python),
+    {ok, V} = py:version(),
+    io:format("serving tokio-console on ~s, Python ~s, mode ~s~n", [Addr, hd(string:split(V, " ")), maps:get(mode, py:info())]),
+    %% one caller bound to each context and one on the main interpreter
+    Caller = fun Loop(I) -> {ok, _} = py:call(math, sqrt, [I]), timer:sleep(2), Loop(I + 1) end,
+    [spawn(fun() -> py_context_router:bind_context(C), Caller(1) end)
+     || C <- [py:context(main) | [py:context(I) || I <- lists:seq(1, py_context_router:num_contexts())]]],
+    timer:sleep(list_to_integer(Secs) * 1000),
+    halt(0);
 main(Args) ->
     {ok, _} = application:ensure_all_started(erlang_python),
     {ok, Version} = py:version(),
@@ -64,9 +85,17 @@ loop(0, _) -> ok;
 loop(N, F) -> F(), loop(N - 1, F).
 
 echo() ->
+    1 = echo_once(),
+    ok.
+
+%% One request through the pinned actor and back, no Python: 1 if served, 0 if
+%% refused as overloaded.
+echo_once() ->
     Tag = make_ref(),
-    {ok, _} = py_nif:submit(main, echo, x, Tag, undefined),
-    receive {py_echo, Tag, x} -> ok end.
+    case py_nif:submit(main, echo, x, Tag, undefined) of
+        {ok, _} -> receive {py_echo, Tag, x} -> 1 end;
+        {error, {overloaded, _, _}} -> 0
+    end.
 
 pingpong(N) ->
     P = spawn(fun Loop() -> receive {From, M} -> From ! M, Loop(); stop -> ok end end),
@@ -86,13 +115,8 @@ throughput(C, PerCaller) ->
                         {ok, 4.0} -> 1;
                         {error, {overloaded, _, _}} -> 0
                     end end,
-    Echo = fun() -> Tag = make_ref(),
-                    case py_nif:submit(main, echo, x, Tag, undefined) of
-                        {ok, _} -> receive {py_echo, Tag, x} -> 1 end;
-                        {error, {overloaded, _, _}} -> 0
-                    end end,
     {median([one_throughput(C, PerCaller, Call) || _ <- lists:seq(1, ?RUNS)]),
-     median([one_throughput(C, PerCaller, Echo) || _ <- lists:seq(1, ?RUNS)])}.
+     median([one_throughput(C, PerCaller, fun echo_once/0) || _ <- lists:seq(1, ?RUNS)])}.
 
 %% Calls per second actually served by C callers making PerCaller calls each:
 %% with many callers and the default limit some calls are refused as overloaded

@@ -3,6 +3,7 @@
 -include_lib("common_test/include/ct.hrl").
 -include_lib("stdlib/include/assert.hrl").
 -compile([export_all, nowarn_export_all]).
+-import(py_test_util, [wait_until/1, wait_until/2]).
 
 all() ->
     [{group, types}, {group, calls}, {group, errors}, {group, lifecycle}].
@@ -410,13 +411,6 @@ dead_caller_while_running(_) ->
     ?assertEqual(ok, wait_until(fun() -> py_semaphore:current() =:= 0 end, 5000)),
     ?assertEqual({ok, 2}, py:eval(<<"1 + 1">>)).
 
-wait_until(F, Ms) when Ms =< 0 ->
-    case F() of true -> ok; false -> timeout end;
-wait_until(F, Ms) ->
-    case F() of
-        true -> ok;
-        false -> timer:sleep(10), wait_until(F, Ms - 10)
-    end.
 
 %%% Lifecycle
 

@@ -4,6 +4,7 @@
 -include_lib("common_test/include/ct.hrl").
 -include_lib("stdlib/include/assert.hrl").
 -compile([export_all, nowarn_export_all]).
+-import(py_test_util, [wait_until/1, wait_until/2]).
 
 all() ->
     [defaults, limit_holds_under_500_callers, overload_only_when_exhausted,
@@ -296,10 +297,3 @@ pmap(F, L) ->
     Pids = [spawn_link(fun() -> Self ! {pmap, self(), F(X)} end) || X <- L],
     [receive {pmap, P, R} -> R end || P <- Pids].
 
-wait_until(F) -> wait_until(F, 3000).
-wait_until(F, 0) -> F() orelse ct:fail(condition_never_met), ok;
-wait_until(F, N) ->
-    case F() of
-        true -> ok;
-        false -> timer:sleep(10), wait_until(F, N - 1)
-    end.

@@ -5,9 +5,9 @@
 
 use super::token::CallToken;
 use std::sync::mpsc::{channel, Sender};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, OnceLock};
 
-static TX: OnceLock<Mutex<Sender<Arc<CallToken>>>> = OnceLock::new();
+static TX: OnceLock<Sender<Arc<CallToken>>> = OnceLock::new();
 
 /// Asks for `token`'s job to be interrupted if its Python code is running.
 pub fn request(token: Arc<CallToken>) {
@@ -26,7 +26,7 @@ pub fn request(token: Arc<CallToken>) {
                 }
             })
             .expect("cannot start the interrupt thread");
-        Mutex::new(tx)
+        tx
     });
-    let _ = tx.lock().unwrap_or_else(|p| p.into_inner()).send(token);
+    let _ = tx.send(token);
 }

@@ -64,7 +64,7 @@ pub struct Job {
     /// When the serving thread took the job: its busy time is counted when the
     /// job settles, before the reply leaves, so a caller that got its answer
     /// finds the time already in the load figures.
-    started_at: std::sync::OnceLock<std::time::Instant>,
+    started_at: Option<std::time::Instant>,
 }
 
 impl Job {
@@ -75,7 +75,7 @@ impl Job {
         let payload = env.save(payload);
         let tag = env.save(tag);
         let token = Arc::new(CallToken::default());
-        let job = Job { env, work, payload, tag, reply_to, token: token.clone(), target, permit, stats: None, settled: Default::default(), started_at: Default::default() };
+        let job = Job { env, work, payload, tag, reply_to, token: token.clone(), target, permit, stats: None, settled: Default::default(), started_at: None };
         (job, token)
     }
 
@@ -86,7 +86,7 @@ impl Job {
     }
 
     /// Runs the job in `globals` of `interp` and replies, unless the caller gave up.
-    pub fn serve(self, interp: &PinnedInterp, cache: &mut CodeCache, globals: Globals<'_>) {
+    pub fn serve(mut self, interp: &PinnedInterp, cache: &mut CodeCache, globals: Globals<'_>) {
         if let Some(s) = &self.stats {
             s.started();
         }
@@ -94,7 +94,7 @@ impl Job {
             return;
         }
         let t0 = std::time::Instant::now();
-        let _ = self.started_at.set(t0);
+        self.started_at = Some(t0);
         match self.work {
             Work::Echo => self.echo(),
             Work::Crash => panic!("crash requested for a supervision test"),
@@ -208,7 +208,7 @@ impl Job {
             p.release();
         }
         if let Some(s) = &self.stats {
-            if let Some(t0) = self.started_at.get() {
+            if let Some(t0) = self.started_at {
                 s.busy(t0.elapsed());
             }
             s.done();

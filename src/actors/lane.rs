@@ -99,8 +99,11 @@ pub struct Worker<S: 'static> {
     wake: Option<tokio::sync::mpsc::UnboundedSender<tokio::sync::oneshot::Sender<()>>>,
     #[cfg(feature = "console")]
     task: Option<tokio::task::JoinHandle<()>>,
-    #[cfg_attr(feature = "console", allow(dead_code))]
+    #[cfg(not(feature = "console"))]
     work: fn(&mut S),
+    /// (The console build's task holds the state and `work`.)
+    #[cfg(feature = "console")]
+    _state: std::marker::PhantomData<fn(&mut S)>,
 }
 
 impl<S: 'static> Worker<S> {
@@ -127,7 +130,7 @@ impl<S: 'static> Worker<S> {
                     }
                 })
                 .expect("cannot spawn an actor's task");
-            Worker { wake: Some(tx), task: Some(task), work }
+            Worker { wake: Some(tx), task: Some(task), _state: std::marker::PhantomData }
         }
     }
 

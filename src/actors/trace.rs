@@ -101,10 +101,9 @@ fn wanted(meta: &tracing::Metadata<'_>) -> bool {
 struct ErlangLog;
 
 impl<S: Subscriber + for<'a> LookupSpan<'a>> Layer<S> for ErlangLog {
+    // Only what `wanted` let through reaches these (the layer is filtered on its
+    // own, see `install`).
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
-        if !wanted(attrs.metadata()) {
-            return;
-        }
         if let Some(span) = ctx.span(id) {
             let mut f = Fields::default();
             attrs.record(&mut f);
@@ -122,9 +121,6 @@ impl<S: Subscriber + for<'a> LookupSpan<'a>> Layer<S> for ErlangLog {
 
     fn on_event(&self, event: &Event<'_>, _ctx: Context<'_, S>) {
         let meta = event.metadata();
-        if !wanted(meta) {
-            return;
-        }
         let mut f = Fields::default();
         event.record(&mut f);
         let message = match f.0.iter().position(|(n, _)| *n == "message") {

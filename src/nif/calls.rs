@@ -16,11 +16,21 @@ pub struct CallHandle(Arc<CallToken>);
 
 impl Resource for CallHandle {}
 
-impl Drop for CallHandle {
-    fn drop(&mut self) {
-        if self.0.cancel() {
+impl CallHandle {
+    /// The caller stops waiting: true if the reply will never be sent; then the
+    /// job's Python code, if it is running, is interrupted.
+    fn give_up(&self) -> bool {
+        let cancelled = self.0.cancel();
+        if cancelled {
             crate::actors::interrupt::request(self.0.clone());
         }
+        cancelled
+    }
+}
+
+impl Drop for CallHandle {
+    fn drop(&mut self) {
+        self.give_up();
     }
 }
 
@@ -124,10 +134,5 @@ fn semaphore_set_max(n: usize) -> Atom {
 /// way (the caller should then receive it).
 #[rustler::nif]
 fn cancel(handle: ResourceArc<CallHandle>) -> bool {
-    let cancelled = handle.0.cancel();
-    if cancelled {
-        // Python code of the job that is still running is interrupted.
-        crate::actors::interrupt::request(handle.0.clone());
-    }
-    cancelled
+    handle.give_up()
 }
