@@ -94,7 +94,11 @@ echo_once() ->
     Tag = make_ref(),
     case py_nif:submit(main, echo, x, Tag, undefined) of
         {ok, _} -> receive {py_echo, Tag, x} -> 1 end;
-        {error, {overloaded, _, _}} -> 0
+        {queued, H} ->
+            case py_nif:withdraw(H) of
+                true -> 0;
+                false -> receive {py_echo, Tag, x} -> 1 end
+            end
     end.
 
 pingpong(N) ->

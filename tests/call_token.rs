@@ -2,7 +2,7 @@
 
 #[path = "../src/actors/token.rs"]
 mod token;
-use token::CallToken;
+use token::{CallToken, RunGuard};
 use std::sync::Arc;
 
 
@@ -74,13 +74,11 @@ fn interrupt_only_while_running_and_cancelled() {
     // not running yet: nothing to interrupt
     assert!(t.start());
     assert!(!t.interrupt(|i, th| raised.push((i, th))));
-    t.running_on(7, 42);
+    assert!(t.running_on(7, 42));
     // running, but the caller still waits: no interruption
     assert!(!t.interrupt(|i, th| raised.push((i, th))));
     assert!(t.cancel());
     assert!(t.interrupt(|i, th| raised.push((i, th))));
-    // once only
-    assert!(!t.interrupt(|i, th| raised.push((i, th))));
     assert_eq!(raised, vec![(7, 42)]);
     // the job thread learns it must clear what Python did not deliver
     assert!(t.ran());
@@ -90,8 +88,61 @@ fn interrupt_only_while_running_and_cancelled() {
 fn no_interrupt_after_the_job_ran() {
     let t = CallToken::default();
     assert!(t.start());
-    t.running_on(1, 2);
+    assert!(t.running_on(1, 2));
     assert!(!t.ran());
     assert!(t.cancel());
     assert!(!t.interrupt(|_, _| panic!("interrupted a job that had ended")));
+}
+
+#[test]
+fn give_up_while_waiting_for_the_interpreter_is_not_lost() {
+    // The caller gives up after the job started but before its Python code
+    // recorded where it runs (the job thread was waiting for its GIL): the job
+    // learns it there and does not run, so nothing is left to interrupt.
+    let t = CallToken::default();
+    assert!(t.start());
+    assert!(t.cancel());
+    assert!(!t.interrupt(|_, _| panic!("nothing runs yet")));
+    assert!(!t.running_on(1, 2));
+    assert!(!t.interrupt(|_, _| panic!("the job did not run")));
+    assert!(!t.ran());
+}
+
+#[test]
+fn a_panicking_job_is_marked_ended() {
+    let t = Arc::new(CallToken::default());
+    assert!(t.start());
+    let t2 = t.clone();
+    let r = std::thread::spawn(move || {
+        let _run = RunGuard::new(&t2);
+        assert!(t2.running_on(3, 4));
+        panic!("the job's code panics");
+    })
+    .join();
+    assert!(r.is_err());
+    assert!(t.cancel());
+    // the interpreter the job ran on may be gone: nothing aims at it
+    assert!(!t.interrupt(|_, _| panic!("interrupted a job that panicked")));
+    assert!(!t.interrupt_running(|_, _| panic!("interrupted a job that panicked")));
+}
+
+#[test]
+fn interrupt_running_needs_no_give_up_and_repeats() {
+    let t = CallToken::default();
+    assert!(!t.interrupt_running(|_, _| panic!("nothing runs yet")));
+    assert!(t.start());
+    let mut raised = 0;
+    let run = RunGuard::new(&t);
+    assert!(t.running_on(5, 6));
+    assert!(t.interrupt_running(|i, th| {
+        assert_eq!((i, th), (5, 6));
+        raised += 1
+    }));
+    assert!(t.interrupt_running(|_, _| raised += 1));
+    assert_eq!(raised, 2);
+    // the caller still waits: its reply goes out
+    assert!(t.finish());
+    // the thread must clear what Python did not deliver
+    assert!(run.finish());
+    assert!(!t.interrupt_running(|_, _| panic!("the job ended")));
 }

@@ -30,7 +30,7 @@
          context/0, context/1, start_contexts/0, start_contexts/1, stop_contexts/0,
          contexts_started/0,
          version/0, execution_mode/0, num_executors/0, subinterp_supported/0, info/0, load/0,
-         last_traceback/0,
+         last_traceback/0, interrupt/1,
          memory_stats/0, memory_stats/1, gc/0, gc/1,
          tracemalloc_start/0, tracemalloc_start/1, tracemalloc_stop/0,
          state_store/2, state_fetch/1, state_remove/1, state_keys/0, state_clear/0,
@@ -51,6 +51,9 @@
 -define(CHAIN, '$py_chain').
 -type ctx() :: py_context_router:context().
 -type call_opts() :: #{kwargs => kwargs(), timeout => timeout()}.
+%% A submitted request: its tag, its handle, and when it stops waiting for a
+%% permit (`none': it holds one).
+-type pending() :: {reference(), reference(), none | integer() | infinity}.
 
 %% @doc Calls `Module.Function(*Args)' in the calling process's context.
 -spec call(name(), name(), list()) -> {ok, value()} | {error, error()}.
@@ -126,13 +129,11 @@ parallel(Calls) when is_list(Calls) ->
                 0 -> {py_context, main};
                 _ -> {py_context, (First + I) rem N + 1}
             end || I <- lists:seq(1, length(Calls))],
-    Pending = [submit_call(Ctx, Call) || {Ctx, Call} <- lists:zip(Ctxs, Calls)],
+    Timeout = default_timeout(),
+    Pending = [submit_call(Ctx, Call, Timeout) || {Ctx, Call} <- lists:zip(Ctxs, Calls)],
     %% one deadline for the whole batch, not one per call
-    Deadline = deadline(default_timeout()),
-    {ok, [case P of
-              {error, _} = E -> E;
-              {Tag, Handle} -> await(Tag, Handle, Deadline)
-          end || P <- Pending]}.
+    Deadline = deadline(Timeout),
+    {ok, [await(P, remaining(Deadline)) || P <- Pending]}.
 
 %% @doc The calling process's context (see {@link py_context_router:get_context/0}).
 -spec context() -> ctx().
@@ -196,7 +197,7 @@ info() ->
 
 %% @doc Every load figure in one map:
 %% `#{mode, num_executors, num_contexts,
-%%    semaphore => #{current, max, utilisation},      %% utilisation in percent
+%%    semaphore => #{current, max, waiting, utilisation},  %% utilisation in percent
 %%    executors => [Figures], contexts => [Figures]}'
 %% where `Figures' is `#{served, in_flight, queued, busy_us}' of one executor or
 %% context actor (calls finished, calls submitted and not finished, calls still in
@@ -207,11 +208,13 @@ load() ->
     {Executors, Contexts} = py_nif:load(),
     Current = py_semaphore:current(),
     Max = py_semaphore:max_concurrent(),
+    Waiting = py_semaphore:waiting(),
     Keys = fun(M) -> maps:fold(fun(K, V, A) -> A#{binary_to_atom(K) => V} end, #{}, M) end,
     #{mode => execution_mode(),
       num_executors => num_executors(),
       num_contexts => py_context_router:num_contexts(),
-      semaphore => #{current => Current, max => Max, utilisation => Current / Max * 100},
+      semaphore => #{current => Current, max => Max, waiting => Waiting,
+                     utilisation => Current / Max * 100},
       executors => [Keys(E) || E <- Executors],
       contexts => [Keys(C) || C <- Contexts]}.
 
@@ -224,6 +227,15 @@ num_executors() ->
 -spec subinterp_supported() -> boolean().
 subinterp_supported() ->
     maps:get(<<"subinterp_supported">>, py_nif:info(), false).
+
+%% @doc Raises `KeyboardInterrupt' in the Python code running now in `Ctx' (the
+%% call running it gets `{error, {'KeyboardInterrupt', _}}'); with nothing
+%% running, no effect. Python delivers it at its next bytecode: a blocking C call
+%% (`time.sleep', I/O) finishes first. For `py:context(main)', every call running
+%% on the main interpreter's `__main__' is interrupted.
+-spec interrupt(ctx()) -> ok | {error, not_started | {no_context, pos_integer()}}.
+interrupt({py_context, Target}) ->
+    py_nif:interrupt(Target).
 
 %% @doc The formatted Python traceback of this process's last call that raised.
 -spec last_traceback() -> {ok, binary()} | {error, none}.
@@ -384,41 +396,27 @@ maybe_request({py_context, Target}, Build, Timeout) ->
         throw:{bad_argument, _} = Bad -> {error, Bad}
     end.
 
-request(Target, Op, Payload, Timeout0) ->
+request(Target, Op, Payload, Timeout) ->
+    await(submit(Target, Op, Payload, Timeout), Timeout).
+
+%% Queues a request. When every permit is taken it waits its turn in the
+%% semaphore's queue (first come, first served): `await' withdraws it when its
+%% `overload_wait' is over.
+-spec submit(main | pos_integer(), atom(), term(), timeout()) -> pending() | {error, error()}.
+submit(Target, Op, Payload, Timeout) ->
     Tag = make_ref(),
-    case submit(Target, Op, Payload, Tag, Timeout0) of
-        {{ok, Handle}, Timeout} -> await({Tag, Handle}, Timeout);
-        {{error, _} = Error, _} -> Error
-    end.
-
-%% Queues a request, waiting a bounded time for a semaphore permit. Returns the
-%% submit result and what is left of the timeout.
-submit(Target, Op, Payload, Tag, Timeout) ->
     case py_nif:submit(Target, Op, Payload, Tag, get(?CHAIN)) of
-        {error, {overloaded, _, _}} ->
-            Wait = case {Timeout, application:get_env(erlang_python, overload_wait, 1000)} of
-                       {infinity, W} -> W;
-                       {T, infinity} -> T;
-                       {T, W} -> min(T, W)
-                   end,
-            Start = erlang:monotonic_time(millisecond),
-            R = submit_retry(Target, Op, Payload, Tag, Start + Wait, 1),
-            {R, remaining(Timeout, erlang:monotonic_time(millisecond) - Start)};
-        R ->
-            {R, Timeout}
+        {ok, Handle} -> {Tag, Handle, none};
+        {queued, Handle} -> {Tag, Handle, deadline(overload_wait(Timeout))};
+        {error, _} = E -> E
     end.
 
-submit_retry(Target, Op, Payload, Tag, Deadline, Backoff) ->
-    Left = Deadline - erlang:monotonic_time(millisecond),
-    receive after max(0, min(Backoff, Left)) -> ok end,
-    case py_nif:submit(Target, Op, Payload, Tag, get(?CHAIN)) of
-        {error, {overloaded, _, _}} = E when Left =< Backoff -> E;
-        {error, {overloaded, _, _}} -> submit_retry(Target, Op, Payload, Tag, Deadline, min(2 * Backoff, 20));
-        R -> R
+overload_wait(Timeout) ->
+    case {Timeout, application:get_env(erlang_python, overload_wait, 1000)} of
+        {infinity, W} -> W;
+        {T, infinity} -> T;
+        {T, W} -> min(T, W)
     end.
-
-remaining(infinity, _) -> infinity;
-remaining(T, Waited) -> max(0, T - Waited).
 
 %% The reply was already being sent when we gave up: it is in our mailbox or about to be.
 await_sent(Tag) ->
@@ -427,24 +425,39 @@ await_sent(Tag) ->
         {py_reply, Tag, Error, Traceback} -> put(py_last_traceback, Traceback), Error
     end.
 
-submit_call({py_context, Target}, {M, F, A}) ->
+submit_call({py_context, Target}, {M, F, A}, Timeout) ->
     try {name(M, module), name(F, function), list(A), #{}} of
-        Payload ->
-            Tag = make_ref(),
-            case submit(Target, call, Payload, Tag, default_timeout()) of
-                {{ok, Handle}, _} -> {Tag, Handle};
-                {{error, _} = E, _} -> E
-            end
+        Payload -> submit(Target, call, Payload, Timeout)
     catch
         throw:{bad_argument, _} = Bad -> {error, Bad}
     end;
-submit_call(_, _) ->
+submit_call(_, _, _) ->
     {error, {bad_argument, <<"each call must be {Module, Function, Args}">>}}.
 
+-spec await(pending() | {error, error()}, timeout()) -> {ok, value()} | {error, error()}.
 await({error, _} = E, _Timeout) ->
     E;
-await({Tag, Handle}, Timeout) ->
-    await(Tag, Handle, deadline(Timeout)).
+await({Tag, Handle, none}, Timeout) ->
+    await(Tag, Handle, deadline(Timeout));
+await({Tag, Handle, WaitDeadline}, Timeout) ->
+    await_permit(Tag, Handle, WaitDeadline, deadline(Timeout)).
+
+%% Waits for a queued request to be handed a permit: its reply (or a callback)
+%% shows it was; when `overload_wait' is over it is withdrawn, unless it was
+%% handed one meanwhile.
+await_permit(Tag, Handle, WaitDeadline, Deadline) ->
+    receive
+        {py_reply, Tag, Result} -> Result;
+        {py_reply, Tag, Error, Traceback} -> put(py_last_traceback, Traceback), Error;
+        {py_callback, Tag, Cb, Name, Args} ->
+            run_callback(Cb, Name, Args),
+            await(Tag, Handle, Deadline)
+    after left(WaitDeadline) ->
+        case py_nif:withdraw(Handle) of
+            true -> {error, {overloaded, py_semaphore:current(), py_semaphore:max_concurrent()}};
+            false -> await(Tag, Handle, Deadline)
+        end
+    end.
 
 %% Waits for the reply, running the Erlang functions Python calls meanwhile.
 await(Tag, Handle, Deadline) ->
@@ -460,6 +473,9 @@ await(Tag, Handle, Deadline) ->
             false -> await_sent(Tag)
         end
     end.
+
+remaining(infinity) -> infinity;
+remaining(D) -> left(D).
 
 deadline(infinity) -> infinity;
 deadline(T) -> erlang:monotonic_time(millisecond) + T.

@@ -3,10 +3,10 @@
 %% actor mailboxes in Rust and answered by message.
 -module(py_nif).
 -export([state_store/2, state_fetch/1, state_remove/1, state_keys/0, state_clear/0, state_incr/2,
-         submit/5, callback_reply/2, cancel/1, semaphore_get/1, semaphore_set_max/1, start/3, start_contexts/2, stop_contexts/1, stop/1, info/0, load/0, console/1, trace_config/3, trace_dropped/0, direct_call/1, noop/0]).
+         submit/5, withdraw/1, interrupt/1, callback_reply/2, cancel/1, semaphore_get/1, semaphore_set_max/1, start/3, start_contexts/2, stop_contexts/1, stop/1, info/0, load/0, console/1, trace_config/3, trace_dropped/0, direct_call/1, noop/0]).
 -on_load(init/0).
 -nifs([state_store/2, state_fetch/1, state_remove/1, state_keys/0, state_clear/0, state_incr/2,
-       submit/5, callback_reply/2, cancel/1, semaphore_get/1, semaphore_set_max/1, start/3, start_contexts/2, stop_contexts/1, stop/1, info/0, load/0, console/1, trace_config/3, trace_dropped/0, direct_call/1, noop/0]).
+       submit/5, withdraw/1, interrupt/1, callback_reply/2, cancel/1, semaphore_get/1, semaphore_set_max/1, start/3, start_contexts/2, stop_contexts/1, stop/1, info/0, load/0, console/1, trace_config/3, trace_dropped/0, direct_call/1, noop/0]).
 
 -spec init() -> ok | {error, term()}.
 init() ->
@@ -20,13 +20,19 @@ init() ->
 -spec callback_reply(reference(), {ok, term()} | {error, term()}) -> boolean().
 callback_reply(_Handle, _Result) -> erlang:nif_error(not_loaded).
 
--spec submit(main | pos_integer(), call | eval | exec | echo | '$crash', term(), reference(),
+-spec submit(main | pos_integer(), call | eval | exec | echo | '$crash', term(), term(),
              reference() | undefined) ->
-          {ok, reference()} | {error, not_started | {no_context, non_neg_integer()}
-                                   | {overloaded, non_neg_integer(), pos_integer()}}.
+          {ok, reference()} | {queued, reference()}
+          | {error, not_started | {no_context, non_neg_integer()}}.
 submit(_Target, _Op, _Payload, _Tag, _Chain) -> erlang:nif_error(not_loaded).
 
--spec semaphore_get(max | current) -> non_neg_integer().
+-spec withdraw(reference()) -> boolean().
+withdraw(_Handle) -> erlang:nif_error(not_loaded).
+
+-spec interrupt(main | pos_integer()) -> ok | {error, not_started | {no_context, non_neg_integer()}}.
+interrupt(_Target) -> erlang:nif_error(not_loaded).
+
+-spec semaphore_get(max | current | waiting) -> non_neg_integer().
 semaphore_get(_Which) -> erlang:nif_error(not_loaded).
 
 -spec semaphore_set_max(pos_integer()) -> ok.

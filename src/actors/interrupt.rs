@@ -1,32 +1,48 @@
-//! The thread that interrupts Python code whose caller gave up (timed out or
-//! died). It owns no Python thread state between requests, so it may take one of
-//! whichever interpreter the job runs in; it waits for that interpreter's GIL
-//! (at most a switch interval while Python runs), never a BEAM scheduler.
+//! The thread that interrupts running Python code: code whose caller gave up
+//! (timed out or died) gets `TimeoutError`, code named by `py:interrupt/1` gets
+//! `KeyboardInterrupt`. It owns no Python thread state between requests, so it
+//! may take one of whichever interpreter the job runs in; it waits for that
+//! interpreter's GIL (at most a switch interval while Python runs), never a BEAM
+//! scheduler.
 
 use super::token::CallToken;
+use crate::interp::interrupt::Raise;
 use std::sync::mpsc::{channel, Sender};
 use std::sync::{Arc, OnceLock};
 
-static TX: OnceLock<Sender<Arc<CallToken>>> = OnceLock::new();
+/// Why a job is interrupted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Why {
+    /// Its caller gave up: only if the token says so, with `TimeoutError`.
+    GaveUp,
+    /// `py:interrupt/1`: whatever runs, with `KeyboardInterrupt`.
+    Asked,
+}
+
+static TX: OnceLock<Sender<(Arc<CallToken>, Why)>> = OnceLock::new();
 
 /// Asks for `token`'s job to be interrupted if its Python code is running.
-pub fn request(token: Arc<CallToken>) {
+pub fn request(token: Arc<CallToken>, why: Why) {
     let tx = TX.get_or_init(|| {
-        let (tx, rx) = channel::<Arc<CallToken>>();
+        let (tx, rx) = channel::<(Arc<CallToken>, Why)>();
         std::thread::Builder::new()
             .name("ep-interrupt".into())
             .spawn(move || {
-                for token in rx {
-                    token.interrupt(|interp, thread| {
+                for (token, why) in rx {
+                    let raise = |interp, thread, exc| {
                         // SAFETY: this thread holds no Python thread state, and the
                         // token's lock keeps the job (hence its interpreter) alive
                         // until this returns.
-                        unsafe { crate::interp::interrupt::raise_timeout(interp, thread) }
-                    });
+                        unsafe { crate::interp::interrupt::raise(interp, thread, exc) }
+                    };
+                    match why {
+                        Why::GaveUp => token.interrupt(|i, t| raise(i, t, Raise::Timeout)),
+                        Why::Asked => token.interrupt_running(|i, t| raise(i, t, Raise::KeyboardInterrupt)),
+                    };
                 }
             })
             .expect("cannot start the interrupt thread");
         tx
     });
-    let _ = tx.send(token);
+    let _ = tx.send((token, why));
 }

@@ -21,6 +21,7 @@ use rustler::{Encoder, Env, LocalPid, OwnedEnv, Term};
 use std::sync::Arc;
 
 pub use super::token::CallToken;
+use super::token::RunGuard;
 use super::semaphore::Permit;
 use super::stats::SlotStats;
 
@@ -42,6 +43,16 @@ pub enum Target {
     Main,
     /// Context `n` (1-based).
     Context(u32),
+}
+
+impl Target {
+    /// 0 for the main interpreter, N for context N.
+    pub fn key(self) -> u32 {
+        match self {
+            Target::Main => 0,
+            Target::Context(n) => n,
+        }
+    }
 }
 
 /// One request, self-contained: its terms live in its own environment, which also
@@ -79,6 +90,22 @@ impl Job {
         (job, token)
     }
 
+    /// The job with the permit it waited for (see `semaphore::enqueue`).
+    pub fn with_permit(mut self, permit: Permit) -> Job {
+        self.permit = Some(permit);
+        self
+    }
+
+    /// Takes the job's permit back (it could not be queued), to hand it on.
+    pub fn take_permit(&mut self) -> Option<Permit> {
+        self.permit.take()
+    }
+
+    /// Whether the caller gave up (timed out, died) before the job ran.
+    pub fn is_cancelled(&self) -> bool {
+        self.token.is_cancelled()
+    }
+
     /// Drops a job that never reached a mailbox, without replying (the NIF tells
     /// its caller directly; a BEAM thread may not send from a process-less env).
     pub fn abandon(self) {
@@ -112,10 +139,16 @@ impl Job {
                     span.record("function", function.as_str());
                 }
                 let _entered = span.enter();
+                // Marks the run ended however it ends, a panic included, so no
+                // interruption aims at a job (or an interpreter) that is gone.
+                let run = RunGuard::new(&self.token);
                 self.serve_python(interp, cache, globals, op);
+                if let Some(s) = &self.stats {
+                    s.set_current(None);
+                }
                 // Detached again: an interruption that Python did not deliver
                 // before the job ended must not reach the next job.
-                if self.token.ran() {
+                if run.finish() {
                     interp.run(crate::interp::interrupt::clear_pending);
                 }
                 let us = t0.elapsed().as_micros() as u64;
@@ -150,7 +183,13 @@ impl Job {
     fn serve_python(&self, interp: &PinnedInterp, cache: &mut CodeCache, globals: Globals<'_>, op: Op) {
         interp.run(|py| {
             let (i, t) = crate::interp::interrupt::here(py);
-            self.token.running_on(i, t);
+            if !self.token.running_on(i, t) {
+                // The caller gave up while the job waited for its interpreter.
+                return;
+            }
+            if let Some(s) = &self.stats {
+                s.set_current(Some((self.target.key(), self.token.clone())));
+            }
             self.serve_attached(py, cache, globals, op)
         })
     }

@@ -23,7 +23,8 @@ use ractor::thread_local::{ThreadLocalActor, ThreadLocalActorSpawner};
 use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock, RwLock};
+use arc_swap::ArcSwapOption;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 /// The most interpreters (contexts) and executor threads a node may run.
@@ -47,10 +48,13 @@ pub struct Table {
     last: AtomicUsize,
 }
 
-static TABLE: RwLock<Option<Arc<Table>>> = RwLock::new(None);
+/// Published by the router, read lock-free by the NIF. An old table is dropped
+/// by whoever held it last, never under a lock: dropping it can drop jobs, and a
+/// dropped job's permit may hand a waiting job to [`submit`].
+static TABLE: ArcSwapOption<Table> = ArcSwapOption::const_empty();
 
 fn table() -> Option<Arc<Table>> {
-    TABLE.read().unwrap_or_else(|e| e.into_inner()).clone()
+    TABLE.load_full()
 }
 
 /// Why a job could not be enqueued.
@@ -63,7 +67,7 @@ pub enum SubmitError {
 
 /// Puts `job` in the mailbox that serves its target.
 pub fn submit(mut job: Job) -> Result<(), (Job, SubmitError)> {
-    let guard = TABLE.read().unwrap_or_else(|e| e.into_inner());
+    let guard = TABLE.load();
     let Some(t) = guard.as_ref() else {
         return Err((job, SubmitError::NotStarted));
     };
@@ -107,6 +111,35 @@ pub fn submit(mut job: Job) -> Result<(), (Job, SubmitError)> {
     stats.submitted();
     job.stats = Some(stats.clone());
     lane.push(job).map_err(|job| (job, SubmitError::NotStarted))
+}
+
+/// Interrupts, with `KeyboardInterrupt`, the Python code running now for
+/// `target` (`py:interrupt/1`); nothing running is no error.
+pub fn interrupt(target: Target) -> Result<(), SubmitError> {
+    let Some(t) = table() else { return Err(SubmitError::NotStarted) };
+    let slots: Vec<&Arc<SlotStats>> = match target {
+        Target::Context(id) if id == 0 || id as usize > t.num_contexts => return Err(SubmitError::NoContext(id)),
+        Target::Context(id) if !t.contexts.is_empty() => vec![&t.contexts[id as usize - 1].1],
+        _ if t.executors.is_empty() => return Err(SubmitError::NotStarted),
+        Target::Context(id) => vec![&t.executors[(id as usize - 1) % t.executors.len()].1],
+        Target::Main => t.executors.iter().map(|(_, s)| s).collect(),
+    };
+    for s in slots {
+        if let Some(token) = s.current_for(target.key()) {
+            super::interrupt::request(token, super::interrupt::Why::Asked);
+        }
+    }
+    Ok(())
+}
+
+/// Whether a job for `target` could be queued now (before it waits for a permit).
+pub fn check(target: Target) -> Result<(), SubmitError> {
+    let Some(t) = table() else { return Err(SubmitError::NotStarted) };
+    match target {
+        _ if t.executors.is_empty() => Err(SubmitError::NotStarted),
+        Target::Context(id) if id == 0 || id as usize > t.num_contexts => Err(SubmitError::NoContext(id)),
+        _ => Ok(()),
+    }
 }
 
 /// Load figures of every executor and context actor.
@@ -167,7 +200,7 @@ impl RouterState {
             next: AtomicUsize::new(0),
             last: AtomicUsize::new(0),
         };
-        *TABLE.write().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(t));
+        TABLE.store(Some(Arc::new(t)));
     }
 }
 
@@ -329,7 +362,7 @@ impl Actor for Router {
             RouterMsg::StopAll { reply } => {
                 Self::stop_contexts(st).await;
                 Self::stop_executors(st).await;
-                *TABLE.write().unwrap_or_else(|e| e.into_inner()) = None;
+                TABLE.store(None);
                 let _ = reply.send(());
             }
         }

@@ -1,8 +1,11 @@
 //! Load figures per mailbox (one per executor, one per context actor): calls
 //! submitted, taken from the mailbox, finished, and time spent running Python.
-//! Plain relaxed counters, bumped by the NIF and the serving thread.
+//! Plain relaxed counters, bumped by the NIF and the serving thread; and which
+//! job's Python code runs there now, for `py:interrupt/1`.
 
+use super::token::CallToken;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 /// Counters of one executor or context.
 #[derive(Default, Debug)]
@@ -14,6 +17,10 @@ pub struct SlotStats {
     started: AtomicU64,
     done: AtomicU64,
     busy_ns: AtomicU64,
+    /// The job running now (its target's key: 0 for the main interpreter, N for
+    /// context N) and its token. One at a time: a pinned thread serves one job
+    /// (a callback chain's nested jobs run inside it, on the same thread).
+    current: Mutex<Option<(u32, Arc<CallToken>)>>,
 }
 
 /// A snapshot, for `py:load/0`.
@@ -46,6 +53,15 @@ impl SlotStats {
     }
     pub fn busy(&self, d: std::time::Duration) {
         self.busy_ns.fetch_add(d.as_nanos() as u64, Ordering::Relaxed);
+    }
+    /// The serving thread starts (`Some`) or ends (`None`) a job's Python code.
+    pub fn set_current(&self, job: Option<(u32, Arc<CallToken>)>) {
+        *self.current.lock().unwrap_or_else(|e| e.into_inner()) = job;
+    }
+    /// The token of the job running now for target `key`, if any.
+    pub fn current_for(&self, key: u32) -> Option<Arc<CallToken>> {
+        let cur = self.current.lock().unwrap_or_else(|e| e.into_inner());
+        cur.as_ref().filter(|(k, _)| *k == key).map(|(_, t)| t.clone())
     }
     pub fn snapshot(&self) -> Snapshot {
         let done = self.done.load(Ordering::Relaxed);

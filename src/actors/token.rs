@@ -25,15 +25,15 @@ const CANCELLED: u8 = 3;
 enum Run {
     #[default]
     NotYet,
-    /// Running on this interpreter (address) and thread (CPython's identifier).
-    On { interp: usize, thread: u64 },
-    /// Interrupted while running: the job thread clears what Python did not deliver.
-    Interrupted,
+    /// Running on this interpreter (address) and thread (CPython's identifier);
+    /// `interrupted` once an exception was aimed at it: the job thread then
+    /// clears what Python did not deliver.
+    On { interp: usize, thread: u64, interrupted: bool },
     Ended,
 }
 
 /// The state shared by a caller and its job.
-#[derive(Default)]
+#[derive(Default, Debug)]
 pub struct CallToken(AtomicU8, Mutex<Run>);
 
 impl CallToken {
@@ -61,28 +61,47 @@ impl CallToken {
     pub fn is_cancelled(&self) -> bool {
         self.0.load(Ordering::Acquire) == CANCELLED
     }
-    /// The job's Python code starts on `interp`/`thread` (job thread, attached).
-    pub fn running_on(&self, interp: usize, thread: u64) {
+    /// The job's Python code is about to start on `interp`/`thread` (job thread,
+    /// attached). False if the caller gave up meanwhile (it may have done so
+    /// while the job waited for its interpreter): the job must not run. Checked
+    /// under the lock an interrupter takes, so a give-up is either seen here or
+    /// finds the job running and interrupts it; it is never lost in between.
+    pub fn running_on(&self, interp: usize, thread: u64) -> bool {
         let mut run = self.1.lock().unwrap_or_else(|p| p.into_inner());
-        if *run == Run::NotYet {
-            *run = Run::On { interp, thread };
+        if *run != Run::NotYet {
+            return *run != Run::Ended;
         }
+        if self.is_cancelled() {
+            *run = Run::Ended;
+            return false;
+        }
+        *run = Run::On { interp, thread, interrupted: false };
+        true
     }
-    /// The job's Python code is over (job thread, detached). True if it was
-    /// interrupted meanwhile: the thread must then clear a pending interruption.
+    /// The job's Python code is over (job thread, detached; also on a panic, see
+    /// [`RunGuard`]). True if it was interrupted meanwhile: the thread must then
+    /// clear a pending interruption before its next job.
     pub fn ran(&self) -> bool {
         let mut run = self.1.lock().unwrap_or_else(|p| p.into_inner());
-        std::mem::replace(&mut *run, Run::Ended) == Run::Interrupted
+        matches!(std::mem::replace(&mut *run, Run::Ended), Run::On { interrupted: true, .. })
     }
-    /// Interrupts the job's Python code if it is running, by calling `raise` with
-    /// its interpreter and thread, holding the lock that keeps the job from ending
-    /// meanwhile. Once per job.
+    /// Interrupts the job's Python code if it is running and its caller gave up,
+    /// by calling `raise` with its interpreter and thread, holding the lock that
+    /// keeps the job from ending meanwhile.
     pub fn interrupt(&self, raise: impl FnOnce(usize, u64)) -> bool {
+        self.interrupt_if(true, raise)
+    }
+    /// Interrupts the job's Python code if it is running, whether or not its
+    /// caller still waits (`py:interrupt/1`).
+    pub fn interrupt_running(&self, raise: impl FnOnce(usize, u64)) -> bool {
+        self.interrupt_if(false, raise)
+    }
+    fn interrupt_if(&self, only_cancelled: bool, raise: impl FnOnce(usize, u64)) -> bool {
         let mut run = self.1.lock().unwrap_or_else(|p| p.into_inner());
         match *run {
-            Run::On { interp, thread } if self.is_cancelled() => {
+            Run::On { interp, thread, .. } if !only_cancelled || self.is_cancelled() => {
                 raise(interp, thread);
-                *run = Run::Interrupted;
+                *run = Run::On { interp, thread, interrupted: true };
                 true
             }
             _ => false,
@@ -104,3 +123,26 @@ impl CallToken {
     }
 }
 
+
+/// Marks a job's Python code ended when dropped, however the job ends (a panic
+/// included), so no interruption is ever aimed at a job, or an interpreter, that
+/// is gone. Create it before attaching; it must drop detached.
+pub struct RunGuard<'a>(Option<&'a CallToken>);
+
+impl<'a> RunGuard<'a> {
+    pub fn new(token: &'a CallToken) -> Self {
+        RunGuard(Some(token))
+    }
+    /// Ends the run now; true if a pending interruption must be cleared.
+    pub fn finish(mut self) -> bool {
+        self.0.take().is_some_and(|t| t.ran())
+    }
+}
+
+impl Drop for RunGuard<'_> {
+    fn drop(&mut self) {
+        if let Some(t) = self.0.take() {
+            t.ran();
+        }
+    }
+}

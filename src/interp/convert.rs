@@ -19,30 +19,7 @@ use rustler::{Atom, Binary, Encoder, Env, OwnedBinary, Term, TermType};
 /// Largest map built with `enif_make_map_from_arrays` (a flat map, no hashing).
 const SMALL_MAP: usize = 32;
 
-/// Deepest nesting of containers converted in either direction.
-pub const MAX_DEPTH: usize = 500;
-
-/// Why a value could not cross.
-#[derive(Debug)]
-pub enum ConvError {
-    /// A Python value of a type with no Erlang counterpart (its type name).
-    Unsupported(String),
-    /// Anything else, as a message for the user.
-    Invalid(String),
-}
-
-impl ConvError {
-    fn deep() -> Self {
-        ConvError::Invalid(format!("nested deeper than {MAX_DEPTH} levels"))
-    }
-    /// The message text, for errors about arguments.
-    pub fn message(&self) -> String {
-        match self {
-            ConvError::Unsupported(t) => format!("unsupported Python type: {t}"),
-            ConvError::Invalid(m) => m.clone(),
-        }
-    }
-}
+pub use super::conv_error::{ConvError, MAX_DEPTH};
 
 type PResult<'py> = Result<Bound<'py, PyAny>, ConvError>;
 

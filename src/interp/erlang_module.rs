@@ -77,7 +77,7 @@ pub fn install(py: Python<'_>) -> PyResult<()> {
     super::natives::install(py, &module)?;
     let sys = py.import("sys")?;
     sys.getattr("modules")?.set_item("erlang", &module)?;
-    Ok(())
+    super::guards::install(py)
 }
 
 /// The `erlang.Pid` class of the interpreter `py` is attached to.

@@ -6,7 +6,7 @@
 //! a thread that is not a scheduler, as every interpreter thread is. So Python
 //! reads decode the bytes here, following the same table as [`super::convert`].
 
-use super::convert::{ConvError, MAX_DEPTH};
+use super::conv_error::{ConvError, MAX_DEPTH};
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyBytes, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
 

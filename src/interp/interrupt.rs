@@ -1,5 +1,5 @@
-//! Stopping Python code whose caller gave up: `TimeoutError` raised
-//! asynchronously in the thread that runs it (`PyThreadState_SetAsyncExc`).
+//! Stopping running Python code: `TimeoutError` (its caller gave up) or
+//! `KeyboardInterrupt` (`py:interrupt/1`) raised asynchronously in the thread that runs it (`PyThreadState_SetAsyncExc`).
 //! Python delivers it at its next bytecode boundary, so a loop in Python stops;
 //! a blocking C call (`time.sleep`, I/O) finishes first.
 
@@ -19,21 +19,35 @@ pub fn here(_py: Python<'_>) -> (usize, u64) {
     unsafe { (ffi::PyInterpreterState_Get() as usize, PyThread_get_thread_ident() as u64) }
 }
 
-/// Raises `TimeoutError` in thread `thread` of interpreter `interp`.
+/// Which exception an interruption raises.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Raise {
+    /// The caller gave up (timeout or death).
+    Timeout,
+    /// `py:interrupt/1`.
+    KeyboardInterrupt,
+}
+
+/// Raises `exc` in thread `thread` of interpreter `interp`.
 ///
 /// # Safety
 /// Call from a thread with no Python thread state of its own (it takes one of
 /// `interp` for the duration, so it waits for that interpreter's GIL if it has
 /// one), and only while `interp` is alive: the job running there cannot end
 /// before this returns (see `actors::token::CallToken::interrupt`).
-pub unsafe fn raise_timeout(interp: usize, thread: u64) {
+pub unsafe fn raise(interp: usize, thread: u64, exc: Raise) {
     let interp = interp as *mut ffi::PyInterpreterState;
     // SAFETY (per the contract above): a fresh thread state of `interp` for this
     // thread; attaching takes `interp`'s GIL (or none on a free-threaded build),
     // which PyThreadState_SetAsyncExc requires; then the state is dropped again.
+    // The exception classes are static builtins shared by every interpreter.
     let ts = ffi::PyThreadState_New(interp);
     ffi::PyEval_RestoreThread(ts);
-    ffi::PyThreadState_SetAsyncExc(thread as _, ffi::PyExc_TimeoutError);
+    let class = match exc {
+        Raise::Timeout => ffi::PyExc_TimeoutError,
+        Raise::KeyboardInterrupt => ffi::PyExc_KeyboardInterrupt,
+    };
+    ffi::PyThreadState_SetAsyncExc(thread as _, class);
     ffi::PyThreadState_Clear(ts);
     ffi::PyThreadState_DeleteCurrent();
 }

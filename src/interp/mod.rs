@@ -4,6 +4,7 @@
 //!   finalised (CPython cannot be re-initialised safely).
 //! * [`thread`]: a thread state pinned to one OS thread, attached per job.
 //! * [`convert`]: Erlang terms straight to Python objects and back, no intermediate tree.
+//! * [`conv_error`]: why a value cannot cross; the nesting limit.
 //! * [`etf`]: external term format straight to Python (stored state).
 //! * [`exec`]: running one call/eval/exec inside an attached interpreter.
 //! * [`interrupt`]: stopping Python code whose caller gave up.
@@ -11,16 +12,19 @@
 //! * [`shared_contexts`]: contexts as globals dicts on the main interpreter.
 //! * [`natives`]: the `erlang` module's native functions (state, send).
 //! * [`erlang_module`]: the `erlang` module every interpreter gets.
+//! * [`guards`]: `os.fork`, `os._exit` and friends refused (they act on the whole VM).
 //!
 //! Rule of the room: every `unsafe` block says which interpreter's GIL it assumes
 //! is held by the current thread.
 
+pub mod conv_error;
 pub mod convert;
 pub mod direct;
 pub mod erlang_module;
 pub mod etf;
 pub mod interrupt;
 pub mod exec;
+pub mod guards;
 pub mod natives;
 pub mod runtime;
 pub mod shared_contexts;

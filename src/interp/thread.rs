@@ -56,7 +56,8 @@ impl PinnedInterp {
             let config = ffi::PyInterpreterConfig {
                 use_main_obmalloc: 0,
                 allow_fork: 0,
-                allow_exec: 0,
+                // Exec is what subprocess and os.posix_spawn need (fork stays refused).
+                allow_exec: 1,
                 allow_threads: 1,
                 allow_daemon_threads: 0,
                 check_multi_interp_extensions: 1,

@@ -12,7 +12,11 @@ use std::sync::Arc;
 
 /// The caller's side of a job. When the caller's process dies its heap is freed,
 /// this resource with it, and the job is withdrawn if it has not run yet.
-pub struct CallHandle(Arc<CallToken>);
+pub struct CallHandle {
+    token: Arc<CallToken>,
+    /// The job's place in the semaphore's queue, when it had to wait for a permit.
+    queued: Option<u64>,
+}
 
 impl Resource for CallHandle {}
 
@@ -20,9 +24,9 @@ impl CallHandle {
     /// The caller stops waiting: true if the reply will never be sent; then the
     /// job's Python code, if it is running, is interrupted.
     fn give_up(&self) -> bool {
-        let cancelled = self.0.cancel();
+        let cancelled = self.token.cancel();
         if cancelled {
-            crate::actors::interrupt::request(self.0.clone());
+            crate::actors::interrupt::request(self.token.clone(), crate::actors::interrupt::Why::GaveUp);
         }
         cancelled
     }
@@ -30,11 +34,27 @@ impl CallHandle {
 
 impl Drop for CallHandle {
     fn drop(&mut self) {
+        if let Some(id) = self.queued {
+            semaphore::withdraw(id);
+        }
         self.give_up();
     }
 }
 
-rustler::atoms! { call, eval, exec, echo, main, crash = "$crash" }
+/// Hands a waiting job the permit it waited for and queues it; gives the permit
+/// back if the caller is gone or the job cannot be queued.
+fn grant(job: Job, permit: semaphore::Permit) -> Option<semaphore::Permit> {
+    if job.is_cancelled() {
+        return Some(permit);
+    }
+    match router::submit(job.with_permit(permit)) {
+        Ok(()) => None,
+        // The application stopped meanwhile: the job answers from its destructor.
+        Err((mut job, _)) => job.take_permit(),
+    }
+}
+
+rustler::atoms! { call, eval, exec, echo, main, queued, crash = "$crash" }
 
 fn work_of(op: Atom) -> Option<Work> {
     if op == call() {
@@ -60,44 +80,78 @@ fn target_of(t: Term<'_>) -> Option<Target> {
     }
 }
 
-/// `submit(Target, Op, Payload, Tag, Chain) -> {ok, Handle} | {error, Reason}`,
-/// where Target is `main` or a context number and Chain is the callback handle the
-/// calling process is running under (or `undefined`). The reply arrives later as
-/// `{py_reply, Tag, Result}` (or `{py_reply, Tag, Error, Traceback}`).
+/// `submit(Target, Op, Payload, Tag, Chain) -> {ok, Handle} | {queued, Handle} |
+/// {error, Reason}`, where Target is `main` or a context number and Chain is the
+/// callback handle the calling process is running under (or `undefined`). The
+/// reply arrives later as `{py_reply, Tag, Result}` (or `{py_reply, Tag, Error,
+/// Traceback}`). `queued`: every permit is taken; the job waits its turn in the
+/// semaphore's queue until the caller withdraws it (`withdraw/1`).
 #[rustler::nif]
 fn submit<'a>(env: Env<'a>, target: Term<'a>, op: Atom, payload: Term<'a>, tag: Term<'a>, chain: Term<'a>) -> NifResult<Term<'a>> {
     let (Some(target), Some(work)) = (target_of(target), work_of(op)) else {
         return Err(rustler::Error::BadArg);
     };
     let chain = chain.decode::<ResourceArc<CallbackHandle>>().ok();
+    let (job, token) = Job::new(work, target, payload, tag, env.pid(), None);
+    let handle = |queued| ResourceArc::new(CallHandle { token: token.clone(), queued });
     // A call made from inside a callback belongs to a chain that already holds a
-    // permit: nested calls take none, so a deep chain cannot starve itself.
-    let permit = match (&chain, semaphore::try_acquire()) {
-        (Some(_), _) => None,
-        (None, Ok(p)) => Some(p),
-        (None, Err((current, max))) => {
-            return Ok((atoms::error(), (atoms::overloaded(), current, max)).encode(env));
-        }
-    };
-    let (job, token) = Job::new(work, target, payload, tag, env.pid(), permit);
-    // A call made from inside a callback goes to the thread suspended in it.
+    // permit: nested calls take none, so a deep chain cannot starve itself. It
+    // goes to the thread suspended in the chain when that serves its target.
     let job = match chain {
-        Some(handle) => match handle.offer(job) {
-            Ok(()) => return Ok((atoms::ok(), ResourceArc::new(CallHandle(token))).encode(env)),
+        Some(chain) => match chain.offer(job) {
+            Ok(()) => return Ok((atoms::ok(), handle(None)).encode(env)),
             Err(job) => job,
         },
-        None => job,
+        None => match semaphore::try_acquire() {
+            Ok(permit) => job.with_permit(permit),
+            Err(_) => {
+                if let Err(why) = router::check(target) {
+                    job.abandon();
+                    return Ok(submit_error(env, why));
+                }
+                let id = semaphore::enqueue(Box::new(move |permit| grant(job, permit)));
+                return Ok((queued(), handle(Some(id))).encode(env));
+            }
+        },
     };
     match router::submit(job) {
-        Ok(()) => Ok((atoms::ok(), ResourceArc::new(CallHandle(token))).encode(env)),
+        Ok(()) => Ok((atoms::ok(), handle(None)).encode(env)),
         Err((job, why)) => {
             job.abandon();
-            Ok(match why {
-                SubmitError::NotStarted => (atoms::error(), atoms::not_started()).encode(env),
-                SubmitError::NoContext(n) => (atoms::error(), (atoms::no_context(), n)).encode(env),
-            })
+            Ok(submit_error(env, why))
         }
     }
+}
+
+fn submit_error(env: Env<'_>, why: SubmitError) -> Term<'_> {
+    match why {
+        SubmitError::NotStarted => (atoms::error(), atoms::not_started()).encode(env),
+        SubmitError::NoContext(n) => (atoms::error(), (atoms::no_context(), n)).encode(env),
+    }
+}
+
+/// `withdraw(Handle) -> boolean()`: takes a `queued` job out of the semaphore's
+/// queue; false if it was already handed a permit (its reply will come).
+#[rustler::nif]
+fn withdraw(handle: ResourceArc<CallHandle>) -> bool {
+    match handle.queued {
+        Some(id) if semaphore::withdraw(id) => {
+            handle.give_up();
+            true
+        }
+        _ => false,
+    }
+}
+
+/// `interrupt(Target) -> ok | {error, Reason}`: raises `KeyboardInterrupt` in the
+/// Python code running now for Target (nothing running: no effect).
+#[rustler::nif]
+fn interrupt<'a>(env: Env<'a>, target: Term<'a>) -> NifResult<Term<'a>> {
+    let target = target_of(target).ok_or(rustler::Error::BadArg)?;
+    Ok(match router::interrupt(target) {
+        Ok(()) => atoms::ok().encode(env),
+        Err(why) => submit_error(env, why),
+    })
 }
 
 /// `callback_reply(Handle, Result) -> boolean()`: the result of an Erlang
@@ -109,14 +163,16 @@ fn callback_reply(handle: ResourceArc<CallbackHandle>, result: Term<'_>) -> bool
     handle.reply(env, saved)
 }
 
-/// `semaphore(max | current) -> integer()`.
+/// `semaphore(max | current | waiting) -> integer()`.
 #[rustler::nif]
 fn semaphore_get(which: Atom) -> NifResult<usize> {
-    rustler::atoms! { max, current }
+    rustler::atoms! { max, current, waiting }
     if which == max() {
         Ok(semaphore::max())
     } else if which == current() {
         Ok(semaphore::current())
+    } else if which == waiting() {
+        Ok(semaphore::waiting())
     } else {
         Err(rustler::Error::BadArg)
     }

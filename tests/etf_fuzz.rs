@@ -1,0 +1,116 @@
+//! `interp::etf::decode` reads stored state back into Python from bytes that
+//! should be external term format; whatever the bytes, it must answer `Ok` or
+//! `Err`, never panic, crash or run away with memory. proptest feeds it random
+//! bytes and random mutations of valid encodings (fixed seed, so a failure
+//! reproduces; proptest prints the minimal failing input).
+
+// The decoder is compiled here on its own (the library links rustler's NIF
+// symbols, which only a BEAM provides), with the two neighbours it uses.
+#[allow(dead_code)]
+#[path = "../src/interp/conv_error.rs"]
+mod conv_error;
+#[path = "../src/interp/etf.rs"]
+mod etf;
+/// Stands in for the `erlang` module's `Pid` class: any callable taking the
+/// pid's external format and its text.
+mod erlang_module {
+    use pyo3::prelude::*;
+    pub fn pid_class(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
+        py.eval(c"lambda ext, text: (ext, text)", None, None)
+    }
+}
+use proptest::prelude::*;
+use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
+use pyo3::Python;
+
+/// Valid encodings of every tag the decoder knows, to mutate.
+fn seeds() -> Vec<Vec<u8>> {
+    vec![
+        vec![131, 97, 7],                                      // small int
+        vec![131, 98, 255, 255, 255, 255],                     // int
+        vec![131, 70, 64, 9, 33, 251, 84, 68, 45, 24],         // float
+        vec![131, 119, 4, b't', b'r', b'u', b'e'],             // atom true
+        vec![131, 118, 0, 2, b'o', b'k'],                      // atom ok
+        vec![131, 104, 2, 97, 1, 97, 2],                       // {1, 2}
+        vec![131, 106],                                        // []
+        vec![131, 107, 0, 3, 1, 2, 3],                         // [1, 2, 3] as string
+        vec![131, 108, 0, 0, 0, 2, 97, 1, 97, 2, 106],         // [1, 2]
+        vec![131, 109, 0, 0, 0, 3, b'a', b'b', b'c'],          // <<"abc">>
+        vec![131, 110, 2, 0, 1, 1],                            // small big
+        vec![131, 111, 0, 0, 0, 1, 1, 5],                      // large big
+        vec![131, 116, 0, 0, 0, 1, 97, 1, 97, 2],              // #{1 => 2}
+        // {'$bytes', <<1, 2>>}
+        vec![131, 104, 2, 119, 6, b'$', b'b', b'y', b't', b'e', b's', 109, 0, 0, 0, 2, 1, 2],
+        // a pid
+        vec![131, 88, 119, 13, b'n', b'o', b'n', b'o', b'd', b'e', b'@', b'n', b'o', b'h', b'o', b's', b't',
+             0, 0, 0, 80, 0, 0, 0, 0, 0, 0, 0, 0],
+        vec![131, 77, 0, 0, 0, 1, 3, 160],                     // bitstring
+    ]
+}
+
+/// A valid encoding with some bytes overwritten, some inserted and a random cut.
+fn mutated() -> impl Strategy<Value = Vec<u8>> {
+    let n = seeds().len();
+    (0..n, prop::collection::vec((any::<prop::sample::Index>(), any::<u8>(), any::<bool>()), 0..6), any::<prop::sample::Index>())
+        .prop_map(|(i, edits, cut)| {
+            let mut b = seeds()[i].clone();
+            for (at, byte, insert) in edits {
+                let at = at.index(b.len()).max(1);
+                if insert {
+                    b.insert(at, byte);
+                } else {
+                    b[at] = byte;
+                }
+            }
+            let keep = cut.index(b.len() + 1).max(1);
+            if keep < b.len() && keep % 3 == 0 {
+                b.truncate(keep);
+            }
+            b
+        })
+}
+
+fn runner() -> TestRunner {
+    let seed = [7u8; 32];
+    eprintln!("etf_fuzz: proptest seed {seed:?}");
+    TestRunner::new_with_rng(Config { cases: 20_000, failure_persistence: None, ..Config::default() }, TestRng::from_seed(RngAlgorithm::ChaCha, &seed))
+}
+
+#[test]
+fn decoding_any_bytes_never_panics() {
+    Python::initialize();
+    let any_bytes = prop::collection::vec(any::<u8>(), 0..64).prop_map(|mut v| {
+        v.insert(0, 131);
+        v
+    });
+    let strategy = prop_oneof![any_bytes, mutated()];
+    let ok = std::cell::Cell::new(0u32);
+    let err = std::cell::Cell::new(0u32);
+    runner()
+        .run(&strategy, |bytes| {
+            Python::attach(|py| match etf::decode(py, &bytes) {
+                Ok(_) => ok.set(ok.get() + 1),
+                Err(_) => err.set(err.get() + 1),
+            });
+            Ok(())
+        })
+        .unwrap();
+    let (ok, err) = (ok.get(), err.get());
+    eprintln!("etf_fuzz: {ok} decoded, {err} refused");
+    assert!(ok > 0 && err > 0, "the inputs should reach both outcomes");
+}
+
+#[test]
+fn nesting_far_past_the_limit_is_refused() {
+    Python::initialize();
+    // 100,000 nested one-element lists: refused at the depth limit, no stack overflow.
+    let mut bytes = vec![131];
+    for _ in 0..100_000 {
+        bytes.extend_from_slice(&[108, 0, 0, 0, 1]);
+    }
+    bytes.push(106);
+    Python::attach(|py| match etf::decode(py, &bytes) {
+        Err(conv_error::ConvError::Invalid(m)) => assert!(m.contains("nested deeper"), "{m}"),
+        other => panic!("expected the depth error, got {:?}", other.map(|_| ())),
+    });
+}
