@@ -27,6 +27,27 @@ fn pyerr(e: PyErr) -> ConvError {
     ConvError::Invalid(e.to_string())
 }
 
+/// An atom's name as UTF-8. OTP 25's `enif_get_atom` reads Latin-1 names only,
+/// so an atom beyond Latin-1 (`'日本'`) is read from its external format, where
+/// every atom is written as UTF-8.
+pub fn atom_name(term: Term<'_>) -> Result<String, ConvError> {
+    if let Ok(name) = term.atom_to_string() {
+        return Ok(name);
+    }
+    let ext = term.to_binary();
+    let bytes = ext.as_slice();
+    let name = match bytes {
+        // version, ATOM_UTF8_EXT, 2-byte length
+        [131, 118, hi, lo, rest @ ..] => rest.get(..u16::from_be_bytes([*hi, *lo]) as usize),
+        // version, SMALL_ATOM_UTF8_EXT, 1-byte length
+        [131, 119, n, rest @ ..] => rest.get(..*n as usize),
+        _ => None,
+    };
+    name.and_then(|n| std::str::from_utf8(n).ok())
+        .map(str::to_owned)
+        .ok_or_else(|| ConvError::Invalid("bad atom".into()))
+}
+
 /// Converts an Erlang term into a new Python object of the attached interpreter.
 pub fn term_to_py<'py>(py: Python<'py>, term: Term<'_>, depth: usize) -> PResult<'py> {
     if depth > MAX_DEPTH {
@@ -67,9 +88,7 @@ pub fn term_to_py<'py>(py: Python<'py>, term: Term<'_>, depth: usize) -> PResult
             } else if atom == atoms::none() || atom == atoms::nil() || atom == atoms::undefined() {
                 Ok(py.None().into_bound(py))
             } else {
-                let name = term
-                    .atom_to_string()
-                    .map_err(|_| ConvError::Invalid("bad atom".into()))?;
+                let name = atom_name(term)?;
                 Ok(PyString::new(py, &name).into_any())
             }
         }

@@ -211,7 +211,7 @@ fn convert_kwargs<'py>(py: Python<'py>, kwargs: Term<'_>) -> Result<Option<Bound
     let iter = rustler::types::map::MapIterator::new(kwargs).ok_or_else(|| ConvError::Invalid("bad map".into()))?;
     for (k, v) in iter {
         let key = if k.is_atom() {
-            k.atom_to_string().map_err(|_| ConvError::Invalid("bad keyword".into()))?
+            super::convert::atom_name(k)?
         } else if let Some(s) = text(k) {
             s.to_string()
         } else {

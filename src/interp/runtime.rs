@@ -103,11 +103,25 @@ fn promote_libpython_to_global() -> Result<(), String> {
     Ok(())
 }
 
+/// The BEAM ignores `SIGCHLD` (its port programs are started and reaped by
+/// `erl_child_setup`), and with `SIGCHLD` ignored the kernel reaps every child at
+/// once: `waitpid` then fails with `ECHILD`, so `subprocess` reports every program
+/// as having exited with 0 and `check=True` never raises. The default disposition
+/// lets Python wait for the programs it starts; the BEAM itself forks nothing
+/// but `erl_child_setup`, which it never waits for either way.
+fn let_python_wait_for_its_children() {
+    // SAFETY: signal() only swaps the process-wide disposition; SIG_DFL needs no handler.
+    unsafe {
+        libc::signal(libc::SIGCHLD, libc::SIG_DFL);
+    }
+}
+
 fn initialize() -> Result<PythonInfo, String> {
     if rustler::thread::is_scheduler_thread() {
         return Err("Python must not be initialised on a BEAM scheduler".into());
     }
     promote_libpython_to_global()?;
+    let_python_wait_for_its_children();
     // SAFETY: no GIL is held by this thread; Py_InitializeEx makes this thread the
     // main interpreter's main thread and leaves it holding the main GIL.
     unsafe {

@@ -1,0 +1,289 @@
+%% Faults a serious user will hit, and what they must get back: calls that would
+%% act on the whole VM (fork, _exit, abort) refused in every interpreter;
+%% interrupts; a fair semaphore; conversions fuzzed; lifecycle storms with
+%% nothing leaked (permits, waiters, threads).
+-module(py_reliability_SUITE).
+-include_lib("common_test/include/ct.hrl").
+-include_lib("stdlib/include/assert.hrl").
+-compile([export_all, nowarn_export_all]).
+-import(py_test_util, [wait_until/1, wait_until/2]).
+
+all() ->
+    [fork_refused_everywhere, exit_and_abort_refused_everywhere, subprocess_everywhere,
+     interrupt_running_code, interrupt_with_nothing_running, interrupt_bad_target,
+     fair_queue_in_arrival_order, refused_only_after_overload_wait,
+     thousand_callers_five_permits, conversions_property,
+     context_replaced_while_chain_suspended, application_restart_storm].
+
+init_per_suite(Config) ->
+    {ok, _} = application:ensure_all_started(erlang_python),
+    Config.
+
+end_per_suite(_Config) ->
+    application:stop(erlang_python),
+    ok.
+
+init_per_testcase(_, Config) ->
+    {ok, _} = application:ensure_all_started(erlang_python),
+    {ok, _} = py_context_router:start(#{contexts => 2}),
+    ok = py_semaphore:set_max_concurrent(py_semaphore:default_max()),
+    application:set_env(erlang_python, overload_wait, 1000),
+    Config.
+
+end_per_testcase(_, _Config) ->
+    ok = py_semaphore:set_max_concurrent(py_semaphore:default_max()),
+    application:set_env(erlang_python, overload_wait, 1000).
+
+%% Every interpreter a call can reach: each context and the main interpreter.
+everywhere() ->
+    py_context_router:contexts() ++ [py:context(main)].
+
+%%% Calls that act on the whole VM
+
+fork_refused_everywhere(_) ->
+    Before = children(),
+    [begin
+         [?assertMatch({error, {'RuntimeError', <<"os.fork() is disabled inside the Erlang VM", _/binary>>}},
+                       py:eval(Ctx, Code))
+          || Code <- [<<"__import__('os').fork()">>, <<"__import__('posix').fork()">>]],
+         ?assertMatch({error, {'RuntimeError', <<"os.forkpty() is disabled", _/binary>>}},
+                      py:eval(Ctx, <<"__import__('os').forkpty()">>)),
+         %% what calls os.fork underneath is refused the same way
+         ?assertMatch({error, {'RuntimeError', <<"os.fork", _/binary>>}},
+                      py:eval(Ctx, <<"__import__('pty').fork()">>)),
+         ?assertMatch({error, {'RuntimeError', <<"os.fork() is disabled", _/binary>>}},
+                      py:exec(Ctx, <<"import multiprocessing as mp\n"
+                                     "p = mp.get_context('fork').Process(target=print)\n"
+                                     "p.start()\n">>))
+     end || Ctx <- everywhere()],
+    %% no copy of this node was made
+    ?assertEqual([], children() -- Before),
+    ?assertEqual({ok, 2}, py:eval(<<"1 + 1">>)).
+
+exit_and_abort_refused_everywhere(_) ->
+    [begin
+         ?assertMatch({error, {'RuntimeError', <<"os._exit() is disabled inside the Erlang VM", _/binary>>}},
+                      py:eval(Ctx, <<"__import__('os')._exit(3)">>)),
+         ?assertMatch({error, {'RuntimeError', <<"os._exit() is disabled", _/binary>>}},
+                      py:eval(Ctx, <<"__import__('posix')._exit(3)">>)),
+         ?assertMatch({error, {'RuntimeError', <<"os.abort() is disabled", _/binary>>}},
+                      py:eval(Ctx, <<"__import__('os').abort()">>)),
+         %% the interpreter goes on
+         ?assertEqual({ok, 3}, py:eval(Ctx, <<"1 + 2">>))
+     end || Ctx <- everywhere()].
+
+subprocess_everywhere(_) ->
+    Before = children(),
+    [begin
+         %% exit statuses are seen (the BEAM's own SIGCHLD disposition would hide them)
+         ?assertEqual({ok, 3}, py:eval(Ctx, <<"__import__('subprocess').run(['sh', '-c', 'exit 3']).returncode">>)),
+         ?assertMatch({error, {'CalledProcessError', _}},
+                      py:eval(Ctx, <<"__import__('subprocess').run(['false'], check=True)">>)),
+         ?assertEqual({ok, <<"hi\n">>},
+                      py:eval(Ctx, <<"__import__('subprocess').run(['echo', 'hi'], capture_output=True, check=True).stdout">>)),
+         ok = py:exec(Ctx, <<"import os\n"
+                             "pid = os.posix_spawn('/bin/sh', ['sh', '-c', 'exit 7'], dict(os.environ))\n"
+                             "status = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])\n">>),
+         ?assertEqual({ok, 7}, py:eval(Ctx, <<"status">>))
+     end || Ctx <- everywhere()],
+    %% every child was reaped
+    ?assertEqual([], children() -- Before).
+
+%% The OS processes this node's process has started and not reaped.
+children() ->
+    Pid = os:getpid(),
+    {ok, Tasks} = file:list_dir("/proc/" ++ Pid ++ "/task"),
+    lists:usort(lists:append(
+        [case file:read_file("/proc/" ++ Pid ++ "/task/" ++ T ++ "/children") of
+             {ok, Bin} -> string:lexemes(binary_to_list(Bin), " \n");
+             _ -> []
+         end || T <- Tasks])).
+
+%%% Interrupts
+
+interrupt_running_code(_) ->
+    [begin
+         Key = iolist_to_binary(io_lib:format("spinning-~p", [erlang:unique_integer([positive])])),
+         Code = iolist_to_binary(["from erlang import state_set\nstate_set('", Key, "', True)\n"
+                                  "n = 0\nwhile True:\n    n += 1\n"]),
+         Self = self(),
+         spawn_link(fun() -> Self ! {spun, py:exec(Ctx, Code)} end),
+         ok = wait_until(fun() -> py:state_fetch(Key) =:= {ok, true} end),
+         ?assertEqual(ok, py:interrupt(Ctx)),
+         receive {spun, R} -> ?assertMatch({error, {'KeyboardInterrupt', _}}, R)
+         after 30000 -> ct:fail({not_interrupted, Ctx})
+         end,
+         %% the context serves again, and no interruption is left over for the next call
+         ?assertEqual({ok, 499999500000}, py:eval(Ctx, <<"sum(range(1000000))">>)),
+         ok = py:state_remove(Key)
+     end || Ctx <- everywhere()].
+
+interrupt_with_nothing_running(_) ->
+    [begin
+         ?assertEqual(ok, py:interrupt(Ctx)),
+         ?assertEqual({ok, 499999500000}, py:eval(Ctx, <<"sum(range(1000000))">>))
+     end || Ctx <- everywhere()].
+
+interrupt_bad_target(_) ->
+    ?assertEqual({error, {no_context, 99}}, py:interrupt(py:context(99))).
+
+%%% The semaphore: first come, first served
+
+fair_queue_in_arrival_order(Config) ->
+    Gate = filename:join(?config(priv_dir, Config), "gate"),
+    file:delete(Gate),
+    ok = py:exec(py:context(main), <<"arrived = []\ndef arrive(n):\n    arrived.append(n)\n    return n\n">>),
+    ok = py_semaphore:set_max_concurrent(1),
+    application:set_env(erlang_python, overload_wait, 60000),
+    Self = self(),
+    Hold = iolist_to_binary(["import os, time\nwhile not os.path.exists(r'", Gate, "'):\n    time.sleep(0.005)\n"]),
+    spawn_link(fun() -> Self ! {held, py:exec(py:context(main), Hold)} end),
+    ok = wait_until(fun() -> py_semaphore:current() =:= 1 end),
+    %% 20 waiters, each queued before the next arrives
+    [begin
+         spawn_link(fun() -> Self ! {served, N, py:call(py:context(main), '__main__', arrive, [N])} end),
+         ok = wait_until(fun() -> py_semaphore:waiting() =:= N end)
+     end || N <- lists:seq(1, 20)],
+    ?assertMatch(#{semaphore := #{waiting := 20, current := 1}}, py:load()),
+    ok = file:write_file(Gate, <<>>),
+    receive {held, ok} -> ok end,
+    [receive {served, N, R} -> ?assertEqual({ok, N}, R) end || N <- lists:seq(1, 20)],
+    ?assertEqual({ok, lists:seq(1, 20)}, py:eval(py:context(main), <<"arrived">>)),
+    ok = wait_until(fun() -> py_semaphore:current() =:= 0 end),
+    ?assertEqual(0, py_semaphore:waiting()).
+
+refused_only_after_overload_wait(Config) ->
+    Gate = filename:join(?config(priv_dir, Config), "gate"),
+    file:delete(Gate),
+    ok = py_semaphore:set_max_concurrent(1),
+    Self = self(),
+    Hold = iolist_to_binary(["import os, time\nwhile not os.path.exists(r'", Gate, "'):\n    time.sleep(0.005)\n"]),
+    spawn_link(fun() -> Self ! {held, py:exec(py:context(main), Hold)} end),
+    ok = wait_until(fun() -> py_semaphore:current() =:= 1 end),
+    application:set_env(erlang_python, overload_wait, 300),
+    T0 = erlang:monotonic_time(millisecond),
+    ?assertEqual({error, {overloaded, 1, 1}}, py:eval(<<"1">>)),
+    Waited = erlang:monotonic_time(millisecond) - T0,
+    ct:pal("refused after ~p ms (overload_wait 300)", [Waited]),
+    ?assert(Waited >= 300),
+    %% a call's own shorter timeout bounds the wait too
+    ?assertEqual({error, {overloaded, 1, 1}}, py:call(math, sqrt, [4], #{}, 50)),
+    %% withdrawn waiters leave nothing behind
+    ?assertEqual(0, py_semaphore:waiting()),
+    ok = file:write_file(Gate, <<>>),
+    receive {held, ok} -> ok end,
+    ok = wait_until(fun() -> py_semaphore:current() =:= 0 end),
+    ?assertEqual({ok, 2.0}, py:call(math, sqrt, [4])).
+
+%% The default-config case that polling made flaky: 1,000 callers on 5 permits.
+%% Waiters are served in turn, so none is refused while permits keep freeing.
+thousand_callers_five_permits(_) ->
+    ok = py_semaphore:set_max_concurrent(5),
+    application:set_env(erlang_python, overload_wait, 60000),
+    Self = self(),
+    Pids = [spawn_link(fun() ->
+                Self ! {done, self(), [py:call(operator, mul, [I, J]) || J <- lists:seq(1, 5)]}
+            end) || I <- lists:seq(1, 1000)],
+    Results = [receive {done, P, R} -> R after 120000 -> ct:fail(stuck) end || P <- Pids],
+    ?assertEqual([[{ok, I * J} || J <- lists:seq(1, 5)] || I <- lists:seq(1, 1000)], Results),
+    ok = wait_until(fun() -> py_semaphore:current() =:= 0 end),
+    ?assertEqual(0, py_semaphore:waiting()).
+
+%%% Conversions, fuzzed
+
+conversions_property(_) ->
+    Seed = case os:getenv("EP_PROP_SEED") of
+               false -> 20261128;
+               S -> list_to_integer(S)
+           end,
+    N = 10000,
+    ct:pal("conversions_property: seed ~p (EP_PROP_SEED=~p reproduces), ~p terms", [Seed, Seed, N]),
+    rand:seed(exsss, Seed),
+    Outcomes = [check_roundtrip(I, py_prop:term(4)) || I <- lists:seq(1, N)],
+    Ok = length([x || ok <- Outcomes]),
+    Bad = length([x || bad_argument <- Outcomes]),
+    ct:pal("~p round-tripped exactly, ~p refused with bad_argument", [Ok, Bad]),
+    ?assertEqual(N, Ok + Bad),
+    %% the generator reaches both outcomes in earnest
+    ?assert(Ok > N div 4),
+    ?assert(Bad > N div 20).
+
+check_roundtrip(I, T) ->
+    Got = py:call(copy, deepcopy, [T]),
+    case {py_prop:expected(T), Got} of
+        {{ok, E}, {ok, V}} when V =:= E -> ok;
+        {bad_argument, {error, {bad_argument, _}}} -> bad_argument;
+        {Want, _} -> ct:fail("round trip ~p: term ~tp~nexpected ~tp~ngot ~tp", [I, T, Want, Got])
+    end.
+
+%%% Lifecycle storms
+
+%% A context is replaced (py_context_router:start/1) while a callback chain is
+%% suspended in it: the replacement goes ahead, the suspended chain finishes on
+%% its own thread and answers, nothing leaks.
+context_replaced_while_chain_suspended(_) ->
+    Threads0 = thread_count(),
+    Self = self(),
+    ok = py:register_function(hold_chain, fun([X]) -> Self ! {holding, self()}, receive go -> X * 2 end end),
+    Ctx = py:context(1),
+    ok = py:exec(Ctx, <<"def chained(x):\n    from erlang import call\n    return call('hold_chain', x) + 1\n">>),
+    Callers = [spawn_link(fun() -> Self ! {chain, self(), py:call(Ctx, '__main__', chained, [20])} end)
+               || _ <- [1]],
+    Holder = receive {holding, H} -> H after 30000 -> ct:fail(chain_never_suspended) end,
+    %% replaced while suspended: returns once the old context is left to finish
+    %% (a sub-interpreter's thread) or at once (a namespace of an executor)
+    {ok, _} = py_context_router:start(#{contexts => 2}),
+    %% the other context serves meanwhile (in multi_executor mode the new context 1
+    %% shares the executor that is suspended in the chain: it waits for the chain)
+    ?assertEqual({ok, 4.0}, py:call(py:context(2), math, sqrt, [16])),
+    Holder ! go,
+    [receive {chain, P, R} -> ?assertEqual({ok, 41}, R) after 60000 -> ct:fail(chain_stuck) end || P <- Callers],
+    ?assertEqual({ok, 4.0}, py:call(py:context(1), math, sqrt, [16])),
+    ok = py:unregister_function(hold_chain),
+    ok = wait_until(fun() -> py_semaphore:current() =:= 0 end),
+    ?assertEqual(0, py_semaphore:waiting()),
+    %% the old context's thread ends once its chain is done
+    ok = wait_until(fun() -> thread_count() =< Threads0 end, 60000).
+
+%% 100 application stop/start cycles with callers in flight: every call gets
+%% an answer (a result or an error, never a hang or a crash), and afterwards no
+%% permit, waiter or thread is left over.
+application_restart_storm(_) ->
+    ok = application:stop(erlang_python),
+    {ok, _} = application:ensure_all_started(erlang_python),
+    Threads0 = thread_count(),
+    Self = self(),
+    Stop = make_ref(),
+    Callers = [spawn_link(fun() -> storm_loop(Self, Stop, 0, []) end) || _ <- lists:seq(1, 6)],
+    [begin
+         ok = application:stop(erlang_python),
+         {ok, _} = application:ensure_all_started(erlang_python)
+     end || _ <- lists:seq(1, 100)],
+    [P ! Stop || P <- Callers],
+    Counts = [receive {calls, P, N, Bad} -> {N, Bad} after 60000 -> ct:fail(caller_stuck) end || P <- Callers],
+    ct:pal("calls per caller: ~p", [[N || {N, _} <- Counts]]),
+    [?assertEqual([], Bad) || {_, Bad} <- Counts],
+    ?assertEqual({ok, 2}, py:eval(<<"1 + 1">>)),
+    ok = wait_until(fun() -> py_semaphore:current() =:= 0 end),
+    ?assertEqual(0, py_semaphore:waiting()),
+    ok = wait_until(fun() -> thread_count() =< Threads0 end, 60000),
+    ct:pal("threads before ~p, after ~p", [Threads0, thread_count()]).
+
+storm_loop(Parent, Stop, N, Bad) ->
+    receive
+        Stop -> Parent ! {calls, self(), N, Bad}
+    after 0 ->
+        R = py:call(operator, add, [N, 1], #{}, 30000),
+        Bad2 = case R of
+                   {ok, V} when V =:= N + 1 -> Bad;
+                   {error, not_started} -> Bad;
+                   {error, context_stopped} -> Bad;
+                   {error, {no_context, _}} -> Bad;
+                   Other -> [Other | Bad]
+               end,
+        storm_loop(Parent, Stop, N + 1, Bad2)
+    end.
+
+thread_count() ->
+    {ok, Tasks} = file:list_dir("/proc/" ++ os:getpid() ++ "/task"),
+    length(Tasks).
