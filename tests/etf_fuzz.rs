@@ -78,6 +78,10 @@ fn runner() -> TestRunner {
 
 #[test]
 fn decoding_any_bytes_never_panics() {
+    on_nif_stack(decoding_any_bytes);
+}
+
+fn decoding_any_bytes() {
     Python::initialize();
     let any_bytes = prop::collection::vec(any::<u8>(), 0..64).prop_map(|mut v| {
         v.insert(0, 131);
@@ -100,8 +104,18 @@ fn decoding_any_bytes_never_panics() {
     assert!(ok > 0 && err > 0, "the inputs should reach both outcomes");
 }
 
+/// Runs `f` on a thread with the stack every thread of the NIF gets
+/// (`RUST_MIN_STACK`, set by `nif::load`), not the test harness's 2 MiB.
+fn on_nif_stack(f: impl FnOnce() + Send + 'static) {
+    std::thread::Builder::new().stack_size(16 * 1024 * 1024).spawn(f).unwrap().join().unwrap();
+}
+
 #[test]
 fn nesting_far_past_the_limit_is_refused() {
+    on_nif_stack(nesting_far_past_the_limit);
+}
+
+fn nesting_far_past_the_limit() {
     Python::initialize();
     // 100,000 nested one-element lists: refused at the depth limit, no stack overflow.
     let mut bytes = vec![131];
