@@ -374,7 +374,8 @@ dead_caller_interrupts_python(_) ->
     ?assertEqual({ok, 3}, py:eval(Ctx, <<"1 + 2">>)),
     ?assertEqual(ok, wait_until(fun() -> py_semaphore:current() =:= 0 end, 5000)).
 
-%% A caller that dies while its job is still queued: the job never runs.
+%% A caller that dies while its jobs are still queued, one in the mailbox and one
+%% waiting for a permit: neither ever runs.
 dead_caller_job_skipped(Config) ->
     Gate = filename:join(?config(priv_dir, Config), "gate"),
     file:delete(Gate),
@@ -383,20 +384,30 @@ dead_caller_job_skipped(Config) ->
     %% every executor when contexts share the main interpreter)
     N = py:num_executors(),
     Wait = iolist_to_binary(["import os, time\nwhile not os.path.exists(r'", Gate, "'):\n    time.sleep(0.005)\n"]),
-    ok = py:exec(Ctx, <<"import builtins\nbuiltins.ran_after_death = False">>),
+    ok = py:exec(Ctx, <<"import builtins\nbuiltins.ran_after_death = []">>),
+    %% the blockers and the victim's first job take every permit
+    Max0 = py_semaphore:max_concurrent(),
+    ok = py_semaphore:set_max_concurrent(N + 1),
     Self = self(),
     Blockers = [spawn(fun() -> Self ! {blocker, py:exec(Ctx, Wait)} end) || _ <- lists:seq(1, N)],
+    ok = wait_until(fun() -> py_semaphore:current() =:= N end),
     Victim = spawn(fun() ->
-                           {ok, H} = py_nif:submit(1, exec, {<<"import builtins\nbuiltins.ran_after_death = True">>}, make_ref(), undefined),
+                           {ok, H1} = py_nif:submit(1, exec, {<<"import builtins\nbuiltins.ran_after_death.append(1)">>}, make_ref(), undefined),
+                           {queued, H2} = py_nif:submit(1, exec, {<<"import builtins\nbuiltins.ran_after_death.append(2)">>}, make_ref(), undefined),
                            Self ! submitted,
-                           receive never -> H end
+                           receive never -> {H1, H2} end
                    end),
     receive submitted -> ok end,
     exit(Victim, kill),
+    %% the victim's handles are freed together when it is cleaned up: once its
+    %% waiting job is withdrawn, its queued one is cancelled too
+    ok = wait_until(fun() -> py_semaphore:waiting() =:= 0 end),
     ok = file:write_file(Gate, <<>>),
     [receive {blocker, ok} -> ok after 30000 -> ct:fail(blocker_stuck) end || _ <- Blockers],
-    %% one call per serving thread: every queue has been drained past the victim's job
-    [?assertEqual({ok, false}, py:eval(Ctx, <<"__import__('builtins').ran_after_death">>)) || _ <- lists:seq(1, N)].
+    ok = py_semaphore:set_max_concurrent(Max0),
+    %% one call per serving thread: every queue has been drained past the victim's jobs
+    [?assertEqual({ok, []}, py:eval(Ctx, <<"__import__('builtins').ran_after_death">>)) || _ <- lists:seq(1, N)],
+    ok = wait_until(fun() -> py_semaphore:current() =:= 0 end).
 
 %% A caller that dies while Python runs its job: nothing reaches anyone, the node goes on.
 dead_caller_while_running(_) ->

@@ -316,6 +316,9 @@ start_stop_cycles_with_calls_in_flight(_) ->
     [?assertEqual([], Bad) || {_, Bad} <- Counts],
     ?assert(lists:sum([N || {N, _} <- Counts]) > 0),
     {ok, _} = py_context_router:start(#{contexts => 2}),
+    %% no permit or waiter left behind
+    ok = py_test_util:wait_until(fun() -> py_semaphore:current() =:= 0 end),
+    ?assertEqual(0, py_semaphore:waiting()),
     After = thread_count(),
     ct:pal("threads before ~p, after ~p", [Before, After]),
     ?assertEqual(Before, After).

@@ -106,6 +106,30 @@ impl Job {
         self.token.is_cancelled()
     }
 
+    /// Answers a job that waited for a permit but cannot be queued now (the
+    /// application stopped, or its context is gone after a restart):
+    /// `{error, not_started | {no_context, N}}`. From a BEAM scheduler thread (a
+    /// permit may be handed on there) the answer is sent from the actor runtime:
+    /// a scheduler thread cannot send from a job's environment.
+    pub fn refuse(self, why: super::router::SubmitError) {
+        if rustler::thread::is_scheduler_thread() {
+            super::runtime::get().spawn(async move { self.refuse(why) });
+            return;
+        }
+        if !self.token.claim() {
+            return;
+        }
+        self.release_permit();
+        self.env.run(|env| {
+            let reason = match why {
+                super::router::SubmitError::NotStarted => atoms::not_started().encode(env),
+                super::router::SubmitError::NoContext(n) => (atoms::no_context(), n).encode(env),
+            };
+            let msg = (atoms::py_reply(), self.tag.load(env), (atoms::error(), reason)).encode(env);
+            send(env, &self.reply_to, msg);
+        });
+    }
+
     /// Drops a job that never reached a mailbox, without replying (the NIF tells
     /// its caller directly; a BEAM thread may not send from a process-less env).
     pub fn abandon(self) {

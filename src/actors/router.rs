@@ -58,6 +58,7 @@ fn table() -> Option<Arc<Table>> {
 }
 
 /// Why a job could not be enqueued.
+#[derive(Clone, Copy, Debug)]
 pub enum SubmitError {
     /// The application is not running.
     NotStarted,

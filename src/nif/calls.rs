@@ -49,8 +49,13 @@ fn grant(job: Job, permit: semaphore::Permit) -> Option<semaphore::Permit> {
     }
     match router::submit(job.with_permit(permit)) {
         Ok(()) => None,
-        // The application stopped meanwhile: the job answers from its destructor.
-        Err((mut job, _)) => job.take_permit(),
+        // The application stopped, or contexts were restarted with fewer,
+        // while it waited: its caller is told so, the permit goes on.
+        Err((mut job, why)) => {
+            let permit = job.take_permit();
+            job.refuse(why);
+            permit
+        }
     }
 }
 
