@@ -111,7 +111,10 @@ permits_returned_after_storm(_) ->
     ok = wait_until(fun() -> py_semaphore:current() =:= 8 end),
     [exit(V, kill) || V <- Victims],
     %% a 1 ms timeout also bounds the wait for a permit: timeout or overloaded
-    ?assertEqual(20, length([x || {error, E} <- Rs, E =:= timeout orelse element(1, E) =:= overloaded])),
+    %% (or, on a loaded machine where the caller runs again only after the 50 ms
+    %% sleep is over, the result already in its mailbox, which a receive takes first)
+    ?assertEqual(20, length([x || R <- Rs, R =:= {error, timeout} orelse R =:= {ok, none}
+                                           orelse element(1, element(2, R)) =:= overloaded])),
     ?assertEqual(20, length([x || {error, {'ZeroDivisionError', _}} <- Rs])),
     %% every permit comes back once the interpreters are idle again
     ok = wait_until(fun() -> py_semaphore:current() =:= 0 end),
