@@ -13,4 +13,5 @@ init([]) ->
     Router = #{id => py_context_router, start => {py_context_router, start_link, []}},
     Callbacks = #{id => py_callback_registry, start => {py_callback_registry, start_link, []}},
     Trace = #{id => py_trace, start => {py_trace, start_link, []}},
-    {ok, {#{strategy => one_for_one, intensity => 10, period => 10}, [Router, Callbacks, Trace]}}.
+    Casts = #{id => py_cast_sink, start => {py_cast_sink, start_link, []}},
+    {ok, {#{strategy => one_for_one, intensity => 10, period => 10}, [Router, Callbacks, Trace, Casts]}}.

@@ -26,6 +26,9 @@
 -export([call/3, call/4, call/5,
          eval/1, eval/2, eval/3,
          exec/1, exec/2,
+         cast/3, cast/4,
+         spawn_call/3, spawn_call/4, spawn_call/5, await/1, await/2,
+         stream/3, stream/4, stream_eval/1, stream_eval/2,
          parallel/1,
          context/0, context/1, start_contexts/0, start_contexts/1, stop_contexts/0,
          contexts_started/0,
@@ -37,7 +40,10 @@
          state_incr/1, state_incr/2, state_decr/1, state_decr/2,
          register_function/2, register_function/3, unregister_function/1]).
 
--export_type([value/0, error/0, kwargs/0, call_opts/0]).
+%% Used by py_cast_sink to serve the Erlang calls of casts' Python code.
+-export([run_callback/3]).
+
+-export_type([value/0, error/0, kwargs/0, call_opts/0, async_ref/0]).
 
 -type value() :: term().
 -type error() :: {atom(), binary()} | timeout | not_started
@@ -54,6 +60,9 @@
 %% A submitted request: its tag, its handle, and when it stops waiting for a
 %% permit (`none': it holds one).
 -type pending() :: {reference(), reference(), none | integer() | infinity}.
+%% What {@link spawn_call/3} returns: awaited once, by the process that made it.
+-type async_ref() :: reference().
+-define(PENDING(Ref), {'$py_pending', Ref}).
 
 %% @doc Calls `Module.Function(*Args)' in the calling process's context.
 -spec call(name(), name(), list()) -> {ok, value()} | {error, error()}.
@@ -119,6 +128,125 @@ exec({py_context, _} = Ctx, Code) ->
         {error, _} = E -> E
     end.
 
+%% @doc Calls `Module.Function(*Args)' and does not wait for it: routed like
+%% {@link call/3}, the result is dropped. A Python exception is logged (a
+%% `logger' warning with its traceback, domain `[erlang_python]'), never lost.
+%% `{error, _}' only for what fails before the call is queued: bad arguments,
+%% `not_started', or no permit within `overload_wait' (`{overloaded, Current,
+%% Max}'): like a call, a cast waits its turn for a permit, but not for its
+%% result. Erlang functions its Python code calls run in a process of the
+%% application.
+-spec cast(name(), name(), list()) -> ok | {error, error()}.
+cast(Module, Function, Args) ->
+    cast(Module, Function, Args, #{}).
+
+%% @doc {@link cast/3} with keyword arguments.
+-spec cast(name(), name(), list(), kwargs()) -> ok | {error, error()}.
+cast(Module, Function, Args, Kwargs) ->
+    {py_context, Target} = py_context_router:get_context(),
+    try {name(Module, module), name(Function, function), list(Args), kwargs(Kwargs)} of
+        Payload ->
+            case whereis(py_cast_sink) of
+                undefined -> {error, not_started};
+                Sink -> cast_submit(Target, Payload, Sink)
+            end
+    catch
+        throw:{bad_argument, _} = Bad -> {error, Bad}
+    end.
+
+cast_submit(Target, Payload, Sink) ->
+    Tag = make_ref(),
+    case py_nif:cast(Target, Payload, Tag, Sink) of
+        {queued, Handle} ->
+            receive
+                {py_granted, Tag} -> ok
+            after overload_wait(default_timeout()) ->
+                case py_nif:withdraw(Handle) of
+                    true -> {error, {overloaded, py_semaphore:current(), py_semaphore:max_concurrent()}};
+                    false -> receive {py_granted, Tag} -> ok end
+                end
+            end;
+        Other ->
+            Other
+    end.
+
+%% @doc Starts `Module.Function(*Args)' and returns at once with a reference to
+%% {@link await/1} later; any number may be in flight. Only the calling process
+%% can await it; if it exits first, the call is cancelled.
+-spec spawn_call(name(), name(), list()) -> async_ref().
+spawn_call(Module, Function, Args) ->
+    spawn_call(py_context_router:get_context(), Module, Function, Args, #{}).
+
+%% @doc {@link spawn_call/3} with keyword arguments.
+-spec spawn_call(name(), name(), list(), kwargs()) -> async_ref().
+spawn_call(Module, Function, Args, Kwargs) ->
+    spawn_call(py_context_router:get_context(), Module, Function, Args, #{kwargs => Kwargs}).
+
+%% @doc {@link spawn_call/3} in context `Ctx', with `#{kwargs => Kwargs,
+%% timeout => Timeout}' (`Timeout' is what {@link await/1} waits).
+-spec spawn_call(ctx(), name(), name(), list(), call_opts()) -> async_ref().
+spawn_call({py_context, Target}, Module, Function, Args, Opts) when is_map(Opts) ->
+    Timeout = maps:get(timeout, Opts, default_timeout()),
+    Pending = try {name(Module, module), name(Function, function), list(Args),
+                   kwargs(maps:get(kwargs, Opts, #{}))} of
+                  Payload -> submit(Target, call, Payload, Timeout)
+              catch
+                  throw:{bad_argument, _} = Bad -> {error, Bad}
+              end,
+    Ref = case Pending of
+              {Tag, _, _} -> Tag;
+              {error, _} -> make_ref()
+          end,
+    put(?PENDING(Ref), {Pending, Timeout}),
+    Ref.
+
+%% @doc The result of a {@link spawn_call/3}, as {@link call/3} returns it,
+%% waiting at most the timeout given to `spawn_call' (default `call_timeout').
+-spec await(async_ref()) -> {ok, value()} | {error, error() | unknown_ref}.
+await(Ref) ->
+    case get(?PENDING(Ref)) of
+        {_, Timeout} -> await(Ref, Timeout);
+        undefined -> {error, unknown_ref}
+    end.
+
+%% @doc {@link await/1} waiting at most `Timeout' ms. A timed-out await cancels
+%% the call (interrupting its Python code) and nothing of it arrives later. A
+%% reference that is not this process's, or was already awaited:
+%% `{error, unknown_ref}' at once.
+-spec await(async_ref(), timeout()) -> {ok, value()} | {error, error() | unknown_ref}.
+await(Ref, Timeout) ->
+    case erase(?PENDING(Ref)) of
+        {Pending, _} -> wait_reply(Pending, Timeout);
+        undefined -> {error, unknown_ref}
+    end.
+
+%% @doc Calls `Module.Function(*Args)' and iterates what it returns (a
+%% generator, an iterator, any iterable) to the end in Python: `{ok, [Item]}'.
+%% Not iterable: `{error, {not_iterable, TypeName}}'.
+-spec stream(name(), name(), list()) -> {ok, [value()]} | {error, error()}.
+stream(Module, Function, Args) ->
+    stream(Module, Function, Args, #{}).
+
+%% @doc {@link stream/3} with keyword arguments.
+-spec stream(name(), name(), list(), kwargs()) -> {ok, [value()]} | {error, error()}.
+stream(Module, Function, Args, Kwargs) ->
+    maybe_request(py_context_router:get_context(), fun() ->
+        {stream_call, {name(Module, module), name(Function, function), list(Args), kwargs(Kwargs)}}
+    end, default_timeout()).
+
+%% @doc Evaluates `Code' and iterates the result to the end in Python:
+%% `{ok, [Item]}' (`py:stream_eval(<<"(x * x for x in range(3))">>)' gives
+%% `{ok, [0, 1, 4]}').
+-spec stream_eval(code()) -> {ok, [value()]} | {error, error()}.
+stream_eval(Code) ->
+    stream_eval(Code, #{}).
+
+%% @doc {@link stream_eval/1} with local names.
+-spec stream_eval(code(), map()) -> {ok, [value()]} | {error, error()}.
+stream_eval(Code, Locals) ->
+    maybe_request(py_context_router:get_context(),
+                  fun() -> {stream_eval, {code(Code), locals(Locals)}} end, default_timeout()).
+
 %% @doc Runs the calls side by side, spread over distinct contexts, and returns one
 %% result per call in input order: `{ok, [{ok, V} | {error, E}]}'.
 -spec parallel([{name(), name(), list()}]) -> {ok, [{ok, value()} | {error, error()}]}.
@@ -133,7 +261,7 @@ parallel(Calls) when is_list(Calls) ->
     Pending = [submit_call(Ctx, Call, Timeout) || {Ctx, Call} <- lists:zip(Ctxs, Calls)],
     %% one deadline for the whole batch, not one per call
     Deadline = deadline(Timeout),
-    {ok, [await(P, remaining(Deadline)) || P <- Pending]}.
+    {ok, [wait_reply(P, remaining(Deadline)) || P <- Pending]}.
 
 %% @doc The calling process's context (see {@link py_context_router:get_context/0}).
 -spec context() -> ctx().
@@ -397,7 +525,7 @@ maybe_request({py_context, Target}, Build, Timeout) ->
     end.
 
 request(Target, Op, Payload, Timeout) ->
-    await(submit(Target, Op, Payload, Timeout), Timeout).
+    wait_reply(submit(Target, Op, Payload, Timeout), Timeout).
 
 %% Queues a request. When every permit is taken it waits its turn in the
 %% semaphore's queue (first come, first served): `await' withdraws it when its
@@ -434,12 +562,12 @@ submit_call({py_context, Target}, {M, F, A}, Timeout) ->
 submit_call(_, _, _) ->
     {error, {bad_argument, <<"each call must be {Module, Function, Args}">>}}.
 
--spec await(pending() | {error, error()}, timeout()) -> {ok, value()} | {error, error()}.
-await({error, _} = E, _Timeout) ->
+-spec wait_reply(pending() | {error, error()}, timeout()) -> {ok, value()} | {error, error()}.
+wait_reply({error, _} = E, _Timeout) ->
     E;
-await({Tag, Handle, none}, Timeout) ->
-    await(Tag, Handle, deadline(Timeout));
-await({Tag, Handle, WaitDeadline}, Timeout) ->
+wait_reply({Tag, Handle, none}, Timeout) ->
+    wait_reply(Tag, Handle, deadline(Timeout));
+wait_reply({Tag, Handle, WaitDeadline}, Timeout) ->
     await_permit(Tag, Handle, WaitDeadline, deadline(Timeout)).
 
 %% Waits for a queued request to be handed a permit: its reply (or a callback)
@@ -451,22 +579,22 @@ await_permit(Tag, Handle, WaitDeadline, Deadline) ->
         {py_reply, Tag, Error, Traceback} -> put(py_last_traceback, Traceback), Error;
         {py_callback, Tag, Cb, Name, Args} ->
             run_callback(Cb, Name, Args),
-            await(Tag, Handle, Deadline)
+            wait_reply(Tag, Handle, Deadline)
     after left(WaitDeadline) ->
         case py_nif:withdraw(Handle) of
             true -> {error, {overloaded, py_semaphore:current(), py_semaphore:max_concurrent()}};
-            false -> await(Tag, Handle, Deadline)
+            false -> wait_reply(Tag, Handle, Deadline)
         end
     end.
 
 %% Waits for the reply, running the Erlang functions Python calls meanwhile.
-await(Tag, Handle, Deadline) ->
+wait_reply(Tag, Handle, Deadline) ->
     receive
         {py_reply, Tag, Result} -> Result;
         {py_reply, Tag, Error, Traceback} -> put(py_last_traceback, Traceback), Error;
         {py_callback, Tag, Cb, Name, Args} ->
             run_callback(Cb, Name, Args),
-            await(Tag, Handle, Deadline)
+            wait_reply(Tag, Handle, Deadline)
     after left(Deadline) ->
         case py_nif:cancel(Handle) of
             true -> flush_callbacks(Tag), {error, timeout};
@@ -488,9 +616,10 @@ flush_callbacks(Tag) ->
     after 0 -> ok
     end.
 
-%% Runs a registered function for Python, in this (the calling) process, and
+%% @private Runs a registered function for Python, in this (the calling) process, and
 %% answers. Calls it makes to Python carry the callback handle, so a call back
 %% into the same context is served by the thread waiting for this answer.
+-spec run_callback(reference(), binary(), list()) -> ok.
 run_callback(Cb, Name, Args) ->
     Result = case py_callback_registry:lookup(Name) of
                  {ok, Fun} ->

@@ -3,10 +3,10 @@
 %% actor mailboxes in Rust and answered by message.
 -module(py_nif).
 -export([state_store/2, state_fetch/1, state_remove/1, state_keys/0, state_clear/0, state_incr/2,
-         submit/5, withdraw/1, interrupt/1, callback_reply/2, cancel/1, semaphore_get/1, semaphore_set_max/1, start/3, start_contexts/2, stop_contexts/1, stop/1, info/0, load/0, console/1, trace_config/3, trace_dropped/0, direct_call/1, noop/0]).
+         submit/5, cast/4, withdraw/1, interrupt/1, callback_reply/2, cancel/1, semaphore_get/1, semaphore_set_max/1, start/3, start_contexts/2, stop_contexts/1, stop/1, info/0, load/0, console/1, trace_config/3, trace_dropped/0, direct_call/1, noop/0]).
 -on_load(init/0).
 -nifs([state_store/2, state_fetch/1, state_remove/1, state_keys/0, state_clear/0, state_incr/2,
-       submit/5, withdraw/1, interrupt/1, callback_reply/2, cancel/1, semaphore_get/1, semaphore_set_max/1, start/3, start_contexts/2, stop_contexts/1, stop/1, info/0, load/0, console/1, trace_config/3, trace_dropped/0, direct_call/1, noop/0]).
+       submit/5, cast/4, withdraw/1, interrupt/1, callback_reply/2, cancel/1, semaphore_get/1, semaphore_set_max/1, start/3, start_contexts/2, stop_contexts/1, stop/1, info/0, load/0, console/1, trace_config/3, trace_dropped/0, direct_call/1, noop/0]).
 
 -spec init() -> ok | {error, term()}.
 init() ->
@@ -20,11 +20,17 @@ init() ->
 -spec callback_reply(reference(), {ok, term()} | {error, term()}) -> boolean().
 callback_reply(_Handle, _Result) -> erlang:nif_error(not_loaded).
 
--spec submit(main | pos_integer(), call | eval | exec | echo | '$crash', term(), term(),
+-spec submit(main | pos_integer(), call | eval | exec | stream_call | stream_eval | echo | '$crash',
+             term(), term(),
              reference() | undefined) ->
           {ok, reference()} | {queued, reference()}
           | {error, not_started | {no_context, non_neg_integer()}}.
 submit(_Target, _Op, _Payload, _Tag, _Chain) -> erlang:nif_error(not_loaded).
+
+-spec cast(main | pos_integer(), tuple(), reference(), pid()) ->
+          ok | {queued, reference()} | {error, not_started | {no_context, non_neg_integer()}
+                | {overloaded, non_neg_integer(), pos_integer()}}.
+cast(_Target, _Payload, _Tag, _Sink) -> erlang:nif_error(not_loaded).
 
 -spec withdraw(reference()) -> boolean().
 withdraw(_Handle) -> erlang:nif_error(not_loaded).

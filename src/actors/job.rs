@@ -76,6 +76,9 @@ pub struct Job {
     /// job settles, before the reply leaves, so a caller that got its answer
     /// finds the time already in the load figures.
     started_at: Option<std::time::Instant>,
+    /// A cast: a successful result is dropped, not sent (errors still are,
+    /// to the cast sink that `reply_to` then names).
+    quiet_ok: bool,
 }
 
 impl Job {
@@ -86,8 +89,16 @@ impl Job {
         let payload = env.save(payload);
         let tag = env.save(tag);
         let token = Arc::new(CallToken::default());
-        let job = Job { env, work, payload, tag, reply_to, token: token.clone(), target, permit, stats: None, settled: Default::default(), started_at: None };
+        let job = Job { env, work, payload, tag, reply_to, token: token.clone(), target, permit, stats: None, settled: Default::default(), started_at: None, quiet_ok: false };
         (job, token)
+    }
+
+    /// The job as a cast: errors (and the Erlang calls its Python code makes) go
+    /// to `sink`; a successful result is dropped.
+    pub fn cast(mut self, sink: LocalPid) -> Job {
+        self.reply_to = sink;
+        self.quiet_ok = true;
+        self
     }
 
     /// The job with the permit it waited for (see `semaphore::enqueue`).
@@ -198,8 +209,8 @@ impl Job {
             };
             let parts = rustler::types::tuple::get_tuple(self.payload.load(env)).unwrap_or_default();
             match op {
-                Op::Call => (caller, text(parts.first().copied()), text(parts.get(1).copied())),
-                Op::Eval | Op::Exec => (caller, String::new(), text(parts.first().copied())),
+                Op::Call | Op::StreamCall => (caller, text(parts.first().copied()), text(parts.get(1).copied())),
+                Op::Eval | Op::Exec | Op::StreamEval => (caller, String::new(), text(parts.first().copied())),
             }
         })
     }
@@ -286,6 +297,12 @@ impl Job {
                 exec::run(py, env, cache, globals, op, self.payload.load(env))
             };
             let msg = match result {
+                Ok(_) if self.quiet_ok => {
+                    if self.token.finish() {
+                        self.release_permit();
+                    }
+                    return;
+                }
                 Ok(value) => (atoms::py_reply(), tag, (atoms::ok(), value)).encode(env),
                 Err(f) => match f.traceback {
                     Some(tb) => (atoms::py_reply(), tag, (atoms::error(), f.reason), tb).encode(env),

@@ -22,6 +22,10 @@ pub enum Op {
     Eval,
     /// `{Code}`
     Exec,
+    /// As `Call`, then the result is iterated to its end in Python: a list.
+    StreamCall,
+    /// As `Eval`, then the result is iterated to its end in Python: a list.
+    StreamEval,
 }
 
 /// A failed request: the `{error, Reason}` reason, and a traceback when Python raised.
@@ -127,7 +131,7 @@ fn text<'a>(term: Term<'a>) -> Option<&'a str> {
 pub fn run<'a, 'py>(py: Python<'py>, env: Env<'a>, cache: &mut CodeCache, globals: &Bound<'py, PyDict>, op: Op, payload: Term<'a>) -> Result<Term<'a>, Failure<'a>> {
     let fields = get_tuple(payload).map_err(|_| bad_argument(env, "malformed request"))?;
     let value = match (op, fields.as_slice()) {
-        (Op::Call, [module, function, args, kwargs]) => {
+        (Op::Call | Op::StreamCall, [module, function, args, kwargs]) => {
             let module = text(*module).ok_or_else(|| bad_argument(env, "module name must be text"))?;
             let function = text(*function).ok_or_else(|| bad_argument(env, "function name must be text"))?;
             let callable = resolve(py, globals, module, function).map_err(|e| python_failure(py, env, e))?;
@@ -135,7 +139,7 @@ pub fn run<'a, 'py>(py: Python<'py>, env: Env<'a>, cache: &mut CodeCache, global
             let kwargs = convert_kwargs(py, *kwargs).map_err(|e| bad_argument(env, &e.message()))?;
             callable.call(args, kwargs.as_ref()).map_err(|e| python_failure(py, env, e))?
         }
-        (Op::Eval, [code, locals]) => {
+        (Op::Eval | Op::StreamEval, [code, locals]) => {
             let code = code.decode::<Binary>().map_err(|_| bad_argument(env, "code must be text"))?;
             let locals = match term_to_py(py, *locals, 0).map_err(|e| bad_argument(env, &e.message()))?.cast_into::<PyDict>() {
                 Ok(d) if !d.is_empty() => d,
@@ -152,7 +156,27 @@ pub fn run<'a, 'py>(py: Python<'py>, env: Env<'a>, cache: &mut CodeCache, global
         }
         _ => return Err(bad_argument(env, "malformed request")),
     };
+    let value = match op {
+        Op::StreamCall | Op::StreamEval => collect(py, env, &value)?,
+        _ => value,
+    };
     py_to_term(env, &value, 0).map_err(|e| result_failure(env, e))
+}
+
+/// Iterates `value` (a generator, an iterator, any iterable) to its end, in
+/// Python, into a list.
+fn collect<'a, 'py>(py: Python<'py>, env: Env<'a>, value: &Bound<'py, PyAny>) -> Result<Bound<'py, PyAny>, Failure<'a>> {
+    rustler::atoms! { not_iterable }
+    let iter = value.try_iter().map_err(|_| Failure {
+        reason: (not_iterable(), type_name(value)).encode(env),
+        traceback: None,
+    })?;
+    let list = pyo3::types::PyList::empty(py);
+    for item in iter {
+        let item = item.map_err(|e| python_failure(py, env, e))?;
+        list.append(item).map_err(|e| python_failure(py, env, e))?;
+    }
+    Ok(list.into_any())
 }
 
 /// Finds `module.function`; `__main__` means the globals the request runs in, and a dotted

@@ -7,7 +7,7 @@ use crate::actors::router::{self, SubmitError};
 use crate::actors::semaphore;
 use crate::atoms;
 use crate::interp::exec::Op;
-use rustler::{Atom, Encoder, Env, NifResult, OwnedEnv, Resource, ResourceArc, Term};
+use rustler::{Atom, Encoder, Env, LocalPid, NifResult, OwnedEnv, Resource, ResourceArc, Term};
 use std::sync::Arc;
 
 /// The caller's side of a job. When the caller's process dies its heap is freed,
@@ -16,6 +16,9 @@ pub struct CallHandle {
     token: Arc<CallToken>,
     /// The job's place in the semaphore's queue, when it had to wait for a permit.
     queued: Option<u64>,
+    /// A cast's handle: it only withdraws the cast while it waits for a permit;
+    /// once queued the cast runs whatever happens to its caller.
+    cast: bool,
 }
 
 impl Resource for CallHandle {}
@@ -37,7 +40,9 @@ impl Drop for CallHandle {
         if let Some(id) = self.queued {
             semaphore::withdraw(id);
         }
-        self.give_up();
+        if !self.cast {
+            self.give_up();
+        }
     }
 }
 
@@ -59,7 +64,7 @@ fn grant(job: Job, permit: semaphore::Permit) -> Option<semaphore::Permit> {
     }
 }
 
-rustler::atoms! { call, eval, exec, echo, main, queued, crash = "$crash" }
+rustler::atoms! { call, eval, exec, stream_call, stream_eval, echo, main, queued, crash = "$crash" }
 
 fn work_of(op: Atom) -> Option<Work> {
     if op == call() {
@@ -68,6 +73,10 @@ fn work_of(op: Atom) -> Option<Work> {
         Some(Work::Python(Op::Eval))
     } else if op == exec() {
         Some(Work::Python(Op::Exec))
+    } else if op == stream_call() {
+        Some(Work::Python(Op::StreamCall))
+    } else if op == stream_eval() {
+        Some(Work::Python(Op::StreamEval))
     } else if op == echo() {
         Some(Work::Echo)
     } else if op == crash() {
@@ -98,7 +107,7 @@ fn submit<'a>(env: Env<'a>, target: Term<'a>, op: Atom, payload: Term<'a>, tag: 
     };
     let chain = chain.decode::<ResourceArc<CallbackHandle>>().ok();
     let (job, token) = Job::new(work, target, payload, tag, env.pid(), None);
-    let handle = |queued| ResourceArc::new(CallHandle { token: token.clone(), queued });
+    let handle = |queued| ResourceArc::new(CallHandle { token: token.clone(), queued, cast: false });
     // A call made from inside a callback belongs to a chain that already holds a
     // permit: nested calls take none, so a deep chain cannot starve itself. It
     // goes to the thread suspended in the chain when that serves its target.
@@ -133,6 +142,56 @@ fn submit_error(env: Env<'_>, why: SubmitError) -> Term<'_> {
         SubmitError::NotStarted => (atoms::error(), atoms::not_started()).encode(env),
         SubmitError::NoContext(n) => (atoms::error(), (atoms::no_context(), n)).encode(env),
     }
+}
+
+/// `cast(Target, Payload, Tag, Sink) -> ok | {queued, Handle} | {error, Reason}`:
+/// a `call` whose result is dropped; its errors (with their tracebacks) and the
+/// Erlang calls its Python code makes go to `Sink`. `queued`: no permit is free;
+/// the cast waits its turn, and its caller gets `{py_granted, Tag}` once it has
+/// one (or `withdraw/1`s it). A queued cast cannot be cancelled.
+#[rustler::nif]
+fn cast<'a>(env: Env<'a>, target: Term<'a>, payload: Term<'a>, tag: Term<'a>, sink: LocalPid) -> NifResult<Term<'a>> {
+    let target = target_of(target).ok_or(rustler::Error::BadArg)?;
+    let (job, token) = Job::new(Work::Python(Op::Call), target, payload, tag, env.pid(), None);
+    let job = job.cast(sink);
+    let job = match semaphore::try_acquire() {
+        Ok(permit) => job.with_permit(permit),
+        Err(_) => {
+            if let Err(why) = router::check(target) {
+                job.abandon();
+                return Ok(submit_error(env, why));
+            }
+            let caller = env.pid();
+            let notice = OwnedEnv::new();
+            let notice_tag = notice.save(tag);
+            let id = semaphore::enqueue(Box::new(move |permit| {
+                let unused = grant(job, permit);
+                send_granted(caller, notice, notice_tag);
+                unused
+            }));
+            let handle = ResourceArc::new(CallHandle { token, queued: Some(id), cast: true });
+            return Ok((queued(), handle).encode(env));
+        }
+    };
+    match router::submit(job) {
+        Ok(()) => Ok(atoms::ok().encode(env)),
+        Err((job, why)) => {
+            job.abandon();
+            Ok(submit_error(env, why))
+        }
+    }
+}
+
+/// Tells a queued cast's caller that its cast left the queue: `{py_granted, Tag}`.
+/// A BEAM scheduler thread (where a permit may be handed on) cannot send from a
+/// process-less environment, so from there the actor runtime sends it.
+fn send_granted(to: LocalPid, mut env: OwnedEnv, tag: rustler::env::SavedTerm) {
+    rustler::atoms! { py_granted }
+    if rustler::thread::is_scheduler_thread() {
+        crate::actors::runtime::get().spawn(async move { send_granted(to, env, tag) });
+        return;
+    }
+    let _ = env.send_and_clear(&to, |e| (py_granted(), tag.load(e)).encode(e));
 }
 
 /// `withdraw(Handle) -> boolean()`: takes a `queued` job out of the semaphore's

@@ -1,0 +1,43 @@
+%% @private
+%% @doc Where casts report. A cast's caller does not wait, so what its Python
+%% code has to say goes here instead: an error (with its traceback) is logged as a
+%% warning under the `[erlang_python]' domain, never dropped silently; an Erlang
+%% function its Python code calls runs in a fresh process (the cast's Python
+%% thread waits for it, not this server). Successful results never arrive: the
+%% NIF drops them.
+-module(py_cast_sink).
+-behaviour(gen_server).
+
+-export([start_link/0]).
+-export([init/1, handle_call/3, handle_cast/2, handle_info/2]).
+
+-spec start_link() -> {ok, pid()} | {error, term()}.
+start_link() ->
+    gen_server:start_link({local, ?MODULE}, ?MODULE, [], []).
+
+-spec init([]) -> {ok, #{}}.
+init([]) ->
+    {ok, #{}}.
+
+-spec handle_call(term(), gen_server:from(), map()) -> {reply, {error, unknown_call}, map()}.
+handle_call(_Request, _From, State) ->
+    {reply, {error, unknown_call}, State}.
+
+-spec handle_cast(term(), map()) -> {noreply, map()}.
+handle_cast(_Msg, State) ->
+    {noreply, State}.
+
+-spec handle_info(term(), map()) -> {noreply, map()}.
+handle_info({py_reply, _Tag, {error, Reason}, Traceback}, State) ->
+    logger:warning("erlang_python: a cast raised ~0tp~n~ts", [Reason, Traceback],
+                   #{domain => [erlang_python], reason => Reason}),
+    {noreply, State};
+handle_info({py_reply, _Tag, {error, Reason}}, State) ->
+    logger:warning("erlang_python: a cast failed: ~0tp", [Reason],
+                   #{domain => [erlang_python], reason => Reason}),
+    {noreply, State};
+handle_info({py_callback, _Tag, Cb, Name, Args}, State) ->
+    _ = spawn(fun() -> py:run_callback(Cb, Name, Args) end),
+    {noreply, State};
+handle_info(_Other, State) ->
+    {noreply, State}.

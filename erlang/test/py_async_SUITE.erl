@@ -1,0 +1,231 @@
+%% Calls that do not wait: py:cast, py:spawn_call/await, and streams collected
+%% to a list (py:stream, py:stream_eval). Run in every CI mode.
+-module(py_async_SUITE).
+-include_lib("common_test/include/ct.hrl").
+-include_lib("stdlib/include/assert.hrl").
+-compile([export_all, nowarn_export_all]).
+-import(py_test_util, [wait_until/1, wait_until/2]).
+
+all() ->
+    [cast_runs, cast_errors_are_logged, cast_bad_input, cast_waits_for_a_permit,
+     cast_overloaded_after_wait,
+     cast_callback_runs_elsewhere,
+     spawn_call_await_in_order, spawn_call_forms, await_unknown_ref, await_twice,
+     await_from_another_process, await_timeout_cancels, spawn_call_errors,
+     spawn_caller_dies_cancels,
+     stream_generator, stream_any_iterable, stream_eval_forms, stream_not_iterable,
+     stream_item_cannot_convert, stream_raises_midway].
+
+init_per_suite(Config) ->
+    {ok, _} = application:ensure_all_started(erlang_python),
+    Config.
+
+end_per_suite(_Config) ->
+    ok = application:stop(erlang_python).
+
+init_per_testcase(_, Config) ->
+    ok = py_semaphore:set_max_concurrent(py_semaphore:default_max()),
+    Config.
+
+end_per_testcase(_, _Config) ->
+    ok = py_semaphore:set_max_concurrent(py_semaphore:default_max()).
+
+%%% cast
+
+cast_runs(_) ->
+    Key = <<"cast_runs">>,
+    ok = py:state_store(Key, 0),
+    %% far more casts than permits: each waits its turn for one, not for its result
+    [ok = py:cast(erlang, state_incr, [Key]) || _ <- lists:seq(1, 100)],
+    ok = wait_until(fun() -> py:state_fetch(Key) =:= {ok, 100} end),
+    %% with kwargs, and the result goes nowhere: nothing in our mailbox
+    ok = py:exec(<<"def kw_store(key, value=None):\n    __import__('erlang').state_set(key, value)\n">>),
+    ok = py:cast('__main__', kw_store, [<<"cast_kw">>], #{value => 7}),
+    ok = wait_until(fun() -> py:state_fetch(<<"cast_kw">>) =:= {ok, 7} end),
+    ok = wait_until(fun() -> py_semaphore:current() =:= 0 end),
+    ?assertEqual({messages, []}, process_info(self(), messages)).
+
+cast_errors_are_logged(_) ->
+    Self = self(),
+    ok = logger:add_handler(cast_capture, ?MODULE, #{config => Self}),
+    try
+        ok = py:cast(operator, truediv, [1, 0]),
+        receive
+            {logged, warning, Msg} ->
+                ?assertMatch({match, _}, re:run(Msg, "ZeroDivisionError")),
+                %% the formatted traceback is in the report
+                ?assertMatch({match, _}, re:run(Msg, "ZeroDivisionError: division by zero"))
+        after 10000 -> ct:fail(no_log)
+        end
+    after
+        logger:remove_handler(cast_capture)
+    end.
+
+%% logger handler used by cast_errors_are_logged
+log(#{level := Level, msg := Msg, meta := Meta}, #{config := To}) ->
+    case maps:get(domain, Meta, []) of
+        [erlang_python | _] ->
+            Text = case Msg of
+                       {report, R} -> io_lib:format("~tp", [R]);
+                       {string, S} -> S;
+                       {F, A} -> io_lib:format(F, A)
+                   end,
+            To ! {logged, Level, unicode:characters_to_binary(Text)};
+        _ -> ok
+    end.
+
+cast_bad_input(_) ->
+    ?assertMatch({error, {bad_argument, _}}, py:cast(math, sqrt, not_a_list)),
+    ?assertMatch({error, {bad_argument, _}}, py:cast(<<255>>, sqrt, [1])).
+
+%% Every permit held: a cast waits its turn (not its result) and runs once a
+%% permit comes back.
+cast_waits_for_a_permit(Config) ->
+    Gate = filename:join(?config(priv_dir, Config), "gate"),
+    file:delete(Gate),
+    ok = py_semaphore:set_max_concurrent(1),
+    application:set_env(erlang_python, overload_wait, 60000),
+    Hold = iolist_to_binary(["import os, time\nwhile not os.path.exists(r'", Gate, "'):\n    time.sleep(0.005)\n"]),
+    Self = self(),
+    spawn_link(fun() -> Self ! {held, py:exec(py:context(main), Hold)} end),
+    ok = wait_until(fun() -> py_semaphore:current() =:= 1 end),
+    spawn_link(fun() -> Self ! {cast, py:cast(erlang, state_set, [<<"cast_waited">>, 1])} end),
+    ok = wait_until(fun() -> py_semaphore:waiting() =:= 1 end),
+    ok = file:write_file(Gate, <<>>),
+    receive {held, ok} -> ok end,
+    receive {cast, R} -> ?assertEqual(ok, R) end,
+    ok = wait_until(fun() -> py:state_fetch(<<"cast_waited">>) =:= {ok, 1} end),
+    application:set_env(erlang_python, overload_wait, 1000).
+
+cast_overloaded_after_wait(Config) ->
+    Gate = filename:join(?config(priv_dir, Config), "gate"),
+    file:delete(Gate),
+    ok = py_semaphore:set_max_concurrent(1),
+    application:set_env(erlang_python, overload_wait, 100),
+    Hold = iolist_to_binary(["import os, time\nwhile not os.path.exists(r'", Gate, "'):\n    time.sleep(0.005)\n"]),
+    Self = self(),
+    spawn_link(fun() -> Self ! {held, py:exec(py:context(main), Hold)} end),
+    ok = wait_until(fun() -> py_semaphore:current() =:= 1 end),
+    ?assertEqual({error, {overloaded, 1, 1}}, py:cast(math, sqrt, [4])),
+    ?assertEqual(0, py_semaphore:waiting()),
+    application:set_env(erlang_python, overload_wait, 1000),
+    ok = file:write_file(Gate, <<>>),
+    receive {held, ok} -> ok end,
+    ok = wait_until(fun() -> py_semaphore:current() =:= 0 end),
+    ?assertEqual(ok, py:cast(math, sqrt, [4])).
+
+%% An Erlang function called by a cast's Python code runs in a process of the
+%% application (the caster is not waiting for anything).
+cast_callback_runs_elsewhere(_) ->
+    Self = self(),
+    ok = py:register_function(cast_cb, fun([X]) -> Self ! {cb, self(), X}, X + 1 end),
+    ok = py:exec(<<"def cast_target(x):\n    from erlang import call, state_set\n"
+                   "    state_set('cast_cb_result', call('cast_cb', x))\n">>),
+    ok = py:cast('__main__', cast_target, [41]),
+    receive {cb, Runner, 41} -> ?assertNotEqual(Self, Runner) after 10000 -> ct:fail(no_callback) end,
+    ok = wait_until(fun() -> py:state_fetch(<<"cast_cb_result">>) =:= {ok, 42} end),
+    ok = py:unregister_function(cast_cb).
+
+%%% spawn_call / await
+
+spawn_call_await_in_order(_) ->
+    Refs = [py:spawn_call(operator, mul, [I, 3]) || I <- lists:seq(1, 300)],
+    ?assertEqual([{ok, I * 3} || I <- lists:seq(1, 300)], [py:await(R) || R <- Refs]),
+    ok = wait_until(fun() -> py_semaphore:current() =:= 0 end),
+    ?assertEqual(0, py_semaphore:waiting()).
+
+spawn_call_forms(_) ->
+    ?assertEqual({ok, <<"{\"a\": 1}">>}, py:await(py:spawn_call(json, dumps, [#{a => 1}], #{sort_keys => true}))),
+    Ctx = py:context(1),
+    ok = py:exec(Ctx, <<"def here():\n    return 'ctx1'\n">>),
+    ?assertEqual({ok, <<"ctx1">>}, py:await(py:spawn_call(Ctx, '__main__', here, [], #{}))),
+    ?assertEqual({ok, 3}, py:await(py:spawn_call(Ctx, operator, add, [1, 2], #{timeout => 5000}))),
+    ?assertEqual({ok, 4.0}, py:await(py:spawn_call(math, sqrt, [16]), 5000)).
+
+await_unknown_ref(_) ->
+    ?assertEqual({error, unknown_ref}, py:await(make_ref())),
+    ?assertEqual({error, unknown_ref}, py:await(make_ref(), 10)).
+
+await_twice(_) ->
+    R = py:spawn_call(math, sqrt, [4]),
+    ?assertEqual({ok, 2.0}, py:await(R)),
+    ?assertEqual({error, unknown_ref}, py:await(R)).
+
+await_from_another_process(_) ->
+    R = py:spawn_call(math, sqrt, [9]),
+    Self = self(),
+    spawn_link(fun() -> Self ! {other, py:await(R, 100)} end),
+    receive {other, Got} -> ?assertEqual({error, unknown_ref}, Got) end,
+    ?assertEqual({ok, 3.0}, py:await(R)).
+
+await_timeout_cancels(_) ->
+    Key = iolist_to_binary(io_lib:format("spin-~p", [erlang:unique_integer([positive])])),
+    Code = iolist_to_binary(["def spin():\n    from erlang import state_set\n    state_set('", Key, "', 1)\n"
+                             "    n = 0\n    while True:\n        n += 1\n"]),
+    Ctx = py:context(1),
+    ok = py:exec(Ctx, Code),
+    R = py:spawn_call(Ctx, '__main__', spin, [], #{}),
+    ok = wait_until(fun() -> py:state_fetch(Key) =:= {ok, 1} end),
+    ?assertEqual({error, timeout}, py:await(R, 50)),
+    %% the runaway code was interrupted: the context answers again
+    ?assertEqual({ok, 2}, py:call(Ctx, operator, add, [1, 1])),
+    %% and nothing of the cancelled call arrives later
+    receive Msg -> ct:fail({late, Msg}) after 200 -> ok end,
+    ok = wait_until(fun() -> py_semaphore:current() =:= 0 end).
+
+spawn_call_errors(_) ->
+    ?assertMatch({error, {'ZeroDivisionError', _}}, py:await(py:spawn_call(operator, truediv, [1, 0]))),
+    {ok, Tb} = py:last_traceback(),
+    ?assertMatch({match, _}, re:run(Tb, "ZeroDivisionError: division by zero")),
+    ?assertMatch({error, {bad_argument, _}}, py:await(py:spawn_call(math, sqrt, not_a_list))),
+    ?assertMatch({error, {no_context, 99}}, py:await(py:spawn_call(py:context(99), math, sqrt, [4], #{}))).
+
+%% A process that spawns calls and dies without awaiting them: they are
+%% cancelled, and their permits come back.
+spawn_caller_dies_cancels(_) ->
+    Ctx = py:context(1),
+    ok = py:exec(Ctx, <<"import time\ndef nap():\n    time.sleep(0.05)\n    return 1\n">>),
+    Self = self(),
+    P = spawn(fun() ->
+                  _ = [py:spawn_call(Ctx, '__main__', nap, [], #{}) || _ <- lists:seq(1, 20)],
+                  Self ! spawned,
+                  receive never -> ok end
+              end),
+    receive spawned -> ok end,
+    exit(P, kill),
+    ok = wait_until(fun() -> py_semaphore:current() =:= 0 andalso py_semaphore:waiting() =:= 0 end),
+    ?assertEqual({ok, 1}, py:call(Ctx, '__main__', nap, [])).
+
+%%% streams, collected
+
+stream_generator(_) ->
+    ok = py:exec(<<"def gen(n):\n    for i in range(n):\n        yield i * i\n">>),
+    ?assertEqual({ok, [0, 1, 4, 9]}, py:stream('__main__', gen, [4])),
+    ?assertEqual({ok, []}, py:stream('__main__', gen, [0])),
+    {ok, Big} = py:stream('__main__', gen, [100000]),
+    ?assertEqual(100000, length(Big)),
+    ?assertEqual(99999 * 99999, lists:last(Big)).
+
+stream_any_iterable(_) ->
+    ?assertEqual({ok, [0, 1, 2]}, py:stream(builtins, range, [3])),
+    ?assertEqual({ok, [<<"a">>, <<"b">>]}, py:stream(builtins, iter, [[<<"a">>, <<"b">>]])),
+    ?assertEqual({ok, [{0, <<"x">>}, {1, <<"y">>}]}, py:stream(builtins, enumerate, [[x, y]])),
+    ?assertEqual({ok, [<<"k">>]}, py:stream(builtins, dict, [], #{k => 1})).
+
+stream_eval_forms(_) ->
+    ?assertEqual({ok, [0, 1, 4]}, py:stream_eval(<<"(x * x for x in range(3))">>)),
+    ?assertEqual({ok, [2, 4, 6]}, py:stream_eval("range(k, 4 * k, k)", #{k => 2})),
+    %% the generator that could not cross before
+    ?assertMatch({error, {unsupported_type, _}}, py:eval(<<"(x for x in range(3))">>)).
+
+stream_not_iterable(_) ->
+    ?assertEqual({error, {not_iterable, <<"int">>}}, py:stream(operator, add, [1, 2])),
+    ?assertEqual({error, {not_iterable, <<"NoneType">>}}, py:stream_eval(<<"None">>)).
+
+stream_item_cannot_convert(_) ->
+    ?assertMatch({error, {unsupported_type, _}}, py:stream_eval(<<"(object() for _ in range(2))">>)).
+
+stream_raises_midway(_) ->
+    ok = py:exec(<<"def failing():\n    yield 1\n    raise ValueError('midway')\n">>),
+    ?assertEqual({error, {'ValueError', <<"midway">>}}, py:stream('__main__', failing, [])),
+    ?assertMatch({ok, <<"Traceback", _/binary>>}, py:last_traceback()).
