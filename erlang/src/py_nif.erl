@@ -24,7 +24,7 @@ callback_reply(_Handle, _Result) -> erlang:nif_error(not_loaded).
              term(), term(),
              reference() | undefined) ->
           {ok, reference()} | {queued, reference()}
-          | {error, not_started | {no_context, non_neg_integer()}}.
+          | {error, not_started | context_stopped | {no_context, non_neg_integer()}}.
 submit(_Target, _Op, _Payload, _Tag, _Chain) -> erlang:nif_error(not_loaded).
 
 -spec cast(main | pos_integer(), tuple(), reference(), pid()) ->

@@ -119,7 +119,7 @@ impl Job {
 
     /// Answers a job that waited for a permit but cannot be queued now (the
     /// application stopped, or its context is gone after a restart):
-    /// `{error, not_started | {no_context, N}}`. From a BEAM scheduler thread (a
+    /// `{error, not_started | {no_context, N} | context_stopped}`. From a BEAM scheduler thread (a
     /// permit may be handed on there) the answer is sent from the actor runtime:
     /// a scheduler thread cannot send from a job's environment.
     pub fn refuse(self, why: super::router::SubmitError) {
@@ -134,6 +134,7 @@ impl Job {
         self.env.run(|env| {
             let reason = match why {
                 super::router::SubmitError::NotStarted => atoms::not_started().encode(env),
+                super::router::SubmitError::Stopped => atoms::context_stopped().encode(env),
                 super::router::SubmitError::NoContext(n) => (atoms::no_context(), n).encode(env),
             };
             let msg = (atoms::py_reply(), self.tag.load(env), (atoms::error(), reason)).encode(env);

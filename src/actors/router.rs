@@ -64,6 +64,8 @@ pub enum SubmitError {
     NotStarted,
     /// There is no context with this number.
     NoContext(u32),
+    /// The actor serving the target has just stopped (contexts are restarting).
+    Stopped,
 }
 
 /// Puts `job` in the mailbox that serves its target.
@@ -104,14 +106,14 @@ pub fn submit(mut job: Job) -> Result<(), (Job, SubmitError)> {
             let (lane, stats) = &t.executors[k];
             stats.submitted();
             job.stats = Some(stats.clone());
-            return lane.push(job).map_err(|job| (job, SubmitError::NotStarted));
+            return lane.push(job).map_err(|job| (job, SubmitError::Stopped));
         }
     };
     let (lane, stats) = (&mailbox.0, &mailbox.1);
     stats.reserve();
     stats.submitted();
     job.stats = Some(stats.clone());
-    lane.push(job).map_err(|job| (job, SubmitError::NotStarted))
+    lane.push(job).map_err(|job| (job, SubmitError::Stopped))
 }
 
 /// Interrupts, with `KeyboardInterrupt`, the Python code running now for

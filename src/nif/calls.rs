@@ -140,6 +140,7 @@ fn submit<'a>(env: Env<'a>, target: Term<'a>, op: Atom, payload: Term<'a>, tag: 
 fn submit_error(env: Env<'_>, why: SubmitError) -> Term<'_> {
     match why {
         SubmitError::NotStarted => (atoms::error(), atoms::not_started()).encode(env),
+        SubmitError::Stopped => (atoms::error(), atoms::context_stopped()).encode(env),
         SubmitError::NoContext(n) => (atoms::error(), (atoms::no_context(), n)).encode(env),
     }
 }
