@@ -5,12 +5,13 @@
 #   make demo    start the application and show calls, eval, exec, types, errors
 #   make shell   an Erlang shell with the application started
 #   make console the same, built with tokio-console support (make console-check tests it)
-#   make bench   the benchmark table (make bench-write also updates docs/benchmarks.md)
+#   make bench   the benchmark table (make bench-write also updates docs/benchmarks.md;
+#                make bench-async only the rows of casts, spawn_call and streams)
 #   make python-3.13t   build a free-threaded CPython (also python-3.13)
 # Pick the Python with PYTHON_CONFIG=/path/python3.X-config or PYTHON=/path/python3.
 export PYTHON PYTHON_CONFIG PERF_BUILD
 
-.PHONY: all build setup test test-rust test-erlang demo shell console console-check bench bench-write clean python-3.13 python-3.13t
+.PHONY: all build setup test test-rust test-erlang demo shell console console-check bench bench-async bench-write clean python-3.13 python-3.13t
 
 all: build
 
@@ -44,6 +45,9 @@ console-check:
 
 bench: build
 	escript scripts/bench.escript
+
+bench-async: build
+	escript scripts/bench.escript async
 
 bench-write: build
 	escript scripts/bench.escript write

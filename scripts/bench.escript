@@ -6,6 +6,7 @@
 %% Two more modes serve scripts/console-check:
 %%   latency            prints "latency <py:call us> <enif_send echo us>"
 %%   serve Addr Secs    serves tokio-console on Addr while callers make calls
+%%   async              only the rows of calls that do not wait (make bench-async)
 -mode(compile).
 
 -define(RUNS, 5).
@@ -17,6 +18,13 @@ main(["latency"]) ->
     Call = us(fun() -> loop(N, fun() -> {ok, 4.0} = py:call(math, sqrt, [16]) end) end, N),
     Echo = us(fun() -> loop(N, fun echo/0) end, N),
     io:format("latency ~.2f ~.2f~n", [Call, Echo]);
+main(["async"]) ->
+    %% only the rows of calls that do not wait (make bench-async)
+    {ok, _} = application:ensure_all_started(erlang_python),
+    [py:call(math, sqrt, [16]) || _ <- lists:seq(1, 2000)],
+    io:format("mode ~p~n| calls that do not wait | value | next to |~n|---|---|---|~n", [py:execution_mode()]),
+    [io:format("| ~s | ~s | ~s |~n", [K, V, Next]) || {K, V, Next} <- async_rows()],
+    ok = application:stop(erlang_python);
 main(["serve", Addr, Secs]) ->
     ok = application:set_env(erlang_python, console_addr, Addr),
     {ok, _} = application:ensure_all_started(erlang_python),
@@ -54,6 +62,7 @@ main(Args) ->
     Extra = Direct ++ progress("state and callbacks", fun() -> extra_rows(N) end),
     Tput = progress("throughput", fun() -> [{C, throughput(C, max(500, 100000 div C))} || C <- [1, 2, 10, 50, 100, 1000]] end),
     Conv = progress("conversions", fun conversion_rows/0),
+    Async = progress("calls that do not wait", fun async_rows/0),
     Growth = progress("RSS over 1,000,000 calls", fun rss_growth/0),
     Par = progress("parallel", fun parallel_rows/0),
     Mem = progress("memory", fun memory_rows/0),
@@ -66,6 +75,8 @@ main(Args) ->
              [io_lib:format("| ~s | ~.1f us | ~s |~n", [K, V, U]) || {K, V, U} <- Conv],
              "\n| concurrent callers (py:call math.sqrt, default semaphore) | calls/s | floor: enif_send echo, same callers |\n|---|---|---|\n",
              [io_lib:format("| ~p | ~s | ~s |~n", [C, fmt_int(round(V)), fmt_int(round(E))]) || {C, {V, E}} <- Tput],
+             "\n| calls that do not wait | value | next to |\n|---|---|---|\n",
+             [io_lib:format("| ~s | ~s | ~s |~n", [K, V, Next]) || {K, V, Next} <- Async],
              "\n| CPU-bound pure Python, 2 x burn() | value |\n|---|---|\n",
              [io_lib:format("| ~s | ~s |~n", [K, V]) || {K, V} <- Par],
              "\n| memory (beam.smp RSS) | MB |\n|---|---|\n",
@@ -153,6 +164,52 @@ extra_rows(N) ->
       median([begin {ok, V} = py:eval(Ctx1, <<"__import__('timeit').timeit('d[\"k\"] = d.get(\"k\", 0) + 1', setup='d = {}', number=100000) / 100000 * 1e6">>), V end
               || _ <- lists:seq(1, ?RUNS)])},
      {"callback round trip Python -> Erlang -> Python, per call", us(fun() -> {ok, none} = py:call(Ctx1, '__main__', cb, [2000]) end, 2000)}].
+
+%% Casts against calls of the same function (erlang.state_incr, so completion is
+%% observable), per second from start to the last one done, for 1 and 100
+%% callers; spawn_call+await against call latency; a stream against a list.
+async_rows() ->
+    K = 20000,
+    Rate = fun(Callers, F, Key) ->
+               median([begin
+                           ok = py:state_store(Key, 0),
+                           PerCaller = K div Callers,
+                           T0 = erlang:monotonic_time(microsecond),
+                           Parent = self(),
+                           Pids = [spawn_link(fun() -> loop(PerCaller, fun() -> F(Key) end), Parent ! {done, self()} end)
+                                   || _ <- lists:seq(1, Callers)],
+                           [receive {done, P} -> ok end || P <- Pids],
+                           wait_count(Key, PerCaller * Callers),
+                           PerCaller * Callers / ((erlang:monotonic_time(microsecond) - T0) / 1.0e6)
+                       end || _ <- lists:seq(1, ?RUNS)])
+           end,
+    application:set_env(erlang_python, overload_wait, 60000),
+    Cast = fun(Key) -> ok = py:cast(erlang, state_incr, [Key]) end,
+    Call = fun(Key) -> {ok, _} = py:call(erlang, state_incr, [Key]) end,
+    [C1, L1, C100, L100] = [Rate(N, F, Key) || {N, F, Key} <- [{1, Cast, <<"bc1">>}, {1, Call, <<"bl1">>},
+                                                                {100, Cast, <<"bc100">>}, {100, Call, <<"bl100">>}]],
+    application:set_env(erlang_python, overload_wait, 1000),
+    N = 20000,
+    Spawn = us(fun() -> loop(N, fun() -> {ok, 4.0} = py:await(py:spawn_call(math, sqrt, [16])) end) end, N),
+    CallUs = us(fun() -> loop(N, fun() -> {ok, 4.0} = py:call(math, sqrt, [16]) end) end, N),
+    Items = 100000,
+    StreamUs = median([element(1, timer:tc(fun() -> {ok, _} = py:stream_eval(<<"range(100000)">>) end)) || _ <- lists:seq(1, ?RUNS)]),
+    ListUs = median([element(1, timer:tc(fun() -> {ok, _} = py:eval(<<"list(range(100000))">>) end)) || _ <- lists:seq(1, ?RUNS)]),
+    Ratio = fun(A, B) -> io_lib:format("~.2fx", [A / B]) end,
+    [{"py:cast, 1 caller, casts/s (to the last one done)", fmt_int(round(C1)),
+      io_lib:format("py:call of the same: ~s/s (cast/call ~s)", [fmt_int(round(L1)), Ratio(C1, L1)])},
+     {"py:cast, 100 callers, casts/s", fmt_int(round(C100)),
+      io_lib:format("py:call of the same: ~s/s (cast/call ~s)", [fmt_int(round(L100)), Ratio(C100, L100)])},
+     {"py:spawn_call + py:await, us", io_lib:format("~.2f", [Spawn]),
+      io_lib:format("py:call: ~.2f us", [CallUs])},
+     {"py:stream_eval of range(100000), items/s", fmt_int(round(Items / (StreamUs / 1.0e6))),
+      io_lib:format("py:eval of list(range(100000)): ~s items/s", [fmt_int(round(Items / (ListUs / 1.0e6)))])}].
+
+wait_count(Key, Want) ->
+    case py:state_fetch(Key) of
+        {ok, Want} -> ok;
+        _ -> erlang:yield(), wait_count(Key, Want)
+    end.
 
 conversion_rows() ->
     Ctx = py:context(1),

@@ -29,6 +29,7 @@
          cast/3, cast/4,
          spawn_call/3, spawn_call/4, spawn_call/5, await/1, await/2,
          stream/3, stream/4, stream_eval/1, stream_eval/2,
+         stream_start/3, stream_start/4, stream_active/2, stream_cancel/1,
          parallel/1,
          context/0, context/1, start_contexts/0, start_contexts/1, stop_contexts/0,
          contexts_started/0,
@@ -63,6 +64,9 @@
 %% What {@link spawn_call/3} returns: awaited once, by the process that made it.
 -type async_ref() :: reference().
 -define(PENDING(Ref), {'$py_pending', Ref}).
+-define(STREAM(Ref), {'$py_stream', Ref}).
+-type stream_opts() :: #{active => true | pos_integer(), kwargs => kwargs(),
+                         context => ctx(), timeout => timeout()}.
 
 %% @doc Calls `Module.Function(*Args)' in the calling process's context.
 -spec call(name(), name(), list()) -> {ok, value()} | {error, error()}.
@@ -246,6 +250,89 @@ stream_eval(Code) ->
 stream_eval(Code, Locals) ->
     maybe_request(py_context_router:get_context(),
                   fun() -> {stream_eval, {code(Code), locals(Locals)}} end, default_timeout()).
+
+%% @doc Calls `Module.Function(*Args)' and streams what it returns (a generator,
+%% an iterator, any iterable) to the calling process as messages:
+%% `{py_chunk, Ref, Item}' for each item, then `{py_end, Ref}', or
+%% `{py_error, Ref, Reason}' (an exception while iterating, an item with no
+%% Erlang counterpart, its context stopped). Not iterable:
+%% `{error, {not_iterable, TypeName}}' from this call.
+-spec stream_start(name(), name(), list()) -> {ok, reference()} | {error, error()}.
+stream_start(Module, Function, Args) ->
+    stream_start(Module, Function, Args, #{}).
+
+%% @doc {@link stream_start/3} with options: `active' (`true', the default, or
+%% `N': after N chunks the stream pauses with `{py_passive, Ref}' until
+%% {@link stream_active/2}; a paused stream holds no thread), `kwargs',
+%% `context' (default: the caller's), `timeout' (for the start).
+-spec stream_start(name(), name(), list(), stream_opts()) -> {ok, reference()} | {error, error()}.
+stream_start(Module, Function, Args, Opts) when is_map(Opts) ->
+    {py_context, Target} = maps:get(context, Opts, py_context_router:get_context()),
+    Timeout = maps:get(timeout, Opts, default_timeout()),
+    Active = maps:get(active, Opts, true),
+    try {name(Module, module), name(Function, function), list(Args),
+         kwargs(maps:get(kwargs, Opts, #{})), active(Active)} of
+        {M, F, A, Kw, _} ->
+            forget_finished_streams(),
+            Tag = make_ref(),
+            case py_nif:stream_start(Target, {M, F, A, Kw}, Tag, Active) of
+                {ok, Call, Stream} -> started(wait_reply({Tag, Call, none}, Timeout), Tag, Stream);
+                {queued, Call, Stream} ->
+                    started(wait_reply({Tag, Call, deadline(overload_wait(Timeout))}, Timeout), Tag, Stream);
+                {error, _} = E -> E
+            end
+    catch
+        throw:{bad_argument, _} = Bad -> {error, Bad}
+    end.
+
+started({ok, started}, Tag, Stream) ->
+    put(?STREAM(Tag), Stream),
+    {ok, Tag};
+started({error, _} = E, _Tag, _Stream) ->
+    E.
+
+active(true) -> true;
+active(N) when is_integer(N), N > 0 -> N;
+active(_) -> bad(active, <<" must be true or a positive integer">>).
+
+%% Streams that ended are dropped from the process dictionary when the next
+%% one starts (their handles would otherwise pile up in a long-lived process).
+forget_finished_streams() ->
+    [erase(K) || {?STREAM(_) = K, S} <- get(), py_nif:stream_done(S)],
+    ok.
+
+%% @doc Lets `N' more chunks of stream `Ref' come (`true': all of them), as
+%% `inet:setopts(Socket, [{active, N}])' does; resumes a paused stream.
+-spec stream_active(reference(), true | pos_integer()) -> ok | {error, unknown_ref | {bad_argument, binary()}}.
+stream_active(Ref, Active) ->
+    case get(?STREAM(Ref)) of
+        undefined -> {error, unknown_ref};
+        Stream ->
+            try active(Active) of
+                A -> py_nif:stream_active(Stream, A)
+            catch
+                throw:{bad_argument, _} = Bad -> {error, Bad}
+            end
+    end.
+
+%% @doc Stops stream `Ref': its generator is closed (its `finally' runs), and no
+%% message of it is left in, or arrives later in, the caller's mailbox.
+-spec stream_cancel(reference()) -> ok.
+stream_cancel(Ref) ->
+    case erase(?STREAM(Ref)) of
+        undefined -> ok;
+        Stream -> ok = py_nif:stream_cancel(Stream)
+    end,
+    flush_stream(Ref).
+
+flush_stream(Ref) ->
+    receive
+        {py_chunk, Ref, _} -> flush_stream(Ref);
+        {py_passive, Ref} -> flush_stream(Ref);
+        {py_end, Ref} -> flush_stream(Ref);
+        {py_error, Ref, _} -> flush_stream(Ref)
+    after 0 -> ok
+    end.
 
 %% @doc Runs the calls side by side, spread over distinct contexts, and returns one
 %% result per call in input order: `{ok, [{ok, V} | {error, E}]}'.
@@ -565,41 +652,37 @@ submit_call(_, _, _) ->
 -spec wait_reply(pending() | {error, error()}, timeout()) -> {ok, value()} | {error, error()}.
 wait_reply({error, _} = E, _Timeout) ->
     E;
-wait_reply({Tag, Handle, none}, Timeout) ->
-    wait_reply(Tag, Handle, deadline(Timeout));
 wait_reply({Tag, Handle, WaitDeadline}, Timeout) ->
-    await_permit(Tag, Handle, WaitDeadline, deadline(Timeout)).
+    wait_reply(Tag, Handle, WaitDeadline, deadline(Timeout)).
 
-%% Waits for a queued request to be handed a permit: its reply (or a callback)
-%% shows it was; when `overload_wait' is over it is withdrawn, unless it was
-%% handed one meanwhile.
-await_permit(Tag, Handle, WaitDeadline, Deadline) ->
+%% Waits for the reply, running the Erlang functions Python calls meanwhile. A
+%% request still queued for a permit (`WaitDeadline' is not `none') is withdrawn
+%% when its `overload_wait' is over, unless it was handed one meanwhile (a reply
+%% or a callback also shows it was).
+wait_reply(Tag, Handle, WaitDeadline, Deadline) ->
+    Until = case WaitDeadline of
+                none -> Deadline;
+                _ -> WaitDeadline
+            end,
     receive
         {py_reply, Tag, Result} -> Result;
         {py_reply, Tag, Error, Traceback} -> put(py_last_traceback, Traceback), Error;
         {py_callback, Tag, Cb, Name, Args} ->
             run_callback(Cb, Name, Args),
-            wait_reply(Tag, Handle, Deadline)
-    after left(WaitDeadline) ->
-        case py_nif:withdraw(Handle) of
-            true -> {error, {overloaded, py_semaphore:current(), py_semaphore:max_concurrent()}};
-            false -> wait_reply(Tag, Handle, Deadline)
-        end
+            wait_reply(Tag, Handle, none, Deadline)
+    after left(Until) ->
+        expired(WaitDeadline, Tag, Handle, Deadline)
     end.
 
-%% Waits for the reply, running the Erlang functions Python calls meanwhile.
-wait_reply(Tag, Handle, Deadline) ->
-    receive
-        {py_reply, Tag, Result} -> Result;
-        {py_reply, Tag, Error, Traceback} -> put(py_last_traceback, Traceback), Error;
-        {py_callback, Tag, Cb, Name, Args} ->
-            run_callback(Cb, Name, Args),
-            wait_reply(Tag, Handle, Deadline)
-    after left(Deadline) ->
-        case py_nif:cancel(Handle) of
-            true -> flush_callbacks(Tag), {error, timeout};
-            false -> await_sent(Tag)
-        end
+expired(none, Tag, Handle, _Deadline) ->
+    case py_nif:cancel(Handle) of
+        true -> flush_callbacks(Tag), {error, timeout};
+        false -> await_sent(Tag)
+    end;
+expired(_WaitDeadline, Tag, Handle, Deadline) ->
+    case py_nif:withdraw(Handle) of
+        true -> {error, {overloaded, py_semaphore:current(), py_semaphore:max_concurrent()}};
+        false -> wait_reply(Tag, Handle, none, Deadline)
     end.
 
 remaining(infinity) -> infinity;

@@ -3,10 +3,10 @@
 %% actor mailboxes in Rust and answered by message.
 -module(py_nif).
 -export([state_store/2, state_fetch/1, state_remove/1, state_keys/0, state_clear/0, state_incr/2,
-         submit/5, cast/4, withdraw/1, interrupt/1, callback_reply/2, cancel/1, semaphore_get/1, semaphore_set_max/1, start/3, start_contexts/2, stop_contexts/1, stop/1, info/0, load/0, console/1, trace_config/3, trace_dropped/0, direct_call/1, noop/0]).
+         submit/5, cast/4, withdraw/1, stream_start/4, stream_active/2, stream_cancel/1, stream_done/1, interrupt/1, callback_reply/2, cancel/1, semaphore_get/1, semaphore_set_max/1, start/3, start_contexts/2, stop_contexts/1, stop/1, info/0, load/0, console/1, trace_config/3, trace_dropped/0, direct_call/1, noop/0]).
 -on_load(init/0).
 -nifs([state_store/2, state_fetch/1, state_remove/1, state_keys/0, state_clear/0, state_incr/2,
-       submit/5, cast/4, withdraw/1, interrupt/1, callback_reply/2, cancel/1, semaphore_get/1, semaphore_set_max/1, start/3, start_contexts/2, stop_contexts/1, stop/1, info/0, load/0, console/1, trace_config/3, trace_dropped/0, direct_call/1, noop/0]).
+       submit/5, cast/4, withdraw/1, stream_start/4, stream_active/2, stream_cancel/1, stream_done/1, interrupt/1, callback_reply/2, cancel/1, semaphore_get/1, semaphore_set_max/1, start/3, start_contexts/2, stop_contexts/1, stop/1, info/0, load/0, console/1, trace_config/3, trace_dropped/0, direct_call/1, noop/0]).
 
 -spec init() -> ok | {error, term()}.
 init() ->
@@ -31,6 +31,20 @@ submit(_Target, _Op, _Payload, _Tag, _Chain) -> erlang:nif_error(not_loaded).
           ok | {queued, reference()} | {error, not_started | {no_context, non_neg_integer()}
                 | {overloaded, non_neg_integer(), pos_integer()}}.
 cast(_Target, _Payload, _Tag, _Sink) -> erlang:nif_error(not_loaded).
+
+-spec stream_start(main | pos_integer(), tuple(), reference(), true | pos_integer()) ->
+          {ok | queued, reference(), reference()}
+          | {error, not_started | context_stopped | {no_context, non_neg_integer()}}.
+stream_start(_Target, _Payload, _Tag, _Active) -> erlang:nif_error(not_loaded).
+
+-spec stream_active(reference(), true | pos_integer()) -> ok.
+stream_active(_Stream, _Active) -> erlang:nif_error(not_loaded).
+
+-spec stream_cancel(reference()) -> ok.
+stream_cancel(_Stream) -> erlang:nif_error(not_loaded).
+
+-spec stream_done(reference()) -> boolean().
+stream_done(_Stream) -> erlang:nif_error(not_loaded).
 
 -spec withdraw(reference()) -> boolean().
 withdraw(_Handle) -> erlang:nif_error(not_loaded).

@@ -14,7 +14,9 @@ all() ->
      await_from_another_process, await_timeout_cancels, spawn_call_errors,
      spawn_caller_dies_cancels,
      stream_generator, stream_any_iterable, stream_eval_forms, stream_not_iterable,
-     stream_item_cannot_convert, stream_raises_midway].
+     stream_item_cannot_convert, stream_raises_midway,
+     stream_start_all, stream_flow_control_bounded_mailbox, stream_paused_holds_no_thread,
+     stream_cancel_runs_finally, stream_caller_death_runs_finally, stream_start_errors].
 
 init_per_suite(Config) ->
     {ok, _} = application:ensure_all_started(erlang_python),
@@ -229,3 +231,113 @@ stream_raises_midway(_) ->
     ok = py:exec(<<"def failing():\n    yield 1\n    raise ValueError('midway')\n">>),
     ?assertEqual({error, {'ValueError', <<"midway">>}}, py:stream('__main__', failing, [])),
     ?assertMatch({ok, <<"Traceback", _/binary>>}, py:last_traceback()).
+
+%%% streams as messages
+
+-define(GEN, <<"import erlang\n"
+               "def gen(n, key=None):\n"
+               "    try:\n"
+               "        for i in range(n):\n"
+               "            yield i\n"
+               "    finally:\n"
+               "        if key is not None:\n"
+               "            erlang.state_set(key, 'closed')\n">>).
+
+stream_start_all(_) ->
+    ok = py:exec(?GEN),
+    {ok, Ref} = py:stream_start('__main__', gen, [1000]),
+    ?assertEqual(lists:seq(0, 999), collect(Ref, [])),
+    %% kwargs and an explicit context
+    Ctx = py:context(2),
+    ok = py:exec(Ctx, ?GEN),
+    {ok, R2} = py:stream_start('__main__', gen, [3], #{context => Ctx, kwargs => #{key => <<"s2">>}}),
+    ?assertEqual([0, 1, 2], collect(R2, [])),
+    ok = wait_until(fun() -> py:state_fetch(<<"s2">>) =:= {ok, <<"closed">>} end),
+    ok = wait_until(fun() -> py_semaphore:current() =:= 0 end).
+
+collect(Ref, Acc) ->
+    receive
+        {py_chunk, Ref, X} -> collect(Ref, [X | Acc]);
+        {py_end, Ref} -> lists:reverse(Acc);
+        {py_error, Ref, E} -> ct:fail({stream_error, E})
+    after 30000 -> ct:fail(stream_stuck)
+    end.
+
+%% 100,000 items with active => 100: the consumer's mailbox never holds more
+%% than 101 messages (100 chunks and the passive notice).
+stream_flow_control_bounded_mailbox(_) ->
+    ok = py:exec(?GEN),
+    {ok, Ref} = py:stream_start('__main__', gen, [100000], #{active => 100}),
+    {Items, Most} = paced(Ref, 0, 0, 0),
+    ct:pal("100,000 items; most messages waiting at once: ~p", [Most]),
+    ?assertEqual(100000, Items),
+    ?assert(Most =< 101),
+    ?assert(Most >= 2).
+
+paced(Ref, Next, Count, Most) ->
+    {message_queue_len, Len} = process_info(self(), message_queue_len),
+    receive
+        {py_chunk, Ref, Next} -> paced(Ref, Next + 1, Count + 1, max(Most, Len));
+        {py_passive, Ref} -> ok = py:stream_active(Ref, 100), paced(Ref, Next, Count, max(Most, Len));
+        {py_end, Ref} -> {Count, Most};
+        Other -> ct:fail({unexpected, Other, expected_item, Next})
+    after 30000 -> ct:fail(stream_stuck)
+    end.
+
+%% A paused stream holds no thread: its context serves other requests.
+stream_paused_holds_no_thread(_) ->
+    Ctx = py:context(1),
+    ok = py:exec(Ctx, ?GEN),
+    {ok, Ref} = py:stream_start('__main__', gen, [10], #{context => Ctx, active => 2}),
+    receive {py_chunk, Ref, 0} -> ok end,
+    receive {py_chunk, Ref, 1} -> ok end,
+    receive {py_passive, Ref} -> ok after 10000 -> ct:fail(not_paused) end,
+    ?assertEqual({ok, 5}, py:call(Ctx, operator, add, [2, 3])),
+    receive M -> ct:fail({sent_while_paused, M}) after 100 -> ok end,
+    ok = py:stream_active(Ref, true),
+    ?assertEqual(lists:seq(2, 9), collect(Ref, [])).
+
+stream_cancel_runs_finally(_) ->
+    Ctx = py:context(1),
+    ok = py:exec(Ctx, ?GEN),
+    Key = <<"cancelled_stream">>,
+    py:state_remove(Key),
+    {ok, Ref} = py:stream_start('__main__', gen, [1000000], #{context => Ctx, kwargs => #{key => Key}}),
+    receive {py_chunk, Ref, 0} -> ok end,
+    ok = py:stream_cancel(Ref),
+    %% flushed, and nothing arrives after
+    receive {py_chunk, Ref, _} = M -> ct:fail({after_cancel, M}) after 200 -> ok end,
+    ?assertEqual({messages, []}, process_info(self(), messages)),
+    ok = wait_until(fun() -> py:state_fetch(Key) =:= {ok, <<"closed">>} end),
+    ?assertEqual({error, unknown_ref}, py:stream_active(Ref, 1)),
+    ?assertEqual(ok, py:stream_cancel(Ref)).
+
+stream_caller_death_runs_finally(_) ->
+    Ctx = py:context(1),
+    ok = py:exec(Ctx, ?GEN),
+    Key = <<"orphan_stream">>,
+    py:state_remove(Key),
+    Self = self(),
+    P = spawn(fun() ->
+                  {ok, Ref} = py:stream_start('__main__', gen, [1000000], #{context => Ctx, active => 1, kwargs => #{key => Key}}),
+                  receive {py_chunk, Ref, 0} -> Self ! first end,
+                  receive never -> ok end
+              end),
+    receive first -> ok end,
+    exit(P, kill),
+    ok = wait_until(fun() -> py:state_fetch(Key) =:= {ok, <<"closed">>} end).
+
+stream_start_errors(_) ->
+    ?assertEqual({error, {not_iterable, <<"int">>}}, py:stream_start(operator, add, [1, 2])),
+    ?assertMatch({error, {bad_argument, _}}, py:stream_start(builtins, range, [3], #{active => 0})),
+    ?assertEqual({error, unknown_ref}, py:stream_active(make_ref(), 1)),
+    {ok, R1} = py:stream_start(builtins, iter, [[1, 2]]),
+    ?assertEqual([1, 2], collect(R1, [])),
+    ok = py:exec(<<"def objs():\n    yield 1\n    yield object()\n">>),
+    {ok, R2} = py:stream_start('__main__', objs, []),
+    receive {py_chunk, R2, 1} -> ok end,
+    receive {py_error, R2, E2} -> ?assertMatch({unsupported_type, _}, E2) after 10000 -> ct:fail(no_error) end,
+    ok = py:exec(<<"def bad():\n    yield 1\n    raise ValueError('midway')\n">>),
+    {ok, R3} = py:stream_start('__main__', bad, []),
+    receive {py_chunk, R3, 1} -> ok end,
+    receive {py_error, R3, E3} -> ?assertEqual({'ValueError', <<"midway">>}, E3) after 10000 -> ct:fail(no_error) end.

@@ -302,10 +302,10 @@ start_stop_cycles_with_calls_in_flight(_) ->
     %% one warm-up cycle, so pools that keep a parked thread already have it
     ok = py_context_router:stop(),
     {ok, _} = py_context_router:start(#{contexts => 2}),
-    Before = thread_count(),
+    Before = py_test_util:thread_count(),
     Self = self(),
     Stop = make_ref(),
-    Callers = [spawn_link(fun() -> call_loop(Self, Stop, 0) end) || _ <- lists:seq(1, 8)],
+    Callers = [spawn_link(fun() -> py_test_util:call_loop(Self, Stop, [context_stopped, no_context]) end) || _ <- lists:seq(1, 8)],
     [begin
          {ok, _} = py_context_router:start(#{contexts => 1 + I rem 3}),
          case I rem 4 of 0 -> ok = py_context_router:stop(); _ -> ok end
@@ -319,29 +319,10 @@ start_stop_cycles_with_calls_in_flight(_) ->
     %% no permit or waiter left behind
     ok = py_test_util:wait_until(fun() -> py_semaphore:current() =:= 0 end),
     ?assertEqual(0, py_semaphore:waiting()),
-    After = thread_count(),
+    After = py_test_util:thread_count(),
     ct:pal("threads before ~p, after ~p", [Before, After]),
     ?assertEqual(Before, After).
 
-call_loop(Parent, Stop, N) ->
-    call_loop(Parent, Stop, N, []).
-call_loop(Parent, Stop, N, Bad) ->
-    receive
-        Stop -> Parent ! {calls, self(), N, Bad}
-    after 0 ->
-        R = py:call(operator, add, [N, 1], #{}, 30000),
-        Bad2 = case R of
-                   {ok, V} when V =:= N + 1 -> Bad;
-                   {error, context_stopped} -> Bad;
-                   {error, {no_context, _}} -> Bad;
-                   Other -> [Other | Bad]
-               end,
-        call_loop(Parent, Stop, N + 1, Bad2)
-    end.
-
-thread_count() ->
-    {ok, Tasks} = file:list_dir("/proc/" ++ os:getpid() ++ "/task"),
-    length(Tasks).
 
 %% The seed's configuration: `{num_contexts, 16}' in sys.config, and
 %% `py_context_router:start(#{contexts => 16})' at run time.

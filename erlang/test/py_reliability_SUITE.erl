@@ -222,7 +222,7 @@ check_roundtrip(I, T) ->
 %% suspended in it: the replacement goes ahead, the suspended chain finishes on
 %% its own thread and answers, nothing leaks.
 context_replaced_while_chain_suspended(_) ->
-    Threads0 = thread_count(),
+    Threads0 = py_test_util:thread_count(),
     Self = self(),
     ok = py:register_function(hold_chain, fun([X]) -> Self ! {holding, self()}, receive go -> X * 2 end end),
     Ctx = py:context(1),
@@ -243,7 +243,7 @@ context_replaced_while_chain_suspended(_) ->
     ok = wait_until(fun() -> py_semaphore:current() =:= 0 end),
     ?assertEqual(0, py_semaphore:waiting()),
     %% the old context's thread ends once its chain is done
-    ok = wait_until(fun() -> thread_count() =< Threads0 end, 60000).
+    ok = wait_until(fun() -> py_test_util:thread_count() =< Threads0 end, 60000).
 
 %% 100 application stop/start cycles with callers in flight: every call gets
 %% an answer (a result or an error, never a hang or a crash), and afterwards no
@@ -251,10 +251,10 @@ context_replaced_while_chain_suspended(_) ->
 application_restart_storm(_) ->
     ok = application:stop(erlang_python),
     {ok, _} = application:ensure_all_started(erlang_python),
-    Threads0 = thread_count(),
+    Threads0 = py_test_util:thread_count(),
     Self = self(),
     Stop = make_ref(),
-    Callers = [spawn_link(fun() -> storm_loop(Self, Stop, 0, []) end) || _ <- lists:seq(1, 6)],
+    Callers = [spawn_link(fun() -> py_test_util:call_loop(Self, Stop, [not_started, context_stopped, no_context]) end) || _ <- lists:seq(1, 6)],
     [begin
          ok = application:stop(erlang_python),
          {ok, _} = application:ensure_all_started(erlang_python)
@@ -266,24 +266,6 @@ application_restart_storm(_) ->
     ?assertEqual({ok, 2}, py:eval(<<"1 + 1">>)),
     ok = wait_until(fun() -> py_semaphore:current() =:= 0 end),
     ?assertEqual(0, py_semaphore:waiting()),
-    ok = wait_until(fun() -> thread_count() =< Threads0 end, 60000),
-    ct:pal("threads before ~p, after ~p", [Threads0, thread_count()]).
+    ok = wait_until(fun() -> py_test_util:thread_count() =< Threads0 end, 60000),
+    ct:pal("threads before ~p, after ~p", [Threads0, py_test_util:thread_count()]).
 
-storm_loop(Parent, Stop, N, Bad) ->
-    receive
-        Stop -> Parent ! {calls, self(), N, Bad}
-    after 0 ->
-        R = py:call(operator, add, [N, 1], #{}, 30000),
-        Bad2 = case R of
-                   {ok, V} when V =:= N + 1 -> Bad;
-                   {error, not_started} -> Bad;
-                   {error, context_stopped} -> Bad;
-                   {error, {no_context, _}} -> Bad;
-                   Other -> [Other | Bad]
-               end,
-        storm_loop(Parent, Stop, N + 1, Bad2)
-    end.
-
-thread_count() ->
-    {ok, Tasks} = file:list_dir("/proc/" ++ os:getpid() ++ "/task"),
-    length(Tasks).

@@ -1,6 +1,6 @@
 %% Helpers shared by the Common Test suites.
 -module(py_test_util).
--export([wait_until/1, wait_until/2]).
+-export([wait_until/1, wait_until/2, call_loop/3, thread_count/0]).
 
 %% @doc Polls `F' every 10 ms until it returns true: `ok', or the test case fails
 %% after `Ms' milliseconds (30 s by default).
@@ -15,3 +15,37 @@ wait_until(F, Ms) ->
         false when Ms =< 0 -> ct:fail({condition_never_met, F});
         false -> timer:sleep(10), wait_until(F, Ms - 10)
     end.
+
+%% @doc A caller for lifecycle storms: calls `operator.add(N, 1)' until it gets
+%% `Stop', then sends `{calls, self(), Calls, Unexpected}' to `Parent', where
+%% `Unexpected' lists every result that is neither the sum nor one of the errors
+%% in `Accepted' (what a storm may legitimately answer).
+-spec call_loop(pid(), reference(), [term()]) -> ok.
+call_loop(Parent, Stop, Accepted) ->
+    call_loop(Parent, Stop, Accepted, 0, []).
+
+call_loop(Parent, Stop, Accepted, N, Bad) ->
+    receive
+        Stop -> Parent ! {calls, self(), N, Bad}, ok
+    after 0 ->
+        Bad2 = case py:call(operator, add, [N, 1], #{}, 30000) of
+                   {ok, V} when V =:= N + 1 -> Bad;
+                   {error, E} = Other ->
+                       case lists:any(fun(A) -> accepted(A, E) end, Accepted) of
+                           true -> Bad;
+                           false -> [Other | Bad]
+                       end;
+                   Other -> [Other | Bad]
+               end,
+        call_loop(Parent, Stop, Accepted, N + 1, Bad2)
+    end.
+
+accepted(no_context, {no_context, _}) -> true;
+accepted(A, A) -> true;
+accepted(_, _) -> false.
+
+%% @doc The node's OS thread count.
+-spec thread_count() -> non_neg_integer().
+thread_count() ->
+    {ok, Tasks} = file:list_dir("/proc/" ++ os:getpid() ++ "/task"),
+    length(Tasks).

@@ -21,6 +21,7 @@ use rustler::{Encoder, Env, LocalPid, OwnedEnv, Term};
 use std::sync::Arc;
 
 pub use super::token::CallToken;
+use super::stream::{After, Stream};
 use super::token::RunGuard;
 use super::semaphore::Permit;
 use super::stats::SlotStats;
@@ -34,6 +35,10 @@ pub enum Work {
     Echo,
     /// Fail the actor serving it (fault injection for supervision tests).
     Crash,
+    /// Send the next batch of the job's stream.
+    StreamPull,
+    /// Close the job's stream in its interpreter.
+    StreamClose,
 }
 
 /// Which globals a job runs in.
@@ -79,6 +84,8 @@ pub struct Job {
     /// A cast: a successful result is dropped, not sent (errors still are,
     /// to the cast sink that `reply_to` then names).
     quiet_ok: bool,
+    /// The stream a `StreamStart` call registers, or a pull or close job serves.
+    stream: Option<Arc<Stream>>,
 }
 
 impl Job {
@@ -89,7 +96,7 @@ impl Job {
         let payload = env.save(payload);
         let tag = env.save(tag);
         let token = Arc::new(CallToken::default());
-        let job = Job { env, work, payload, tag, reply_to, token: token.clone(), target, permit, stats: None, settled: Default::default(), started_at: None, quiet_ok: false };
+        let job = Job { env, work, payload, tag, reply_to, token: token.clone(), target, permit, stats: None, settled: Default::default(), started_at: None, quiet_ok: false, stream: None };
         (job, token)
     }
 
@@ -99,6 +106,27 @@ impl Job {
         self.reply_to = sink;
         self.quiet_ok = true;
         self
+    }
+
+    /// The job as the start of `stream` (its op is `StreamStart`): once it has
+    /// answered `started`, pulls follow.
+    pub fn starting(mut self, stream: Arc<Stream>) -> Job {
+        self.stream = Some(stream);
+        self
+    }
+
+    /// A pull or close job of `stream`, served where the stream lives.
+    pub fn for_stream(work: Work, stream: Arc<Stream>) -> Job {
+        let env = OwnedEnv::new();
+        let (payload, tag) = env.run(|e| {
+            let t = atoms::ok().to_term(e);
+            (env.save(t), env.save(t))
+        });
+        Job {
+            env, work, payload, tag, reply_to: stream.owner, token: Arc::default(), target: stream.target,
+            permit: None, stats: None, settled: Default::default(), started_at: None, quiet_ok: false,
+            stream: Some(stream),
+        }
     }
 
     /// The job with the permit it waited for (see `semaphore::enqueue`).
@@ -161,6 +189,14 @@ impl Job {
         match self.work {
             Work::Echo => self.echo(),
             Work::Crash => panic!("crash requested for a supervision test"),
+            Work::StreamPull => self.pull(interp),
+            Work::StreamClose => {
+                if let Some(s) = &self.stream {
+                    interp.run(|py| crate::interp::stream::close(py, s.id));
+                }
+                self.token.finish();
+                self.release_permit();
+            }
             Work::Python(op) => {
                 let span = tracing::debug_span!(target: "erlang_python::request", "request",
                     op = ?op, context = ?self.target, caller = tracing::field::Empty,
@@ -210,7 +246,7 @@ impl Job {
             };
             let parts = rustler::types::tuple::get_tuple(self.payload.load(env)).unwrap_or_default();
             match op {
-                Op::Call | Op::StreamCall => (caller, text(parts.first().copied()), text(parts.get(1).copied())),
+                Op::Call | Op::StreamCall | Op::StreamStart(_) => (caller, text(parts.first().copied()), text(parts.get(1).copied())),
                 Op::Eval | Op::Exec | Op::StreamEval => (caller, String::new(), text(parts.first().copied())),
             }
         })
@@ -258,6 +294,8 @@ impl Job {
         match self.work {
             Work::Echo => self.echo(),
             Work::Crash => panic!("crash requested for a supervision test"),
+            // Stream jobs never belong to a callback chain.
+            Work::StreamPull | Work::StreamClose => {}
             Work::Python(op) => self.run_python(py, &mut CodeCache::default(), globals, op, accept),
         }
     }
@@ -305,16 +343,97 @@ impl Job {
                     return;
                 }
                 Ok(value) => (atoms::py_reply(), tag, (atoms::ok(), value)).encode(env),
+                Err(f) if self.stream.is_some() => {
+                    // A stream that did not start: nothing of it is kept.
+                    match f.traceback {
+                        Some(tb) => (atoms::py_reply(), tag, (atoms::error(), f.reason), tb).encode(env),
+                        None => (atoms::py_reply(), tag, (atoms::error(), f.reason)).encode(env),
+                    }
+                }
                 Err(f) => match f.traceback {
                     Some(tb) => (atoms::py_reply(), tag, (atoms::error(), f.reason), tb).encode(env),
                     None => (atoms::py_reply(), tag, (atoms::error(), f.reason)).encode(env),
                 },
             };
+            let started = matches!(op, Op::StreamStart(_)) && is_started(env, msg);
             if self.token.finish() {
                 self.release_permit();
                 send(env, &self.reply_to, msg);
+                if let (true, Some(s)) = (started, &self.stream) {
+                    if s.flow.started() {
+                        queue_pull(s.clone());
+                    }
+                }
             }
         })
+    }
+
+    /// Sends the next batch of this pull job's stream, then queues the next
+    /// pull, pauses (`{py_passive, Ref}`) or stops.
+    fn pull(&self, interp: &PinnedInterp) {
+        use crate::interp::stream::{self as pystream, Next};
+        rustler::atoms! { py_chunk, py_end, py_error, py_passive }
+        /// Items per pull job: other requests of the context run between batches.
+        const BATCH: u64 = 64;
+        self.token.start();
+        let Some(s) = self.stream.clone() else { return };
+        let reference = |e| stream_ref(e, &s.tag);
+        let mut out = OwnedEnv::new();
+        let after = interp.run(|py| {
+            for _ in 0..s.flow.batch(BATCH) {
+                match pystream::next(py, s.id) {
+                    Next::Item(item) => {
+                        let converted = out.run(|e| crate::interp::convert::py_to_term(e, &item, 0).map(|t| out.save(t)));
+                        match converted {
+                            Ok(saved) => {
+                                s.flow.send_item(|| {
+                                    let _ = out.send_and_clear(&s.owner, |e| (py_chunk(), reference(e), saved.load(e)).encode(e));
+                                });
+                            }
+                            Err(err) => {
+                                pystream::close(py, s.id);
+                                let reason = match err {
+                                    crate::interp::convert::ConvError::Unsupported(t) => (atoms::unsupported_type(), t),
+                                    crate::interp::convert::ConvError::Invalid(m) => (atoms::bad_result(), m),
+                                };
+                                s.flow.send_last(|| {
+                                    let _ = out.send_and_clear(&s.owner, |e| (py_error(), reference(e), reason).encode(e));
+                                });
+                                return After::Stop;
+                            }
+                        }
+                    }
+                    Next::End => {
+                        s.flow.send_last(|| {
+                            let _ = out.send_and_clear(&s.owner, |e| (py_end(), reference(e)).encode(e));
+                        });
+                        return After::Stop;
+                    }
+                    Next::Failed(err) => {
+                        s.flow.send_last(|| {
+                            let _ = out.send_and_clear(&s.owner, |e| {
+                                let f = exec::python_failure(py, e, err);
+                                (py_error(), reference(e), f.reason).encode(e)
+                            });
+                        });
+                        return After::Stop;
+                    }
+                    Next::Gone => {
+                        s.flow.send_last(|| {
+                            let _ = out.send_and_clear(&s.owner, |e| (py_error(), reference(e), atoms::context_stopped()).encode(e));
+                        });
+                        return After::Stop;
+                    }
+                }
+            }
+            s.flow.after_batch(|| {
+                let _ = out.send_and_clear(&s.owner, |e| (py_passive(), reference(e)).encode(e));
+            })
+        });
+        self.token.finish();
+        if after == After::Continue {
+            queue_pull(s);
+        }
     }
 
     fn reply(&self, env: Env<'_>, result: Term<'_>) {
@@ -329,6 +448,13 @@ impl Job {
 impl Drop for Job {
     fn drop(&mut self) {
         self.release_permit();
+        if let (Work::StreamPull | Work::StreamClose, Some(s)) = (self.work, &self.stream) {
+            // A pull dropped unserved (its context stopped): the stream is over.
+            if matches!(self.work, Work::StreamPull) && !rustler::thread::is_scheduler_thread() && self.token.claim() {
+                stream_stopped(s);
+            }
+            return;
+        }
         if rustler::thread::is_scheduler_thread() || !self.token.claim() {
             return;
         }
@@ -339,6 +465,43 @@ impl Drop for Job {
             send(env, &self.reply_to, msg);
         });
     }
+}
+
+/// Whether a reply message is `{py_reply, Tag, {ok, started}}`.
+fn is_started(env: Env<'_>, msg: Term<'_>) -> bool {
+    rustler::atoms! { started }
+    let _ = env;
+    rustler::types::tuple::get_tuple(msg)
+        .ok()
+        .and_then(|parts| parts.get(2).copied())
+        .and_then(|r| rustler::types::tuple::get_tuple(r).ok())
+        .is_some_and(|r| r.len() == 2 && r[0].decode::<rustler::Atom>().ok() == Some(atoms::ok()) && r[1].decode::<rustler::Atom>().ok() == Some(started()))
+}
+
+/// Queues the next pull of `s` where it lives; if it cannot be queued (its
+/// context is gone) the consumer gets `{py_error, Ref, context_stopped}`.
+fn queue_pull(s: Arc<Stream>) {
+    if let Err((job, _)) = super::router::submit(Job::for_stream(Work::StreamPull, s.clone())) {
+        job.token.claim();
+        drop(job);
+        s.flow.pull_failed();
+        stream_stopped(&s);
+    }
+}
+
+/// A stream's reference (as the consumer holds it) in `e`.
+fn stream_ref<'a>(e: Env<'a>, tag: &[u8]) -> Term<'a> {
+    e.binary_to_term(tag).map(|(t, _)| t).unwrap_or_else(|| atoms::undefined().to_term(e))
+}
+
+/// `{py_error, Ref, context_stopped}`, once, unless the stream is over.
+fn stream_stopped(s: &Stream) {
+    rustler::atoms! { py_error }
+    s.flow.send_last(|| {
+        let _ = OwnedEnv::new().send_and_clear(&s.owner, |e| {
+            (py_error(), stream_ref(e, &s.tag), atoms::context_stopped()).encode(e)
+        });
+    });
 }
 
 /// Sends `msg`, built in the job's own environment, without copying it.

@@ -13,6 +13,7 @@
 //! * [`semaphore`]: the limit on requests in flight, one permit per job.
 //! * [`state`]: the node's shared state store (terms and atomic counters).
 //! * [`stats`]: load figures per executor and context.
+//! * [`stream`]: a stream's consumer and flow control (`{active, N}`).
 //! * [`token`]: who wins between a reply and a caller giving up.
 
 pub mod callback;
@@ -27,5 +28,6 @@ pub mod runtime;
 pub mod semaphore;
 pub mod state;
 pub mod stats;
+pub mod stream;
 pub mod token;
 pub mod trace;

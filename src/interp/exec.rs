@@ -26,6 +26,9 @@ pub enum Op {
     StreamCall,
     /// As `Eval`, then the result is iterated to its end in Python: a list.
     StreamEval,
+    /// As `Call`, then the result's iterator is kept as stream N (see
+    /// `interp::stream`) and the reply is `started`.
+    StreamStart(u64),
 }
 
 /// A failed request: the `{error, Reason}` reason, and a traceback when Python raised.
@@ -131,7 +134,7 @@ fn text<'a>(term: Term<'a>) -> Option<&'a str> {
 pub fn run<'a, 'py>(py: Python<'py>, env: Env<'a>, cache: &mut CodeCache, globals: &Bound<'py, PyDict>, op: Op, payload: Term<'a>) -> Result<Term<'a>, Failure<'a>> {
     let fields = get_tuple(payload).map_err(|_| bad_argument(env, "malformed request"))?;
     let value = match (op, fields.as_slice()) {
-        (Op::Call | Op::StreamCall, [module, function, args, kwargs]) => {
+        (Op::Call | Op::StreamCall | Op::StreamStart(_), [module, function, args, kwargs]) => {
             let module = text(*module).ok_or_else(|| bad_argument(env, "module name must be text"))?;
             let function = text(*function).ok_or_else(|| bad_argument(env, "function name must be text"))?;
             let callable = resolve(py, globals, module, function).map_err(|e| python_failure(py, env, e))?;
@@ -158,19 +161,29 @@ pub fn run<'a, 'py>(py: Python<'py>, env: Env<'a>, cache: &mut CodeCache, global
     };
     let value = match op {
         Op::StreamCall | Op::StreamEval => collect(py, env, &value)?,
+        Op::StreamStart(id) => {
+            rustler::atoms! { started }
+            return match super::stream::register(py, id, &value) {
+                Ok(()) => Ok(started().encode(env)),
+                Err(None) => Err(not_iterable(env, &value)),
+                Err(Some(e)) => Err(python_failure(py, env, e)),
+            };
+        }
         _ => value,
     };
     py_to_term(env, &value, 0).map_err(|e| result_failure(env, e))
 }
 
+/// `{not_iterable, TypeName}`.
+fn not_iterable<'a>(env: Env<'a>, value: &Bound<'_, PyAny>) -> Failure<'a> {
+    rustler::atoms! { not_iterable }
+    Failure { reason: (not_iterable(), type_name(value)).encode(env), traceback: None }
+}
+
 /// Iterates `value` (a generator, an iterator, any iterable) to its end, in
 /// Python, into a list.
 fn collect<'a, 'py>(py: Python<'py>, env: Env<'a>, value: &Bound<'py, PyAny>) -> Result<Bound<'py, PyAny>, Failure<'a>> {
-    rustler::atoms! { not_iterable }
-    let iter = value.try_iter().map_err(|_| Failure {
-        reason: (not_iterable(), type_name(value)).encode(env),
-        traceback: None,
-    })?;
+    let iter = value.try_iter().map_err(|_| not_iterable(env, value))?;
     let list = pyo3::types::PyList::empty(py);
     for item in iter {
         let item = item.map_err(|e| python_failure(py, env, e))?;

@@ -9,6 +9,7 @@
 //! * [`exec`]: running one call/eval/exec inside an attached interpreter.
 //! * [`interrupt`]: stopping Python code whose caller gave up.
 //! * [`direct`]: a call on the calling thread (free-threaded only; the benchmark's comparison).
+//! * [`stream`]: the iterators of streams in flight, per interpreter.
 //! * [`shared_contexts`]: contexts as globals dicts on the main interpreter.
 //! * [`natives`]: the `erlang` module's native functions (state, send).
 //! * [`erlang_module`]: the `erlang` module every interpreter gets.
@@ -28,4 +29,5 @@ pub mod guards;
 pub mod natives;
 pub mod runtime;
 pub mod shared_contexts;
+pub mod stream;
 pub mod thread;

@@ -86,7 +86,7 @@ fn work_of(op: Atom) -> Option<Work> {
     }
 }
 
-fn target_of(t: Term<'_>) -> Option<Target> {
+pub(super) fn target_of(t: Term<'_>) -> Option<Target> {
     if t.decode::<Atom>().ok() == Some(main()) {
         Some(Target::Main)
     } else {
@@ -111,28 +111,45 @@ fn submit<'a>(env: Env<'a>, target: Term<'a>, op: Atom, payload: Term<'a>, tag: 
     // A call made from inside a callback belongs to a chain that already holds a
     // permit: nested calls take none, so a deep chain cannot starve itself. It
     // goes to the thread suspended in the chain when that serves its target.
-    let job = match chain {
-        Some(chain) => match chain.offer(job) {
+    if let Some(chain) = chain {
+        let job = match chain.offer(job) {
             Ok(()) => return Ok((atoms::ok(), handle(None)).encode(env)),
             Err(job) => job,
-        },
-        None => match semaphore::try_acquire() {
-            Ok(permit) => job.with_permit(permit),
-            Err(_) => {
-                if let Err(why) = router::check(target) {
-                    job.abandon();
-                    return Ok(submit_error(env, why));
-                }
-                let id = semaphore::enqueue(Box::new(move |permit| grant(job, permit)));
-                return Ok((queued(), handle(Some(id))).encode(env));
+        };
+        return Ok(match router::submit(job) {
+            Ok(()) => (atoms::ok(), handle(None)).encode(env),
+            Err((job, why)) => {
+                job.abandon();
+                submit_error(env, why)
+            }
+        });
+    }
+    Ok(match queue_job(env, job, token) {
+        Ok((state, h)) => (state, h).encode(env),
+        Err(e) => e,
+    })
+}
+
+/// Queues `job` with a permit: at once if one is free (`ok`), else in the
+/// semaphore's queue (`queued`); its caller's handle comes back with the word.
+/// `Err` is the `{error, Reason}` term when it cannot be queued at all.
+pub(super) fn queue_job<'a>(env: Env<'a>, job: Job, token: Arc<CallToken>) -> Result<(Atom, ResourceArc<CallHandle>), Term<'a>> {
+    let target = job.target;
+    match semaphore::try_acquire() {
+        Ok(permit) => match router::submit(job.with_permit(permit)) {
+            Ok(()) => Ok((atoms::ok(), ResourceArc::new(CallHandle { token, queued: None, cast: false }))),
+            Err((job, why)) => {
+                job.abandon();
+                Err(submit_error(env, why))
             }
         },
-    };
-    match router::submit(job) {
-        Ok(()) => Ok((atoms::ok(), handle(None)).encode(env)),
-        Err((job, why)) => {
-            job.abandon();
-            Ok(submit_error(env, why))
+        Err(_) => {
+            if let Err(why) = router::check(target) {
+                job.abandon();
+                return Err(submit_error(env, why));
+            }
+            let id = semaphore::enqueue(Box::new(move |permit| grant(job, permit)));
+            Ok((queued(), ResourceArc::new(CallHandle { token, queued: Some(id), cast: false })))
         }
     }
 }

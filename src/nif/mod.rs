@@ -7,6 +7,7 @@ pub mod calls;
 pub mod floors;
 pub mod lifecycle;
 pub mod state;
+pub mod streams;
 
 use rustler::{Env, Term};
 
@@ -21,4 +22,5 @@ pub fn load(env: Env, _info: Term) -> bool {
     }
     env.register::<calls::CallHandle>().is_ok()
         && env.register::<crate::actors::callback::CallbackHandle>().is_ok()
+        && env.register::<streams::StreamHandle>().is_ok()
 }

@@ -1,0 +1,89 @@
+//! Forwarding streams (`py:stream_start/3,4`): the start is a call whose reply
+//! says `started`; items then arrive as messages, paced by the credit the
+//! consumer gives (`stream_active/2`), until `{py_end, Ref}`, `{py_error, Ref, _}`
+//! or `stream_cancel/1`.
+
+use super::calls::queue_job;
+use crate::actors::job::{Job, Target, Work};
+use crate::actors::router;
+use crate::actors::stream::{Credit, Stream};
+use crate::atoms;
+use crate::interp::exec::Op;
+use rustler::{Atom, Encoder, Env, NifResult, Resource, ResourceArc, Term};
+use std::sync::Arc;
+
+/// The consumer's side of a stream, kept in its process dictionary: when the
+/// consumer exits (or drops it) the stream is cancelled and its iterator closed.
+pub struct StreamHandle(Arc<Stream>);
+
+impl Resource for StreamHandle {}
+
+impl Drop for StreamHandle {
+    fn drop(&mut self) {
+        close(&self.0);
+    }
+}
+
+/// Ends the stream (no message after this) and closes its iterator where it lives.
+fn close(s: &Arc<Stream>) {
+    if s.flow.cancel() {
+        let _ = router::submit(Job::for_stream(Work::StreamClose, s.clone()));
+    }
+}
+
+fn credit(t: Term<'_>) -> Option<Credit> {
+    if t.decode::<bool>().ok() == Some(true) {
+        Some(Credit::Unlimited)
+    } else {
+        t.decode::<u64>().ok().filter(|&n| n > 0).map(Credit::Left)
+    }
+}
+
+/// `stream_start(Target, Payload, Tag, Active) -> {ok | queued, CallHandle,
+/// StreamHandle} | {error, Reason}`: Payload as for `call`; the start's reply
+/// comes as for a call (`{ok, started}` or the error), then `{py_chunk, Tag,
+/// Item}`… as `Active` (`true` or a count) allows.
+#[rustler::nif]
+fn stream_start<'a>(env: Env<'a>, target: Term<'a>, payload: Term<'a>, tag: Term<'a>, active: Term<'a>) -> NifResult<Term<'a>> {
+    let target: Target = super::calls::target_of(target).ok_or(rustler::Error::BadArg)?;
+    let credit = credit(active).ok_or(rustler::Error::BadArg)?;
+    let stream = Arc::new(Stream::new(env.pid(), tag.to_binary().as_slice().to_vec(), target, credit));
+    let (job, token) = Job::new(Work::Python(Op::StreamStart(stream.id)), target, payload, tag, env.pid(), None);
+    let job = job.starting(stream.clone());
+    let handle = ResourceArc::new(StreamHandle(stream));
+    Ok(match queue_job(env, job, token) {
+        Ok((state, call)) => (state, call, handle).encode(env),
+        Err(e) => e,
+    })
+}
+
+/// `stream_active(StreamHandle, true | N) -> ok`: lets `N` more items come (or
+/// all of them); resumes a paused stream.
+#[rustler::nif]
+fn stream_active(handle: ResourceArc<StreamHandle>, active: Term<'_>) -> NifResult<Atom> {
+    let more = credit(active).ok_or(rustler::Error::BadArg)?;
+    let s = &handle.0;
+    if s.flow.add_credit(more) {
+        if let Err((job, _)) = router::submit(Job::for_stream(Work::StreamPull, s.clone())) {
+            // Its context is gone: the stream is over (no message from here: a
+            // scheduler thread cannot send from a job's environment).
+            drop(job);
+            s.flow.cancel();
+        }
+    }
+    Ok(atoms::ok())
+}
+
+/// `stream_cancel(StreamHandle) -> ok`: no message of the stream is sent after
+/// this returns; its iterator is closed (a generator's `finally` runs).
+#[rustler::nif]
+fn stream_cancel(handle: ResourceArc<StreamHandle>) -> Atom {
+    close(&handle.0);
+    atoms::ok()
+}
+
+/// `stream_done(StreamHandle) -> boolean()`: whether the stream is over.
+#[rustler::nif]
+fn stream_done(handle: ResourceArc<StreamHandle>) -> bool {
+    handle.0.flow.is_done()
+}
