@@ -35,14 +35,18 @@ lookup(Name) ->
 -spec init([]) -> {ok, []}.
 init([]) ->
     ?TABLE = ets:new(?TABLE, [named_table, protected, {read_concurrency, true}]),
+    %% a fresh table: Python's view of the names starts empty too
+    ok = py_nif:callback_registry_reset(),
     {ok, []}.
 
 -spec handle_call(term(), gen_server:from(), []) -> {reply, ok, []}.
 handle_call({register, Name, Fun}, _From, State) ->
     true = ets:insert(?TABLE, {Name, Fun}),
+    ok = py_nif:callback_registered(Name, true),
     {reply, ok, State};
 handle_call({unregister, Name}, _From, State) ->
     true = ets:delete(?TABLE, Name),
+    ok = py_nif:callback_registered(Name, false),
     {reply, ok, State}.
 
 -spec handle_cast(term(), []) -> {noreply, []}.

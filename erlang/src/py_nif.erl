@@ -3,10 +3,10 @@
 %% actor mailboxes in Rust and answered by message.
 -module(py_nif).
 -export([state_store/2, state_fetch/1, state_remove/1, state_keys/0, state_clear/0, state_incr/2,
-         submit/5, cast/4, withdraw/1, stream_start/4, stream_active/2, stream_cancel/1, stream_done/1, interrupt/1, callback_reply/2, cancel/1, semaphore_get/1, semaphore_set_max/1, start/3, start_contexts/2, stop_contexts/1, stop/1, info/0, load/0, console/1, trace_config/3, trace_dropped/0, direct_call/1, noop/0]).
+         submit/5, cast/4, callback_registered/2, callback_registry_reset/0, withdraw/1, stream_start/4, stream_active/2, stream_cancel/1, stream_done/1, interrupt/1, callback_reply/2, cancel/1, semaphore_get/1, semaphore_set_max/1, start/3, start_contexts/2, stop_contexts/1, stop/1, info/0, load/0, console/1, trace_config/3, trace_dropped/0, direct_call/1, noop/0]).
 -on_load(init/0).
 -nifs([state_store/2, state_fetch/1, state_remove/1, state_keys/0, state_clear/0, state_incr/2,
-       submit/5, cast/4, withdraw/1, stream_start/4, stream_active/2, stream_cancel/1, stream_done/1, interrupt/1, callback_reply/2, cancel/1, semaphore_get/1, semaphore_set_max/1, start/3, start_contexts/2, stop_contexts/1, stop/1, info/0, load/0, console/1, trace_config/3, trace_dropped/0, direct_call/1, noop/0]).
+       submit/5, cast/4, callback_registered/2, callback_registry_reset/0, withdraw/1, stream_start/4, stream_active/2, stream_cancel/1, stream_done/1, interrupt/1, callback_reply/2, cancel/1, semaphore_get/1, semaphore_set_max/1, start/3, start_contexts/2, stop_contexts/1, stop/1, info/0, load/0, console/1, trace_config/3, trace_dropped/0, direct_call/1, noop/0]).
 
 -spec init() -> ok | {error, term()}.
 init() ->
@@ -45,6 +45,12 @@ stream_cancel(_Stream) -> erlang:nif_error(not_loaded).
 
 -spec stream_done(reference()) -> boolean().
 stream_done(_Stream) -> erlang:nif_error(not_loaded).
+
+-spec callback_registry_reset() -> ok.
+callback_registry_reset() -> erlang:nif_error(not_loaded).
+
+-spec callback_registered(binary(), boolean()) -> ok.
+callback_registered(_Name, _Registered) -> erlang:nif_error(not_loaded).
 
 -spec withdraw(reference()) -> boolean().
 withdraw(_Handle) -> erlang:nif_error(not_loaded).

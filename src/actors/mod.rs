@@ -9,6 +9,7 @@
 //! * [`context`]: an actor pinned to its own OS thread, owning a sub-interpreter.
 //! * [`interrupt`]: the thread that stops Python code whose caller gave up.
 //! * [`lane`]: the lock-free request queue each pinned actor drains.
+//! * [`registry`]: names of the Erlang functions registered for Python.
 //! * [`router`]: starts, supervises and publishes executors and contexts.
 //! * [`semaphore`]: the limit on requests in flight, one permit per job.
 //! * [`state`]: the node's shared state store (terms and atomic counters).
@@ -23,6 +24,7 @@ pub mod executor;
 pub mod interrupt;
 pub mod job;
 pub mod lane;
+pub mod registry;
 pub mod router;
 pub mod runtime;
 pub mod semaphore;

@@ -12,7 +12,7 @@ use crate::atoms;
 use num_bigint::BigInt;
 use pyo3::ffi;
 use pyo3::prelude::*;
-use pyo3::types::{PyBool, PyByteArray, PyBytes, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
+use pyo3::types::{PyBool, PyByteArray, PyBytes, PyDict, PyFloat, PyFrozenSet, PyInt, PyList, PySet, PyString, PyTuple};
 use rustler::types::tuple::{get_tuple, make_tuple};
 use rustler::{Atom, Binary, Encoder, Env, OwnedBinary, Term, TermType};
 
@@ -258,6 +258,13 @@ pub fn py_to_term<'a>(env: Env<'a>, obj: &Bound<'_, PyAny>, depth: usize) -> Res
     }
     if let Ok(b) = obj.cast::<PyByteArray>() {
         return binary_term(env, &b.to_vec());
+    }
+    // Sets become lists (in the set's iteration order): Erlang has no set term.
+    if let Ok(set) = obj.cast::<PySet>() {
+        return set.iter().map(|item| py_to_term(env, &item, depth + 1)).collect::<Result<Vec<_>, _>>().map(|v| v.encode(env));
+    }
+    if let Ok(set) = obj.cast::<PyFrozenSet>() {
+        return set.iter().map(|item| py_to_term(env, &item, depth + 1)).collect::<Result<Vec<_>, _>>().map(|v| v.encode(env));
     }
     if type_name(obj) == "Pid" {
         if let Ok(class) = super::erlang_module::pid_class(obj.py()) {

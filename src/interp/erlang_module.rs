@@ -47,8 +47,9 @@ class ErlangError(Exception):
     """Raised when an Erlang function called from Python fails."""
 
 
-class UnknownFunction(ErlangError, LookupError):
-    """Raised when no Erlang function is registered under the name called."""
+class UnknownFunction(ErlangError, LookupError, AttributeError):
+    """Raised when no Erlang function is registered under the name called (also
+    an AttributeError, so hasattr(erlang, name) is False for such a name)."""
 
 
 def call(name, *args):
@@ -60,6 +61,8 @@ def __getattr__(name):
     # `from erlang import my_func` and `erlang.my_func(...)` for registered functions.
     if name.startswith('__'):
         raise AttributeError(name)
+    if not _registered(name):
+        raise UnknownFunction("no Erlang function registered as %r" % name)
     def registered(*args):
         return _call(name, args)
     registered.__name__ = name
@@ -77,6 +80,8 @@ pub fn install(py: Python<'_>) -> PyResult<()> {
     super::natives::install(py, &module)?;
     let sys = py.import("sys")?;
     sys.getattr("modules")?.set_item("erlang", &module)?;
+    // Bound in `__main__` (every context's globals): no import needed.
+    py.import("__main__")?.setattr("erlang", &module)?;
     super::guards::install(py)
 }
 

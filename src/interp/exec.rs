@@ -109,6 +109,7 @@ pub fn fresh_globals(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
     let globals = PyDict::new(py);
     globals.set_item("__name__", "__main__")?;
     globals.set_item("__builtins__", py.import("builtins")?)?;
+    globals.set_item("erlang", py.import("erlang")?)?;
     Ok(globals)
 }
 

@@ -79,6 +79,8 @@ natives! {
     state_decr => st_decr, "state_decr(key, n=1): atomically subtract n; returns the new value.";
     send => msg_send, "send(pid, term): send term to the Erlang process pid.";
     _call => cb_call, "_call(name, args): call the Erlang function registered as name.";
+    _registered => cb_registered, "_registered(name): whether an Erlang function is registered as name.";
+    whereis => msg_whereis, "whereis(name): the erlang.Pid registered as name, or None.";
 }
 
 /// Adds the native functions to `module` (in the interpreter `py` is attached to).
@@ -208,5 +210,35 @@ fn msg_send<'py>(py: Python<'py>, a: &[Bound<'py, PyAny>]) -> PyResult<Bound<'py
     match sent {
         Ok(()) => Ok(py.None().into_bound(py)),
         Err(_) => Err(erlang_exception(py, "ProcessError", format!("process {} is not alive", a[0].repr()?))),
+    }
+}
+
+fn cb_registered<'py>(py: Python<'py>, a: &[Bound<'py, PyAny>]) -> PyResult<Bound<'py, PyAny>> {
+    arity(a, 1, 1, "_registered")?;
+    let name: String = a[0].extract()?;
+    Ok(PyBool::new(py, crate::actors::registry::is_registered(&name)).to_owned().into_any())
+}
+
+fn msg_whereis<'py>(py: Python<'py>, a: &[Bound<'py, PyAny>]) -> PyResult<Bound<'py, PyAny>> {
+    arity(a, 1, 1, "whereis")?;
+    let name: String = a[0].extract().map_err(|_| PyTypeError::new_err("whereis() needs a name (str)"))?;
+    let env = OwnedEnv::new();
+    let pid = env.run(|e| -> Option<Vec<u8>> {
+        // An atom that does not exist names no process (and is not created).
+        let atom = rustler::Atom::existing_from_str(e, &name).ok()?;
+        let mut pid = std::mem::MaybeUninit::uninit();
+        // SAFETY: interpreter threads are not BEAM threads, so the caller env is
+        // NULL as enif_whereis_pid requires there; `atom` is a valid atom term.
+        let found = unsafe { rustler::sys::enif_whereis_pid(std::ptr::null_mut(), atom.to_term(e).as_c_arg(), pid.as_mut_ptr()) };
+        if found == 0 {
+            return None;
+        }
+        // SAFETY: initialised by the successful call above.
+        let pid = LocalPid::from_c_arg(unsafe { pid.assume_init() });
+        Some(pid.encode(e).to_binary().as_slice().to_vec())
+    });
+    match pid {
+        Some(ext) => super::etf::decode(py, &ext).map_err(conv),
+        None => Ok(py.None().into_bound(py)),
     }
 }

@@ -245,6 +245,20 @@ fn callback_reply(handle: ResourceArc<CallbackHandle>, result: Term<'_>) -> bool
     handle.reply(env, saved)
 }
 
+/// `callback_registered(Name, Registered) -> ok`: mirrors `py_callback_registry`.
+#[rustler::nif]
+fn callback_registered(name: String, registered: bool) -> Atom {
+    crate::actors::registry::set(&name, registered);
+    atoms::ok()
+}
+
+/// `callback_registry_reset() -> ok`: no name registered (a new registry started).
+#[rustler::nif]
+fn callback_registry_reset() -> Atom {
+    crate::actors::registry::clear();
+    atoms::ok()
+}
+
 /// `semaphore(max | current | waiting) -> integer()`.
 #[rustler::nif]
 fn semaphore_get(which: Atom) -> NifResult<usize> {

@@ -1,0 +1,67 @@
+%% Python reaching Erlang, the parts built so far: `erlang' bound in every
+%% context's globals, `hasattr(erlang, Name)' true only for registered
+%% functions, `erlang.whereis/1'; and sets crossing as lists.
+-module(py_reach_SUITE).
+-include_lib("common_test/include/ct.hrl").
+-include_lib("stdlib/include/assert.hrl").
+-compile([export_all, nowarn_export_all]).
+
+all() ->
+    [erlang_bound_everywhere, hasattr_only_when_registered, whereis_names, sets_as_lists].
+
+init_per_suite(Config) ->
+    {ok, _} = application:ensure_all_started(erlang_python),
+    {ok, _} = py_context_router:start(#{contexts => 2}),
+    Config.
+
+end_per_suite(_Config) ->
+    ok = application:stop(erlang_python).
+
+everywhere() ->
+    py_context_router:contexts() ++ [py:context(main)].
+
+erlang_bound_everywhere(_) ->
+    ok = py:state_store(<<"reach">>, 42),
+    [?assertEqual({ok, 42}, py:eval(Ctx, <<"erlang.state_get('reach')">>)) || Ctx <- everywhere()],
+    %% contexts started later too
+    {ok, _} = py_context_router:start(#{contexts => 3}),
+    ?assertEqual({ok, 42}, py:eval(py:context(3), <<"erlang.state_get('reach')">>)),
+    {ok, _} = py_context_router:start(#{contexts => 2}).
+
+hasattr_only_when_registered(_) ->
+    Has = <<"hasattr(erlang, 'reach_fn')">>,
+    [?assertEqual({ok, false}, py:eval(Ctx, Has)) || Ctx <- everywhere()],
+    ok = py:register_function(reach_fn, fun([X]) -> X + 1 end),
+    [?assertEqual({ok, true}, py:eval(Ctx, Has)) || Ctx <- everywhere()],
+    ?assertEqual({ok, 2}, py:eval(<<"erlang.reach_fn(1)">>)),
+    ok = py:unregister_function(reach_fn),
+    [?assertEqual({ok, false}, py:eval(Ctx, Has)) || Ctx <- everywhere()],
+    %% what an unregistered name raises is UnknownFunction, an AttributeError too
+    ?assertMatch({error, {'UnknownFunction', _}}, py:eval(<<"erlang.reach_fn(1)">>)),
+    ?assertEqual({ok, true}, py:eval(<<"issubclass(erlang.UnknownFunction, AttributeError)">>)),
+    ?assertMatch({error, {'ImportError', _}}, py:exec(<<"from erlang import reach_fn">>)).
+
+whereis_names(_) ->
+    Sink = whereis(py_cast_sink),
+    true = is_pid(Sink),
+    [?assertEqual({ok, Sink}, py:eval(Ctx, <<"erlang.whereis('py_cast_sink')">>)) || Ctx <- everywhere()],
+    ?assertEqual({ok, none}, py:eval(<<"erlang.whereis('no_such_registered_name')">>)),
+    %% a name that is not an atom yet finds nothing and creates no atom
+    Fresh = <<"never_an_atom_", (integer_to_binary(erlang:unique_integer([positive])))/binary>>,
+    ?assertEqual({ok, none}, py:eval(<<"erlang.whereis(n)">>, #{n => Fresh})),
+    ?assertError(badarg, binary_to_existing_atom(Fresh)),
+    %% the pid it gives is a live erlang.Pid: a message reaches the process
+    true = register(reach_test_proc, self()),
+    ok = py:exec(<<"erlang.send(erlang.whereis('reach_test_proc'), ('hello', 1))">>),
+    receive {<<"hello">>, 1} -> ok after 5000 -> ct:fail(no_message) end,
+    unregister(reach_test_proc),
+    ?assertMatch({error, {'TypeError', _}}, py:eval(<<"erlang.whereis(1)">>)).
+
+sets_as_lists(_) ->
+    {ok, S} = py:eval(<<"{3, 1, 2}">>),
+    ?assertEqual([1, 2, 3], lists:sort(S)),
+    {ok, F} = py:eval(<<"frozenset(['a', 'b'])">>),
+    ?assertEqual([<<"a">>, <<"b">>], lists:sort(F)),
+    ?assertEqual({ok, #{<<"k">> => []}}, py:eval(<<"{'k': set()}">>)),
+    {ok, [Inner]} = py:eval(<<"[{(1, 2)}]">>),
+    ?assertEqual([{1, 2}], Inner).
