@@ -30,6 +30,8 @@
          spawn_call/3, spawn_call/4, spawn_call/5, await/1, await/2,
          stream/3, stream/4, stream_eval/1, stream_eval/2,
          stream_start/3, stream_start/4, stream_active/2, stream_cancel/1,
+         async_call/3, async_call/4, async_await/1, async_await/2, async_gather/1,
+         async_stream/3, async_stream/4,
          parallel/1,
          context/0, context/1, start_contexts/0, start_contexts/1, stop_contexts/0,
          contexts_started/0,
@@ -189,11 +191,14 @@ spawn_call(Module, Function, Args, Kwargs) ->
 %% @doc {@link spawn_call/3} in context `Ctx', with `#{kwargs => Kwargs,
 %% timeout => Timeout}' (`Timeout' is what {@link await/1} waits).
 -spec spawn_call(ctx(), name(), name(), list(), call_opts()) -> async_ref().
-spawn_call({py_context, Target}, Module, Function, Args, Opts) when is_map(Opts) ->
+spawn_call(Ctx, Module, Function, Args, Opts) when is_map(Opts) ->
+    spawn_op(call, Ctx, Module, Function, Args, Opts).
+
+spawn_op(Op, {py_context, Target}, Module, Function, Args, Opts) ->
     Timeout = maps:get(timeout, Opts, default_timeout()),
     Pending = try {name(Module, module), name(Function, function), list(Args),
                    kwargs(maps:get(kwargs, Opts, #{}))} of
-                  Payload -> submit(Target, call, Payload, Timeout)
+                  Payload -> submit(Target, Op, Payload, Timeout)
               catch
                   throw:{bad_argument, _} = Bad -> {error, Bad}
               end,
@@ -333,6 +338,58 @@ flush_stream(Ref) ->
         {py_error, Ref, _} -> flush_stream(Ref)
     after 0 -> ok
     end.
+
+%% @doc Calls `Module.Function(*Args)', which returns an awaitable (a
+%% coroutine), and runs it as a task on the event loop of the caller's
+%% context: `Ref' for {@link async_await/1}. Each context has one loop, stepped
+%% by the context's own thread: tasks of many callers interleave on it, plain
+%% requests to the context are served while tasks wait, and an idle loop costs
+%% no CPU. Not awaitable: `{error, {not_awaitable, TypeName}}' from the await.
+-spec async_call(name(), name(), list()) -> async_ref().
+async_call(Module, Function, Args) ->
+    async_call(Module, Function, Args, #{}).
+
+%% @doc {@link async_call/3} with keyword arguments.
+-spec async_call(name(), name(), list(), kwargs()) -> async_ref().
+async_call(Module, Function, Args, Kwargs) ->
+    spawn_op(async_call, py_context_router:get_context(), Module, Function, Args,
+             #{kwargs => Kwargs}).
+
+%% @doc The task's result, as {@link call/3} returns it (`{error, cancelled}' if
+%% the task was cancelled in Python). A timed-out await cancels the task.
+-spec async_await(async_ref()) -> {ok, value()} | {error, error() | unknown_ref | cancelled}.
+async_await(Ref) ->
+    await(Ref).
+
+%% @doc {@link async_await/1} waiting at most `Timeout' ms.
+-spec async_await(async_ref(), timeout()) -> {ok, value()} | {error, error() | unknown_ref | cancelled}.
+async_await(Ref, Timeout) ->
+    await(Ref, Timeout).
+
+%% @doc Runs the coroutines of `Calls' as tasks side by side and waits for all:
+%% `{ok, [{ok, V} | {error, E}]}' in input order.
+-spec async_gather([{name(), name(), list()}]) -> {ok, [{ok, value()} | {error, error()}]}.
+async_gather(Calls) when is_list(Calls) ->
+    Refs = [case Call of
+                {M, F, A} -> async_call(M, F, A);
+                _ -> {error, {bad_argument, <<"each call must be {Module, Function, Args}">>}}
+            end || Call <- Calls],
+    {ok, [case R of
+              {error, _} = E -> E;
+              _ -> async_await(R)
+          end || R <- Refs]}.
+
+%% @doc Calls `Module.Function(*Args)', which returns an async iterable (an async
+%% generator), and collects it on the context's loop: `{ok, [Item]}'.
+-spec async_stream(name(), name(), list()) -> {ok, [value()]} | {error, error()}.
+async_stream(Module, Function, Args) ->
+    async_stream(Module, Function, Args, #{}).
+
+%% @doc {@link async_stream/3} with keyword arguments.
+-spec async_stream(name(), name(), list(), kwargs()) -> {ok, [value()]} | {error, error()}.
+async_stream(Module, Function, Args, Kwargs) ->
+    await(spawn_op(async_stream, py_context_router:get_context(), Module, Function, Args,
+                   #{kwargs => Kwargs})).
 
 %% @doc Runs the calls side by side, spread over distinct contexts, and returns one
 %% result per call in input order: `{ok, [{ok, V} | {error, E}]}'.

@@ -20,7 +20,8 @@ init() ->
 -spec callback_reply(reference(), {ok, term()} | {error, term()}) -> boolean().
 callback_reply(_Handle, _Result) -> erlang:nif_error(not_loaded).
 
--spec submit(main | pos_integer(), call | eval | exec | stream_call | stream_eval | echo | '$crash',
+-spec submit(main | pos_integer(), call | eval | exec | stream_call | stream_eval | async_call | async_stream
+             | echo | '$crash',
              term(), term(),
              reference() | undefined) ->
           {ok, reference()} | {queued, reference()}

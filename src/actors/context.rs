@@ -25,6 +25,7 @@ pub struct Context;
 /// Owned by the context's thread: its sub-interpreter and that interpreter's
 /// `__main__` globals.
 pub struct ContextState {
+    id: u32,
     lane: Arc<Lane>,
     rx: Receiver<Job>,
     cache: CodeCache,
@@ -37,7 +38,10 @@ impl Drop for ContextState {
     fn drop(&mut self) {
         let globals = self.globals.take();
         let cache = &mut self.cache;
+        let target = super::job::Target::Context(self.id);
         self.interp.run(|py| {
+            // Its asyncio loop's driver goes with it.
+            super::looper::stop(target, crate::interp::interrupt::here(py).0);
             cache.release(py);
             drop(globals);
         });
@@ -57,7 +61,7 @@ impl ThreadLocalActor for Context {
                 Kind::Main => exec::fresh_globals(py).map(|g| g.unbind()),
             })
             .map_err(|e| format!("context {id}: {e}"))?;
-        let state = ContextState { lane, rx, cache: CodeCache::default(), globals: Some(globals), interp };
+        let state = ContextState { id, lane, rx, cache: CodeCache::default(), globals: Some(globals), interp };
         Ok(Worker::new(me.get_name(), state, drain))
     }
 
@@ -74,7 +78,7 @@ impl ThreadLocalActor for Context {
 
 /// Serves everything in the lane, in this context's globals.
 fn drain(s: &mut ContextState) {
-    let ContextState { lane, rx, cache, globals, interp } = s;
+    let ContextState { lane, rx, cache, globals, interp, .. } = s;
     lane.drain(rx, |job| match globals.as_ref() {
         Some(g) => job.serve(interp, cache, Globals::Owned(g)),
         None => drop(job),

@@ -39,6 +39,10 @@ pub enum Work {
     StreamPull,
     /// Close the job's stream in its interpreter.
     StreamClose,
+    /// Step the target's asyncio loop once (queued by its driver).
+    LoopTick,
+    /// Cancel asyncio task N (its caller gave up).
+    TaskCancel(u64),
 }
 
 /// Which globals a job runs in.
@@ -86,6 +90,9 @@ pub struct Job {
     quiet_ok: bool,
     /// The stream a `StreamStart` call registers, or a pull or close job serves.
     stream: Option<Arc<Stream>>,
+    /// An async call whose task now answers its caller: the job itself must
+    /// not (not even from its destructor).
+    handed_over: std::cell::Cell<bool>,
 }
 
 impl Job {
@@ -96,7 +103,7 @@ impl Job {
         let payload = env.save(payload);
         let tag = env.save(tag);
         let token = Arc::new(CallToken::default());
-        let job = Job { env, work, payload, tag, reply_to, token: token.clone(), target, permit, stats: None, settled: Default::default(), started_at: None, quiet_ok: false, stream: None };
+        let job = Job { env, work, payload, tag, reply_to, token: token.clone(), target, permit, stats: None, settled: Default::default(), started_at: None, quiet_ok: false, stream: None, handed_over: Default::default() };
         (job, token)
     }
 
@@ -125,8 +132,29 @@ impl Job {
         Job {
             env, work, payload, tag, reply_to: stream.owner, token: Arc::default(), target: stream.target,
             permit: None, stats: None, settled: Default::default(), started_at: None, quiet_ok: false,
-            stream: Some(stream),
+            stream: Some(stream), handed_over: Default::default(),
         }
+    }
+
+    /// A tick or a task cancel for `target`'s asyncio loop (answers nobody;
+    /// `owner` only fills the field).
+    pub fn loop_work(work: Work, target: Target, owner: LocalPid) -> Job {
+        let env = OwnedEnv::new();
+        let (payload, tag) = env.run(|e| {
+            let t = atoms::ok().to_term(e);
+            (env.save(t), env.save(t))
+        });
+        Job {
+            env, work, payload, tag, reply_to: owner, token: Arc::default(), target,
+            permit: None, stats: None, settled: Default::default(), started_at: None, quiet_ok: false,
+            stream: None, handed_over: Default::default(),
+        }
+    }
+
+    /// Jobs of an asyncio loop on the main interpreter all go to its first
+    /// executor, so its loop is never stepped from two threads at once.
+    pub fn pinned_to_first_executor(&self) -> bool {
+        matches!(self.work, Work::LoopTick | Work::TaskCancel(_) | Work::Python(Op::AsyncCall { .. } | Op::AsyncStream { .. }))
     }
 
     /// The job with the permit it waited for (see `semaphore::enqueue`).
@@ -190,6 +218,29 @@ impl Job {
             Work::Echo => self.echo(),
             Work::Crash => panic!("crash requested for a supervision test"),
             Work::StreamPull => self.pull(interp),
+            Work::LoopTick => {
+                let key = self.target.key();
+                let stepped = interp.run(|py| {
+                    let sleep = crate::interp::asyncio::tick(py, key).unwrap_or(-1.0);
+                    crate::interp::asyncio::loop_fd(py, key).map(|fd| (sleep, fd, crate::interp::interrupt::here(py).0))
+                });
+                if let Ok((sleep, fd, at)) = stepped {
+                    super::looper::arm(self.target, at, fd, self.reply_to, super::looper::Sleep::from_secs(sleep));
+                }
+                self.token.finish();
+            }
+            Work::TaskCancel(tid) => {
+                let key = self.target.key();
+                let armed = interp.run(|py| {
+                    let _ = crate::interp::asyncio::cancel(py, tid);
+                    crate::interp::asyncio::loop_fd(py, key).map(|fd| (fd, crate::interp::interrupt::here(py).0))
+                });
+                // The cancellation is delivered by the loop's next step.
+                if let Ok((fd, at)) = armed {
+                    super::looper::arm(self.target, at, fd, self.reply_to, super::looper::Sleep::None);
+                }
+                self.token.finish();
+            }
             Work::StreamClose => {
                 if let Some(s) = &self.stream {
                     interp.run(|py| crate::interp::stream::close(py, s.id));
@@ -246,7 +297,7 @@ impl Job {
             };
             let parts = rustler::types::tuple::get_tuple(self.payload.load(env)).unwrap_or_default();
             match op {
-                Op::Call | Op::StreamCall | Op::StreamStart(_) => (caller, text(parts.first().copied()), text(parts.get(1).copied())),
+                Op::Call | Op::StreamCall | Op::StreamStart(_) | Op::AsyncCall { .. } | Op::AsyncStream { .. } => (caller, text(parts.first().copied()), text(parts.get(1).copied())),
                 Op::Eval | Op::Exec | Op::StreamEval => (caller, String::new(), text(parts.first().copied())),
             }
         })
@@ -294,8 +345,8 @@ impl Job {
         match self.work {
             Work::Echo => self.echo(),
             Work::Crash => panic!("crash requested for a supervision test"),
-            // Stream jobs never belong to a callback chain.
-            Work::StreamPull | Work::StreamClose => {}
+            // Stream and loop jobs never belong to a callback chain.
+            Work::StreamPull | Work::StreamClose | Work::LoopTick | Work::TaskCancel(_) => {}
             Work::Python(op) => self.run_python(py, &mut CodeCache::default(), globals, op, accept),
         }
     }
@@ -335,6 +386,10 @@ impl Job {
                 let _serving = callback::enter(py, self.reply_to, tag.to_binary().as_slice(), self.token.clone(), accept, globals);
                 exec::run(py, env, cache, globals, op, self.payload.load(env))
             };
+            if let (Ok(_), Op::AsyncCall { task, key } | Op::AsyncStream { task, key }) = (&result, op) {
+                self.hand_over(py, task, key, tag);
+                return;
+            }
             let msg = match result {
                 Ok(_) if self.quiet_ok => {
                     if self.token.finish() {
@@ -366,6 +421,26 @@ impl Job {
                 }
             }
         })
+    }
+
+    /// The job's coroutine is now asyncio task `task` on loop `key`: the task
+    /// answers the caller when done (`natives::_task_done`); the job gives back
+    /// its permit and has the loop stepped.
+    fn hand_over(&self, py: Python<'_>, task: u64, key: u32, tag: Term<'_>) {
+        self.handed_over.set(true);
+        super::tasks::register(task, super::tasks::Waiter {
+            owner: self.reply_to,
+            tag: tag.to_binary().as_slice().to_vec(),
+            token: self.token.clone(),
+        });
+        if self.token.is_cancelled() && super::tasks::take(task).is_some() {
+            let _ = crate::interp::asyncio::cancel(py, task);
+        }
+        self.release_permit();
+        if let Ok(fd) = crate::interp::asyncio::loop_fd(py, key) {
+            let at = crate::interp::interrupt::here(py).0;
+            super::looper::arm(self.target, at, fd, self.reply_to, super::looper::Sleep::None);
+        }
     }
 
     /// Sends the next batch of this pull job's stream, then queues the next
@@ -448,6 +523,9 @@ impl Job {
 impl Drop for Job {
     fn drop(&mut self) {
         self.release_permit();
+        if self.handed_over.get() || matches!(self.work, Work::LoopTick | Work::TaskCancel(_)) {
+            return;
+        }
         if let (Work::StreamPull | Work::StreamClose, Some(s)) = (self.work, &self.stream) {
             // A pull dropped unserved (its context stopped): the stream is over.
             if matches!(self.work, Work::StreamPull) && !rustler::thread::is_scheduler_thread() && self.token.claim() {

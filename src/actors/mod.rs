@@ -8,6 +8,8 @@
 //! * [`executor`]: an actor pinned to its own OS thread, on the main interpreter.
 //! * [`context`]: an actor pinned to its own OS thread, owning a sub-interpreter.
 //! * [`interrupt`]: the thread that stops Python code whose caller gave up.
+//! * [`looper`]: the threads that wait for asyncio loops to have work.
+//! * [`tasks`]: asyncio tasks in flight and who waits for each.
 //! * [`lane`]: the lock-free request queue each pinned actor drains.
 //! * [`registry`]: names of the Erlang functions registered for Python.
 //! * [`router`]: starts, supervises and publishes executors and contexts.
@@ -24,6 +26,7 @@ pub mod executor;
 pub mod interrupt;
 pub mod job;
 pub mod lane;
+pub mod looper;
 pub mod registry;
 pub mod router;
 pub mod runtime;
@@ -31,5 +34,6 @@ pub mod semaphore;
 pub mod state;
 pub mod stats;
 pub mod stream;
+pub mod tasks;
 pub mod token;
 pub mod trace;

@@ -88,6 +88,7 @@ pub fn submit(mut job: Job) -> Result<(), (Job, SubmitError)> {
         // (a back-to-back caller finds it still awake: no wake-up to pay); idle
         // ones are taken atomically, so concurrent callers spread out. When all
         // are busy, round-robin.
+        Target::Main if job.pinned_to_first_executor() => &t.executors[0],
         Target::Main => {
             let n = t.executors.len();
             let last = t.last.load(Ordering::Relaxed);

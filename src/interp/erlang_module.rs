@@ -57,6 +57,81 @@ def call(name, *args):
     return _call(name, args)
 
 
+# asyncio: one event loop per context, stepped by the context's own thread
+# (a tick job each time its selector is ready or a timer is due).
+_loops = {}
+_tasks = {}
+
+
+def _noop():
+    pass
+
+
+def _loop(key):
+    loop = _loops.get(key)
+    if loop is None:
+        import asyncio
+        loop = asyncio.new_event_loop()
+        _loops[key] = loop
+    return loop
+
+
+def _loop_fd(key):
+    return _loop(key)._selector.fileno()
+
+
+def _spawn(tid, key, aw, collect):
+    """Schedules awaitable aw (an async iterable, collected to a list, when
+    collect) as task tid on context key's loop; False if it is not one."""
+    import inspect, asyncio
+    if collect:
+        if not hasattr(aw, '__aiter__'):
+            return False
+        agen = aw
+        async def gather_items():
+            return [x async for x in agen]
+        aw = gather_items()
+    elif not inspect.isawaitable(aw):
+        return False
+    loop = _loop(key)
+    task = asyncio.ensure_future(aw, loop=loop)
+    _tasks[tid] = task
+    def done(t, tid=tid):
+        _tasks.pop(tid, None)
+        _task_done(tid, t)
+    task.add_done_callback(done)
+    return True
+
+
+def _cancel(tid):
+    t = _tasks.get(tid)
+    if t is not None:
+        t.cancel()
+
+
+def _tick(key):
+    """One step of context key's loop, never blocking. Returns how long the
+    loop may sleep: 0.0 (work is ready), seconds to the next timer, -2.0 (until
+    its selector is ready) or -1.0 (nothing to wait for)."""
+    loop = _loops.get(key)
+    if loop is None:
+        return -1.0
+    import asyncio.events as events
+    events._set_running_loop(loop)
+    try:
+        loop.call_soon(_noop)
+        loop._run_once()
+    finally:
+        events._set_running_loop(None)
+    if loop._ready:
+        return 0.0
+    if loop._scheduled:
+        return max(0.0, loop._scheduled[0]._when - loop.time())
+    if any(t.get_loop() is loop for t in _tasks.values()):
+        return -2.0
+    return -1.0
+
+
 def __getattr__(name):
     # `from erlang import my_func` and `erlang.my_func(...)` for registered functions.
     if name.startswith('__'):

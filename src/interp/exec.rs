@@ -29,6 +29,11 @@ pub enum Op {
     /// As `Call`, then the result's iterator is kept as stream N (see
     /// `interp::stream`) and the reply is `started`.
     StreamStart(u64),
+    /// As `Call`; the result must be awaitable and becomes asyncio task
+    /// `task` on the loop of context `key`; the task answers when done.
+    AsyncCall { task: u64, key: u32 },
+    /// As `AsyncCall`, for an async iterable, collected to a list.
+    AsyncStream { task: u64, key: u32 },
 }
 
 /// A failed request: the `{error, Reason}` reason, and a traceback when Python raised.
@@ -135,7 +140,7 @@ fn text<'a>(term: Term<'a>) -> Option<&'a str> {
 pub fn run<'a, 'py>(py: Python<'py>, env: Env<'a>, cache: &mut CodeCache, globals: &Bound<'py, PyDict>, op: Op, payload: Term<'a>) -> Result<Term<'a>, Failure<'a>> {
     let fields = get_tuple(payload).map_err(|_| bad_argument(env, "malformed request"))?;
     let value = match (op, fields.as_slice()) {
-        (Op::Call | Op::StreamCall | Op::StreamStart(_), [module, function, args, kwargs]) => {
+        (Op::Call | Op::StreamCall | Op::StreamStart(_) | Op::AsyncCall { .. } | Op::AsyncStream { .. }, [module, function, args, kwargs]) => {
             let module = text(*module).ok_or_else(|| bad_argument(env, "module name must be text"))?;
             let function = text(*function).ok_or_else(|| bad_argument(env, "function name must be text"))?;
             let callable = resolve(py, globals, module, function).map_err(|e| python_failure(py, env, e))?;
@@ -162,6 +167,15 @@ pub fn run<'a, 'py>(py: Python<'py>, env: Env<'a>, cache: &mut CodeCache, global
     };
     let value = match op {
         Op::StreamCall | Op::StreamEval => collect(py, env, &value)?,
+        Op::AsyncCall { task, key } | Op::AsyncStream { task, key } => {
+            rustler::atoms! { scheduled, not_awaitable }
+            let collect = matches!(op, Op::AsyncStream { .. });
+            return match super::asyncio::spawn(py, task, key, &value, collect) {
+                Ok(true) => Ok(scheduled().encode(env)),
+                Ok(false) => Err(Failure { reason: (not_awaitable(), type_name(&value)).encode(env), traceback: None }),
+                Err(e) => Err(python_failure(py, env, e)),
+            };
+        }
         Op::StreamStart(id) => {
             rustler::atoms! { started }
             return match super::stream::register(py, id, &value) {

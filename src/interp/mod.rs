@@ -4,6 +4,7 @@
 //!   finalised (CPython cannot be re-initialised safely).
 //! * [`thread`]: a thread state pinned to one OS thread, attached per job.
 //! * [`convert`]: Erlang terms straight to Python objects and back, no intermediate tree.
+//! * [`asyncio`]: each context's event loop, stepped by its own thread.
 //! * [`conv_error`]: why a value cannot cross; the nesting limit.
 //! * [`etf`]: external term format straight to Python (stored state).
 //! * [`exec`]: running one call/eval/exec inside an attached interpreter.
@@ -18,6 +19,7 @@
 //! Rule of the room: every `unsafe` block says which interpreter's GIL it assumes
 //! is held by the current thread.
 
+pub mod asyncio;
 pub mod conv_error;
 pub mod convert;
 pub mod direct;

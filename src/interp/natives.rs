@@ -81,6 +81,7 @@ natives! {
     _call => cb_call, "_call(name, args): call the Erlang function registered as name.";
     _registered => cb_registered, "_registered(name): whether an Erlang function is registered as name.";
     whereis => msg_whereis, "whereis(name): the erlang.Pid registered as name, or None.";
+    _task_done => task_done, "_task_done(tid, task): answers the caller waiting for asyncio task tid.";
 }
 
 /// Adds the native functions to `module` (in the interpreter `py` is attached to).
@@ -241,4 +242,44 @@ fn msg_whereis<'py>(py: Python<'py>, a: &[Bound<'py, PyAny>]) -> PyResult<Bound<
         Some(ext) => super::etf::decode(py, &ext).map_err(conv),
         None => Ok(py.None().into_bound(py)),
     }
+}
+
+/// The done-callback of an asyncio task started by `py:async_call` (run by the
+/// loop, on the context's thread): sends its result, its exception (with the
+/// traceback) or `cancelled` to the caller, unless the caller gave up.
+fn task_done<'py>(py: Python<'py>, a: &[Bound<'py, PyAny>]) -> PyResult<Bound<'py, PyAny>> {
+    rustler::atoms! { cancelled }
+    arity(a, 2, 2, "_task_done")?;
+    let tid: u64 = a[0].extract()?;
+    let task = &a[1];
+    let Some(w) = crate::actors::tasks::take(tid) else { return Ok(py.None().into_bound(py)) };
+    if !w.token.finish() {
+        return Ok(py.None().into_bound(py));
+    }
+    let mut env = OwnedEnv::new();
+    let _ = env.send_and_clear(&w.owner, |e| {
+        let tag = e.binary_to_term(&w.tag).map(|(t, _)| t).unwrap_or_else(|| crate::atoms::undefined().encode(e));
+        let reply = crate::atoms::py_reply();
+        if task.call_method0("cancelled").and_then(|c| c.extract::<bool>()).unwrap_or(false) {
+            return (reply, tag, (crate::atoms::error(), cancelled())).encode(e);
+        }
+        match task.call_method0("exception") {
+            Ok(exc) if !exc.is_none() => {
+                let f = super::exec::python_failure(py, e, PyErr::from_value(exc));
+                match f.traceback {
+                    Some(tb) => (reply, tag, (crate::atoms::error(), f.reason), tb).encode(e),
+                    None => (reply, tag, (crate::atoms::error(), f.reason)).encode(e),
+                }
+            }
+            Ok(_) => match task.call_method0("result").map_err(|err| err.to_string()).and_then(|v| py_to_term(e, &v, 0).map_err(|c| c.message())) {
+                Ok(v) => (reply, tag, (crate::atoms::ok(), v)).encode(e),
+                Err(m) => (reply, tag, (crate::atoms::error(), (crate::atoms::unsupported_type(), m))).encode(e),
+            },
+            Err(err) => {
+                let f = super::exec::python_failure(py, e, err);
+                (reply, tag, (crate::atoms::error(), f.reason)).encode(e)
+            }
+        }
+    });
+    Ok(py.None().into_bound(py))
 }

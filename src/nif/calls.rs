@@ -19,6 +19,9 @@ pub struct CallHandle {
     /// A cast's handle: it only withdraws the cast while it waits for a permit;
     /// once queued the cast runs whatever happens to its caller.
     cast: bool,
+    /// An async call: its asyncio task (id, context, caller), cancelled when the
+    /// caller gives up.
+    task: Option<(u64, Target, LocalPid)>,
 }
 
 impl Resource for CallHandle {}
@@ -30,6 +33,12 @@ impl CallHandle {
         let cancelled = self.token.cancel();
         if cancelled {
             crate::actors::interrupt::request(self.token.clone(), crate::actors::interrupt::Why::GaveUp);
+            if let Some((tid, target, owner)) = self.task {
+                // Scheduled already: the task is cancelled on its loop.
+                if crate::actors::tasks::take(tid).is_some() {
+                    let _ = router::submit(Job::loop_work(Work::TaskCancel(tid), target, owner));
+                }
+            }
         }
         cancelled
     }
@@ -64,7 +73,7 @@ fn grant(job: Job, permit: semaphore::Permit) -> Option<semaphore::Permit> {
     }
 }
 
-rustler::atoms! { call, eval, exec, stream_call, stream_eval, echo, main, queued, crash = "$crash" }
+rustler::atoms! { call, eval, exec, stream_call, stream_eval, async_call, async_stream, echo, main, queued, crash = "$crash" }
 
 fn work_of(op: Atom) -> Option<Work> {
     if op == call() {
@@ -77,6 +86,10 @@ fn work_of(op: Atom) -> Option<Work> {
         Some(Work::Python(Op::StreamCall))
     } else if op == stream_eval() {
         Some(Work::Python(Op::StreamEval))
+    } else if op == async_call() {
+        Some(Work::Python(Op::AsyncCall { task: 0, key: 0 }))
+    } else if op == async_stream() {
+        Some(Work::Python(Op::AsyncStream { task: 0, key: 0 }))
     } else if op == echo() {
         Some(Work::Echo)
     } else if op == crash() {
@@ -106,8 +119,20 @@ fn submit<'a>(env: Env<'a>, target: Term<'a>, op: Atom, payload: Term<'a>, tag: 
         return Err(rustler::Error::BadArg);
     };
     let chain = chain.decode::<ResourceArc<CallbackHandle>>().ok();
+    // An async call becomes an asyncio task of its target's loop, with an id.
+    let (work, task) = match work {
+        Work::Python(Op::AsyncCall { .. }) | Work::Python(Op::AsyncStream { .. }) => {
+            let tid = crate::actors::tasks::next_id();
+            let op = match work {
+                Work::Python(Op::AsyncStream { .. }) => Op::AsyncStream { task: tid, key: target.key() },
+                _ => Op::AsyncCall { task: tid, key: target.key() },
+            };
+            (Work::Python(op), Some((tid, target, env.pid())))
+        }
+        w => (w, None),
+    };
     let (job, token) = Job::new(work, target, payload, tag, env.pid(), None);
-    let handle = |queued| ResourceArc::new(CallHandle { token: token.clone(), queued, cast: false });
+    let handle = |queued| ResourceArc::new(CallHandle { token: token.clone(), queued, cast: false, task });
     // A call made from inside a callback belongs to a chain that already holds a
     // permit: nested calls take none, so a deep chain cannot starve itself. It
     // goes to the thread suspended in the chain when that serves its target.
@@ -124,7 +149,7 @@ fn submit<'a>(env: Env<'a>, target: Term<'a>, op: Atom, payload: Term<'a>, tag: 
             }
         });
     }
-    Ok(match queue_job(env, job, token) {
+    Ok(match queue_job(env, job, token, task) {
         Ok((state, h)) => (state, h).encode(env),
         Err(e) => e,
     })
@@ -133,11 +158,11 @@ fn submit<'a>(env: Env<'a>, target: Term<'a>, op: Atom, payload: Term<'a>, tag: 
 /// Queues `job` with a permit: at once if one is free (`ok`), else in the
 /// semaphore's queue (`queued`); its caller's handle comes back with the word.
 /// `Err` is the `{error, Reason}` term when it cannot be queued at all.
-pub(super) fn queue_job<'a>(env: Env<'a>, job: Job, token: Arc<CallToken>) -> Result<(Atom, ResourceArc<CallHandle>), Term<'a>> {
+pub(super) fn queue_job<'a>(env: Env<'a>, job: Job, token: Arc<CallToken>, task: Option<(u64, Target, LocalPid)>) -> Result<(Atom, ResourceArc<CallHandle>), Term<'a>> {
     let target = job.target;
     match semaphore::try_acquire() {
         Ok(permit) => match router::submit(job.with_permit(permit)) {
-            Ok(()) => Ok((atoms::ok(), ResourceArc::new(CallHandle { token, queued: None, cast: false }))),
+            Ok(()) => Ok((atoms::ok(), ResourceArc::new(CallHandle { token, queued: None, cast: false, task }))),
             Err((job, why)) => {
                 job.abandon();
                 Err(submit_error(env, why))
@@ -149,7 +174,7 @@ pub(super) fn queue_job<'a>(env: Env<'a>, job: Job, token: Arc<CallToken>) -> Re
                 return Err(submit_error(env, why));
             }
             let id = semaphore::enqueue(Box::new(move |permit| grant(job, permit)));
-            Ok((queued(), ResourceArc::new(CallHandle { token, queued: Some(id), cast: false })))
+            Ok((queued(), ResourceArc::new(CallHandle { token, queued: Some(id), cast: false, task })))
         }
     }
 }
@@ -187,7 +212,7 @@ fn cast<'a>(env: Env<'a>, target: Term<'a>, payload: Term<'a>, tag: Term<'a>, si
                 send_granted(caller, notice, notice_tag);
                 unused
             }));
-            let handle = ResourceArc::new(CallHandle { token, queued: Some(id), cast: true });
+            let handle = ResourceArc::new(CallHandle { token, queued: Some(id), cast: true, task: None });
             return Ok((queued(), handle).encode(env));
         }
     };

@@ -1,0 +1,129 @@
+%% asyncio: one event loop per context, stepped by the context's own thread.
+%% py:async_call/await, async_gather, async_stream; tasks interleave with
+%% each other and with plain requests; timeouts and dead callers cancel tasks.
+-module(py_asyncio_SUITE).
+-include_lib("common_test/include/ct.hrl").
+-include_lib("stdlib/include/assert.hrl").
+-compile([export_all, nowarn_export_all]).
+-import(py_test_util, [wait_until/1, wait_until/2]).
+
+all() ->
+    [async_call_result, coroutines_interleave, plain_call_while_task_waits,
+     main_interpreter_loop, not_awaitable, coroutine_raises, await_timeout_cancels_task,
+     dead_caller_cancels_task, gather_in_order, async_stream_collects, cancelled_in_python].
+
+-define(CORO, <<"import asyncio, erlang\n"
+                "async def nap(s, v):\n"
+                "    await asyncio.sleep(s)\n"
+                "    return v\n"
+                "async def boom():\n"
+                "    await asyncio.sleep(0)\n"
+                "    raise ValueError('async boom')\n"
+                "async def guarded(key):\n"
+                "    erlang.state_set(key, 'waiting')\n"
+                "    try:\n"
+                "        await asyncio.sleep(30)\n"
+                "    except asyncio.CancelledError:\n"
+                "        erlang.state_set(key, 'cancelled')\n"
+                "        raise\n"
+                "async def ticker(n):\n"
+                "    for i in range(n):\n"
+                "        await asyncio.sleep(0)\n"
+                "        yield i\n"
+                "async def self_cancel():\n"
+                "    asyncio.current_task().cancel()\n"
+                "    await asyncio.sleep(1)\n">>).
+
+init_per_suite(Config) ->
+    {ok, _} = application:ensure_all_started(erlang_python),
+    Config.
+
+end_per_suite(_Config) ->
+    ok = application:stop(erlang_python).
+
+init_per_testcase(_, Config) ->
+    {ok, _} = py_context_router:start(#{contexts => 2}),
+    ok = py_context_router:bind_context(py:context(1)),
+    ok = py:exec(?CORO),
+    Config.
+
+end_per_testcase(_, _Config) ->
+    py_context_router:unbind_context().
+
+async_call_result(_) ->
+    R = py:async_call('__main__', nap, [0.01, <<"done">>]),
+    ?assertEqual({ok, <<"done">>}, py:async_await(R)),
+    ?assertEqual({ok, 3}, py:async_await(py:async_call(asyncio, sleep, [0], #{result => 3}))),
+    ?assertEqual({error, unknown_ref}, py:async_await(R)),
+    ok = wait_until(fun() -> py_semaphore:current() =:= 0 end).
+
+%% 200 coroutines each sleeping 0.3 s on one context: they wait together.
+coroutines_interleave(_) ->
+    T0 = erlang:monotonic_time(millisecond),
+    Refs = [py:async_call('__main__', nap, [0.3, I]) || I <- lists:seq(1, 200)],
+    ?assertEqual([{ok, I} || I <- lists:seq(1, 200)], [py:async_await(R) || R <- Refs]),
+    Ms = erlang:monotonic_time(millisecond) - T0,
+    ct:pal("200 coroutines of 0.3 s on one context: ~p ms (one after the other: 60,000 ms)", [Ms]),
+    %% bound far from both (interleaved: ~0.3 s; serial: 60 s), so load cannot flip it
+    ?assert(Ms < 20000).
+
+%% A plain call to a context whose loop has a 1.5 s task pending answers at once.
+plain_call_while_task_waits(_) ->
+    R = py:async_call('__main__', nap, [1.5, late]),
+    ?assertEqual({ok, 5}, py:call(py:context(1), operator, add, [2, 3])),
+    %% the task had not finished when the call came back
+    receive {py_reply, R, _} = M -> ct:fail({task_first, M}) after 0 -> ok end,
+    ?assertEqual({ok, <<"late">>}, py:async_await(R)).
+
+main_interpreter_loop(_) ->
+    ok = py:exec(py:context(main), ?CORO),
+    ok = py_context_router:bind_context(py:context(main)),
+    Refs = [py:async_call('__main__', nap, [0.05, I]) || I <- lists:seq(1, 20)],
+    ?assertEqual([{ok, I} || I <- lists:seq(1, 20)], [py:async_await(R) || R <- Refs]).
+
+not_awaitable(_) ->
+    ?assertEqual({error, {not_awaitable, <<"int">>}}, py:async_await(py:async_call(operator, add, [1, 2]))),
+    ?assertMatch({error, {bad_argument, _}}, py:async_await(py:async_call(math, sqrt, not_a_list))).
+
+coroutine_raises(_) ->
+    ?assertEqual({error, {'ValueError', <<"async boom">>}}, py:async_await(py:async_call('__main__', boom, []))),
+    {ok, Tb} = py:last_traceback(),
+    ?assertMatch({match, _}, re:run(Tb, "async boom")).
+
+await_timeout_cancels_task(_) ->
+    Key = <<"timed_out_task">>,
+    py:state_remove(Key),
+    R = py:async_call('__main__', guarded, [Key]),
+    ?assertEqual({error, timeout}, py:async_await(R, 100)),
+    ok = wait_until(fun() -> py:state_fetch(Key) =:= {ok, <<"cancelled">>} end),
+    receive {py_reply, R, _} = M -> ct:fail({late, M}) after 100 -> ok end.
+
+dead_caller_cancels_task(_) ->
+    Key = <<"orphan_task">>,
+    py:state_remove(Key),
+    Self = self(),
+    P = spawn(fun() ->
+                  ok = py_context_router:bind_context(py:context(1)),
+                  _ = py:async_call('__main__', guarded, [Key]),
+                  Self ! called,
+                  receive never -> ok end
+              end),
+    receive called -> ok end,
+    %% the task runs on the loop before its caller dies
+    ok = wait_until(fun() -> py:state_fetch(Key) =:= {ok, <<"waiting">>} end),
+    exit(P, kill),
+    ok = wait_until(fun() -> py:state_fetch(Key) =:= {ok, <<"cancelled">>} end).
+
+gather_in_order(_) ->
+    ?assertEqual({ok, [{ok, 1}, {error, {'ValueError', <<"async boom">>}}, {ok, 3},
+                       {error, {not_awaitable, <<"int">>}}]},
+                 py:async_gather([{'__main__', nap, [0.02, 1]}, {'__main__', boom, []},
+                                  {'__main__', nap, [0.01, 3]}, {operator, add, [1, 1]}])).
+
+async_stream_collects(_) ->
+    ?assertEqual({ok, [0, 1, 2, 3]}, py:async_stream('__main__', ticker, [4])),
+    ?assertEqual({ok, []}, py:async_stream('__main__', ticker, [0])),
+    ?assertEqual({error, {not_awaitable, <<"list">>}}, py:async_stream(builtins, list, [[1]])).
+
+cancelled_in_python(_) ->
+    ?assertEqual({error, cancelled}, py:async_await(py:async_call('__main__', self_cancel, []))).
