@@ -296,7 +296,7 @@ deep_nesting(_) ->
     ?assertEqual({ok, 1000000}, py:call(builtins, len, [Huge])).
 
 unsupported_results(_) ->
-    ?assertEqual({error, {unsupported_type, <<"set">>}}, py:eval(<<"{1, 2}">>)),
+    ?assertEqual({error, {unsupported_type, <<"complex">>}}, py:eval(<<"complex(1, 2)">>)),
     ?assertEqual({error, {unsupported_type, <<"function">>}}, py:eval(<<"lambda: 1">>)),
     ?assertEqual({error, {unsupported_type, <<"object">>}}, py:eval(<<"[object()]">>)),
     ?assertMatch({error, {bad_result, _}}, py:eval(<<"'\\udc80'">>)).

@@ -70,7 +70,11 @@ any_term_both_ways(_) ->
     ?assertEqual({error, not_found}, py:state_fetch(<<"missing">>)),
     ?assertEqual({ok, <<"dflt">>}, py:eval(py:context(1), <<"__import__('erlang').state_get('missing', 'dflt')">>)),
     ?assertEqual({ok, none}, py:eval(py:context(1), <<"__import__('erlang').state_get('missing')">>)),
-    ?assertMatch({error, {'TypeError', _}}, py:eval(py:context(1), <<"__import__('erlang').state_set('k', {1, 2})">>)).
+    ?assertMatch({error, {'TypeError', _}}, py:eval(py:context(1), <<"__import__('erlang').state_set('k', object())">>)),
+    %% a set is stored as the list it converts to
+    {ok, none} = py:eval(py:context(1), <<"__import__('erlang').state_set('k', {2, 1})">>),
+    {ok, Set} = py:state_fetch(<<"k">>),
+    ?assertEqual([1, 2], lists:sort(Set)).
 
 big_values(_) ->
     ok = py:exec(py:context(1), <<"import erlang\n"
