@@ -196,14 +196,46 @@ async_rows() ->
     StreamUs = median([element(1, timer:tc(fun() -> {ok, _} = py:stream_eval(<<"range(100000)">>) end)) || _ <- lists:seq(1, ?RUNS)]),
     ListUs = median([element(1, timer:tc(fun() -> {ok, _} = py:eval(<<"list(range(100000))">>) end)) || _ <- lists:seq(1, ?RUNS)]),
     Ratio = fun(A, B) -> io_lib:format("~.2fx", [A / B]) end,
+    ok = py:exec(<<"import asyncio\nasync def one():\n    return 1\ndef one_sync():\n    return 1\n"
+                   "async def long_nap():\n    await asyncio.sleep(60)\n">>),
+    AsyncUs = us(fun() -> loop(N, fun() -> {ok, 1} = py:async_await(py:async_call('__main__', one, [])) end) end, N),
+    SpawnSyncUs = us(fun() -> loop(N, fun() -> {ok, 1} = py:await(py:spawn_call('__main__', one_sync, [])) end) end, N),
+    CallSyncUs = us(fun() -> loop(N, fun() -> {ok, 1} = py:call('__main__', one_sync, []) end) end, N),
+    %% idle: the whole node's CPU over 2 s, with no task, then with a task
+    %% waiting on a 60 s timer (its loop's driver sleeps in poll until then);
+    %% after a burst the actor runtime settles for a few seconds first
+    timer:sleep(5000),
+    IdleNone = cpu_ms(2000),
+    Pending = py:async_call('__main__', long_nap, []),
+    timer:sleep(500),
+    IdleLoop = cpu_ms(2000),
+    _ = py:async_await(Pending, 0),
     [{"py:cast, 1 caller, casts/s (to the last one done)", fmt_int(round(C1)),
       io_lib:format("py:call of the same: ~s/s (cast/call ~s)", [fmt_int(round(L1)), Ratio(C1, L1)])},
      {"py:cast, 100 callers, casts/s", fmt_int(round(C100)),
       io_lib:format("py:call of the same: ~s/s (cast/call ~s)", [fmt_int(round(L100)), Ratio(C100, L100)])},
      {"py:spawn_call + py:await, us", io_lib:format("~.2f", [Spawn]),
       io_lib:format("py:call: ~.2f us", [CallUs])},
+     {"py:async_call + py:async_await of a coroutine returning 1, us", io_lib:format("~.2f", [AsyncUs]),
+      io_lib:format("py:spawn_call + py:await of a function returning 1: ~.2f us; py:call: ~.2f us", [SpawnSyncUs, CallSyncUs])},
+     {"node CPU over 2 s idle, a task waiting on a 60 s timer, ms", integer_to_list(IdleLoop),
+      io_lib:format("the same with no task: ~p ms", [IdleNone])},
      {"py:stream_eval of range(100000), items/s", fmt_int(round(Items / (StreamUs / 1.0e6))),
       io_lib:format("py:eval of list(range(100000)): ~s items/s", [fmt_int(round(Items / (ListUs / 1.0e6)))])}].
+
+%% CPU time (user + system) of this OS process over `Ms' ms, in ms.
+cpu_ms(Ms) ->
+    T0 = proc_cpu(),
+    timer:sleep(Ms),
+    proc_cpu() - T0.
+
+proc_cpu() ->
+    {ok, Stat} = file:read_file("/proc/self/stat"),
+    [_, AfterComm] = binary:split(Stat, <<") ">>),
+    Fields = binary:split(AfterComm, <<" ">>, [global]),
+    %% utime and stime are fields 14 and 15 of stat, 12 and 13 after the command
+    Ticks = binary_to_integer(lists:nth(12, Fields)) + binary_to_integer(lists:nth(13, Fields)),
+    Ticks * 10.
 
 wait_count(Key, Want) ->
     case py:state_fetch(Key) of

@@ -225,7 +225,7 @@ impl Job {
                     crate::interp::asyncio::loop_fd(py, key).map(|fd| (sleep, fd, crate::interp::interrupt::here(py).0))
                 });
                 if let Ok((sleep, fd, at)) = stepped {
-                    super::looper::arm(self.target, at, fd, self.reply_to, super::looper::Sleep::from_secs(sleep));
+                    super::looper::arm(self.target, at, fd, self.reply_to, super::looper::Sleep::from_secs(sleep), true);
                 }
                 self.token.finish();
             }
@@ -237,7 +237,7 @@ impl Job {
                 });
                 // The cancellation is delivered by the loop's next step.
                 if let Ok((fd, at)) = armed {
-                    super::looper::arm(self.target, at, fd, self.reply_to, super::looper::Sleep::None);
+                    super::looper::arm(self.target, at, fd, self.reply_to, super::looper::Sleep::None, false);
                 }
                 self.token.finish();
             }
@@ -439,7 +439,7 @@ impl Job {
         self.release_permit();
         if let Ok(fd) = crate::interp::asyncio::loop_fd(py, key) {
             let at = crate::interp::interrupt::here(py).0;
-            super::looper::arm(self.target, at, fd, self.reply_to, super::looper::Sleep::None);
+            super::looper::arm(self.target, at, fd, self.reply_to, super::looper::Sleep::None, false);
         }
     }
 

@@ -10,7 +10,10 @@
 //! Protocol: the NIF pushes, then reads `spinning`; the actor clears `spinning`,
 //! then looks at the queue once more. With sequentially consistent ordering on
 //! both sides, either the actor sees the job or the NIF sees `spinning == false`
-//! and sends a wake (an extra wake is harmless).
+//! and sends a wake (an extra wake is harmless). At most one wake waits in the
+//! mailbox at a time (`woken`, cleared by the actor before it looks at the
+//! queue), so a burst of pushes while the thread serves leaves one wake behind,
+//! not one per job.
 
 use super::job::Job;
 use ractor::ActorRef;
@@ -30,6 +33,10 @@ const SPIN: Duration = Duration::from_micros(40);
 pub struct Lane {
     tx: Sender<Job>,
     spinning: AtomicBool,
+    /// A wake-up is in the actor's mailbox and not yet taken: pushes meanwhile
+    /// send none (a burst of pushes while the thread serves would otherwise
+    /// leave one wake-up per job behind, each costing a drain and a spin).
+    woken: AtomicBool,
     actor: OnceLock<ActorRef<Wake>>,
 }
 
@@ -37,7 +44,7 @@ impl Lane {
     /// A new lane and the receiver its actor drains.
     pub fn new() -> (Arc<Lane>, Receiver<Job>) {
         let (tx, rx) = mpsc::channel();
-        (Arc::new(Lane { tx, spinning: AtomicBool::new(false), actor: OnceLock::new() }), rx)
+        (Arc::new(Lane { tx, spinning: AtomicBool::new(false), woken: AtomicBool::new(false), actor: OnceLock::new() }), rx)
     }
 
     /// Connects the lane to the actor that drains it (once, right after spawning).
@@ -50,7 +57,7 @@ impl Lane {
     /// Queues `job`; gives it back if the actor is gone.
     pub fn push(&self, job: Job) -> Result<(), Job> {
         self.tx.send(job).map_err(|mpsc::SendError(j)| j)?;
-        if !self.spinning.load(Ordering::SeqCst) {
+        if !self.spinning.load(Ordering::SeqCst) && !self.woken.swap(true, Ordering::SeqCst) {
             if let Some(a) = self.actor.get() {
                 let _ = a.cast(Wake);
             }
@@ -61,6 +68,9 @@ impl Lane {
     /// Serves everything in the lane, then spins for more for a short while; returns
     /// when the lane stayed empty. Runs on the actor's thread.
     pub fn drain(&self, rx: &Receiver<Job>, mut serve: impl FnMut(Job)) {
+        // The wake-up that brought us here is taken: a push from now on sends
+        // a new one unless we are spinning (we look at the queue after this).
+        self.woken.store(false, Ordering::SeqCst);
         loop {
             while let Ok(job) = rx.try_recv() {
                 serve(job);

@@ -44,8 +44,10 @@ impl Sleep {
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Arm {
-    /// A tick job is queued or running: wait for its answer.
-    Ticking,
+    /// A tick job is queued or running: wait for its answer. `again`: work was
+    /// added meanwhile (a task scheduled or cancelled), so tick once more after
+    /// it; never a second tick in the lane, however many tasks come.
+    Ticking { again: bool },
     Wait(Sleep),
     Stop,
 }
@@ -61,10 +63,10 @@ struct Driver {
 static DRIVERS: LazyLock<DashMap<(u32, usize), Arc<Driver>>> = LazyLock::new(DashMap::new);
 
 /// Sets how long the loop of `target` in interpreter `interp` may sleep (from
-/// its context thread, after a tick or after scheduling a task); starts its
-/// driver on first use. `loop_fd` is the loop's selector fd; `owner` any pid
-/// (tick jobs answer nobody).
-pub fn arm(target: Target, interp: usize, loop_fd: i32, owner: LocalPid, sleep: Sleep) {
+/// its context thread: `after_tick` after a tick, else after scheduling or
+/// cancelling a task); starts its driver on first use. `loop_fd` is the loop's
+/// selector fd; `owner` any pid (tick jobs answer nobody).
+pub fn arm(target: Target, interp: usize, loop_fd: i32, owner: LocalPid, sleep: Sleep, after_tick: bool) {
     let driver = DRIVERS
         .entry((target.key(), interp))
         .or_insert_with(|| start(target, interp, loop_fd, owner))
@@ -74,8 +76,13 @@ pub fn arm(target: Target, interp: usize, loop_fd: i32, owner: LocalPid, sleep: 
         if *st == Arm::Stop {
             return;
         }
-        // A tick in flight answers for itself; an earlier arm is replaced.
-        *st = Arm::Wait(sleep);
+        *st = match (*st, after_tick) {
+            // The tick in flight will look again: just say so.
+            (Arm::Ticking { .. }, false) => Arm::Ticking { again: true },
+            (Arm::Ticking { again: true }, true) => Arm::Wait(Sleep::None),
+            // An earlier arm is replaced.
+            _ => Arm::Wait(sleep),
+        };
     }
     driver.changed.notify_one();
     poke(driver.wake);
@@ -126,7 +133,7 @@ fn drive(d: Arc<Driver>, target: Target, loop_fd: i32, owner: LocalPid) {
                         unsafe { libc::close(d.wake) };
                         return;
                     }
-                    Arm::Wait(Sleep::Idle) | Arm::Ticking => {
+                    Arm::Wait(Sleep::Idle) | Arm::Ticking { .. } => {
                         st = d.changed.wait(st).unwrap_or_else(|e| e.into_inner());
                     }
                     Arm::Wait(s) => break s,
@@ -148,7 +155,7 @@ fn drive(d: Arc<Driver>, target: Target, loop_fd: i32, owner: LocalPid) {
             if *st == Arm::Stop {
                 continue;
             }
-            *st = Arm::Ticking;
+            *st = Arm::Ticking { again: false };
         }
         if super::router::submit(Job::loop_work(Work::LoopTick, target, owner)).is_err() {
             // The context is gone.
