@@ -83,36 +83,25 @@ cast_bad_input(_) ->
 %% Every permit held: a cast waits its turn (not its result) and runs once a
 %% permit comes back.
 cast_waits_for_a_permit(Config) ->
-    Gate = filename:join(?config(priv_dir, Config), "gate"),
-    file:delete(Gate),
     ok = py_semaphore:set_max_concurrent(1),
     application:set_env(erlang_python, overload_wait, 60000),
-    Hold = iolist_to_binary(["import os, time\nwhile not os.path.exists(r'", Gate, "'):\n    time.sleep(0.005)\n"]),
+    Release = py_test_util:hold_permit(Config),
     Self = self(),
-    spawn_link(fun() -> Self ! {held, py:exec(py:context(main), Hold)} end),
-    ok = wait_until(fun() -> py_semaphore:current() =:= 1 end),
     spawn_link(fun() -> Self ! {cast, py:cast(erlang, state_set, [<<"cast_waited">>, 1])} end),
     ok = wait_until(fun() -> py_semaphore:waiting() =:= 1 end),
-    ok = file:write_file(Gate, <<>>),
-    receive {held, ok} -> ok end,
+    ok = Release(),
     receive {cast, R} -> ?assertEqual(ok, R) end,
     ok = wait_until(fun() -> py:state_fetch(<<"cast_waited">>) =:= {ok, 1} end),
     application:set_env(erlang_python, overload_wait, 1000).
 
 cast_overloaded_after_wait(Config) ->
-    Gate = filename:join(?config(priv_dir, Config), "gate"),
-    file:delete(Gate),
     ok = py_semaphore:set_max_concurrent(1),
     application:set_env(erlang_python, overload_wait, 100),
-    Hold = iolist_to_binary(["import os, time\nwhile not os.path.exists(r'", Gate, "'):\n    time.sleep(0.005)\n"]),
-    Self = self(),
-    spawn_link(fun() -> Self ! {held, py:exec(py:context(main), Hold)} end),
-    ok = wait_until(fun() -> py_semaphore:current() =:= 1 end),
+    Release = py_test_util:hold_permit(Config),
     ?assertEqual({error, {overloaded, 1, 1}}, py:cast(math, sqrt, [4])),
     ?assertEqual(0, py_semaphore:waiting()),
     application:set_env(erlang_python, overload_wait, 1000),
-    ok = file:write_file(Gate, <<>>),
-    receive {held, ok} -> ok end,
+    ok = Release(),
     ok = wait_until(fun() -> py_semaphore:current() =:= 0 end),
     ?assertEqual(ok, py:cast(math, sqrt, [4])).
 

@@ -130,36 +130,26 @@ interrupt_bad_target(_) ->
 %%% The semaphore: first come, first served
 
 fair_queue_in_arrival_order(Config) ->
-    Gate = filename:join(?config(priv_dir, Config), "gate"),
-    file:delete(Gate),
     ok = py:exec(py:context(main), <<"arrived = []\ndef arrive(n):\n    arrived.append(n)\n    return n\n">>),
     ok = py_semaphore:set_max_concurrent(1),
     application:set_env(erlang_python, overload_wait, 60000),
     Self = self(),
-    Hold = iolist_to_binary(["import os, time\nwhile not os.path.exists(r'", Gate, "'):\n    time.sleep(0.005)\n"]),
-    spawn_link(fun() -> Self ! {held, py:exec(py:context(main), Hold)} end),
-    ok = wait_until(fun() -> py_semaphore:current() =:= 1 end),
+    Release = py_test_util:hold_permit(Config),
     %% 20 waiters, each queued before the next arrives
     [begin
          spawn_link(fun() -> Self ! {served, N, py:call(py:context(main), '__main__', arrive, [N])} end),
          ok = wait_until(fun() -> py_semaphore:waiting() =:= N end)
      end || N <- lists:seq(1, 20)],
     ?assertMatch(#{semaphore := #{waiting := 20, current := 1}}, py:load()),
-    ok = file:write_file(Gate, <<>>),
-    receive {held, ok} -> ok end,
+    ok = Release(),
     [receive {served, N, R} -> ?assertEqual({ok, N}, R) end || N <- lists:seq(1, 20)],
     ?assertEqual({ok, lists:seq(1, 20)}, py:eval(py:context(main), <<"arrived">>)),
     ok = wait_until(fun() -> py_semaphore:current() =:= 0 end),
     ?assertEqual(0, py_semaphore:waiting()).
 
 refused_only_after_overload_wait(Config) ->
-    Gate = filename:join(?config(priv_dir, Config), "gate"),
-    file:delete(Gate),
     ok = py_semaphore:set_max_concurrent(1),
-    Self = self(),
-    Hold = iolist_to_binary(["import os, time\nwhile not os.path.exists(r'", Gate, "'):\n    time.sleep(0.005)\n"]),
-    spawn_link(fun() -> Self ! {held, py:exec(py:context(main), Hold)} end),
-    ok = wait_until(fun() -> py_semaphore:current() =:= 1 end),
+    Release = py_test_util:hold_permit(Config),
     application:set_env(erlang_python, overload_wait, 300),
     T0 = erlang:monotonic_time(millisecond),
     ?assertEqual({error, {overloaded, 1, 1}}, py:eval(<<"1">>)),
@@ -170,8 +160,7 @@ refused_only_after_overload_wait(Config) ->
     ?assertEqual({error, {overloaded, 1, 1}}, py:call(math, sqrt, [4], #{}, 50)),
     %% withdrawn waiters leave nothing behind
     ?assertEqual(0, py_semaphore:waiting()),
-    ok = file:write_file(Gate, <<>>),
-    receive {held, ok} -> ok end,
+    ok = Release(),
     ok = wait_until(fun() -> py_semaphore:current() =:= 0 end),
     ?assertEqual({ok, 2.0}, py:call(math, sqrt, [4])).
 

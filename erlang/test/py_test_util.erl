@@ -1,6 +1,6 @@
 %% Helpers shared by the Common Test suites.
 -module(py_test_util).
--export([wait_until/1, wait_until/2, call_loop/3, thread_count/0]).
+-export([wait_until/1, wait_until/2, call_loop/3, thread_count/0, hold_permit/1]).
 
 %% @doc Polls `F' every 10 ms until it returns true: `ok', or the test case fails
 %% after `Ms' milliseconds (30 s by default).
@@ -49,3 +49,23 @@ accepted(_, _) -> false.
 thread_count() ->
     {ok, Tasks} = file:list_dir("/proc/" ++ os:getpid() ++ "/task"),
     length(Tasks).
+
+%% @doc Starts a request on the main interpreter that holds its semaphore permit
+%% until the returned fun is called (a Python loop waiting for a file in the
+%% test's `priv_dir'); returns once the request runs. The fun lets it end and
+%% returns its result (`ok').
+-spec hold_permit(list()) -> fun(() -> term()).
+hold_permit(Config) ->
+    Gate = filename:join(proplists:get_value(priv_dir, Config),
+                         "gate-" ++ integer_to_list(erlang:unique_integer([positive]))),
+    Code = iolist_to_binary(["import os, time\nwhile not os.path.exists(r'", Gate, "'):\n"
+                             "    time.sleep(0.005)\n"]),
+    Self = self(),
+    Ref = make_ref(),
+    Before = py_semaphore:current(),
+    spawn_link(fun() -> Self ! {Ref, py:exec(py:context(main), Code)} end),
+    ok = wait_until(fun() -> py_semaphore:current() > Before end),
+    fun() ->
+        ok = file:write_file(Gate, <<>>),
+        receive {Ref, R} -> R end
+    end.
