@@ -23,7 +23,8 @@ main(_) ->
     show("py:eval(<<\"1/0\">>)", py:eval(<<"1/0">>)),
     show("py:call(math, sqrt, [make_ref()])", py:call(math, sqrt, [make_ref()])),
     show("py:call(sys, exit, [1])", py:call(sys, exit, [1])),
-    show("py:eval(<<\"{1, 2}\">>)", py:eval(<<"{1, 2}">>)),
+    show("py:eval(<<\"complex(1, 2)\">>)", py:eval(<<"complex(1, 2)">>)),
+    show("py:eval(<<\"__import__('os').fork()\">>)", py:eval(<<"__import__('os').fork()">>)),
     show("py:call(time, sleep, [1], #{}, 100)", py:call(time, sleep, [1], #{}, 100)),
     %% a runaway loop: the timeout stops it, the context answers the next call at once
     show("py:call(builtins, exec, [<<\"while True: pass\">>], #{}, 100)",
@@ -34,6 +35,18 @@ main(_) ->
     py:call('__main__', fails, []),
     {ok, Tb} = py:last_traceback(),
     io:format("  py:last_traceback() ->~n~s~n", [Tb]),
+    io:format("~ncalls that do not wait:~n"),
+    Ref = py:spawn_call(math, factorial, [20]),
+    show("py:await(py:spawn_call(math, factorial, [20]))", py:await(Ref)),
+    show("py:stream_eval(<<\"(x * x for x in range(5))\">>)", py:stream_eval(<<"(x * x for x in range(5))">>)),
+    {ok, S} = py:stream_start(builtins, range, [3]),
+    Chunks = fun Loop(Acc) -> receive {py_chunk, S, X} -> Loop([X | Acc]); {py_end, S} -> lists:reverse(Acc) end end([]),
+    show("py:stream_start(builtins, range, [3]), then {py_chunk, Ref, X}... {py_end, Ref}", Chunks),
+    ok = py:exec(<<"import asyncio\nasync def nap(n):\n    await asyncio.sleep(0.2)\n    return n\n">>),
+    T0 = erlang:monotonic_time(millisecond),
+    Gathered = py:async_gather([{'__main__', nap, [I]} || I <- lists:seq(1, 50)]),
+    io:format("  py:async_gather of 50 coroutines sleeping 0.2 s each~n    -> ~p results in ~p ms~n",
+              [length(element(2, Gathered)), erlang:monotonic_time(millisecond) - T0]),
     ok = application:stop(erlang_python).
 
 show(What, Result) ->
