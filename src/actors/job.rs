@@ -124,21 +124,18 @@ impl Job {
 
     /// A pull or close job of `stream`, served where the stream lives.
     pub fn for_stream(work: Work, stream: Arc<Stream>) -> Job {
-        let env = OwnedEnv::new();
-        let (payload, tag) = env.run(|e| {
-            let t = atoms::ok().to_term(e);
-            (env.save(t), env.save(t))
-        });
-        Job {
-            env, work, payload, tag, reply_to: stream.owner, token: Arc::default(), target: stream.target,
-            permit: None, stats: None, settled: Default::default(), started_at: None, quiet_ok: false,
-            stream: Some(stream), handed_over: Default::default(),
-        }
+        Job::internal(work, stream.target, stream.owner, Some(stream))
     }
 
     /// A tick or a task cancel for `target`'s asyncio loop (answers nobody;
     /// `owner` only fills the field).
     pub fn loop_work(work: Work, target: Target, owner: LocalPid) -> Job {
+        Job::internal(work, target, owner, None)
+    }
+
+    /// A job the runtime makes for itself: no payload, no permit, no caller
+    /// waiting on its token.
+    fn internal(work: Work, target: Target, owner: LocalPid, stream: Option<Arc<Stream>>) -> Job {
         let env = OwnedEnv::new();
         let (payload, tag) = env.run(|e| {
             let t = atoms::ok().to_term(e);
@@ -147,7 +144,7 @@ impl Job {
         Job {
             env, work, payload, tag, reply_to: owner, token: Arc::default(), target,
             permit: None, stats: None, settled: Default::default(), started_at: None, quiet_ok: false,
-            stream: None, handed_over: Default::default(),
+            stream, handed_over: Default::default(),
         }
     }
 
