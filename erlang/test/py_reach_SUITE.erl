@@ -7,7 +7,8 @@
 -compile([export_all, nowarn_export_all]).
 
 all() ->
-    [erlang_bound_everywhere, hasattr_only_when_registered, whereis_names, sets_as_lists].
+    [erlang_bound_everywhere, hasattr_only_when_registered, whereis_names, sets_as_lists,
+     frame_builtins_see_the_context].
 
 init_per_suite(Config) ->
     {ok, _} = application:ensure_all_started(erlang_python),
@@ -65,3 +66,24 @@ sets_as_lists(_) ->
     ?assertEqual({ok, #{<<"k">> => []}}, py:eval(<<"{'k': set()}">>)),
     {ok, [Inner]} = py:eval(<<"[{(1, 2)}]">>),
     ?assertEqual([{1, 2}], Inner).
+
+%% Builtins that read their caller's frame work through py:call and see the
+%% context's names (they failed with "frame does not exist").
+frame_builtins_see_the_context(_) ->
+    [begin
+         ?assertEqual({ok, 2}, py:call(Ctx, builtins, eval, [<<"1 + 1">>])),
+         ok = py:exec(Ctx, <<"frame_probe = 41">>),
+         ?assertEqual({ok, 42}, py:call(Ctx, builtins, eval, [<<"frame_probe + 1">>])),
+         ?assertEqual({ok, none}, py:call(Ctx, builtins, exec, [<<"set_by_exec = 'yes'">>])),
+         ?assertEqual({ok, <<"yes">>}, py:eval(Ctx, <<"set_by_exec">>)),
+         {ok, Names} = py:call(Ctx, builtins, dir, []),
+         ?assert(lists:member(<<"frame_probe">>, Names)),
+         ?assert(lists:member(<<"erlang">>, Names)),
+         ?assertEqual({ok, true}, py:call(Ctx, builtins, eval, [<<"'frame_probe' in globals() and 'frame_probe' in vars()">>])),
+         %% an exception inside still comes back as one
+         ?assertMatch({error, {'NameError', _}}, py:call(Ctx, builtins, eval, [<<"no_such_name">>])),
+         %% eval with explicit globals is unchanged
+         ?assertEqual({ok, 7}, py:call(Ctx, builtins, eval, [<<"a + b">>, #{a => 3, b => 4}]))
+     end || Ctx <- everywhere()],
+    %% the unbound form too
+    ?assertEqual({ok, 2}, py:call(builtins, eval, [<<"1+1">>])).

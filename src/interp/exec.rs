@@ -146,7 +146,11 @@ pub fn run<'a, 'py>(py: Python<'py>, env: Env<'a>, cache: &mut CodeCache, global
             let callable = resolve(py, globals, module, function).map_err(|e| python_failure(py, env, e))?;
             let args = convert_args(py, *args).map_err(|e| bad_argument(env, &e.message()))?;
             let kwargs = convert_kwargs(py, *kwargs).map_err(|e| bad_argument(env, &e.message()))?;
-            callable.call(args, kwargs.as_ref()).map_err(|e| python_failure(py, env, e))?
+            if module == "builtins" && FRAME_BUILTINS.contains(&function) {
+                call_in_frame(py, cache, globals, callable, args, kwargs).map_err(|e| python_failure(py, env, e))?
+            } else {
+                callable.call(args, kwargs.as_ref()).map_err(|e| python_failure(py, env, e))?
+            }
         }
         (Op::Eval | Op::StreamEval, [code, locals]) => {
             let code = code.decode::<Binary>().map_err(|_| bad_argument(env, "code must be text"))?;
@@ -187,6 +191,22 @@ pub fn run<'a, 'py>(py: Python<'py>, env: Env<'a>, cache: &mut CodeCache, global
         _ => value,
     };
     py_to_term(env, &value, 0).map_err(|e| result_failure(env, e))
+}
+
+/// Builtins that read the frame that calls them (its globals, its locals).
+const FRAME_BUILTINS: [&str; 6] = ["eval", "exec", "globals", "locals", "vars", "dir"];
+
+/// Calls `f(*args, **kwargs)` from a Python frame whose globals and locals are
+/// the context's `globals`, so a frame-reading builtin (`eval`, `dir`, …) sees the
+/// context's names as module-level code would. Called directly from Rust there
+/// is no frame at all ("frame does not exist").
+fn call_in_frame<'py>(py: Python<'py>, cache: &mut CodeCache, globals: &Bound<'py, PyDict>, f: Bound<'py, PyAny>, args: Bound<'py, PyTuple>, kwargs: Option<Bound<'py, PyDict>>) -> PyResult<Bound<'py, PyAny>> {
+    let code = cache.compile(py, b"__import__('erlang')._apply()", ffi::Py_eval_input)?;
+    super::natives::set_pending_call(f, args, kwargs);
+    let result = eval_code(py, &code, globals, globals);
+    // Not taken if the code failed before reaching `_apply`: dropped here, attached.
+    drop(super::natives::take_pending_call());
+    result
 }
 
 /// `{not_iterable, TypeName}`.

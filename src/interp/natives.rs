@@ -82,6 +82,7 @@ natives! {
     _registered => cb_registered, "_registered(name): whether an Erlang function is registered as name.";
     whereis => msg_whereis, "whereis(name): the erlang.Pid registered as name, or None.";
     _task_done => task_done, "_task_done(tid, task): answers the caller waiting for asyncio task tid.";
+    _apply => apply_pending, "_apply(): makes the call py:call asked for, from the calling Python frame.";
 }
 
 /// Adds the native functions to `module` (in the interpreter `py` is attached to).
@@ -282,4 +283,28 @@ fn task_done<'py>(py: Python<'py>, a: &[Bound<'py, PyAny>]) -> PyResult<Bound<'p
         }
     });
     Ok(py.None().into_bound(py))
+}
+
+/// A call `py:call(builtins, eval | exec | …)` makes from a Python frame (see
+/// `exec::call_in_frame`): set just before that frame runs, taken by `_apply`.
+type PendingCall = (Py<PyAny>, Py<pyo3::types::PyTuple>, Option<Py<pyo3::types::PyDict>>);
+
+thread_local! {
+    static PENDING: std::cell::RefCell<Option<PendingCall>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Parks `f(*args, **kwargs)` for this thread's next `erlang._apply()`.
+pub fn set_pending_call(f: Bound<'_, PyAny>, args: Bound<'_, pyo3::types::PyTuple>, kwargs: Option<Bound<'_, pyo3::types::PyDict>>) {
+    PENDING.with(|p| *p.borrow_mut() = Some((f.unbind(), args.unbind(), kwargs.map(Bound::unbind))));
+}
+
+/// Takes the parked call back (drop it with the interpreter's GIL held).
+pub fn take_pending_call() -> Option<PendingCall> {
+    PENDING.with(|p| p.borrow_mut().take())
+}
+
+fn apply_pending<'py>(py: Python<'py>, a: &[Bound<'py, PyAny>]) -> PyResult<Bound<'py, PyAny>> {
+    arity(a, 0, 0, "_apply")?;
+    let (f, args, kwargs) = take_pending_call().ok_or_else(|| PyRuntimeError::new_err("_apply() has no call to make"))?;
+    f.bind(py).call(args.bind(py), kwargs.as_ref().map(|k| k.bind(py)))
 }
