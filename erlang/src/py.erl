@@ -36,7 +36,7 @@
          context/0, context/1, start_contexts/0, start_contexts/1, stop_contexts/0,
          contexts_started/0,
          version/0, execution_mode/0, num_executors/0, subinterp_supported/0, info/0, load/0,
-         last_traceback/0, interrupt/1,
+         last_traceback/0, interrupt/1, reload/1,
          memory_stats/0, memory_stats/1, gc/0, gc/1,
          tracemalloc_start/0, tracemalloc_start/1, tracemalloc_stop/0,
          state_store/2, state_fetch/1, state_remove/1, state_keys/0, state_clear/0,
@@ -508,6 +508,29 @@ subinterp_supported() ->
 -spec interrupt(ctx()) -> ok | {error, not_started | {no_context, pos_integer()}}.
 interrupt({py_context, Target}) ->
     py_nif:interrupt(Target).
+
+%% @doc Reloads module `Module' (`importlib.reload') in every interpreter that
+%% has imported it: each context and the main interpreter (once when they share
+%% one). Interpreters that never imported it are left alone. The first error, if
+%% any, is returned (the others still reload).
+-spec reload(name()) -> ok | {error, error()}.
+reload(Module) ->
+    try name(Module, module) of
+        Name ->
+            Code = <<"None if m not in __import__('sys').modules else "
+                     "[__import__('importlib').reload(__import__('sys').modules[m]), None][1]">>,
+            Targets = case execution_mode() of
+                          subinterp -> [context(main) | py_context_router:contexts()];
+                          _ -> [context(main)]
+                      end,
+            Results = [eval(Ctx, Code, #{m => Name}) || Ctx <- Targets],
+            case [E || {error, _} = E <- Results] of
+                [] -> ok;
+                [E | _] -> E
+            end
+    catch
+        throw:{bad_argument, _} = Bad -> {error, Bad}
+    end.
 
 %% @doc The formatted Python traceback of this process's last call that raised.
 -spec last_traceback() -> {ok, binary()} | {error, none}.

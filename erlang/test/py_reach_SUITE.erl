@@ -8,7 +8,7 @@
 
 all() ->
     [erlang_bound_everywhere, hasattr_only_when_registered, whereis_names, sets_as_lists,
-     frame_builtins_see_the_context].
+     frame_builtins_see_the_context, reload_everywhere].
 
 init_per_suite(Config) ->
     {ok, _} = application:ensure_all_started(erlang_python),
@@ -87,3 +87,26 @@ frame_builtins_see_the_context(_) ->
      end || Ctx <- everywhere()],
     %% the unbound form too
     ?assertEqual({ok, 2}, py:call(builtins, eval, [<<"1+1">>])).
+
+%% py:reload/1 reaches every interpreter that imported the module, and only those.
+reload_everywhere(Config) ->
+    Dir = filename:join(?config(priv_dir, Config), "reload_mod"),
+    ok = filelib:ensure_dir(filename:join(Dir, "x")),
+    Mod = "ep_reload_probe",
+    File = filename:join(Dir, Mod ++ ".py"),
+    ok = file:write_file(File, <<"VALUE = 1\n">>),
+    AddPath = iolist_to_binary(["import sys\nif r'", Dir, "' not in sys.path:\n    sys.path.insert(0, r'", Dir, "')\n"]),
+    [ok = py:exec(Ctx, AddPath) || Ctx <- everywhere()],
+    Users = [py:context(1), py:context(main)],
+    [?assertEqual({ok, 1}, py:call(Ctx, ep_reload_probe, 'VALUE.__int__', [])) || Ctx <- Users],
+    %% a new size, so the cached bytecode is not taken for the new source
+    ok = file:write_file(File, <<"VALUE = 222\n">>),
+    ok = py:reload(ep_reload_probe),
+    [?assertEqual({ok, 222}, py:call(Ctx, ep_reload_probe, 'VALUE.__int__', [])) || Ctx <- Users],
+    %% context 2 never imported it (in subinterp mode it has its own modules)
+    case py:execution_mode() of
+        subinterp -> ?assertEqual({ok, false}, py:eval(py:context(2), <<"'ep_reload_probe' in __import__('sys').modules">>));
+        _ -> ok
+    end,
+    ?assertEqual(ok, py:reload(never_imported_module_xyz)),
+    ?assertMatch({error, {bad_argument, _}}, py:reload(<<255>>)).
