@@ -8,7 +8,8 @@
 
 all() ->
     [erlang_bound_everywhere, hasattr_only_when_registered, whereis_names, sets_as_lists,
-     frame_builtins_see_the_context, reload_everywhere].
+     frame_builtins_see_the_context, reload_everywhere, callbacks_from_python_threads,
+     send_from_a_thread, thread_callback_when_overloaded].
 
 init_per_suite(Config) ->
     {ok, _} = application:ensure_all_started(erlang_python),
@@ -110,3 +111,76 @@ reload_everywhere(Config) ->
     end,
     ?assertEqual(ok, py:reload(never_imported_module_xyz)),
     ?assertMatch({error, {bad_argument, _}}, py:reload(<<255>>)).
+
+%% erlang.call from threads Python started (a ThreadPoolExecutor of 8): each runs
+%% in a process of the application, results correct.
+callbacks_from_python_threads(_) ->
+    Self = self(),
+    ok = py:register_function(double_it, fun([X]) -> Self ! {ran_in, self()}, 2 * X end),
+    Code = <<"def pool_calls(n):\n"
+             "    from concurrent.futures import ThreadPoolExecutor\n"
+             "    with ThreadPoolExecutor(8) as ex:\n"
+             "        return list(ex.map(lambda i: erlang.double_it(i), range(n)))\n">>,
+    [begin
+         ok = py:exec(Ctx, Code),
+         ?assertEqual({ok, [2 * I || I <- lists:seq(0, 99)]}, py:call(Ctx, '__main__', pool_calls, [100]))
+     end || Ctx <- everywhere()],
+    %% not in the calling process: nobody waits for those threads in Erlang
+    receive {ran_in, P} -> ?assertNotEqual(self(), P) after 1000 -> ct:fail(no_callback) end,
+    flush(),
+    ok = py:unregister_function(double_it),
+    %% and from a thread, an unknown name is still UnknownFunction
+    ok = py:exec(<<"def unknown_from_thread():\n"
+                   "    import threading\n"
+                   "    out = []\n"
+                   "    def run():\n"
+                   "        try:\n"
+                   "            erlang.call('not_registered_anywhere', 1)\n"
+                   "        except erlang.UnknownFunction as e:\n"
+                   "            out.append('unknown')\n"
+                   "    t = threading.Thread(target=run)\n"
+                   "    t.start()\n"
+                   "    t.join()\n"
+                   "    return out\n">>),
+    ?assertEqual({ok, [<<"unknown">>]}, py:call('__main__', unknown_from_thread, [])),
+    ok = py_test_util:wait_until(fun() -> py_semaphore:current() =:= 0 end).
+
+flush() ->
+    receive _ -> flush() after 0 -> ok end.
+
+send_from_a_thread(_) ->
+    ok = py:exec(<<"def send_later(pid):\n"
+                   "    import threading\n"
+                   "    t = threading.Thread(target=lambda: erlang.send(pid, ('from_thread', 7)))\n"
+                   "    t.start()\n"
+                   "    t.join()\n">>),
+    {ok, none} = py:call('__main__', send_later, [self()]),
+    receive {<<"from_thread">>, 7} -> ok after 5000 -> ct:fail(no_message) end.
+
+%% Every permit taken (the request itself holds the only one): a thread's
+%% erlang.call waits a bounded time, then raises an error naming the overload.
+thread_callback_when_overloaded(_) ->
+    ok = py:register_function(never_reached, fun(_) -> ok end),
+    ok = py:exec(<<"def overloaded_thread():\n"
+                   "    import threading\n"
+                   "    out = []\n"
+                   "    def run():\n"
+                   "        try:\n"
+                   "            erlang.never_reached()\n"
+                   "            out.append('ran')\n"
+                   "        except erlang.ErlangError as e:\n"
+                   "            out.append(str(e))\n"
+                   "    t = threading.Thread(target=run)\n"
+                   "    t.start()\n"
+                   "    t.join()\n"
+                   "    return out\n">>),
+    Max0 = py_semaphore:max_concurrent(),
+    ok = py_semaphore:set_max_concurrent(1),
+    try
+        {ok, [Msg]} = py:call('__main__', overloaded_thread, []),
+        ?assertMatch({match, _}, re:run(Msg, "overloaded"))
+    after
+        ok = py_semaphore:set_max_concurrent(Max0)
+    end,
+    ?assertEqual(0, py_semaphore:waiting()),
+    ok = py:unregister_function(never_reached).

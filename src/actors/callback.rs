@@ -47,6 +47,9 @@ pub enum Accept {
     /// An executor on the main interpreter: the main target, and every context
     /// when contexts share the main interpreter (each runs in its own globals).
     MainInterp { shared_contexts: bool },
+    /// A thread that serves no request (Python's own threads): none; calls
+    /// back into Python are routed as usual.
+    Nothing,
 }
 
 /// The Erlang side's handle on one suspended `erlang.call`.
@@ -64,6 +67,7 @@ impl CallbackHandle {
         let ok = match self.accept {
             Accept::Same(t) => job.target == t,
             Accept::MainInterp { shared_contexts } => job.target == Target::Main || shared_contexts,
+            Accept::Nothing => false,
         };
         if !ok {
             return Err(job);
@@ -121,11 +125,12 @@ const SPIN: Duration = Duration::from_micros(40);
 
 /// `erlang.call(name, *args)`.
 pub fn call_erlang<'py>(py: Python<'py>, name: &Bound<'py, PyAny>, args: &Bound<'py, PyTuple>) -> PyResult<Bound<'py, PyAny>> {
-    let (reply_to, tag, token, accept, globals) = SERVING
-        .with(|s| {
-            s.borrow().last().map(|c| (c.reply_to, c.tag.clone(), c.token.clone(), c.accept, c.globals.clone_ref(py)))
-        })
-        .ok_or_else(|| PyRuntimeError::new_err("erlang.call() works only in code run by a request (not in threads Python started)"))?;
+    let serving = SERVING.with(|s| {
+        s.borrow().last().map(|c| (c.reply_to, c.tag.clone(), c.token.clone(), c.accept, c.globals.clone_ref(py)))
+    });
+    let Some((reply_to, tag, token, accept, globals)) = serving else {
+        return call_from_thread(py, name, args);
+    };
     let (tx, rx) = mpsc::channel();
     let handle = ResourceArc::new(CallbackHandle { tx: Mutex::new(Some(tx)), accept });
     // {py_callback, Tag, Handle, Name, Args}
@@ -142,6 +147,64 @@ pub fn call_erlang<'py>(py: Python<'py>, name: &Bound<'py, PyAny>, args: &Bound<
     }
     drop(handle);
     wait(py, rx, &token, accept, globals)
+}
+
+/// How long a Python thread's `erlang.call` waits for a semaphore permit.
+const THREAD_PERMIT_WAIT: Duration = Duration::from_millis(1000);
+
+/// `erlang.call` from a thread that serves no request (started by Python code:
+/// `threading`, `concurrent.futures`, asyncio executors). Nobody waits for this
+/// thread in Erlang, so the call runs in a fresh process of the application
+/// (`py_cast_sink` spawns it); it takes a semaphore permit for its duration,
+/// waiting at most a second for one (then `erlang.ErlangError` naming the
+/// overload, never a hang), and the thread waits without the GIL.
+fn call_from_thread<'py>(py: Python<'py>, name: &Bound<'py, PyAny>, args: &Bound<'py, PyTuple>) -> PyResult<Bound<'py, PyAny>> {
+    let permit = py.detach(|| -> Result<super::semaphore::Permit, ()> {
+        if let Ok(p) = super::semaphore::try_acquire() {
+            return Ok(p);
+        }
+        let (ptx, prx) = mpsc::channel();
+        let id = super::semaphore::enqueue(Box::new(move |p| ptx.send(p).err().map(|mpsc::SendError(p)| p)));
+        match prx.recv_timeout(THREAD_PERMIT_WAIT) {
+            Ok(p) => Ok(p),
+            Err(_) if super::semaphore::withdraw(id) => Err(()),
+            // Handed one just now.
+            Err(_) => prx.recv().map_err(|_| ()),
+        }
+    });
+    let Ok(permit) = permit else {
+        let (cur, max) = (super::semaphore::current(), super::semaphore::max());
+        return Err(erlang_exception(py, "ErlangError", format!("erlang_python is overloaded ({cur} of {max} requests in flight): erlang.call from a thread gave up after {} ms", THREAD_PERMIT_WAIT.as_millis())));
+    };
+    let (tx, rx) = mpsc::channel();
+    let handle = ResourceArc::new(CallbackHandle { tx: Mutex::new(Some(tx)), accept: Accept::Nothing });
+    rustler::atoms! { thread, py_cast_sink }
+    let mut env = OwnedEnv::new();
+    let sink = env.run(|e| {
+        let mut pid = std::mem::MaybeUninit::uninit();
+        // SAFETY: Python threads are not BEAM threads, so the caller env is NULL
+        // as enif_whereis_pid requires there; the name is an atom term.
+        let found = unsafe { rustler::sys::enif_whereis_pid(std::ptr::null_mut(), py_cast_sink().to_term(e).as_c_arg(), pid.as_mut_ptr()) };
+        // SAFETY: initialised by the successful call.
+        (found != 0).then(|| LocalPid::from_c_arg(unsafe { pid.assume_init() }))
+    });
+    let Some(sink) = sink else {
+        return Err(erlang_exception(py, "ErlangError", "erlang_python is not running".into()));
+    };
+    let msg = env.run(|e| -> PyResult<SavedTerm> {
+        let name = py_to_term(e, name, 0).map_err(|err| PyTypeError::new_err(err.message()))?;
+        let args = py_to_term(e, args.as_any(), 0).map_err(|err| PyTypeError::new_err(err.message()))?;
+        let args: Vec<_> = get_tuple(args).unwrap_or_default();
+        Ok(env.save((crate::atoms::py_callback(), thread(), handle.clone(), name, args).encode(e)))
+    })?;
+    if env.send_and_clear(&sink, |e| msg.load(e)).is_err() {
+        return Err(erlang_exception(py, "ErlangError", "erlang_python is not running".into()));
+    }
+    drop(handle);
+    // No nested job reaches this thread (`Accept::Nothing`): the globals go unused.
+    let result = wait(py, rx, &CallToken::default(), Accept::Nothing, PyDict::new(py).unbind());
+    drop(permit);
+    result
 }
 
 fn wait<'py>(py: Python<'py>, mut rx: Receiver<ChainMsg>, token: &CallToken, accept: Accept, globals: Py<PyDict>) -> PyResult<Bound<'py, PyAny>> {
@@ -164,6 +227,7 @@ fn wait<'py>(py: Python<'py>, mut rx: Receiver<ChainMsg>, token: &CallToken, acc
         match got {
             Ok(ChainMsg::Reply(env, result)) => return reply_to_python(py, env, result),
             Ok(ChainMsg::Nested(job)) => match accept {
+                Accept::Nothing => drop(job),
                 Accept::Same(_) => job.serve_nested(py, globals.bind(py), accept),
                 Accept::MainInterp { .. } => {
                     let g = match job.target {
