@@ -185,12 +185,7 @@ impl Job {
         }
         self.release_permit();
         self.env.run(|env| {
-            let reason = match why {
-                super::router::SubmitError::NotStarted => atoms::not_started().encode(env),
-                super::router::SubmitError::Stopped => atoms::context_stopped().encode(env),
-                super::router::SubmitError::NoContext(n) => (atoms::no_context(), n).encode(env),
-            };
-            let msg = (atoms::py_reply(), self.tag.load(env), (atoms::error(), reason)).encode(env);
+            let msg = (atoms::py_reply(), self.tag.load(env), (atoms::error(), why.reason(env))).encode(env);
             send(env, &self.reply_to, msg);
         });
     }
@@ -387,6 +382,8 @@ impl Job {
                 self.hand_over(py, task, key, tag);
                 return;
             }
+            // A stream's start that succeeded: its pulls follow the reply.
+            let started = matches!(op, Op::StreamStart(_)) && result.is_ok();
             let msg = match result {
                 Ok(_) if self.quiet_ok => {
                     if self.token.finish() {
@@ -395,19 +392,11 @@ impl Job {
                     return;
                 }
                 Ok(value) => (atoms::py_reply(), tag, (atoms::ok(), value)).encode(env),
-                Err(f) if self.stream.is_some() => {
-                    // A stream that did not start: nothing of it is kept.
-                    match f.traceback {
-                        Some(tb) => (atoms::py_reply(), tag, (atoms::error(), f.reason), tb).encode(env),
-                        None => (atoms::py_reply(), tag, (atoms::error(), f.reason)).encode(env),
-                    }
-                }
                 Err(f) => match f.traceback {
                     Some(tb) => (atoms::py_reply(), tag, (atoms::error(), f.reason), tb).encode(env),
                     None => (atoms::py_reply(), tag, (atoms::error(), f.reason)).encode(env),
                 },
             };
-            let started = matches!(op, Op::StreamStart(_)) && is_started(env, msg);
             if self.token.finish() {
                 self.release_permit();
                 send(env, &self.reply_to, msg);
@@ -542,24 +531,12 @@ impl Drop for Job {
     }
 }
 
-/// Whether a reply message is `{py_reply, Tag, {ok, started}}`.
-fn is_started(env: Env<'_>, msg: Term<'_>) -> bool {
-    rustler::atoms! { started }
-    let _ = env;
-    rustler::types::tuple::get_tuple(msg)
-        .ok()
-        .and_then(|parts| parts.get(2).copied())
-        .and_then(|r| rustler::types::tuple::get_tuple(r).ok())
-        .is_some_and(|r| r.len() == 2 && r[0].decode::<rustler::Atom>().ok() == Some(atoms::ok()) && r[1].decode::<rustler::Atom>().ok() == Some(started()))
-}
-
 /// Queues the next pull of `s` where it lives; if it cannot be queued (its
 /// context is gone) the consumer gets `{py_error, Ref, context_stopped}`.
 fn queue_pull(s: Arc<Stream>) {
     if let Err((job, _)) = super::router::submit(Job::for_stream(Work::StreamPull, s.clone())) {
         job.token.claim();
         drop(job);
-        s.flow.pull_failed();
         stream_stopped(&s);
     }
 }

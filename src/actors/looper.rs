@@ -69,7 +69,7 @@ static DRIVERS: LazyLock<DashMap<(u32, usize), Arc<Driver>>> = LazyLock::new(Das
 pub fn arm(target: Target, interp: usize, loop_fd: i32, owner: LocalPid, sleep: Sleep, after_tick: bool) {
     let driver = DRIVERS
         .entry((target.key(), interp))
-        .or_insert_with(|| start(target, interp, loop_fd, owner))
+        .or_insert_with(|| start(target, loop_fd, owner))
         .clone();
     {
         let mut st = driver.state.lock().unwrap_or_else(|e| e.into_inner());
@@ -107,7 +107,7 @@ fn poke(fd: i32) {
     }
 }
 
-fn start(target: Target, interp: usize, loop_fd: i32, owner: LocalPid) -> Arc<Driver> {
+fn start(target: Target, loop_fd: i32, owner: LocalPid) -> Arc<Driver> {
     // SAFETY: eventfd creates a new descriptor (or fails with -1).
     let wake = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
     let d = Arc::new(Driver { state: Mutex::new(Arm::Wait(Sleep::Idle)), changed: Condvar::new(), wake });
@@ -117,7 +117,6 @@ fn start(target: Target, interp: usize, loop_fd: i32, owner: LocalPid) -> Arc<Dr
     if spawned.is_err() {
         *d.state.lock().unwrap_or_else(|e| e.into_inner()) = Arm::Stop;
     }
-    let _ = interp;
     d
 }
 

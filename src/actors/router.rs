@@ -68,6 +68,28 @@ pub enum SubmitError {
     Stopped,
 }
 
+impl SubmitError {
+    /// The reason its caller gets: `not_started | {no_context, N} | context_stopped`.
+    pub fn reason(self, env: rustler::Env<'_>) -> rustler::Term<'_> {
+        use rustler::Encoder;
+        match self {
+            SubmitError::NotStarted => crate::atoms::not_started().encode(env),
+            SubmitError::Stopped => crate::atoms::context_stopped().encode(env),
+            SubmitError::NoContext(n) => (crate::atoms::no_context(), n).encode(env),
+        }
+    }
+}
+
+/// Whether `target` names something `t` serves (shared by submit, check, interrupt).
+fn valid(t: &Table, target: Target) -> Result<(), SubmitError> {
+    match target {
+        Target::Context(id) if id == 0 || id as usize > t.num_contexts => Err(SubmitError::NoContext(id)),
+        Target::Context(_) if !t.contexts.is_empty() => Ok(()),
+        _ if t.executors.is_empty() => Err(SubmitError::NotStarted),
+        _ => Ok(()),
+    }
+}
+
 /// Puts `job` in the mailbox that serves its target.
 pub fn submit(mut job: Job) -> Result<(), (Job, SubmitError)> {
     let guard = TABLE.load();
@@ -121,10 +143,9 @@ pub fn submit(mut job: Job) -> Result<(), (Job, SubmitError)> {
 /// `target` (`py:interrupt/1`); nothing running is no error.
 pub fn interrupt(target: Target) -> Result<(), SubmitError> {
     let Some(t) = table() else { return Err(SubmitError::NotStarted) };
+    valid(&t, target)?;
     let slots: Vec<&Arc<SlotStats>> = match target {
-        Target::Context(id) if id == 0 || id as usize > t.num_contexts => return Err(SubmitError::NoContext(id)),
         Target::Context(id) if !t.contexts.is_empty() => vec![&t.contexts[id as usize - 1].1],
-        _ if t.executors.is_empty() => return Err(SubmitError::NotStarted),
         Target::Context(id) => vec![&t.executors[(id as usize - 1) % t.executors.len()].1],
         Target::Main => t.executors.iter().map(|(_, s)| s).collect(),
     };
@@ -139,11 +160,7 @@ pub fn interrupt(target: Target) -> Result<(), SubmitError> {
 /// Whether a job for `target` could be queued now (before it waits for a permit).
 pub fn check(target: Target) -> Result<(), SubmitError> {
     let Some(t) = table() else { return Err(SubmitError::NotStarted) };
-    match target {
-        _ if t.executors.is_empty() => Err(SubmitError::NotStarted),
-        Target::Context(id) if id == 0 || id as usize > t.num_contexts => Err(SubmitError::NoContext(id)),
-        _ => Ok(()),
-    }
+    valid(&t, target)
 }
 
 /// Load figures of every executor and context actor.

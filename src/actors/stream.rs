@@ -161,12 +161,6 @@ impl StreamFlow {
         pull
     }
 
-    /// A queued pull job could not run (its context is gone): the stream is over.
-    pub fn pull_failed(&self) {
-        let mut f = self.lock();
-        f.pulling = false;
-    }
-
     /// Ends the stream from the consumer's side; true if it was still live.
     pub fn cancel(&self) -> bool {
         let mut f = self.lock();

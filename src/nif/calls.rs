@@ -180,11 +180,7 @@ pub(super) fn queue_job<'a>(env: Env<'a>, job: Job, token: Arc<CallToken>, task:
 }
 
 fn submit_error(env: Env<'_>, why: SubmitError) -> Term<'_> {
-    match why {
-        SubmitError::NotStarted => (atoms::error(), atoms::not_started()).encode(env),
-        SubmitError::Stopped => (atoms::error(), atoms::context_stopped()).encode(env),
-        SubmitError::NoContext(n) => (atoms::error(), (atoms::no_context(), n)).encode(env),
-    }
+    (atoms::error(), why.reason(env)).encode(env)
 }
 
 /// `cast(Target, Payload, Tag, Sink) -> ok | {queued, Handle} | {error, Reason}`:
