@@ -23,6 +23,7 @@ rustler::atoms! {
     context_stopped,
     context_failed,
     no_context,
+    no_pool,
     overloaded,
     py_callback,
     py_trace,

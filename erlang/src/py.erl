@@ -15,7 +15,8 @@
 %%     time.</li>
 %% <li>`context_stopped' / `context_failed': the context was stopped, or failed,
 %%     with the request in its mailbox (a failed context is replaced at once).</li>
-%% <li>`{no_context, N}': there is no context `N'.</li>
+%% <li>`{no_context, N}': there is no context `N'; `{no_pool, Name}': no pool
+%%     `Name' runs.</li>
 %% <li>`not_started': the application is not running.</li>
 %% </ul>
 %% Code is a binary or a string. Module and function names are atoms, binaries or
@@ -33,7 +34,7 @@
          async_call/3, async_call/4, async_await/1, async_await/2, async_gather/1,
          async_stream/3, async_stream/4,
          parallel/1,
-         context/0, context/1, start_contexts/0, start_contexts/1, stop_contexts/0,
+         context/0, context/1, pool/1, start_contexts/0, start_contexts/1, stop_contexts/0,
          contexts_started/0,
          version/0, execution_mode/0, num_executors/0, subinterp_supported/0, info/0, load/0,
          last_traceback/0, interrupt/1, reload/1,
@@ -51,13 +52,16 @@
 -type value() :: term().
 -type error() :: {atom(), binary()} | timeout | not_started
                | {overloaded, non_neg_integer(), pos_integer()}
-               | {no_context, non_neg_integer()} | context_stopped | context_failed
+               | {no_context, non_neg_integer()} | {no_pool, atom()}
+               | context_stopped | context_failed
                | {bad_argument, binary()} | {unsupported_type, binary()}
                | {bad_result, binary()}.
 -type kwargs() :: #{atom() | binary() => term()}.
 -type name() :: atom() | binary() | string().
 -type code() :: binary() | string().
 -define(CHAIN, '$py_chain').
+%% The calling process's own context, resolved by the router in the NIF.
+-define(AUTO, {py_context, auto}).
 -type ctx() :: py_context_router:context().
 -type call_opts() :: #{kwargs => kwargs(), timeout => timeout()}.
 %% A submitted request: its tag, its handle, and when it stops waiting for a
@@ -94,10 +98,34 @@ call({py_context, _} = Ctx, Module, Function, Args, Opts) when is_map(Opts) ->
                 kwargs(maps:get(kwargs, Opts, #{}))}}
     end, maps:get(timeout, Opts, default_timeout()));
 call(Module, Function, Args, Kwargs, Timeout) ->
-    maybe_request(py_context_router:get_context(), fun() ->
-        {call, {name(Module, module), name(Function, function),
-                list(Args), kwargs(Kwargs)}}
-    end, Timeout).
+    Build = fun() ->
+                    {call, {name(Module, module), name(Function, function),
+                            list(Args), kwargs(Kwargs)}}
+            end,
+    case maybe_request(?AUTO, Build, Timeout) of
+        {error, {'ImportError', Msg}} = E ->
+            %% A module that refuses sub-interpreters (numpy, torch, _ctypes on
+            %% 3.12): learned by the router, and this call runs on main.
+            case refuses_subinterpreters(Msg) andalso py_nif:binding() =:= undefined of
+                true ->
+                    ok = py_nif:route_to_main(name(Module, module)),
+                    maybe_request({py_context, main}, Build, Timeout);
+                false ->
+                    E
+            end;
+        Result ->
+            Result
+    end.
+
+%% Every context: the default ones and the pools'.
+all_contexts() ->
+    #{default := Default, pool := Pools} = py_nif:routes(),
+    [{py_context, I} || I <- Default ++ lists:append(maps:values(Pools))].
+
+refuses_subinterpreters(Msg) ->
+    execution_mode() =:= subinterp andalso
+        binary:match(Msg, [<<"does not support loading in subinterpreters">>,
+                           <<"cannot load module more than once per process">>]) =/= nomatch.
 
 %% @doc Evaluates a Python expression in the calling process's context.
 -spec eval(code()) -> {ok, value()} | {error, error()}.
@@ -117,14 +145,14 @@ eval(Code, Locals) ->
 eval({py_context, _} = Ctx, Code, Locals) ->
     maybe_request(Ctx, fun() -> {eval, {code(Code), locals(Locals)}} end, default_timeout());
 eval(Code, Locals, Timeout) ->
-    maybe_request(py_context_router:get_context(),
+    maybe_request(?AUTO,
                   fun() -> {eval, {code(Code), locals(Locals)}} end, Timeout).
 
 %% @doc Executes Python statements in the calling process's context; names they
 %% define stay in its globals (visible as `'__main__'' to `call').
 -spec exec(code()) -> ok | {error, error()}.
 exec(Code) ->
-    exec(py_context_router:get_context(), Code).
+    exec(?AUTO, Code).
 
 %% @doc Executes Python statements in context `Ctx'.
 -spec exec(ctx(), code()) -> ok | {error, error()}.
@@ -149,7 +177,7 @@ cast(Module, Function, Args) ->
 %% @doc {@link cast/3} with keyword arguments.
 -spec cast(name(), name(), list(), kwargs()) -> ok | {error, error()}.
 cast(Module, Function, Args, Kwargs) ->
-    {py_context, Target} = py_context_router:get_context(),
+    {py_context, Target} = ?AUTO,
     try {name(Module, module), name(Function, function), list(Args), kwargs(Kwargs)} of
         Payload ->
             case whereis(py_cast_sink) of
@@ -181,12 +209,12 @@ cast_submit(Target, Payload, Sink) ->
 %% can await it; if it exits first, the call is cancelled.
 -spec spawn_call(name(), name(), list()) -> async_ref().
 spawn_call(Module, Function, Args) ->
-    spawn_call(py_context_router:get_context(), Module, Function, Args, #{}).
+    spawn_call(?AUTO, Module, Function, Args, #{}).
 
 %% @doc {@link spawn_call/3} with keyword arguments.
 -spec spawn_call(name(), name(), list(), kwargs()) -> async_ref().
 spawn_call(Module, Function, Args, Kwargs) ->
-    spawn_call(py_context_router:get_context(), Module, Function, Args, #{kwargs => Kwargs}).
+    spawn_call(?AUTO, Module, Function, Args, #{kwargs => Kwargs}).
 
 %% @doc {@link spawn_call/3} in context `Ctx', with `#{kwargs => Kwargs,
 %% timeout => Timeout}' (`Timeout' is what {@link await/1} waits).
@@ -239,7 +267,7 @@ stream(Module, Function, Args) ->
 %% @doc {@link stream/3} with keyword arguments.
 -spec stream(name(), name(), list(), kwargs()) -> {ok, [value()]} | {error, error()}.
 stream(Module, Function, Args, Kwargs) ->
-    maybe_request(py_context_router:get_context(), fun() ->
+    maybe_request(?AUTO, fun() ->
         {stream_call, {name(Module, module), name(Function, function), list(Args), kwargs(Kwargs)}}
     end, default_timeout()).
 
@@ -253,7 +281,7 @@ stream_eval(Code) ->
 %% @doc {@link stream_eval/1} with local names.
 -spec stream_eval(code(), map()) -> {ok, [value()]} | {error, error()}.
 stream_eval(Code, Locals) ->
-    maybe_request(py_context_router:get_context(),
+    maybe_request(?AUTO,
                   fun() -> {stream_eval, {code(Code), locals(Locals)}} end, default_timeout()).
 
 %% @doc Calls `Module.Function(*Args)' and streams what it returns (a generator,
@@ -272,7 +300,7 @@ stream_start(Module, Function, Args) ->
 %% `context' (default: the caller's), `timeout' (for the start).
 -spec stream_start(name(), name(), list(), stream_opts()) -> {ok, reference()} | {error, error()}.
 stream_start(Module, Function, Args, Opts) when is_map(Opts) ->
-    {py_context, Target} = maps:get(context, Opts, py_context_router:get_context()),
+    {py_context, Target} = maps:get(context, Opts, ?AUTO),
     Timeout = maps:get(timeout, Opts, default_timeout()),
     Active = maps:get(active, Opts, true),
     try {name(Module, module), name(Function, function), list(Args),
@@ -352,7 +380,7 @@ async_call(Module, Function, Args) ->
 %% @doc {@link async_call/3} with keyword arguments.
 -spec async_call(name(), name(), list(), kwargs()) -> async_ref().
 async_call(Module, Function, Args, Kwargs) ->
-    spawn_op(async_call, py_context_router:get_context(), Module, Function, Args,
+    spawn_op(async_call, ?AUTO, Module, Function, Args,
              #{kwargs => Kwargs}).
 
 %% @doc The task's result, as {@link call/3} returns it (`{error, cancelled}' if
@@ -388,24 +416,28 @@ async_stream(Module, Function, Args) ->
 %% @doc {@link async_stream/3} with keyword arguments.
 -spec async_stream(name(), name(), list(), kwargs()) -> {ok, [value()]} | {error, error()}.
 async_stream(Module, Function, Args, Kwargs) ->
-    await(spawn_op(async_stream, py_context_router:get_context(), Module, Function, Args,
+    await(spawn_op(async_stream, ?AUTO, Module, Function, Args,
                    #{kwargs => Kwargs})).
 
-%% @doc Runs the calls side by side, spread over distinct contexts, and returns one
+%% @doc Runs the calls side by side, spread by the router over distinct contexts
+%% (least busy first; a context is used twice only when there are more calls
+%% than contexts), and returns one
 %% result per call in input order: `{ok, [{ok, V} | {error, E}]}'.
 -spec parallel([{name(), name(), list()}]) -> {ok, [{ok, value()} | {error, error()}]}.
 parallel(Calls) when is_list(Calls) ->
-    N = max(1, py_context_router:num_contexts()),
-    First = erlang:unique_integer([positive]),
-    Ctxs = [case py_context_router:num_contexts() of
-                0 -> {py_context, main};
-                _ -> {py_context, (First + I) rem N + 1}
-            end || I <- lists:seq(1, length(Calls))],
+    Ctxs = [{py_context, T} || T <- py_nif:spread(length(Calls))],
     Timeout = default_timeout(),
     Pending = [submit_call(Ctx, Call, Timeout) || {Ctx, Call} <- lists:zip(Ctxs, Calls)],
     %% one deadline for the whole batch, not one per call
     Deadline = deadline(Timeout),
     {ok, [wait_reply(P, remaining(Deadline)) || P <- Pending]}.
+
+%% @doc The calling process's context in pool `Name' (see
+%% {@link py_context_router:start_pool/2}): usable wherever a context is. For a
+%% pool that does not run, its calls return `{error, {no_pool, Name}}'.
+-spec pool(atom()) -> ctx().
+pool(Name) ->
+    py_context_router:pool(Name).
 
 %% @doc The calling process's context (see {@link py_context_router:get_context/0}).
 -spec context() -> ctx().
@@ -453,7 +485,9 @@ execution_mode() ->
     binary_to_atom(maps:get(<<"mode">>, Info, maps:get(<<"build_mode">>, Info))).
 
 %% @doc The companion of {@link execution_mode/0}: `#{mode, version,
-%% gil_enabled, subinterp_supported, num_executors, num_contexts, max_contexts}'.
+%% gil_enabled, subinterp_supported, num_executors, num_contexts, max_contexts,
+%% routed_to_main}'. `routed_to_main' lists the modules that refused to load in a
+%% sub-interpreter: unbound calls naming them run on the main interpreter.
 %% `gil_enabled' is read live from the main interpreter: on a free-threaded build
 %% an extension module without free-threading support turns the GIL back on at
 %% import, and this is where that shows.
@@ -465,7 +499,8 @@ info() ->
               {ok, G} when is_boolean(G) -> G;
               _ -> maps:get(gil_enabled, Info, true)
           end,
-    maps:without([build_mode], Info#{mode => Mode, gil_enabled => Gil}).
+    #{main_modules := Mains} = py_nif:routes(),
+    maps:without([build_mode], Info#{mode => Mode, gil_enabled => Gil, routed_to_main => Mains}).
 
 %% @doc Every load figure in one map:
 %% `#{mode, num_executors, num_contexts,
@@ -473,7 +508,7 @@ info() ->
 %%    executors => [Figures], contexts => [Figures]}'
 %% where `Figures' is `#{served, in_flight, queued, busy_us}' of one executor or
 %% context actor (calls finished, calls submitted and not finished, calls still in
-%% its mailbox, microseconds spent running Python). In `multi_executor' mode the
+%% its mailbox, microseconds spent running Python; a context's also its `id'). In `multi_executor' mode the
 %% contexts are served by executors and `contexts' is empty.
 -spec load() -> map().
 load() ->
@@ -520,7 +555,7 @@ reload(Module) ->
             Code = <<"None if m not in __import__('sys').modules else "
                      "[__import__('importlib').reload(__import__('sys').modules[m]), None][1]">>,
             Targets = case execution_mode() of
-                          subinterp -> [context(main) | py_context_router:contexts()];
+                          subinterp -> [context(main) | all_contexts()];
                           _ -> [context(main)]
                       end,
             Results = [eval(Ctx, Code, #{m => Name}) || Ctx <- Targets],

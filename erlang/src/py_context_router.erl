@@ -1,33 +1,41 @@
-%% @doc Contexts and routing.
+%% @doc Contexts, pools and routing.
 %%
 %% A context is a Python interpreter owned by an actor pinned to its own thread
 %% (an OWN_GIL sub-interpreter in `subinterp' mode; a separate globals namespace
 %% on the main interpreter in `multi_executor' mode). Contexts are isolated: names
 %% defined in one are not visible in another.
 %%
-%% Routing: a process bound with {@link bind_context/1} always uses that context.
-%% An unbound process gets a context chosen by the scheduler it runs on, and then
-%% sticks to it, so `py:exec/1' followed by `py:call('__main__', F, Args)' from the
-%% same process always meets the function it defined. Bindings live in the process
-%% dictionary: they vanish when the process exits.
+%% Routing is done by the router actor in Rust (`src/actors/routing.rs'), from
+%% the NIF call itself, without a message: a process bound with
+%% {@link bind_context/1} always uses that context; an unbound process is placed,
+%% on its first request, on the least loaded context (processes placed there and
+%% requests in flight), and then sticks to it, so `py:exec/1' followed by
+%% `py:call('__main__', F, Args)' from one process always meets the function it
+%% defined. Bindings and placements vanish when the process exits (the NIF
+%% monitors it). An unbound `call' naming a module that refused to load in a
+%% sub-interpreter (numpy, `_ctypes' on 3.12) runs on the main interpreter.
+%%
+%% Pools are more contexts reserved for a name (say `io' beside the default
+%% ones): {@link start_pool/2}, then `py:pool(io)' wherever a context is taken.
 %%
 %% This module is also the gen_server that serialises starting and stopping
-%% contexts (the work itself is done by the router actor in Rust); routing reads a
-%% `persistent_term' and never calls the server.
+%% contexts and pools (the work itself is done by the router actor); routing
+%% never calls the server.
 -module(py_context_router).
 -behaviour(gen_server).
 
 -export([start/0, start/1, stop/0, get_context/0, get_context/1,
-         bind_context/1, unbind_context/0, num_contexts/0, contexts/0]).
+         bind_context/1, unbind_context/0, num_contexts/0, contexts/0,
+         start_pool/2, stop_pool/1, pool/1, pools/0]).
 -export([start_link/0, init/1, handle_call/3, handle_cast/2, unpublish/0]).
 
 -export_type([context/0]).
 
--opaque context() :: {py_context, pos_integer() | main}.
+%% A context: number N (1-based), `main' (the main interpreter), or a pool's
+%% (a process's own context of that pool, placed on its first request).
+-type context() :: {py_context, pos_integer() | main | {pool, atom()}}.
 
 -define(KEY, {?MODULE, contexts}).
--define(BOUND, '$py_bound_context').
--define(STICKY, '$py_sticky_context').
 -define(TIMEOUT, 120000).
 
 %%% API
@@ -38,58 +46,94 @@
 start() ->
     start(#{}).
 
-%% @doc Starts `#{contexts => N}' contexts (1..64), replacing any running ones.
--spec start(#{contexts => pos_integer()}) -> {ok, [context()]} | {error, term()}.
+%% @doc Starts `#{contexts => N}' contexts (1..64), replacing the running default
+%% ones (pools stay).
+-spec start(Opts :: #{contexts => pos_integer()}) -> {ok, [context()]} | {error, term()}.
 start(Opts) when is_map(Opts) ->
     N = maps:get(contexts, Opts, default_contexts()),
-    case is_integer(N) andalso N >= 1 andalso N =< 64 of
+    case valid_count(N) of
         true -> gen_server:call(?MODULE, {start, N}, ?TIMEOUT);
         false -> {error, {bad_argument, <<"contexts must be an integer from 1 to 64">>}}
     end.
 
-%% @doc Stops every context. Calls in flight are answered (with their result, or
-%% `{error, context_stopped}'); unbound calls then run on the main interpreter.
+%% @doc Stops every context, pools included. Calls in flight are answered (with
+%% their result, or `{error, context_stopped}'); unbound calls then run on the
+%% main interpreter.
 -spec stop() -> ok.
 stop() ->
     gen_server:call(?MODULE, stop, ?TIMEOUT).
 
-%% @doc The context of the calling process: its bound one, else its sticky one,
-%% else one picked by scheduler affinity (which then sticks). `{py_context, main}'
-%% when no contexts run.
+%% @doc The context of the calling process: its bound one, else the one it was
+%% placed on (placing it now if it has none). `{py_context, main}' when no
+%% contexts run.
 -spec get_context() -> context().
 get_context() ->
-    case get(?BOUND) of
-        undefined -> sticky_context();
-        Ctx -> Ctx
+    case py_nif:route(auto) of
+        {py_context, _} = Ctx -> Ctx;
+        {error, _} -> {py_context, main}
     end.
 
 %% @doc Context number `N' (1-based), or `main' for the main interpreter.
--spec get_context(pos_integer() | main) -> context().
+-spec get_context(Which :: pos_integer() | main) -> context().
 get_context(main) -> {py_context, main};
 get_context(N) when is_integer(N), N >= 1 -> {py_context, N}.
 
 %% @doc Binds the calling process to `Ctx' until {@link unbind_context/0} or exit.
--spec bind_context(context()) -> ok.
-bind_context({py_context, _} = Ctx) ->
-    put(?BOUND, Ctx),
-    ok.
+%% A pool's context (`py:pool(Name)') binds the process to that pool.
+-spec bind_context(Ctx :: context()) -> ok.
+bind_context({py_context, Target}) ->
+    py_nif:bind(Target).
 
-%% @doc Returns the calling process to scheduler-affinity routing.
+%% @doc Returns the calling process to routing by placement.
 -spec unbind_context() -> ok.
 unbind_context() ->
-    erase(?BOUND),
-    ok.
+    py_nif:bind(undefined).
 
-%% @doc How many contexts run.
+%% @doc How many default contexts run.
 -spec num_contexts() -> non_neg_integer().
 num_contexts() ->
-    {N, _Gen} = persistent_term:get(?KEY, {0, 0}),
-    N.
+    persistent_term:get(?KEY, 0).
 
-%% @doc Every running context.
+%% @doc Every running default context.
 -spec contexts() -> [context()].
 contexts() ->
     [{py_context, I} || I <- lists:seq(1, num_contexts())].
+
+%% @doc Starts `#{contexts => N}' more contexts reserved for pool `Name' (say
+%% `io', for calls that wait on I/O beside the CPU-bound default contexts).
+%% `{error, _}' if a pool of that name runs, or pools would have more than 64
+%% contexts in all.
+-spec start_pool(Name :: atom(), Opts :: #{contexts := pos_integer()}) ->
+          {ok, [context()]} | {error, term()}.
+start_pool(Name, #{contexts := N}) when is_atom(Name) ->
+    case valid_count(N) of
+        true -> gen_server:call(?MODULE, {start_pool, Name, N}, ?TIMEOUT);
+        false -> {error, {bad_argument, <<"contexts must be an integer from 1 to 64">>}}
+    end;
+start_pool(_Name, _Opts) ->
+    {error, {bad_argument, <<"start_pool(Name :: atom(), #{contexts => N})">>}}.
+
+%% @doc Stops pool `Name''s contexts (calls in flight are answered as by
+%% {@link stop/0}). No such pool: `ok'.
+-spec stop_pool(Name :: atom()) -> ok.
+stop_pool(Name) when is_atom(Name) ->
+    gen_server:call(?MODULE, {stop_pool, Name}, ?TIMEOUT).
+
+%% @doc The calling process's context in pool `Name', placed like unbound
+%% routing (least loaded on first use, then sticky). For a pool that does not
+%% run, a context whose calls return `{error, {no_pool, Name}}'.
+-spec pool(Name :: atom()) -> context().
+pool(Name) when is_atom(Name) ->
+    case py_nif:route({pool, Name}) of
+        {py_context, _} = Ctx -> Ctx;
+        {error, _} -> {py_context, {pool, Name}}
+    end.
+
+%% @doc Running pools and their contexts.
+-spec pools() -> #{atom() => [context()]}.
+pools() ->
+    #{pool := Pools} = py_nif:routes(),
+    maps:map(fun(_, Ids) -> [{py_context, I} || I <- Ids] end, Pools).
 
 %%% gen_server
 
@@ -101,24 +145,36 @@ start_link() ->
 %% @private
 -spec init([]) -> {ok, non_neg_integer()}.
 init([]) ->
-    publish(maps:get(<<"num_contexts">>, py_nif:info())),
+    publish(),
     {ok, 0}.
 
 %% @private
--spec handle_call({start, pos_integer()} | stop, gen_server:from(), term()) ->
+-spec handle_call({start, pos_integer()} | stop | {start_pool, atom(), pos_integer()}
+                  | {stop_pool, atom()}, gen_server:from(), term()) ->
           {reply, term(), term()}.
 handle_call({start, N}, _From, State) ->
     Tag = make_ref(),
     Reply = case wait(py_nif:start_contexts(N, Tag), Tag) of
-                ok -> publish(N), {ok, contexts()};
-                {error, _} = E -> publish(maps:get(<<"num_contexts">>, py_nif:info())), E
+                ok -> publish(), {ok, contexts()};
+                {error, _} = E -> publish(), E
             end,
     {reply, Reply, State};
 handle_call(stop, _From, State) ->
-    publish(0),
+    persistent_term:put(?KEY, 0),
     Tag = make_ref(),
     ok = wait(py_nif:stop_contexts(Tag), Tag),
-    {reply, ok, State}.
+    publish(),
+    {reply, ok, State};
+handle_call({start_pool, Name, N}, _From, State) ->
+    Tag = make_ref(),
+    Reply = case wait(py_nif:start_pool(Name, N, Tag), Tag) of
+                {ok, Ids} -> {ok, [{py_context, I} || I <- Ids]};
+                {error, _} = E -> E
+            end,
+    {reply, Reply, State};
+handle_call({stop_pool, Name}, _From, State) ->
+    Tag = make_ref(),
+    {reply, wait(py_nif:stop_pool(Name, Tag), Tag), State}.
 
 %% @private
 -spec handle_cast(term(), term()) -> {noreply, term()}.
@@ -128,7 +184,7 @@ handle_cast(_Msg, State) ->
 %% @private Forgets the contexts (the application is stopping).
 -spec unpublish() -> ok.
 unpublish() ->
-    publish(0).
+    persistent_term:put(?KEY, 0).
 
 %%% Internal
 
@@ -142,22 +198,9 @@ wait(ok, Tag) ->
     after ?TIMEOUT -> {error, timeout}
     end.
 
-publish(N) ->
-    {_, Gen} = persistent_term:get(?KEY, {0, 0}),
-    persistent_term:put(?KEY, {N, Gen + 1}),
-    ok.
+%% The default contexts' count, read by num_contexts/0 without the NIF.
+publish() ->
+    persistent_term:put(?KEY, maps:get(<<"num_contexts">>, py_nif:info())).
 
-sticky_context() ->
-    case persistent_term:get(?KEY, {0, 0}) of
-        {0, _} ->
-            {py_context, main};
-        {N, Gen} ->
-            case get(?STICKY) of
-                {Ctx, Gen} ->
-                    Ctx;
-                _ ->
-                    Ctx = {py_context, (erlang:system_info(scheduler_id) - 1) rem N + 1},
-                    put(?STICKY, {Ctx, Gen}),
-                    Ctx
-            end
-    end.
+valid_count(N) ->
+    is_integer(N) andalso N >= 1 andalso N =< 64.

@@ -3,10 +3,16 @@
 %% actor mailboxes in Rust and answered by message.
 -module(py_nif).
 -export([state_store/2, state_fetch/1, state_remove/1, state_keys/0, state_clear/0, state_incr/2,
-         submit/5, cast/4, callback_registered/2, callback_registry_reset/0, withdraw/1, stream_start/4, stream_active/2, stream_cancel/1, stream_done/1, interrupt/1, callback_reply/2, cancel/1, semaphore_get/1, semaphore_set_max/1, start/3, start_contexts/2, stop_contexts/1, stop/1, info/0, load/0, console/1, trace_config/3, trace_dropped/0, direct_call/1, noop/0]).
+         submit/5, cast/4, callback_registered/2, callback_registry_reset/0, withdraw/1, stream_start/4, stream_active/2, stream_cancel/1, stream_done/1, interrupt/1, callback_reply/2, cancel/1, semaphore_get/1, semaphore_set_max/1, start/3, start_contexts/2, start_pool/3, stop_pool/2, route/1, bind/1, binding/0, spread/1, routes/0, route_to_main/1, stop_contexts/1, stop/1, info/0, load/0, console/1, trace_config/3, trace_dropped/0, direct_call/1, noop/0]).
 -on_load(init/0).
 -nifs([state_store/2, state_fetch/1, state_remove/1, state_keys/0, state_clear/0, state_incr/2,
-       submit/5, cast/4, callback_registered/2, callback_registry_reset/0, withdraw/1, stream_start/4, stream_active/2, stream_cancel/1, stream_done/1, interrupt/1, callback_reply/2, cancel/1, semaphore_get/1, semaphore_set_max/1, start/3, start_contexts/2, stop_contexts/1, stop/1, info/0, load/0, console/1, trace_config/3, trace_dropped/0, direct_call/1, noop/0]).
+       submit/5, cast/4, callback_registered/2, callback_registry_reset/0, withdraw/1, stream_start/4, stream_active/2, stream_cancel/1, stream_done/1, interrupt/1, callback_reply/2, cancel/1, semaphore_get/1, semaphore_set_max/1, start/3, start_contexts/2, start_pool/3, stop_pool/2, route/1, bind/1, binding/0, spread/1, routes/0, route_to_main/1, stop_contexts/1, stop/1, info/0, load/0, console/1, trace_config/3, trace_dropped/0, direct_call/1, noop/0]).
+
+%% Where a request goes: the main interpreter, a context, the caller's context
+%% (`auto': bound, else placed by the router), or a context of a pool.
+-type target() :: main | pos_integer() | auto | {pool, atom()}.
+-type refusal() :: not_started | context_stopped | {no_context, non_neg_integer()} | {no_pool, atom()}.
+-export_type([target/0]).
 
 -spec init() -> ok | {error, term()}.
 init() ->
@@ -20,22 +26,20 @@ init() ->
 -spec callback_reply(reference(), {ok, term()} | {error, term()}) -> boolean().
 callback_reply(_Handle, _Result) -> erlang:nif_error(not_loaded).
 
--spec submit(main | pos_integer(), call | eval | exec | stream_call | stream_eval | async_call | async_stream
+-spec submit(target(), call | eval | exec | stream_call | stream_eval | async_call | async_stream
              | echo | '$crash',
              term(), term(),
              reference() | undefined) ->
           {ok, reference()} | {queued, reference()}
-          | {error, not_started | context_stopped | {no_context, non_neg_integer()}}.
+          | {error, refusal()}.
 submit(_Target, _Op, _Payload, _Tag, _Chain) -> erlang:nif_error(not_loaded).
 
--spec cast(main | pos_integer(), tuple(), reference(), pid()) ->
-          ok | {queued, reference()} | {error, not_started | {no_context, non_neg_integer()}
-                | {overloaded, non_neg_integer(), pos_integer()}}.
+-spec cast(target(), tuple(), reference(), pid()) ->
+          ok | {queued, reference()} | {error, refusal() | {overloaded, non_neg_integer(), pos_integer()}}.
 cast(_Target, _Payload, _Tag, _Sink) -> erlang:nif_error(not_loaded).
 
--spec stream_start(main | pos_integer(), tuple(), reference(), true | pos_integer()) ->
-          {ok | queued, reference(), reference()}
-          | {error, not_started | context_stopped | {no_context, non_neg_integer()}}.
+-spec stream_start(target(), tuple(), reference(), true | pos_integer()) ->
+          {ok | queued, reference(), reference()} | {error, refusal()}.
 stream_start(_Target, _Payload, _Tag, _Active) -> erlang:nif_error(not_loaded).
 
 -spec stream_active(reference(), true | pos_integer()) -> ok.
@@ -56,7 +60,7 @@ callback_registered(_Name, _Registered) -> erlang:nif_error(not_loaded).
 -spec withdraw(reference()) -> boolean().
 withdraw(_Handle) -> erlang:nif_error(not_loaded).
 
--spec interrupt(main | pos_integer()) -> ok | {error, not_started | {no_context, non_neg_integer()}}.
+-spec interrupt(target()) -> ok | {error, refusal()}.
 interrupt(_Target) -> erlang:nif_error(not_loaded).
 
 -spec semaphore_get(max | current | waiting) -> non_neg_integer().
@@ -118,3 +122,28 @@ direct_call(_Payload) -> erlang:nif_error(not_loaded).
 
 -spec noop() -> ok.
 noop() -> erlang:nif_error(not_loaded).
+
+-spec start_pool(atom(), pos_integer(), reference()) -> ok.
+start_pool(_Name, _N, _Tag) -> erlang:nif_error(not_loaded).
+
+-spec stop_pool(atom(), reference()) -> ok.
+stop_pool(_Name, _Tag) -> erlang:nif_error(not_loaded).
+
+-spec route(auto | {pool, atom()}) -> {py_context, pos_integer() | main} | {error, refusal()}.
+route(_Want) -> erlang:nif_error(not_loaded).
+
+-spec bind(main | pos_integer() | {pool, atom()} | undefined) -> ok.
+bind(_To) -> erlang:nif_error(not_loaded).
+
+-spec binding() -> main | pos_integer() | {pool, atom()} | undefined.
+binding() -> erlang:nif_error(not_loaded).
+
+-spec spread(non_neg_integer()) -> [main | pos_integer()].
+spread(_K) -> erlang:nif_error(not_loaded).
+
+-spec routes() -> #{default := [pos_integer()], pool := #{atom() => [pos_integer()]},
+                    main_modules := [binary()], processes := non_neg_integer()}.
+routes() -> erlang:nif_error(not_loaded).
+
+-spec route_to_main(binary()) -> ok.
+route_to_main(_Module) -> erlang:nif_error(not_loaded).

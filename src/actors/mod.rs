@@ -12,7 +12,8 @@
 //! * [`tasks`]: asyncio tasks in flight and who waits for each.
 //! * [`lane`]: the lock-free request queue each pinned actor drains.
 //! * [`registry`]: names of the Erlang functions registered for Python.
-//! * [`router`]: starts, supervises and publishes executors and contexts.
+//! * [`router`]: starts, supervises and publishes executors, contexts and routes.
+//! * [`routing`]: which context a request goes to (bindings, placements, pools).
 //! * [`semaphore`]: the limit on requests in flight, one permit per job.
 //! * [`state`]: the node's shared state store (terms and atomic counters).
 //! * [`stats`]: load figures per executor and context.
@@ -29,6 +30,7 @@ pub mod lane;
 pub mod looper;
 pub mod registry;
 pub mod router;
+pub mod routing;
 pub mod runtime;
 pub mod semaphore;
 pub mod state;

@@ -4,12 +4,13 @@
 //! The router is a ractor actor on the actor runtime. Executors and contexts are
 //! spawned linked to it: when one fails, the router replaces it at the same slot
 //! (jobs that were in its mailbox are answered `{error, context_failed}` by their
-//! destructors) and republishes the table. Lookups by the NIF are a read lock and
-//! an index, never a message to the router.
+//! destructors) and republishes the table. Lookups by the NIF are a lock-free load
+//! and an index, never a message to the router.
 //!
-//! Which context an unbound Erlang process uses (scheduler affinity, stickiness,
-//! `bind_context`) is decided on the Erlang side, in `py_context_router`, where
-//! bindings live in the process dictionary and vanish with the process.
+//! The router also owns routing: the groups of contexts (the default one and
+//! each pool) and the modules learned to need the main interpreter. It publishes
+//! them with the mailboxes; [`route`] reads them and the per-process placements
+//! of [`routing`], with no message to the router.
 
 use super::context::Context;
 use super::executor::Executor;
@@ -21,7 +22,8 @@ use crate::interp::shared_contexts;
 use ractor::concurrency::JoinHandle;
 use ractor::thread_local::{ThreadLocalActor, ThreadLocalActorSpawner};
 use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
-use std::collections::HashMap;
+use super::routing::{self, Group, Load, Routed, Routes, Want};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use arc_swap::ArcSwapOption;
 use std::sync::{Arc, OnceLock};
@@ -35,14 +37,14 @@ pub const MAX_EXECUTORS: usize = 64;
 /// finish on its own.
 const STOP_GRACE: Duration = Duration::from_secs(5);
 
-/// What the NIF reads: the mailboxes of the running actors.
+/// What the NIF reads: the mailboxes of the running actors and the routes.
 #[derive(Default)]
 pub struct Table {
     executors: Vec<(Arc<Lane>, Arc<SlotStats>)>,
-    /// One per context when contexts are actors; empty when they are namespaces
-    /// served by the executors (then `num_contexts` says how many there are).
-    contexts: Vec<(Arc<Lane>, Arc<SlotStats>)>,
-    num_contexts: usize,
+    /// By context id - 1 (`None`: no such context). A context's mailbox is its
+    /// actor's, or `None` when it is a namespace served by the executors.
+    contexts: Vec<Option<Option<(Arc<Lane>, Arc<SlotStats>)>>>,
+    routes: Routes,
     next: AtomicUsize,
     /// The executor the last main-interpreter call went to (likely still awake).
     last: AtomicUsize,
@@ -58,7 +60,7 @@ fn table() -> Option<Arc<Table>> {
 }
 
 /// Why a job could not be enqueued.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub enum SubmitError {
     /// The application is not running.
     NotStarted,
@@ -66,28 +68,64 @@ pub enum SubmitError {
     NoContext(u32),
     /// The actor serving the target has just stopped (contexts are restarting).
     Stopped,
+    /// No pool has this name.
+    NoPool(String),
 }
 
 impl SubmitError {
-    /// The reason its caller gets: `not_started | {no_context, N} | context_stopped`.
+    /// The reason its caller gets: `not_started | {no_context, N} |
+    /// context_stopped | {no_pool, Name}`.
     pub fn reason(self, env: rustler::Env<'_>) -> rustler::Term<'_> {
         use rustler::Encoder;
         match self {
             SubmitError::NotStarted => crate::atoms::not_started().encode(env),
             SubmitError::Stopped => crate::atoms::context_stopped().encode(env),
             SubmitError::NoContext(n) => (crate::atoms::no_context(), n).encode(env),
+            SubmitError::NoPool(name) => match rustler::Atom::from_str(env, &name) {
+                Ok(a) => (crate::atoms::no_pool(), a).encode(env),
+                Err(_) => (crate::atoms::no_pool(), name).encode(env),
+            },
         }
     }
 }
 
-/// Whether `target` names something `t` serves (shared by submit, check, interrupt).
-fn valid(t: &Table, target: Target) -> Result<(), SubmitError> {
-    match target {
-        Target::Context(id) if id == 0 || id as usize > t.num_contexts => Err(SubmitError::NoContext(id)),
-        Target::Context(_) if !t.contexts.is_empty() => Ok(()),
-        _ if t.executors.is_empty() => Err(SubmitError::NotStarted),
-        _ => Ok(()),
+/// Routes a request of `pid` (see [`routing`]).
+pub fn route(pid: rustler::LocalPid, want: Want<'_>) -> Result<Routed, SubmitError> {
+    let guard = TABLE.load();
+    let Some(t) = guard.as_ref() else { return Err(SubmitError::NotStarted) };
+    routing::resolve(&t.routes, pid, want).map_err(|routing::RouteError::NoPool(p)| SubmitError::NoPool(p))
+}
+
+/// Targets for a batch of `k` calls spread over the default contexts.
+pub fn spread(k: usize) -> Vec<Target> {
+    table().map_or_else(|| vec![Target::Main; k], |t| routing::spread(&t.routes, k))
+}
+
+/// Contexts of the default group, and of each pool; modules routed to main.
+pub fn groups() -> (Vec<u32>, Vec<(String, Vec<u32>)>, Vec<String>) {
+    let Some(t) = table() else { return (vec![], vec![], vec![]) };
+    let ids = |g: &routing::Group| g.members.iter().map(|(id, _)| *id).collect::<Vec<_>>();
+    let mut pools: Vec<_> = t.routes.pools.iter().map(|(n, g)| (n.clone(), ids(g))).collect();
+    pools.sort();
+    let mut mains: Vec<_> = t.routes.main_modules.iter().cloned().collect();
+    mains.sort();
+    (t.routes.default.as_ref().map(ids).unwrap_or_default(), pools, mains)
+}
+
+/// Whether `target` names something `t` serves (shared by submit, check,
+/// interrupt), and the context's own mailbox if it has one.
+fn valid(t: &Table, target: Target) -> Result<Option<&(Arc<Lane>, Arc<SlotStats>)>, SubmitError> {
+    let own = match target {
+        Target::Context(id) => match t.contexts.get((id as usize).wrapping_sub(1)) {
+            Some(Some(own)) => own.as_ref(),
+            _ => return Err(SubmitError::NoContext(id)),
+        },
+        Target::Main => None,
+    };
+    if own.is_none() && t.executors.is_empty() {
+        return Err(SubmitError::NotStarted);
     }
+    Ok(own)
 }
 
 /// Puts `job` in the mailbox that serves its target.
@@ -96,41 +134,40 @@ pub fn submit(mut job: Job) -> Result<(), (Job, SubmitError)> {
     let Some(t) = guard.as_ref() else {
         return Err((job, SubmitError::NotStarted));
     };
-    let mailbox = match job.target {
-        Target::Context(id) if id == 0 || id as usize > t.num_contexts => {
-            return Err((job, SubmitError::NoContext(id)));
-        }
-        Target::Context(id) if !t.contexts.is_empty() => &t.contexts[id as usize - 1],
-        _ if t.executors.is_empty() => return Err((job, SubmitError::NotStarted)),
+    let mailbox = match valid(t, job.target) {
+        Err(e) => return Err((job, e)),
+        Ok(Some(own)) => own,
         // A context sharing the main interpreter is served by one executor, so it
         // runs one request at a time like a context actor (and a callback chain
         // suspended in it keeps it to itself).
-        Target::Context(id) => &t.executors[(id as usize - 1) % t.executors.len()],
-        // The main interpreter: an idle executor, starting with the one used last
-        // (a back-to-back caller finds it still awake: no wake-up to pay); idle
-        // ones are taken atomically, so concurrent callers spread out. When all
-        // are busy, round-robin.
-        Target::Main if job.pinned_to_first_executor() => &t.executors[0],
-        Target::Main => {
-            let n = t.executors.len();
-            let last = t.last.load(Ordering::Relaxed);
-            let idle = (0..n).map(|i| (last + i) % n).find(|&k| t.executors[k].1.try_reserve_idle());
-            let k = match idle {
-                Some(k) => {
-                    t.last.store(k, Ordering::Relaxed);
-                    k
-                }
-                None => {
-                    let k = t.next.fetch_add(1, Ordering::Relaxed) % n;
-                    t.executors[k].1.reserve();
-                    k
-                }
-            };
-            let (lane, stats) = &t.executors[k];
-            stats.submitted();
-            job.stats = Some(stats.clone());
-            return lane.push(job).map_err(|job| (job, SubmitError::Stopped));
-        }
+        Ok(None) => match job.target {
+            Target::Context(id) => &t.executors[(id as usize - 1) % t.executors.len()],
+            // The main interpreter: an idle executor, starting with the one used
+            // last (a back-to-back caller finds it still awake: no wake-up to
+            // pay); idle ones are taken atomically, so concurrent callers spread
+            // out. When all are busy, round-robin.
+            Target::Main if job.pinned_to_first_executor() => &t.executors[0],
+            Target::Main => {
+                let n = t.executors.len();
+                let last = t.last.load(Ordering::Relaxed);
+                let idle = (0..n).map(|i| (last + i) % n).find(|&k| t.executors[k].1.try_reserve_idle());
+                let k = match idle {
+                    Some(k) => {
+                        t.last.store(k, Ordering::Relaxed);
+                        k
+                    }
+                    None => {
+                        let k = t.next.fetch_add(1, Ordering::Relaxed) % n;
+                        t.executors[k].1.reserve();
+                        k
+                    }
+                };
+                let (lane, stats) = &t.executors[k];
+                stats.submitted();
+                job.stats = Some(stats.clone());
+                return lane.push(job).map_err(|job| (job, SubmitError::Stopped));
+            }
+        },
     };
     let (lane, stats) = (&mailbox.0, &mailbox.1);
     stats.reserve();
@@ -143,11 +180,10 @@ pub fn submit(mut job: Job) -> Result<(), (Job, SubmitError)> {
 /// `target` (`py:interrupt/1`); nothing running is no error.
 pub fn interrupt(target: Target) -> Result<(), SubmitError> {
     let Some(t) = table() else { return Err(SubmitError::NotStarted) };
-    valid(&t, target)?;
-    let slots: Vec<&Arc<SlotStats>> = match target {
-        Target::Context(id) if !t.contexts.is_empty() => vec![&t.contexts[id as usize - 1].1],
-        Target::Context(id) => vec![&t.executors[(id as usize - 1) % t.executors.len()].1],
-        Target::Main => t.executors.iter().map(|(_, s)| s).collect(),
+    let slots: Vec<&Arc<SlotStats>> = match (valid(&t, target)?, target) {
+        (Some(own), _) => vec![&own.1],
+        (None, Target::Context(id)) => vec![&t.executors[(id as usize - 1) % t.executors.len()].1],
+        (None, Target::Main) => t.executors.iter().map(|(_, s)| s).collect(),
     };
     for s in slots {
         if let Some(token) = s.current_for(target.key()) {
@@ -160,40 +196,48 @@ pub fn interrupt(target: Target) -> Result<(), SubmitError> {
 /// Whether a job for `target` could be queued now (before it waits for a permit).
 pub fn check(target: Target) -> Result<(), SubmitError> {
     let Some(t) = table() else { return Err(SubmitError::NotStarted) };
-    valid(&t, target)
+    valid(&t, target).map(|_| ())
 }
 
-/// Load figures of every executor and context actor.
-pub fn load() -> (Vec<Snapshot>, Vec<Snapshot>) {
+/// Load figures of every executor, and of every context actor by id.
+pub fn load() -> (Vec<Snapshot>, Vec<(u32, Snapshot)>) {
     table().map_or((vec![], vec![]), |t| {
+        let contexts = t.contexts.iter().enumerate();
         (
             t.executors.iter().map(|(_, s)| s.snapshot()).collect(),
-            t.contexts.iter().map(|(_, s)| s.snapshot()).collect(),
+            contexts.filter_map(|(i, c)| Some((i as u32 + 1, c.as_ref()?.as_ref()?.1.snapshot()))).collect(),
         )
     })
 }
 
-/// Executors and contexts running now.
+/// Executors, and contexts of the default group, running now.
 pub fn sizes() -> (usize, usize) {
-    table().map_or((0, 0), |t| (t.executors.len(), t.num_contexts))
+    table().map_or((0, 0), |t| (t.executors.len(), t.routes.default.as_ref().map_or(0, |g| g.members.len())))
 }
 
 /// Messages the router handles.
 pub enum RouterMsg {
     /// Start executors (if not running) and `contexts` contexts.
     Start { executors: usize, contexts: usize, reply: RpcReplyPort<Result<(), String>> },
-    /// Replace the running contexts by `n` new ones.
+    /// Replace the default contexts by `n` new ones (pools stay).
     StartContexts { n: usize, reply: RpcReplyPort<Result<(), String>> },
-    /// Stop every context.
+    /// Stop every context, pools included.
     StopContexts { reply: RpcReplyPort<()> },
     /// Stop contexts and executors.
     StopAll { reply: RpcReplyPort<()> },
+    /// Start `n` contexts reserved for pool `name`; answers their ids.
+    StartPool { name: String, n: usize, reply: RpcReplyPort<Result<Vec<u32>, String>> },
+    /// Stop the contexts of pool `name` (no such pool: nothing to do).
+    StopPool { name: String, reply: RpcReplyPort<()> },
+    /// Unbound calls naming `module` go to the main interpreter from now on.
+    RouteToMain { module: String },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 enum Slot {
     Executor(usize),
-    Context(usize),
+    /// By context id.
+    Context(u32),
 }
 
 struct Running {
@@ -203,25 +247,99 @@ struct Running {
     stats: Arc<SlotStats>,
 }
 
-/// The router's state: running actors by slot.
+/// A context: its actor (none when it is a namespace the executors serve) and
+/// how many processes are placed on it.
+struct Ctx {
+    running: Option<Running>,
+    placed: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+/// The router's state: running actors, and the groups routing spreads over.
 #[derive(Default)]
 pub struct RouterState {
     executors: Vec<Running>,
-    contexts: Vec<Running>,
-    shared_contexts: usize,
+    contexts: BTreeMap<u32, Ctx>,
+    /// The default group's ids and generation.
+    default: (Vec<u32>, u64),
+    pools: HashMap<String, (Vec<u32>, u64)>,
+    main_modules: HashSet<String>,
+    generation: u64,
     by_id: HashMap<ractor::ActorId, Slot>,
 }
 
+/// Pool contexts are numbered from here, so restarting the default contexts
+/// with another count never renumbers a pool's.
+pub const FIRST_POOL_ID: u32 = MAX_CONTEXTS as u32 + 1;
+
 impl RouterState {
+    fn next_gen(&mut self) -> u64 {
+        self.generation += 1;
+        self.generation
+    }
+
+    fn group(&self, (ids, gen): &(Vec<u32>, u64)) -> Group {
+        let members = ids
+            .iter()
+            .filter_map(|id| {
+                let c = self.contexts.get(id)?;
+                Some((*id, Load { placed: c.placed.clone(), stats: c.running.as_ref().map(|r| r.stats.clone()) }))
+            })
+            .collect();
+        Group::new(members, *gen)
+    }
+
     fn publish(&self) {
+        let max = self.contexts.keys().next_back().copied().unwrap_or(0) as usize;
+        let mut contexts = vec![None; max];
+        for (id, c) in &self.contexts {
+            contexts[*id as usize - 1] = Some(c.running.as_ref().map(|r| (r.lane.clone(), r.stats.clone())));
+        }
+        let routes = Routes {
+            default: Some(self.group(&self.default)),
+            pools: self.pools.iter().map(|(n, g)| (n.clone(), self.group(g))).collect(),
+            main_modules: self.main_modules.clone(),
+        };
         let t = Table {
             executors: self.executors.iter().map(|r| (r.lane.clone(), r.stats.clone())).collect(),
-            contexts: self.contexts.iter().map(|r| (r.lane.clone(), r.stats.clone())).collect(),
-            num_contexts: self.contexts.len().max(self.shared_contexts),
+            contexts,
+            routes,
             next: AtomicUsize::new(0),
             last: AtomicUsize::new(0),
         };
         TABLE.store(Some(Arc::new(t)));
+    }
+
+    /// Starts contexts with these ids (actors, or namespaces of the executors).
+    async fn start_ids(&mut self, me: &ActorCell, ids: &[u32]) -> Result<(), String> {
+        if actor_contexts() {
+            let running = spawn_many(me, ids.iter().map(|id| Slot::Context(*id))).await?;
+            for (id, r) in ids.iter().zip(running) {
+                self.by_id.insert(r.actor.get_id(), Slot::Context(*id));
+                self.contexts.insert(*id, Ctx { running: Some(r), placed: Arc::default() });
+            }
+        } else {
+            for id in ids {
+                self.contexts.insert(*id, Ctx { running: None, placed: Arc::default() });
+            }
+        }
+        Ok(())
+    }
+
+    /// Stops the contexts with these ids; the table is republished first, so no
+    /// new job reaches them.
+    async fn stop_ids(&mut self, ids: &[u32]) {
+        let mut running = Vec::new();
+        for id in ids {
+            if let Some(Ctx { running: Some(r), .. }) = self.contexts.remove(id) {
+                self.by_id.remove(&r.actor.get_id());
+                running.push(r);
+            }
+        }
+        self.publish();
+        stop_all(running).await;
+        // Contexts on the main interpreter: forget their globals.
+        let ids = ids.to_vec();
+        let _ = tokio::task::spawn_blocking(move || shared_contexts::forget(&ids)).await;
     }
 }
 
@@ -240,7 +358,7 @@ fn actor_name(slot: Slot) -> String {
     static USES: std::sync::LazyLock<dashmap::DashMap<Slot, u64>> = std::sync::LazyLock::new(dashmap::DashMap::new);
     let base = match slot {
         Slot::Executor(i) => format!("executor-{}", i + 1),
-        Slot::Context(i) => format!("context-{}", i + 1),
+        Slot::Context(id) => format!("context-{id}"),
     };
     let mut n = USES.entry(slot).or_insert(0);
     *n += 1;
@@ -253,7 +371,7 @@ async fn spawn_slot(slot: Slot, me: &ActorCell) -> Result<Running, String> {
     let name = Some(actor_name(slot));
     let spawned = match slot {
         Slot::Executor(_) => Executor::spawn_linked(name, (lane.clone(), rx), me.clone(), spawner).await,
-        Slot::Context(i) => Context::spawn_linked(name, (i as u32 + 1, lane.clone(), rx), me.clone(), spawner).await,
+        Slot::Context(id) => Context::spawn_linked(name, (id, lane.clone(), rx), me.clone(), spawner).await,
     };
     let (actor, handle) = spawned.map_err(|e| format!("starting {slot:?}: {e}"))?;
     lane.attach(actor.clone());
@@ -271,12 +389,12 @@ async fn stop_all(running: Vec<Running>) {
     }
 }
 
-/// Spawns `n` actors for the slots `slot(0..n)`; if one fails to start, stops
-/// those already started and returns the error.
-async fn spawn_many(me: &ActorCell, n: usize, slot: fn(usize) -> Slot) -> Result<Vec<Running>, String> {
-    let mut started = Vec::with_capacity(n);
-    for i in 0..n {
-        match spawn_slot(slot(i), me).await {
+/// Spawns an actor per slot; if one fails to start, stops those already started
+/// and returns the error.
+async fn spawn_many(me: &ActorCell, slots: impl Iterator<Item = Slot>) -> Result<Vec<Running>, String> {
+    let mut started = Vec::new();
+    for slot in slots {
+        match spawn_slot(slot, me).await {
             Ok(r) => started.push(r),
             Err(e) => {
                 stop_all(started).await;
@@ -287,42 +405,51 @@ async fn spawn_many(me: &ActorCell, n: usize, slot: fn(usize) -> Slot) -> Result
     Ok(started)
 }
 
-impl RouterState {
-    /// Remembers which slot each actor fills, for supervision.
-    fn register(&mut self, running: &[Running], slot: fn(usize) -> Slot) {
-        for (i, r) in running.iter().enumerate() {
-            self.by_id.insert(r.actor.get_id(), slot(i));
-        }
-    }
-}
-
 impl Router {
     async fn start_contexts(me: &ActorCell, st: &mut RouterState, n: usize) -> Result<(), String> {
         if n == 0 || n > MAX_CONTEXTS {
             return Err(format!("contexts must be between 1 and {MAX_CONTEXTS}, got {n}"));
         }
-        Self::stop_contexts(st).await;
-        if actor_contexts() {
-            let running = spawn_many(me, n, Slot::Context).await?;
-            st.register(&running, Slot::Context);
-            st.contexts = running;
-        } else {
-            st.shared_contexts = n;
-        }
+        let old = std::mem::take(&mut st.default.0);
+        st.stop_ids(&old).await;
+        let ids: Vec<u32> = (1..=n as u32).collect();
+        st.start_ids(me, &ids).await?;
+        st.default = (ids, st.next_gen());
         st.publish();
         Ok(())
     }
 
     async fn stop_contexts(st: &mut RouterState) {
-        let running = std::mem::take(&mut st.contexts);
-        for r in &running {
-            st.by_id.remove(&r.actor.get_id());
+        let mut ids = std::mem::take(&mut st.default.0);
+        for (_, (pool, _)) in st.pools.drain() {
+            ids.extend(pool);
         }
-        st.shared_contexts = 0;
+        st.stop_ids(&ids).await;
+    }
+
+    async fn start_pool(me: &ActorCell, st: &mut RouterState, name: String, n: usize) -> Result<Vec<u32>, String> {
+        if st.pools.contains_key(&name) {
+            return Err(format!("pool {name} is running"));
+        }
+        let in_pools: usize = st.pools.values().map(|(ids, _)| ids.len()).sum();
+        if n == 0 || in_pools + n > MAX_CONTEXTS {
+            return Err(format!("pools may have from 1 to {MAX_CONTEXTS} contexts in all; {in_pools} run, {n} asked"));
+        }
+        if st.executors.is_empty() {
+            return Err("the application is not running".into());
+        }
+        let ids: Vec<u32> = (FIRST_POOL_ID..).filter(|id| !st.contexts.contains_key(id)).take(n).collect();
+        st.start_ids(me, &ids).await?;
+        let gen = st.next_gen();
+        st.pools.insert(name, (ids.clone(), gen));
         st.publish();
-        stop_all(running).await;
-        // Contexts on the main interpreter: forget their globals.
-        let _ = tokio::task::spawn_blocking(|| pyo3::Python::attach(shared_contexts::reset)).await;
+        Ok(ids)
+    }
+
+    async fn stop_pool(st: &mut RouterState, name: &str) {
+        if let Some((ids, _)) = st.pools.remove(name) {
+            st.stop_ids(&ids).await;
+        }
     }
 
     async fn start_executors(me: &ActorCell, st: &mut RouterState, n: usize) -> Result<(), String> {
@@ -332,8 +459,10 @@ impl Router {
         if n == 0 || n > MAX_EXECUTORS {
             return Err(format!("num_executors must be between 1 and {MAX_EXECUTORS}, got {n}"));
         }
-        let running = spawn_many(me, n, Slot::Executor).await?;
-        st.register(&running, Slot::Executor);
+        let running = spawn_many(me, (0..n).map(Slot::Executor)).await?;
+        for (i, r) in running.iter().enumerate() {
+            st.by_id.insert(r.actor.get_id(), Slot::Executor(i));
+        }
         st.executors = running;
         st.publish();
         Ok(())
@@ -383,8 +512,27 @@ impl Actor for Router {
             RouterMsg::StopAll { reply } => {
                 Self::stop_contexts(st).await;
                 Self::stop_executors(st).await;
+                st.main_modules.clear();
                 TABLE.store(None);
                 let _ = reply.send(());
+            }
+            RouterMsg::StartPool { name, n, reply } => {
+                let _ = reply.send(Self::start_pool(&cell, st, name, n).await);
+            }
+            RouterMsg::StopPool { name, reply } => {
+                Self::stop_pool(st, &name).await;
+                let _ = reply.send(());
+            }
+            RouterMsg::RouteToMain { module } => {
+                let module = routing::top_level(&module).to_owned();
+                if st.main_modules.insert(module.clone()) {
+                    tracing::warn!(
+                        "module {module} cannot load in a sub-interpreter: unbound calls naming it now run on the main interpreter"
+                    );
+                    if !st.executors.is_empty() {
+                        st.publish();
+                    }
+                }
             }
         }
         Ok(())
@@ -406,7 +554,11 @@ impl Actor for Router {
                 st.by_id.insert(r.actor.get_id(), slot);
                 match slot {
                     Slot::Executor(i) => st.executors[i] = r,
-                    Slot::Context(i) => st.contexts[i] = r,
+                    Slot::Context(id) => {
+                        if let Some(c) = st.contexts.get_mut(&id) {
+                            c.running = Some(r);
+                        }
+                    }
                 }
             }
             Err(e) => tracing::error!("cannot replace {slot:?}: {e}"),

@@ -37,6 +37,11 @@ impl SlotStats {
     pub fn try_reserve_idle(&self) -> bool {
         self.active.compare_exchange(0, 1, Ordering::AcqRel, Ordering::Relaxed).is_ok()
     }
+    /// Jobs queued or running here now.
+    pub fn active(&self) -> usize {
+        self.active.load(Ordering::Relaxed)
+    }
+
     /// Counts one more job for this mailbox.
     pub fn reserve(&self) {
         self.active.fetch_add(1, Ordering::AcqRel);

@@ -25,10 +25,18 @@ pub fn globals(py: Python<'_>, id: u32) -> PyResult<Bound<'_, PyDict>> {
     Ok(g)
 }
 
-/// Forgets every context's globals (contexts were stopped or restarted).
-pub fn reset(py: Python<'_>) {
-    let old = std::mem::take(&mut *GLOBALS.lock().unwrap_or_else(|e| e.into_inner()));
-    // Dropped here, attached to the main interpreter they belong to.
-    let _ = py;
-    drop(old);
+/// Forgets the globals of contexts `ids` (they were stopped or replaced).
+/// Takes the main interpreter's GIL itself; call from a thread that may block.
+pub fn forget(ids: &[u32]) {
+    if ids.is_empty() || crate::interp::runtime::info().is_none() {
+        return;
+    }
+    Python::attach(|_py| {
+        let old: Vec<Py<PyDict>> = {
+            let mut table = GLOBALS.lock().unwrap_or_else(|e| e.into_inner());
+            ids.iter().filter_map(|id| table.get_mut(*id as usize).and_then(Option::take)).collect()
+        };
+        // Dropped here, with the GIL of the main interpreter they belong to.
+        drop(old);
+    });
 }

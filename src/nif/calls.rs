@@ -73,7 +73,7 @@ fn grant(job: Job, permit: semaphore::Permit) -> Option<semaphore::Permit> {
     }
 }
 
-rustler::atoms! { call, eval, exec, stream_call, stream_eval, async_call, async_stream, echo, main, queued, crash = "$crash" }
+rustler::atoms! { call, eval, exec, stream_call, stream_eval, async_call, async_stream, echo, queued, crash = "$crash" }
 
 fn work_of(op: Atom) -> Option<Work> {
     if op == call() {
@@ -99,24 +99,20 @@ fn work_of(op: Atom) -> Option<Work> {
     }
 }
 
-pub(super) fn target_of(t: Term<'_>) -> Option<Target> {
-    if t.decode::<Atom>().ok() == Some(main()) {
-        Some(Target::Main)
-    } else {
-        t.decode::<u32>().ok().map(Target::Context)
-    }
-}
-
 /// `submit(Target, Op, Payload, Tag, Chain) -> {ok, Handle} | {queued, Handle} |
-/// {error, Reason}`, where Target is `main` or a context number and Chain is the
+/// {error, Reason}`, where Target is `main`, a context number, `auto` (the
+/// caller's context: see `nif::routing`) or `{pool, Name}`, and Chain is the
 /// callback handle the calling process is running under (or `undefined`). The
 /// reply arrives later as `{py_reply, Tag, Result}` (or `{py_reply, Tag, Error,
 /// Traceback}`). `queued`: every permit is taken; the job waits its turn in the
 /// semaphore's queue until the caller withdraws it (`withdraw/1`).
 #[rustler::nif]
 fn submit<'a>(env: Env<'a>, target: Term<'a>, op: Atom, payload: Term<'a>, tag: Term<'a>, chain: Term<'a>) -> NifResult<Term<'a>> {
-    let (Some(target), Some(work)) = (target_of(target), work_of(op)) else {
-        return Err(rustler::Error::BadArg);
+    let work = work_of(op).ok_or(rustler::Error::BadArg)?;
+    let module = if op == call() { super::routing::module_of(payload) } else { None };
+    let target = match super::routing::resolve(env, target, module)? {
+        Ok(t) => t,
+        Err(why) => return Ok(submit_error(env, why)),
     };
     let chain = chain.decode::<ResourceArc<CallbackHandle>>().ok();
     // An async call becomes an asyncio task of its target's loop, with an id.
@@ -179,7 +175,7 @@ pub(super) fn queue_job<'a>(env: Env<'a>, job: Job, token: Arc<CallToken>, task:
     }
 }
 
-fn submit_error(env: Env<'_>, why: SubmitError) -> Term<'_> {
+pub(super) fn submit_error(env: Env<'_>, why: SubmitError) -> Term<'_> {
     (atoms::error(), why.reason(env)).encode(env)
 }
 
@@ -190,7 +186,10 @@ fn submit_error(env: Env<'_>, why: SubmitError) -> Term<'_> {
 /// one (or `withdraw/1`s it). A queued cast cannot be cancelled.
 #[rustler::nif]
 fn cast<'a>(env: Env<'a>, target: Term<'a>, payload: Term<'a>, tag: Term<'a>, sink: LocalPid) -> NifResult<Term<'a>> {
-    let target = target_of(target).ok_or(rustler::Error::BadArg)?;
+    let target = match super::routing::resolve(env, target, super::routing::module_of(payload))? {
+        Ok(t) => t,
+        Err(why) => return Ok(submit_error(env, why)),
+    };
     let (job, token) = Job::new(Work::Python(Op::Call), target, payload, tag, env.pid(), None);
     let job = job.cast(sink);
     let job = match semaphore::try_acquire() {
@@ -250,7 +249,10 @@ fn withdraw(handle: ResourceArc<CallHandle>) -> bool {
 /// Python code running now for Target (nothing running: no effect).
 #[rustler::nif]
 fn interrupt<'a>(env: Env<'a>, target: Term<'a>) -> NifResult<Term<'a>> {
-    let target = target_of(target).ok_or(rustler::Error::BadArg)?;
+    let target = match super::routing::resolve(env, target, None)? {
+        Ok(t) => t,
+        Err(why) => return Ok(submit_error(env, why)),
+    };
     Ok(match router::interrupt(target) {
         Ok(()) => atoms::ok().encode(env),
         Err(why) => submit_error(env, why),

@@ -10,14 +10,15 @@ use crate::atoms;
 use crate::interp::runtime as py_runtime;
 use ractor::rpc::CallResult;
 use ractor::ActorRef;
-use rustler::{Encoder, Env, LocalPid, NifResult, OwnedEnv, Term};
+use rustler::{Atom, Encoder, Env, LocalPid, NifResult, OwnedEnv, Term};
 use std::future::Future;
 
 /// Runs `work` with the router on the actor runtime and answers `{py_started, Tag, R}`.
-fn forward<'a, F, Fut>(env: Env<'a>, tag: Term<'a>, work: F) -> Term<'a>
+fn forward<'a, F, Fut, R>(env: Env<'a>, tag: Term<'a>, work: F) -> Term<'a>
 where
     F: FnOnce(ActorRef<RouterMsg>) -> Fut + Send + 'static,
-    Fut: Future<Output = Result<(), String>> + Send,
+    Fut: Future<Output = Result<R, String>> + Send,
+    R: Reply + Send + 'static,
 {
     let mut owned = OwnedEnv::new();
     let tag = owned.save(tag);
@@ -30,12 +31,29 @@ where
         let _ = owned.send_and_clear(&pid, |e| {
             let tag = tag.load(e);
             match result {
-                Ok(()) => (atoms::py_started(), tag, atoms::ok()).encode(e),
+                Ok(r) => (atoms::py_started(), tag, r.reply(e)).encode(e),
                 Err(msg) => (atoms::py_started(), tag, (atoms::error(), msg)).encode(e),
             }
         });
     });
     atoms::ok().encode(env)
+}
+
+/// What a finished lifecycle request answers: `ok`, or `{ok, Value}`.
+trait Reply {
+    fn reply<'a>(self, env: Env<'a>) -> Term<'a>;
+}
+
+impl Reply for () {
+    fn reply<'a>(self, env: Env<'a>) -> Term<'a> {
+        atoms::ok().encode(env)
+    }
+}
+
+impl Reply for Vec<u32> {
+    fn reply<'a>(self, env: Env<'a>) -> Term<'a> {
+        (atoms::ok(), self).encode(env)
+    }
 }
 
 fn flatten<T>(r: Result<CallResult<Result<T, String>>, ractor::MessagingErr<RouterMsg>>) -> Result<T, String> {
@@ -84,8 +102,27 @@ fn stop<'a>(env: Env<'a>, tag: Term<'a>) -> Term<'a> {
     })
 }
 
+/// `start_pool(Name, N, Tag) -> ok`: starts N contexts reserved for pool Name;
+/// answers `{ok, [Id]}`.
+#[rustler::nif]
+fn start_pool<'a>(env: Env<'a>, name: Atom, n: usize, tag: Term<'a>) -> NifResult<Term<'a>> {
+    let name = name.to_term(env).atom_to_string()?;
+    Ok(forward(env, tag, move |r| async move {
+        flatten(r.call(|reply| RouterMsg::StartPool { name, n, reply }, None).await)
+    }))
+}
+
+/// `stop_pool(Name, Tag) -> ok`: stops pool Name's contexts.
+#[rustler::nif]
+fn stop_pool<'a>(env: Env<'a>, name: Atom, tag: Term<'a>) -> NifResult<Term<'a>> {
+    let name = name.to_term(env).atom_to_string()?;
+    Ok(forward(env, tag, move |r| async move {
+        flatten(r.call(|reply| RouterMsg::StopPool { name, reply }, None).await.map(|c| c.map(Ok)))
+    }))
+}
+
 /// `load() -> {[ExecutorFigures], [ContextFigures]}`, each a map of `served`,
-/// `in_flight`, `queued` and `busy_us`.
+/// `in_flight`, `queued` and `busy_us` (and a context's `id`).
 #[rustler::nif]
 fn load<'a>(env: Env<'a>) -> NifResult<Term<'a>> {
     let (executors, contexts) = router::load();
@@ -100,7 +137,13 @@ fn load<'a>(env: Env<'a>) -> NifResult<Term<'a>> {
             })
             .collect()
     };
-    Ok((figures(executors)?, figures(contexts)?).encode(env))
+    let ids: Vec<u32> = contexts.iter().map(|(id, _)| *id).collect();
+    let contexts = figures(contexts.into_iter().map(|(_, s)| s).collect())?
+        .into_iter()
+        .zip(ids)
+        .map(|(m, id)| m.map_put("id", id))
+        .collect::<NifResult<Vec<Term<'a>>>>()?;
+    Ok((figures(executors)?, contexts).encode(env))
 }
 
 /// `console(Address) -> ok | {error, not_built | Message}`: starts the

@@ -6,6 +6,7 @@
 pub mod calls;
 pub mod floors;
 pub mod lifecycle;
+pub mod routing;
 pub mod state;
 pub mod streams;
 

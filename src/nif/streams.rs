@@ -45,7 +45,10 @@ fn credit(t: Term<'_>) -> Option<Credit> {
 /// Item}`… as `Active` (`true` or a count) allows.
 #[rustler::nif]
 fn stream_start<'a>(env: Env<'a>, target: Term<'a>, payload: Term<'a>, tag: Term<'a>, active: Term<'a>) -> NifResult<Term<'a>> {
-    let target: Target = super::calls::target_of(target).ok_or(rustler::Error::BadArg)?;
+    let target: Target = match super::routing::resolve(env, target, super::routing::module_of(payload))? {
+        Ok(t) => t,
+        Err(why) => return Ok(super::calls::submit_error(env, why)),
+    };
     let credit = credit(active).ok_or(rustler::Error::BadArg)?;
     let stream = Arc::new(Stream::new(env.pid(), tag.to_binary().as_slice().to_vec(), target, credit));
     let (job, token) = Job::new(Work::Python(Op::StreamStart(stream.id)), target, payload, tag, env.pid(), None);
