@@ -2,9 +2,8 @@
 
 #[path = "../src/actors/token.rs"]
 mod token;
-use token::{CallToken, RunGuard};
 use std::sync::Arc;
-
+use token::{CallToken, RunGuard};
 
 #[test]
 fn reply_wins_then_cancel_fails() {

@@ -26,33 +26,35 @@ use pyo3::Python;
 /// Valid encodings of every tag the decoder knows, to mutate.
 fn seeds() -> Vec<Vec<u8>> {
     vec![
-        vec![131, 97, 7],                                      // small int
-        vec![131, 98, 255, 255, 255, 255],                     // int
-        vec![131, 70, 64, 9, 33, 251, 84, 68, 45, 24],         // float
-        vec![131, 119, 4, b't', b'r', b'u', b'e'],             // atom true
-        vec![131, 118, 0, 2, b'o', b'k'],                      // atom ok
-        vec![131, 104, 2, 97, 1, 97, 2],                       // {1, 2}
-        vec![131, 106],                                        // []
-        vec![131, 107, 0, 3, 1, 2, 3],                         // [1, 2, 3] as string
-        vec![131, 108, 0, 0, 0, 2, 97, 1, 97, 2, 106],         // [1, 2]
-        vec![131, 109, 0, 0, 0, 3, b'a', b'b', b'c'],          // <<"abc">>
-        vec![131, 110, 2, 0, 1, 1],                            // small big
-        vec![131, 111, 0, 0, 0, 1, 1, 5],                      // large big
-        vec![131, 116, 0, 0, 0, 1, 97, 1, 97, 2],              // #{1 => 2}
+        vec![131, 97, 7],                              // small int
+        vec![131, 98, 255, 255, 255, 255],             // int
+        vec![131, 70, 64, 9, 33, 251, 84, 68, 45, 24], // float
+        vec![131, 119, 4, b't', b'r', b'u', b'e'],     // atom true
+        vec![131, 118, 0, 2, b'o', b'k'],              // atom ok
+        vec![131, 104, 2, 97, 1, 97, 2],               // {1, 2}
+        vec![131, 106],                                // []
+        vec![131, 107, 0, 3, 1, 2, 3],                 // [1, 2, 3] as string
+        vec![131, 108, 0, 0, 0, 2, 97, 1, 97, 2, 106], // [1, 2]
+        vec![131, 109, 0, 0, 0, 3, b'a', b'b', b'c'],  // <<"abc">>
+        vec![131, 110, 2, 0, 1, 1],                    // small big
+        vec![131, 111, 0, 0, 0, 1, 1, 5],              // large big
+        vec![131, 116, 0, 0, 0, 1, 97, 1, 97, 2],      // #{1 => 2}
         // {'$bytes', <<1, 2>>}
         vec![131, 104, 2, 119, 6, b'$', b'b', b'y', b't', b'e', b's', 109, 0, 0, 0, 2, 1, 2],
         // a pid
-        vec![131, 88, 119, 13, b'n', b'o', b'n', b'o', b'd', b'e', b'@', b'n', b'o', b'h', b'o', b's', b't',
-             0, 0, 0, 80, 0, 0, 0, 0, 0, 0, 0, 0],
-        vec![131, 77, 0, 0, 0, 1, 3, 160],                     // bitstring
+        vec![
+            131, 88, 119, 13, b'n', b'o', b'n', b'o', b'd', b'e', b'@', b'n', b'o', b'h', b'o', b's', b't', 0, 0, 0, 80, 0, 0, 0, 0, 0, 0,
+            0, 0,
+        ],
+        vec![131, 77, 0, 0, 0, 1, 3, 160], // bitstring
     ]
 }
 
 /// A valid encoding with some bytes overwritten, some inserted and a random cut.
 fn mutated() -> impl Strategy<Value = Vec<u8>> {
     let n = seeds().len();
-    (0..n, prop::collection::vec((any::<prop::sample::Index>(), any::<u8>(), any::<bool>()), 0..6), any::<prop::sample::Index>())
-        .prop_map(|(i, edits, cut)| {
+    (0..n, prop::collection::vec((any::<prop::sample::Index>(), any::<u8>(), any::<bool>()), 0..6), any::<prop::sample::Index>()).prop_map(
+        |(i, edits, cut)| {
             let mut b = seeds()[i].clone();
             for (at, byte, insert) in edits {
                 let at = at.index(b.len()).max(1);
@@ -67,13 +69,17 @@ fn mutated() -> impl Strategy<Value = Vec<u8>> {
                 b.truncate(keep);
             }
             b
-        })
+        },
+    )
 }
 
 fn runner() -> TestRunner {
     let seed = [7u8; 32];
     eprintln!("etf_fuzz: proptest seed {seed:?}");
-    TestRunner::new_with_rng(Config { cases: 20_000, failure_persistence: None, ..Config::default() }, TestRng::from_seed(RngAlgorithm::ChaCha, &seed))
+    TestRunner::new_with_rng(
+        Config { cases: 20_000, failure_persistence: None, ..Config::default() },
+        TestRng::from_seed(RngAlgorithm::ChaCha, &seed),
+    )
 }
 
 #[test]

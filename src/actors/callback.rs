@@ -114,7 +114,14 @@ impl Drop for ServingGuard<'_> {
 }
 
 /// Records what `erlang.call` needs while `job` runs in `globals`.
-pub fn enter<'py>(py: Python<'py>, reply_to: LocalPid, tag: &[u8], token: Arc<CallToken>, accept: Accept, globals: &Bound<'py, PyDict>) -> ServingGuard<'py> {
+pub fn enter<'py>(
+    py: Python<'py>,
+    reply_to: LocalPid,
+    tag: &[u8],
+    token: Arc<CallToken>,
+    accept: Accept,
+    globals: &Bound<'py, PyDict>,
+) -> ServingGuard<'py> {
     let s = Serving { reply_to, tag: tag.to_vec(), token, accept, globals: globals.clone().unbind() };
     SERVING.with(|v| v.borrow_mut().push(s));
     ServingGuard(py)
@@ -125,9 +132,8 @@ const SPIN: Duration = Duration::from_micros(40);
 
 /// `erlang.call(name, *args)`.
 pub fn call_erlang<'py>(py: Python<'py>, name: &Bound<'py, PyAny>, args: &Bound<'py, PyTuple>) -> PyResult<Bound<'py, PyAny>> {
-    let serving = SERVING.with(|s| {
-        s.borrow().last().map(|c| (c.reply_to, c.tag.clone(), c.token.clone(), c.accept, c.globals.clone_ref(py)))
-    });
+    let serving =
+        SERVING.with(|s| s.borrow().last().map(|c| (c.reply_to, c.tag.clone(), c.token.clone(), c.accept, c.globals.clone_ref(py))));
     let Some((reply_to, tag, token, accept, globals)) = serving else {
         return call_from_thread(py, name, args);
     };
@@ -174,7 +180,14 @@ fn call_from_thread<'py>(py: Python<'py>, name: &Bound<'py, PyAny>, args: &Bound
     });
     let Ok(permit) = permit else {
         let (cur, max) = (super::semaphore::current(), super::semaphore::max());
-        return Err(erlang_exception(py, "ErlangError", format!("erlang_python is overloaded ({cur} of {max} requests in flight): erlang.call from a thread gave up after {} ms", THREAD_PERMIT_WAIT.as_millis())));
+        return Err(erlang_exception(
+            py,
+            "ErlangError",
+            format!(
+                "erlang_python is overloaded ({cur} of {max} requests in flight): erlang.call from a thread gave up after {} ms",
+                THREAD_PERMIT_WAIT.as_millis()
+            ),
+        ));
     };
     let (tx, rx) = mpsc::channel();
     let handle = ResourceArc::new(CallbackHandle { tx: Mutex::new(Some(tx)), accept: Accept::Nothing });
@@ -207,7 +220,13 @@ fn call_from_thread<'py>(py: Python<'py>, name: &Bound<'py, PyAny>, args: &Bound
     result
 }
 
-fn wait<'py>(py: Python<'py>, mut rx: Receiver<ChainMsg>, token: &CallToken, accept: Accept, globals: Py<PyDict>) -> PyResult<Bound<'py, PyAny>> {
+fn wait<'py>(
+    py: Python<'py>,
+    mut rx: Receiver<ChainMsg>,
+    token: &CallToken,
+    accept: Accept,
+    globals: Py<PyDict>,
+) -> PyResult<Bound<'py, PyAny>> {
     loop {
         let (back, got) = py.detach(move || {
             // The answer usually comes within microseconds: poll briefly before
@@ -262,10 +281,9 @@ fn reply_to_python<'py>(py: Python<'py>, env: OwnedEnv, result: SavedTerm) -> Py
             }
             [_, reason] => {
                 let (class, text) = match get_tuple(*reason).ok().as_deref() {
-                    Some([k, name]) if k.decode::<rustler::Atom>().ok() == Some(unknown_function()) => (
-                        "UnknownFunction",
-                        format!("no Erlang function registered as {:?}", name.decode::<String>().unwrap_or_default()),
-                    ),
+                    Some([k, name]) if k.decode::<rustler::Atom>().ok() == Some(unknown_function()) => {
+                        ("UnknownFunction", format!("no Erlang function registered as {:?}", name.decode::<String>().unwrap_or_default()))
+                    }
                     _ => ("ErlangError", reason.decode::<String>().unwrap_or_else(|_| format!("{reason:?}"))),
                 };
                 Err(erlang_exception(py, class, text))

@@ -17,12 +17,7 @@ pub type ConsoleLayer = Box<dyn tracing_subscriber::Layer<tracing_subscriber::Re
 pub fn layer(addr: &str) -> Result<ConsoleLayer, String> {
     let addr: std::net::SocketAddr = addr.parse().map_err(|e| format!("console address {addr}: {e}"))?;
     // Finished tasks stay listed for a minute, not the default hour.
-    Ok(Box::new(
-        console_subscriber::ConsoleLayer::builder()
-            .server_addr(addr)
-            .retention(std::time::Duration::from_secs(60))
-            .spawn(),
-    ))
+    Ok(Box::new(console_subscriber::ConsoleLayer::builder().server_addr(addr).retention(std::time::Duration::from_secs(60)).spawn()))
 }
 
 /// Without the feature there is no console to start.

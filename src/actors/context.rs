@@ -9,14 +9,14 @@
 
 use super::job::Job;
 use super::lane::{Lane, Wake, Worker};
-use std::sync::mpsc::Receiver;
-use std::sync::Arc;
 use crate::interp::exec::{self, CodeCache, Globals};
 use crate::interp::thread::{Kind, PinnedInterp};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 use ractor::thread_local::ThreadLocalActor;
 use ractor::{ActorProcessingErr, ActorRef};
+use std::sync::mpsc::Receiver;
+use std::sync::Arc;
 
 /// The context actor (its state lives on its thread).
 #[derive(Default)]

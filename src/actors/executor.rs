@@ -5,12 +5,12 @@
 
 use super::job::{Job, Target};
 use super::lane::{Lane, Wake, Worker};
-use std::sync::mpsc::Receiver;
-use std::sync::Arc;
 use crate::interp::exec::{CodeCache, Globals};
 use crate::interp::thread::PinnedInterp;
 use ractor::thread_local::ThreadLocalActor;
 use ractor::{ActorProcessingErr, ActorRef};
+use std::sync::mpsc::Receiver;
+use std::sync::Arc;
 
 /// The executor actor (its state lives on its thread).
 #[derive(Default)]

@@ -10,21 +10,21 @@
 //! its mailbox) answers `{error, context_stopped | context_failed}` from its
 //! destructor: no caller waits for a reply that cannot come.
 
+use super::callback::{self, Accept};
 use crate::atoms;
 use crate::interp::exec::{self, CodeCache, Globals, Op};
 use crate::interp::thread::PinnedInterp;
-use super::callback::{self, Accept};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 use rustler::env::SavedTerm;
 use rustler::{Encoder, Env, LocalPid, OwnedEnv, Term};
 use std::sync::Arc;
 
-pub use super::token::CallToken;
-use super::stream::{After, Stream};
-use super::token::RunGuard;
 use super::semaphore::Permit;
 use super::stats::SlotStats;
+use super::stream::{After, Stream};
+pub use super::token::CallToken;
+use super::token::RunGuard;
 
 /// What the actor does with a job.
 #[derive(Clone, Copy, Debug)]
@@ -98,12 +98,34 @@ pub struct Job {
 impl Job {
     /// Copies `payload` and `tag` into a fresh environment; returns the job and the
     /// caller's half of its token.
-    pub fn new(work: Work, target: Target, payload: Term<'_>, tag: Term<'_>, reply_to: LocalPid, permit: Option<Permit>) -> (Job, Arc<CallToken>) {
+    pub fn new(
+        work: Work,
+        target: Target,
+        payload: Term<'_>,
+        tag: Term<'_>,
+        reply_to: LocalPid,
+        permit: Option<Permit>,
+    ) -> (Job, Arc<CallToken>) {
         let env = OwnedEnv::new();
         let payload = env.save(payload);
         let tag = env.save(tag);
         let token = Arc::new(CallToken::default());
-        let job = Job { env, work, payload, tag, reply_to, token: token.clone(), target, permit, stats: None, settled: Default::default(), started_at: None, quiet_ok: false, stream: None, handed_over: Default::default() };
+        let job = Job {
+            env,
+            work,
+            payload,
+            tag,
+            reply_to,
+            token: token.clone(),
+            target,
+            permit,
+            stats: None,
+            settled: Default::default(),
+            started_at: None,
+            quiet_ok: false,
+            stream: None,
+            handed_over: Default::default(),
+        };
         (job, token)
     }
 
@@ -142,9 +164,20 @@ impl Job {
             (env.save(t), env.save(t))
         });
         Job {
-            env, work, payload, tag, reply_to: owner, token: Arc::default(), target,
-            permit: None, stats: None, settled: Default::default(), started_at: None, quiet_ok: false,
-            stream, handed_over: Default::default(),
+            env,
+            work,
+            payload,
+            tag,
+            reply_to: owner,
+            token: Arc::default(),
+            target,
+            permit: None,
+            stats: None,
+            settled: Default::default(),
+            started_at: None,
+            quiet_ok: false,
+            stream,
+            handed_over: Default::default(),
         }
     }
 
@@ -289,7 +322,9 @@ impl Job {
             };
             let parts = rustler::types::tuple::get_tuple(self.payload.load(env)).unwrap_or_default();
             match op {
-                Op::Call | Op::StreamCall | Op::StreamStart(_) | Op::AsyncCall { .. } | Op::AsyncStream { .. } => (caller, text(parts.first().copied()), text(parts.get(1).copied())),
+                Op::Call | Op::StreamCall | Op::StreamStart(_) | Op::AsyncCall { .. } | Op::AsyncStream { .. } => {
+                    (caller, text(parts.first().copied()), text(parts.get(1).copied()))
+                }
                 Op::Eval | Op::Exec | Op::StreamEval => (caller, String::new(), text(parts.first().copied())),
             }
         })
@@ -414,11 +449,10 @@ impl Job {
     /// its permit and has the loop stepped.
     fn hand_over(&self, py: Python<'_>, task: u64, key: u32, tag: Term<'_>) {
         self.handed_over.set(true);
-        super::tasks::register(task, super::tasks::Waiter {
-            owner: self.reply_to,
-            tag: tag.to_binary().as_slice().to_vec(),
-            token: self.token.clone(),
-        });
+        super::tasks::register(
+            task,
+            super::tasks::Waiter { owner: self.reply_to, tag: tag.to_binary().as_slice().to_vec(), token: self.token.clone() },
+        );
         if self.token.is_cancelled() && super::tasks::take(task).is_some() {
             let _ = crate::interp::asyncio::cancel(py, task);
         }
@@ -550,9 +584,7 @@ fn stream_ref<'a>(e: Env<'a>, tag: &[u8]) -> Term<'a> {
 fn stream_stopped(s: &Stream) {
     rustler::atoms! { py_error }
     s.flow.send_last(|| {
-        let _ = OwnedEnv::new().send_and_clear(&s.owner, |e| {
-            (py_error(), stream_ref(e, &s.tag), atoms::context_stopped()).encode(e)
-        });
+        let _ = OwnedEnv::new().send_and_clear(&s.owner, |e| (py_error(), stream_ref(e, &s.tag), atoms::context_stopped()).encode(e));
     });
 }
 

@@ -52,8 +52,6 @@ impl Lane {
         let _ = self.actor.set(actor);
     }
 
-
-
     /// Queues `job`; gives it back if the actor is gone.
     pub fn push(&self, job: Job) -> Result<(), Job> {
         self.tx.send(job).map_err(|mpsc::SendError(j)| j)?;

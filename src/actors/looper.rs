@@ -47,7 +47,9 @@ enum Arm {
     /// A tick job is queued or running: wait for its answer. `again`: work was
     /// added meanwhile (a task scheduled or cancelled), so tick once more after
     /// it; never a second tick in the lane, however many tasks come.
-    Ticking { again: bool },
+    Ticking {
+        again: bool,
+    },
     Wait(Sleep),
     Stop,
 }
@@ -67,10 +69,7 @@ static DRIVERS: LazyLock<DashMap<(u32, usize), Arc<Driver>>> = LazyLock::new(Das
 /// cancelling a task); starts its driver on first use. `loop_fd` is the loop's
 /// selector fd; `owner` any pid (tick jobs answer nobody).
 pub fn arm(target: Target, interp: usize, loop_fd: i32, owner: LocalPid, sleep: Sleep, after_tick: bool) {
-    let driver = DRIVERS
-        .entry((target.key(), interp))
-        .or_insert_with(|| start(target, loop_fd, owner))
-        .clone();
+    let driver = DRIVERS.entry((target.key(), interp)).or_insert_with(|| start(target, loop_fd, owner)).clone();
     {
         let mut st = driver.state.lock().unwrap_or_else(|e| e.into_inner());
         if *st == Arm::Stop {
@@ -166,10 +165,8 @@ fn drive(d: Arc<Driver>, target: Target, loop_fd: i32, owner: LocalPid) {
 /// Waits until the loop's fd is readable or `ms` pass (true: tick), or the
 /// driver's eventfd is poked (false: the state changed).
 fn wait_ready(wake: i32, loop_fd: i32, ms: i32) -> bool {
-    let mut fds = [
-        libc::pollfd { fd: wake, events: libc::POLLIN, revents: 0 },
-        libc::pollfd { fd: loop_fd, events: libc::POLLIN, revents: 0 },
-    ];
+    let mut fds =
+        [libc::pollfd { fd: wake, events: libc::POLLIN, revents: 0 }, libc::pollfd { fd: loop_fd, events: libc::POLLIN, revents: 0 }];
     // SAFETY: two valid pollfd entries; poll only writes their `revents`.
     let n = unsafe { libc::poll(fds.as_mut_ptr(), 2, ms) };
     if n > 0 && fds[0].revents != 0 {

@@ -16,16 +16,16 @@ use super::context::Context;
 use super::executor::Executor;
 use super::job::{Job, Target};
 use super::lane::{Lane, Wake};
+use super::routing::{self, Group, Load, Routed, Routes, Want};
 use super::stats::{SlotStats, Snapshot};
 use crate::interp::runtime::{self as py_runtime, Mode};
 use crate::interp::shared_contexts;
+use arc_swap::ArcSwapOption;
 use ractor::concurrency::JoinHandle;
 use ractor::thread_local::{ThreadLocalActor, ThreadLocalActorSpawner};
 use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
-use super::routing::{self, Group, Load, Routed, Routes, Want};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use arc_swap::ArcSwapOption;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -37,13 +37,16 @@ pub const MAX_EXECUTORS: usize = 64;
 /// finish on its own.
 const STOP_GRACE: Duration = Duration::from_secs(5);
 
+/// A mailbox and the figures of the actor draining it.
+type Mailbox = (Arc<Lane>, Arc<SlotStats>);
+
 /// What the NIF reads: the mailboxes of the running actors and the routes.
 #[derive(Default)]
 pub struct Table {
-    executors: Vec<(Arc<Lane>, Arc<SlotStats>)>,
+    executors: Vec<Mailbox>,
     /// By context id - 1 (`None`: no such context). A context's mailbox is its
     /// actor's, or `None` when it is a namespace served by the executors.
-    contexts: Vec<Option<Option<(Arc<Lane>, Arc<SlotStats>)>>>,
+    contexts: Vec<Option<Option<Mailbox>>>,
     routes: Routes,
     next: AtomicUsize,
     /// The executor the last main-interpreter call went to (likely still awake).
@@ -101,20 +104,31 @@ pub fn spread(k: usize) -> Vec<Target> {
     table().map_or_else(|| vec![Target::Main; k], |t| routing::spread(&t.routes, k))
 }
 
+/// What routing spreads over now, for `py:info/0` and the pools API.
+#[derive(Default)]
+pub struct Groups {
+    /// The default group's context ids.
+    pub default: Vec<u32>,
+    /// Each pool's name and context ids, by name.
+    pub pools: Vec<(String, Vec<u32>)>,
+    /// Modules whose unbound calls run on the main interpreter, sorted.
+    pub main_modules: Vec<String>,
+}
+
 /// Contexts of the default group, and of each pool; modules routed to main.
-pub fn groups() -> (Vec<u32>, Vec<(String, Vec<u32>)>, Vec<String>) {
-    let Some(t) = table() else { return (vec![], vec![], vec![]) };
+pub fn groups() -> Groups {
+    let Some(t) = table() else { return Groups::default() };
     let ids = |g: &routing::Group| g.members.iter().map(|(id, _)| *id).collect::<Vec<_>>();
     let mut pools: Vec<_> = t.routes.pools.iter().map(|(n, g)| (n.clone(), ids(g))).collect();
     pools.sort();
     let mut mains: Vec<_> = t.routes.main_modules.iter().cloned().collect();
     mains.sort();
-    (t.routes.default.as_ref().map(ids).unwrap_or_default(), pools, mains)
+    Groups { default: t.routes.default.as_ref().map(ids).unwrap_or_default(), pools, main_modules: mains }
 }
 
 /// Whether `target` names something `t` serves (shared by submit, check,
 /// interrupt), and the context's own mailbox if it has one.
-fn valid(t: &Table, target: Target) -> Result<Option<&(Arc<Lane>, Arc<SlotStats>)>, SubmitError> {
+fn valid(t: &Table, target: Target) -> Result<Option<&Mailbox>, SubmitError> {
     let own = match target {
         Target::Context(id) => match t.contexts.get((id as usize).wrapping_sub(1)) {
             Some(Some(own)) => own.as_ref(),
@@ -128,7 +142,9 @@ fn valid(t: &Table, target: Target) -> Result<Option<&(Arc<Lane>, Arc<SlotStats>
     Ok(own)
 }
 
-/// Puts `job` in the mailbox that serves its target.
+/// Puts `job` in the mailbox that serves its target. A job that cannot be queued
+/// comes back with the reason, so that its caller can answer it.
+#[allow(clippy::result_large_err)] // handed back, not boxed: no allocation per call
 pub fn submit(mut job: Job) -> Result<(), (Job, SubmitError)> {
     let guard = TABLE.load();
     let Some(t) = guard.as_ref() else {
@@ -362,7 +378,11 @@ fn actor_name(slot: Slot) -> String {
     };
     let mut n = USES.entry(slot).or_insert(0);
     *n += 1;
-    if *n == 1 { base } else { format!("{base}.{}", *n) }
+    if *n == 1 {
+        base
+    } else {
+        format!("{base}.{}", *n)
+    }
 }
 
 async fn spawn_slot(slot: Slot, me: &ActorCell) -> Result<Running, String> {
@@ -538,7 +558,12 @@ impl Actor for Router {
         Ok(())
     }
 
-    async fn handle_supervisor_evt(&self, me: ActorRef<RouterMsg>, evt: SupervisionEvent, st: &mut RouterState) -> Result<(), ActorProcessingErr> {
+    async fn handle_supervisor_evt(
+        &self,
+        me: ActorRef<RouterMsg>,
+        evt: SupervisionEvent,
+        st: &mut RouterState,
+    ) -> Result<(), ActorProcessingErr> {
         let who = match &evt {
             SupervisionEvent::ActorFailed(who, _) | SupervisionEvent::ActorTerminated(who, _, _) => who.get_id(),
             _ => return Ok(()),

@@ -28,7 +28,11 @@ enum Run {
     /// Running on this interpreter (address) and thread (CPython's identifier);
     /// `interrupted` once an exception was aimed at it: the job thread then
     /// clears what Python did not deliver.
-    On { interp: usize, thread: u64, interrupted: bool },
+    On {
+        interp: usize,
+        thread: u64,
+        interrupted: bool,
+    },
     Ended,
 }
 
@@ -39,15 +43,11 @@ pub struct CallToken(AtomicU8, Mutex<Run>);
 impl CallToken {
     /// The actor starts the job; false if the caller already gave up.
     pub fn start(&self) -> bool {
-        self.0
-            .compare_exchange(PENDING, RUNNING, Ordering::AcqRel, Ordering::Acquire)
-            .is_ok()
+        self.0.compare_exchange(PENDING, RUNNING, Ordering::AcqRel, Ordering::Acquire).is_ok()
     }
     /// The actor is about to send the reply; false if the caller gave up meanwhile.
     pub fn finish(&self) -> bool {
-        self.0
-            .compare_exchange(RUNNING, REPLIED, Ordering::AcqRel, Ordering::Acquire)
-            .is_ok()
+        self.0.compare_exchange(RUNNING, REPLIED, Ordering::AcqRel, Ordering::Acquire).is_ok()
     }
     /// A job dropped unanswered (its actor stopped or failed) takes the right to
     /// send an error reply; false if the caller gave up or was already answered.
@@ -122,7 +122,6 @@ impl CallToken {
         }
     }
 }
-
 
 /// Marks a job's Python code ended when dropped, however the job ends (a panic
 /// included), so no interruption is ever aimed at a job, or an interpreter, that

@@ -43,9 +43,7 @@ pub fn atom_name(term: Term<'_>) -> Result<String, ConvError> {
         [131, 119, n, rest @ ..] => rest.get(..*n as usize),
         _ => None,
     };
-    name.and_then(|n| std::str::from_utf8(n).ok())
-        .map(str::to_owned)
-        .ok_or_else(|| ConvError::Invalid("bad atom".into()))
+    name.and_then(|n| std::str::from_utf8(n).ok()).map(str::to_owned).ok_or_else(|| ConvError::Invalid("bad atom".into()))
 }
 
 /// Converts an Erlang term into a new Python object of the attached interpreter.
@@ -58,9 +56,7 @@ pub fn term_to_py<'py>(py: Python<'py>, term: Term<'_>, depth: usize) -> PResult
             if let Ok(i) = term.decode::<i64>() {
                 return Ok(pyo3::types::PyInt::new(py, i).into_any());
             }
-            let big: BigInt = term
-                .decode()
-                .map_err(|_| ConvError::Invalid("unreadable integer".into()))?;
+            let big: BigInt = term.decode().map_err(|_| ConvError::Invalid("unreadable integer".into()))?;
             big_to_py(py, &big)
         }
         TermType::Float => {
@@ -68,9 +64,7 @@ pub fn term_to_py<'py>(py: Python<'py>, term: Term<'_>, depth: usize) -> PResult
             Ok(PyFloat::new(py, f).into_any())
         }
         TermType::Binary => {
-            let bin: Binary = term
-                .decode()
-                .map_err(|_| ConvError::Invalid("bitstrings that are not binaries cannot cross".into()))?;
+            let bin: Binary = term.decode().map_err(|_| ConvError::Invalid("bitstrings that are not binaries cannot cross".into()))?;
             match std::str::from_utf8(bin.as_slice()) {
                 Ok(s) => Ok(PyString::new(py, s).into_any()),
                 Err(e) => Err(ConvError::Invalid(format!(
@@ -99,9 +93,7 @@ pub fn term_to_py<'py>(py: Python<'py>, term: Term<'_>, depth: usize) -> PResult
                 if rest.is_empty_list() {
                     break;
                 }
-                let (head, tail) = rest
-                    .list_get_cell()
-                    .map_err(|_| ConvError::Invalid("improper lists cannot cross".into()))?;
+                let (head, tail) = rest.list_get_cell().map_err(|_| ConvError::Invalid("improper lists cannot cross".into()))?;
                 list.append(term_to_py(py, head, depth + 1)?).map_err(pyerr)?;
                 rest = tail;
             }
@@ -110,9 +102,7 @@ pub fn term_to_py<'py>(py: Python<'py>, term: Term<'_>, depth: usize) -> PResult
         TermType::Tuple => {
             let items = get_tuple(term).map_err(|_| ConvError::Invalid("bad tuple".into()))?;
             if items.len() == 2 && items[0].decode::<Atom>().ok() == Some(atoms::bytes()) {
-                let bin: Binary = items[1]
-                    .decode()
-                    .map_err(|_| ConvError::Invalid("{'$bytes', _} needs a binary".into()))?;
+                let bin: Binary = items[1].decode().map_err(|_| ConvError::Invalid("{'$bytes', _} needs a binary".into()))?;
                 return Ok(PyBytes::new(py, bin.as_slice()).into_any());
             }
             let mut objs = Vec::with_capacity(items.len());
@@ -123,14 +113,11 @@ pub fn term_to_py<'py>(py: Python<'py>, term: Term<'_>, depth: usize) -> PResult
         }
         TermType::Map => {
             let dict = PyDict::new(py);
-            let iter = rustler::types::map::MapIterator::new(term)
-                .ok_or_else(|| ConvError::Invalid("bad map".into()))?;
+            let iter = rustler::types::map::MapIterator::new(term).ok_or_else(|| ConvError::Invalid("bad map".into()))?;
             for (k, v) in iter {
                 let key = term_to_py(py, k, depth + 1)?;
                 let value = term_to_py(py, v, depth + 1)?;
-                dict.set_item(key, value).map_err(|e| {
-                    ConvError::Invalid(format!("map key cannot be a dict key in Python: {e}"))
-                })?;
+                dict.set_item(key, value).map_err(|e| ConvError::Invalid(format!("map key cannot be a dict key in Python: {e}")))?;
             }
             Ok(dict.into_any())
         }
@@ -138,9 +125,7 @@ pub fn term_to_py<'py>(py: Python<'py>, term: Term<'_>, depth: usize) -> PResult
             let ext = term.to_binary();
             let text = format!("{term:?}");
             let class = super::erlang_module::pid_class(py).map_err(pyerr)?;
-            class
-                .call1((PyBytes::new(py, ext.as_slice()), text))
-                .map_err(pyerr)
+            class.call1((PyBytes::new(py, ext.as_slice()), text)).map_err(pyerr)
         }
         TermType::Fun => Err(ConvError::Invalid("funs cannot cross to Python".into())),
         TermType::Port => Err(ConvError::Invalid("ports cannot cross to Python".into())),
@@ -154,9 +139,7 @@ fn big_to_py<'py>(py: Python<'py>, big: &BigInt) -> PResult<'py> {
     let int_type = py.get_type::<PyInt>();
     let kwargs = PyDict::new(py);
     kwargs.set_item("signed", true).map_err(pyerr)?;
-    int_type
-        .call_method("from_bytes", (PyBytes::new(py, &bytes), "little"), Some(&kwargs))
-        .map_err(pyerr)
+    int_type.call_method("from_bytes", (PyBytes::new(py, &bytes), "little"), Some(&kwargs)).map_err(pyerr)
 }
 
 fn binary_term<'a>(env: Env<'a>, bytes: &[u8]) -> Result<Term<'a>, ConvError> {
@@ -197,9 +180,7 @@ pub fn py_to_term<'a>(env: Env<'a>, obj: &Bound<'_, PyAny>, depth: usize) -> Res
         let nbits: usize = i.call_method0("bit_length").and_then(|n| n.extract()).map_err(pyerr)?;
         let kwargs = PyDict::new(obj.py());
         kwargs.set_item("signed", true).map_err(pyerr)?;
-        let bytes = i
-            .call_method("to_bytes", (nbits / 8 + 1, "little"), Some(&kwargs))
-            .map_err(pyerr)?;
+        let bytes = i.call_method("to_bytes", (nbits / 8 + 1, "little"), Some(&kwargs)).map_err(pyerr)?;
         let bytes = bytes.cast::<PyBytes>().map_err(|e| ConvError::Invalid(e.to_string()))?;
         return Ok(BigInt::from_signed_bytes_le(bytes.as_bytes()).encode(env));
     }
@@ -271,9 +252,7 @@ pub fn py_to_term<'a>(env: Env<'a>, obj: &Bound<'_, PyAny>, depth: usize) -> Res
             if obj.is_instance(&class).unwrap_or(false) {
                 let ext = obj.getattr("_ext").map_err(pyerr)?;
                 let ext = ext.cast::<PyBytes>().map_err(|e| ConvError::Invalid(e.to_string()))?;
-                let (term, _) = env
-                    .binary_to_term(ext.as_bytes())
-                    .ok_or_else(|| ConvError::Invalid("corrupt erlang.Pid".into()))?;
+                let (term, _) = env.binary_to_term(ext.as_bytes()).ok_or_else(|| ConvError::Invalid("corrupt erlang.Pid".into()))?;
                 return Ok(term);
             }
         }

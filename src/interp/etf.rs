@@ -181,9 +181,7 @@ fn term<'py>(py: Python<'py>, r: &mut Reader<'_>, depth: usize) -> R<'py> {
             ext.push(131);
             ext.extend_from_slice(&r.buf[start..r.pos]);
             let class = super::erlang_module::pid_class(py).map_err(|e| bad(&e.to_string()))?;
-            class
-                .call1((PyBytes::new(py, &ext), format!("<0.{id}.{serial}>")))
-                .map_err(|e| bad(&e.to_string()))
+            class.call1((PyBytes::new(py, &ext), format!("<0.{id}.{serial}>"))).map_err(|e| bad(&e.to_string()))
         }
         90 | 114 | 101 => Err(ConvError::Invalid("references cannot cross to Python".into())),
         89 | 102 | 120 | 121 => Err(ConvError::Invalid("ports cannot cross to Python".into())),

@@ -65,8 +65,7 @@ impl CodeCache {
         if let Some(c) = self.code.get(&key) {
             return Ok(c.bind(py).clone());
         }
-        let src = CString::new(code)
-            .map_err(|_| pyo3::exceptions::PyValueError::new_err("source code contains a NUL byte"))?;
+        let src = CString::new(code).map_err(|_| pyo3::exceptions::PyValueError::new_err("source code contains a NUL byte"))?;
         // SAFETY: the GIL of the interpreter this cache belongs to is held (`py`);
         // Py_CompileString returns a new reference or NULL with an exception set.
         let compiled = unsafe {
@@ -118,7 +117,12 @@ pub fn fresh_globals(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
     Ok(globals)
 }
 
-fn eval_code<'py>(py: Python<'py>, code: &Bound<'py, PyAny>, globals: &Bound<'py, PyDict>, locals: &Bound<'py, PyDict>) -> PyResult<Bound<'py, PyAny>> {
+fn eval_code<'py>(
+    py: Python<'py>,
+    code: &Bound<'py, PyAny>,
+    globals: &Bound<'py, PyDict>,
+    locals: &Bound<'py, PyDict>,
+) -> PyResult<Bound<'py, PyAny>> {
     // SAFETY: GIL held (`py`); all three objects belong to this interpreter;
     // PyEval_EvalCode returns a new reference or NULL with an exception set.
     unsafe {
@@ -137,10 +141,20 @@ fn text<'a>(term: Term<'a>) -> Option<&'a str> {
 }
 
 /// Runs `op` with `payload` in `globals`, returning the value term or a failure.
-pub fn run<'a, 'py>(py: Python<'py>, env: Env<'a>, cache: &mut CodeCache, globals: &Bound<'py, PyDict>, op: Op, payload: Term<'a>) -> Result<Term<'a>, Failure<'a>> {
+pub fn run<'a, 'py>(
+    py: Python<'py>,
+    env: Env<'a>,
+    cache: &mut CodeCache,
+    globals: &Bound<'py, PyDict>,
+    op: Op,
+    payload: Term<'a>,
+) -> Result<Term<'a>, Failure<'a>> {
     let fields = get_tuple(payload).map_err(|_| bad_argument(env, "malformed request"))?;
     let value = match (op, fields.as_slice()) {
-        (Op::Call | Op::StreamCall | Op::StreamStart(_) | Op::AsyncCall { .. } | Op::AsyncStream { .. }, [module, function, args, kwargs]) => {
+        (
+            Op::Call | Op::StreamCall | Op::StreamStart(_) | Op::AsyncCall { .. } | Op::AsyncStream { .. },
+            [module, function, args, kwargs],
+        ) => {
             let module = text(*module).ok_or_else(|| bad_argument(env, "module name must be text"))?;
             let function = text(*function).ok_or_else(|| bad_argument(env, "function name must be text"))?;
             let callable = resolve(py, globals, module, function).map_err(|e| python_failure(py, env, e))?;
@@ -200,7 +214,14 @@ const FRAME_BUILTINS: [&str; 6] = ["eval", "exec", "globals", "locals", "vars", 
 /// the context's `globals`, so a frame-reading builtin (`eval`, `dir`, …) sees the
 /// context's names as module-level code would. Called directly from Rust there
 /// is no frame at all ("frame does not exist").
-fn call_in_frame<'py>(py: Python<'py>, cache: &mut CodeCache, globals: &Bound<'py, PyDict>, f: Bound<'py, PyAny>, args: Bound<'py, PyTuple>, kwargs: Option<Bound<'py, PyDict>>) -> PyResult<Bound<'py, PyAny>> {
+fn call_in_frame<'py>(
+    py: Python<'py>,
+    cache: &mut CodeCache,
+    globals: &Bound<'py, PyDict>,
+    f: Bound<'py, PyAny>,
+    args: Bound<'py, PyTuple>,
+    kwargs: Option<Bound<'py, PyDict>>,
+) -> PyResult<Bound<'py, PyAny>> {
     let code = cache.compile(py, b"__import__('erlang')._apply()", ffi::Py_eval_input)?;
     super::natives::set_pending_call(f, args, kwargs);
     let result = eval_code(py, &code, globals, globals);
@@ -315,18 +336,12 @@ pub fn python_failure<'a>(py: Python<'_>, env: Env<'a>, err: PyErr) -> Failure<'
     }
     let traceback = format_traceback(py, &err).unwrap_or_default();
     let name_atom = rustler::Atom::from_str(env, &name).unwrap_or_else(|_| atoms::error());
-    Failure {
-        reason: make_tuple(env, &[name_atom.encode(env), message.encode(env)]),
-        traceback: Some(traceback.encode(env)),
-    }
+    Failure { reason: make_tuple(env, &[name_atom.encode(env), message.encode(env)]), traceback: Some(traceback.encode(env)) }
 }
 
 fn format_traceback(py: Python<'_>, err: &PyErr) -> PyResult<String> {
     let tb = py.import("traceback")?;
-    let lines = tb.call_method1(
-        "format_exception",
-        (err.get_type(py), err.value(py), err.traceback(py)),
-    )?;
+    let lines = tb.call_method1("format_exception", (err.get_type(py), err.value(py), err.traceback(py)))?;
     let joined = PyString::new(py, "").call_method1("join", (lines,))?;
     joined.extract()
 }

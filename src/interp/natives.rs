@@ -272,10 +272,13 @@ fn task_done<'py>(py: Python<'py>, a: &[Bound<'py, PyAny>]) -> PyResult<Bound<'p
                     None => (reply, tag, (crate::atoms::error(), f.reason)).encode(e),
                 }
             }
-            Ok(_) => match task.call_method0("result").map_err(|err| err.to_string()).and_then(|v| py_to_term(e, &v, 0).map_err(|c| c.message())) {
-                Ok(v) => (reply, tag, (crate::atoms::ok(), v)).encode(e),
-                Err(m) => (reply, tag, (crate::atoms::error(), (crate::atoms::unsupported_type(), m))).encode(e),
-            },
+            Ok(_) => {
+                match task.call_method0("result").map_err(|err| err.to_string()).and_then(|v| py_to_term(e, &v, 0).map_err(|c| c.message()))
+                {
+                    Ok(v) => (reply, tag, (crate::atoms::ok(), v)).encode(e),
+                    Err(m) => (reply, tag, (crate::atoms::error(), (crate::atoms::unsupported_type(), m))).encode(e),
+                }
+            }
             Err(err) => {
                 let f = super::exec::python_failure(py, e, err);
                 (reply, tag, (crate::atoms::error(), f.reason)).encode(e)

@@ -90,10 +90,7 @@ fn promote_libpython_to_global() -> Result<(), String> {
         if libc::dladdr(addr, &mut info) == 0 || info.dli_fname.is_null() {
             return Err("cannot locate libpython (dladdr failed)".into());
         }
-        let handle = libc::dlopen(
-            info.dli_fname,
-            libc::RTLD_NOW | libc::RTLD_GLOBAL | libc::RTLD_NOLOAD,
-        );
+        let handle = libc::dlopen(info.dli_fname, libc::RTLD_NOW | libc::RTLD_GLOBAL | libc::RTLD_NOLOAD);
         if handle.is_null() {
             let path = CStr::from_ptr(info.dli_fname).to_string_lossy();
             return Err(format!("cannot re-open {path} with RTLD_GLOBAL"));
@@ -138,21 +135,13 @@ fn initialize() -> Result<PythonInfo, String> {
         let _ = <pyo3::panic::PanicException as pyo3::PyTypeInfo>::type_object_raw(py);
         erlang_module::install(py).map_err(|e| format!("installing the erlang module: {e}"))?;
         let sys = py.import("sys").map_err(|e| e.to_string())?;
-        let version: String = sys
-            .getattr("version")
-            .and_then(|v| v.extract())
-            .map_err(|e| e.to_string())?;
+        let version: String = sys.getattr("version").and_then(|v| v.extract()).map_err(|e| e.to_string())?;
         let gil_enabled = match sys.getattr("_is_gil_enabled") {
             Ok(f) => f.call0().and_then(|v| v.extract()).unwrap_or(true),
             Err(_) => true,
         };
         let mode = build_mode();
-        Ok(PythonInfo {
-            version,
-            mode,
-            subinterp_supported: cfg!(Py_3_12) && !cfg!(Py_GIL_DISABLED),
-            gil_enabled,
-        })
+        Ok(PythonInfo { version, mode, subinterp_supported: cfg!(Py_3_12) && !cfg!(Py_GIL_DISABLED), gil_enabled })
     });
     // SAFETY: releases the main GIL taken by Py_InitializeEx; the main thread state
     // stays alive (parked) for the life of the node.

@@ -36,12 +36,7 @@ impl PinnedInterp {
         // SAFETY: PyThreadState_New needs no GIL; the main interpreter exists since
         // runtime::ensure_initialized succeeded before any actor starts.
         let tstate = unsafe { ffi::PyThreadState_New(ffi::PyInterpreterState_Main()) };
-        PinnedInterp {
-            tstate,
-            parent: std::ptr::null_mut(),
-            kind: Kind::Main,
-            _not_send: PhantomData,
-        }
+        PinnedInterp { tstate, parent: std::ptr::null_mut(), kind: Kind::Main, _not_send: PhantomData }
     }
 
     /// A new OWN_GIL sub-interpreter owned by the calling thread.

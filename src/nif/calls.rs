@@ -154,7 +154,12 @@ fn submit<'a>(env: Env<'a>, target: Term<'a>, op: Atom, payload: Term<'a>, tag: 
 /// Queues `job` with a permit: at once if one is free (`ok`), else in the
 /// semaphore's queue (`queued`); its caller's handle comes back with the word.
 /// `Err` is the `{error, Reason}` term when it cannot be queued at all.
-pub(super) fn queue_job<'a>(env: Env<'a>, job: Job, token: Arc<CallToken>, task: Option<(u64, Target, LocalPid)>) -> Result<(Atom, ResourceArc<CallHandle>), Term<'a>> {
+pub(super) fn queue_job<'a>(
+    env: Env<'a>,
+    job: Job,
+    token: Arc<CallToken>,
+    task: Option<(u64, Target, LocalPid)>,
+) -> Result<(Atom, ResourceArc<CallHandle>), Term<'a>> {
     let target = job.target;
     match semaphore::try_acquire() {
         Ok(permit) => match router::submit(job.with_permit(permit)) {

@@ -81,25 +81,19 @@ fn start<'a>(env: Env<'a>, executors: usize, contexts: usize, tag: Term<'a>) -> 
 /// `start_contexts(N, Tag) -> ok`: replaces the running contexts by N new ones.
 #[rustler::nif]
 fn start_contexts<'a>(env: Env<'a>, n: usize, tag: Term<'a>) -> Term<'a> {
-    forward(env, tag, move |r| async move {
-        flatten(r.call(|reply| RouterMsg::StartContexts { n, reply }, None).await)
-    })
+    forward(env, tag, move |r| async move { flatten(r.call(|reply| RouterMsg::StartContexts { n, reply }, None).await) })
 }
 
 /// `stop_contexts(Tag) -> ok`.
 #[rustler::nif]
 fn stop_contexts<'a>(env: Env<'a>, tag: Term<'a>) -> Term<'a> {
-    forward(env, tag, move |r| async move {
-        flatten(r.call(|reply| RouterMsg::StopContexts { reply }, None).await.map(|c| c.map(Ok)))
-    })
+    forward(env, tag, move |r| async move { flatten(r.call(|reply| RouterMsg::StopContexts { reply }, None).await.map(|c| c.map(Ok))) })
 }
 
 /// `stop(Tag) -> ok`: stops contexts and executors (Python itself stays).
 #[rustler::nif]
 fn stop<'a>(env: Env<'a>, tag: Term<'a>) -> Term<'a> {
-    forward(env, tag, move |r| async move {
-        flatten(r.call(|reply| RouterMsg::StopAll { reply }, None).await.map(|c| c.map(Ok)))
-    })
+    forward(env, tag, move |r| async move { flatten(r.call(|reply| RouterMsg::StopAll { reply }, None).await.map(|c| c.map(Ok))) })
 }
 
 /// `start_pool(Name, N, Tag) -> ok`: starts N contexts reserved for pool Name;
@@ -107,18 +101,18 @@ fn stop<'a>(env: Env<'a>, tag: Term<'a>) -> Term<'a> {
 #[rustler::nif]
 fn start_pool<'a>(env: Env<'a>, name: Atom, n: usize, tag: Term<'a>) -> NifResult<Term<'a>> {
     let name = name.to_term(env).atom_to_string()?;
-    Ok(forward(env, tag, move |r| async move {
-        flatten(r.call(|reply| RouterMsg::StartPool { name, n, reply }, None).await)
-    }))
+    Ok(forward(env, tag, move |r| async move { flatten(r.call(|reply| RouterMsg::StartPool { name, n, reply }, None).await) }))
 }
 
 /// `stop_pool(Name, Tag) -> ok`: stops pool Name's contexts.
 #[rustler::nif]
 fn stop_pool<'a>(env: Env<'a>, name: Atom, tag: Term<'a>) -> NifResult<Term<'a>> {
     let name = name.to_term(env).atom_to_string()?;
-    Ok(forward(env, tag, move |r| async move {
-        flatten(r.call(|reply| RouterMsg::StopPool { name, reply }, None).await.map(|c| c.map(Ok)))
-    }))
+    Ok(forward(
+        env,
+        tag,
+        move |r| async move { flatten(r.call(|reply| RouterMsg::StopPool { name, reply }, None).await.map(|c| c.map(Ok))) },
+    ))
 }
 
 /// `load() -> {[ExecutorFigures], [ContextFigures]}`, each a map of `served`,

@@ -139,7 +139,7 @@ fn spread(env: Env<'_>, k: usize) -> Vec<Term<'_>> {
 /// [Module], processes => Count}`.
 #[rustler::nif]
 fn routes(env: Env<'_>) -> NifResult<Term<'_>> {
-    let (default, pools, mains) = router::groups();
+    let router::Groups { default, pools, main_modules: mains } = router::groups();
     let mut pool_map = Term::map_new(env);
     for (name, ids) in pools {
         pool_map = pool_map.map_put(Atom::from_str(env, &name)?, ids)?;
