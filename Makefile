@@ -2,6 +2,8 @@
 #   make setup   install what a fresh Debian/Ubuntu machine lacks
 #   make         build the NIF and the OTP application
 #   make test    every test: cargo tests and the Common Test suites
+#   make check   static analysis: clippy (warnings are errors, every unsafe block
+#                documented), rustfmt, xref, dialyzer
 #   make demo    start the application and show calls, eval, exec, types, errors
 #   make shell   an Erlang shell with the application started
 #   make console the same, built with tokio-console support (make console-check tests it)
@@ -11,7 +13,7 @@
 # Pick the Python with PYTHON_CONFIG=/path/python3.X-config or PYTHON=/path/python3.
 export PYTHON PYTHON_CONFIG PERF_BUILD
 
-.PHONY: all build setup test test-rust test-erlang demo shell console console-check bench bench-async bench-write clean python-3.13 python-3.13t
+.PHONY: all build setup check test test-rust test-erlang demo shell console console-check bench bench-async bench-write clean python-3.13 python-3.13t
 
 all: build
 
@@ -22,6 +24,12 @@ setup:
 	bash scripts/setup
 
 test: test-rust test-erlang
+
+check:
+	bash -c '. scripts/python-env && cargo clippy --all-targets -- -D warnings -D clippy::undocumented_unsafe_blocks'
+	cargo fmt --check
+	cd erlang && rebar3 xref
+	cd erlang && rebar3 dialyzer
 
 test-rust:
 	bash -c '. scripts/python-env && cargo test --quiet'

@@ -152,11 +152,14 @@ eval(Code, Locals, Timeout) ->
 %% define stay in its globals (visible as `'__main__'' to `call').
 -spec exec(code()) -> ok | {error, error()}.
 exec(Code) ->
-    exec(?AUTO, Code).
+    exec_in(?AUTO, Code).
 
 %% @doc Executes Python statements in context `Ctx'.
 -spec exec(ctx(), code()) -> ok | {error, error()}.
 exec({py_context, _} = Ctx, Code) ->
+    exec_in(Ctx, Code).
+
+exec_in(Ctx, Code) ->
     case maybe_request(Ctx, fun() -> {exec, {code(Code)}} end, default_timeout()) of
         {ok, ok} -> ok;
         {error, _} = E -> E
@@ -209,12 +212,12 @@ cast_submit(Target, Payload, Sink) ->
 %% can await it; if it exits first, the call is cancelled.
 -spec spawn_call(name(), name(), list()) -> async_ref().
 spawn_call(Module, Function, Args) ->
-    spawn_call(?AUTO, Module, Function, Args, #{}).
+    spawn_op(call, ?AUTO, Module, Function, Args, #{}).
 
 %% @doc {@link spawn_call/3} with keyword arguments.
 -spec spawn_call(name(), name(), list(), kwargs()) -> async_ref().
 spawn_call(Module, Function, Args, Kwargs) ->
-    spawn_call(?AUTO, Module, Function, Args, #{kwargs => Kwargs}).
+    spawn_op(call, ?AUTO, Module, Function, Args, #{kwargs => Kwargs}).
 
 %% @doc {@link spawn_call/3} in context `Ctx', with `#{kwargs => Kwargs,
 %% timeout => Timeout}' (`Timeout' is what {@link await/1} waits).
