@@ -21,11 +21,10 @@ groups() ->
      {lifecycle, [], [restart_application]}].
 
 init_per_suite(Config) ->
-    {ok, _} = application:ensure_all_started(erlang_python),
-    Config.
+    py_test_util:start_app(Config).
 
 end_per_suite(_Config) ->
-    ok = application:stop(erlang_python).
+    py_test_util:stop_app().
 
 init_per_group(_, Config) -> Config.
 end_per_group(_, _Config) -> ok.

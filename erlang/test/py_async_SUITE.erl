@@ -19,11 +19,10 @@ all() ->
      stream_cancel_runs_finally, stream_caller_death_runs_finally, stream_start_errors].
 
 init_per_suite(Config) ->
-    {ok, _} = application:ensure_all_started(erlang_python),
-    Config.
+    py_test_util:start_app(Config).
 
 end_per_suite(_Config) ->
-    ok = application:stop(erlang_python).
+    py_test_util:stop_app().
 
 init_per_testcase(_, Config) ->
     ok = py_semaphore:set_max_concurrent(py_semaphore:default_max()),

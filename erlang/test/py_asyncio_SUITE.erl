@@ -35,11 +35,10 @@ all() ->
                 "    await asyncio.sleep(1)\n">>).
 
 init_per_suite(Config) ->
-    {ok, _} = application:ensure_all_started(erlang_python),
-    Config.
+    py_test_util:start_app(Config).
 
 end_per_suite(_Config) ->
-    ok = application:stop(erlang_python).
+    py_test_util:stop_app().
 
 init_per_testcase(_, Config) ->
     {ok, _} = py_context_router:start(#{contexts => 2}),

@@ -11,12 +11,10 @@ all() ->
      callback_result_that_cannot_cross].
 
 init_per_suite(Config) ->
-    {ok, _} = application:ensure_all_started(erlang_python),
-    {ok, _} = py_context_router:start(#{contexts => 2}),
-    Config.
+    py_test_util:start_app(Config, #{contexts => 2}).
 
 end_per_suite(_Config) ->
-    ok = application:stop(erlang_python).
+    py_test_util:stop_app().
 
 %% The seed's example, as written (plus the complex_compute it relies on).
 seed_compute_via_python(_) ->

@@ -14,11 +14,10 @@ all() ->
      seed_sixteen_contexts].
 
 init_per_suite(Config) ->
-    {ok, _} = application:ensure_all_started(erlang_python),
-    Config.
+    py_test_util:start_app(Config).
 
 end_per_suite(_Config) ->
-    ok = application:stop(erlang_python).
+    py_test_util:stop_app().
 
 init_per_testcase(_, Config) ->
     {ok, _} = py_context_router:start(#{contexts => 2}),
@@ -59,6 +58,14 @@ seed_automatic_routing(_) ->
     ?assertEqual(erlang:system_info(schedulers), py_context_router:num_contexts()).
 
 seed_subinterp_checks(_) ->
+    %% what the linked Python is, asked of Python itself
+    {ok, [AtLeast312, FreeThreaded]} =
+        py:eval(py:context(main), <<"[__import__('sys').version_info >= (3, 12), "
+                                    "bool(__import__('sysconfig').get_config_var('Py_GIL_DISABLED'))]">>),
+    ?assertEqual(AtLeast312, py:subinterp_supported()),
+    ?assertEqual(if FreeThreaded -> free_threaded; AtLeast312 -> subinterp; true -> multi_executor end,
+                 py:execution_mode()),
+    %% the seed's example
     case py:subinterp_supported() of
         true ->
             true = py:subinterp_supported(),
@@ -166,19 +173,12 @@ busy_context_does_not_block_others(Config) ->
                              "while not os.path.exists(r'", Gate, "'):\n    n += 1\n"]),
     Busy = spawn_link(fun() -> Self ! {busy_done, py:exec(py:context(1), Spin)} end),
     %% wait until context 1 is inside its loop
-    ok = wait_for_file(Started),
+    ok = py_test_util:wait_until(fun() -> filelib:is_regular(Started) end),
     ?assertEqual({ok, 4.0}, py:call(py:context(2), math, sqrt, [16])),
     ?assertEqual({ok, 499500}, py:eval(py:context(2), <<"sum(range(1000))">>)),
     ok = file:write_file(Gate, <<>>),
     receive {busy_done, R} -> ?assertEqual(ok, R) after 30000 -> ct:fail(busy_stuck) end,
     unlink(Busy).
-
-
-wait_for_file(F) ->
-    case filelib:is_regular(F) of
-        true -> ok;
-        false -> timer:sleep(5), wait_for_file(F)
-    end.
 
 exec_then_call_sticks(_) ->
     Self = self(),

@@ -12,11 +12,10 @@ all() ->
      load_figures, memory_stats_every_context, gc_and_tracemalloc, invalid_config_rejected].
 
 init_per_suite(Config) ->
-    {ok, _} = application:ensure_all_started(erlang_python),
-    Config.
+    py_test_util:start_app(Config).
 
 end_per_suite(_Config) ->
-    ok = application:stop(erlang_python).
+    py_test_util:stop_app().
 
 init_per_testcase(_, Config) ->
     ok = py_semaphore:set_max_concurrent(py_semaphore:default_max()),
@@ -50,9 +49,19 @@ def reset():
     most = 0
 ">>).
 
-defaults(_) ->
-    ?assertEqual(erlang:system_info(schedulers) * 2 + 1, py_semaphore:max_concurrent()),
+%% The default limit is the documented one and the one enforced: with that many
+%% requests in flight, the next is refused once its overload_wait is over.
+defaults(Config) ->
+    Max = py_semaphore:max_concurrent(),
+    ?assertEqual(2 * erlang:system_info(schedulers) + 1, Max),
     ?assertEqual(0, py_semaphore:current()),
+    Releases = [py_test_util:hold_permit(Config) || _ <- lists:seq(1, Max)],
+    ?assertEqual(Max, py_semaphore:current()),
+    application:set_env(erlang_python, overload_wait, 100),
+    ?assertEqual({error, {overloaded, Max, Max}}, py:eval(<<"1">>)),
+    [Release() || Release <- Releases],
+    ok = py_test_util:wait_until(fun() -> py_semaphore:current() =:= 0 end),
+    ?assertEqual({ok, 1}, py:eval(<<"1">>)),
     ?assertMatch({error, {bad_argument, _}}, py_semaphore:set_max_concurrent(0)).
 
 limit_holds_under_500_callers(_) ->
@@ -301,7 +310,7 @@ invalid_config_rejected(_) ->
     ok = application:stop(erlang_python),
     try
         [begin
-             {ok, Old} = {ok, application:get_env(erlang_python, Key)},
+             Old = application:get_env(erlang_python, Key),
              application:set_env(erlang_python, Key, Bad),
              ?assertMatch({error, {{invalid_config, Key, Bad}, _}}, application:start(erlang_python)),
              case Old of

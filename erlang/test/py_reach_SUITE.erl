@@ -12,12 +12,10 @@ all() ->
      send_from_a_thread, thread_callback_when_overloaded].
 
 init_per_suite(Config) ->
-    {ok, _} = application:ensure_all_started(erlang_python),
-    {ok, _} = py_context_router:start(#{contexts => 2}),
-    Config.
+    py_test_util:start_app(Config, #{contexts => 2}).
 
 end_per_suite(_Config) ->
-    ok = application:stop(erlang_python).
+    py_test_util:stop_app().
 
 everywhere() ->
     py_context_router:contexts() ++ [py:context(main)].

@@ -16,8 +16,7 @@ all() ->
      context_replaced_while_chain_suspended, application_restart_storm].
 
 init_per_suite(Config) ->
-    {ok, _} = application:ensure_all_started(erlang_python),
-    Config.
+    py_test_util:start_app(Config).
 
 end_per_suite(_Config) ->
     application:stop(erlang_python),

@@ -14,11 +14,10 @@ all() ->
      refused_module_routes_to_main, real_refusal_ctypes].
 
 init_per_suite(Config) ->
-    {ok, _} = application:ensure_all_started(erlang_python),
-    Config.
+    py_test_util:start_app(Config).
 
 end_per_suite(_Config) ->
-    ok = application:stop(erlang_python).
+    py_test_util:stop_app().
 
 init_per_testcase(_, Config) ->
     {ok, _} = py_context_router:start(#{contexts => 8}),

@@ -15,7 +15,7 @@ init_per_suite(Config) ->
     Config.
 
 end_per_suite(_Config) ->
-    ok = application:stop(erlang_python).
+    py_test_util:stop_app().
 
 init_per_testcase(_, Config) ->
     ok = py:state_clear(),

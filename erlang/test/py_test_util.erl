@@ -1,6 +1,27 @@
 %% Helpers shared by the Common Test suites.
 -module(py_test_util).
--export([wait_until/1, wait_until/2, call_loop/3, thread_count/0, hold_permit/1]).
+-export([start_app/1, start_app/2, stop_app/0,
+         wait_until/1, wait_until/2, call_loop/3, thread_count/0, hold_permit/1]).
+
+%% @doc Every suite's init_per_suite: the application started (and, with
+%% `#{contexts => N}', N contexts); Config unchanged.
+-spec start_app(list()) -> list().
+start_app(Config) ->
+    start_app(Config, #{}).
+
+-spec start_app(list(), #{contexts => pos_integer()}) -> list().
+start_app(Config, Opts) ->
+    {ok, _} = application:ensure_all_started(erlang_python),
+    case Opts of
+        #{contexts := N} -> {ok, _} = py_context_router:start(#{contexts => N});
+        _ -> ok
+    end,
+    Config.
+
+%% @doc Every suite's end_per_suite.
+-spec stop_app() -> ok.
+stop_app() ->
+    ok = application:stop(erlang_python).
 
 %% @doc Polls `F' every 10 ms until it returns true: `ok', or the test case fails
 %% after `Ms' milliseconds (30 s by default).
