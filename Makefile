@@ -13,12 +13,16 @@
 # Pick the Python with PYTHON_CONFIG=/path/python3.X-config or PYTHON=/path/python3.
 export PYTHON PYTHON_CONFIG PERF_BUILD
 
-.PHONY: all build setup check test test-rust test-erlang demo shell console console-check bench bench-async bench-write clean python-3.13 python-3.13t
+.PHONY: all build build-hooks setup check test test-rust test-erlang demo shell console console-check bench bench-async bench-write clean python-3.13 python-3.13t
 
 all: build
 
 build:
 	cd erlang && rebar3 compile
+
+# The build the benchmark needs: with its floors (noop, direct_call).
+build-hooks:
+	cd erlang && EP_TEST_HOOKS=1 rebar3 compile
 
 setup:
 	bash scripts/setup
@@ -26,7 +30,7 @@ setup:
 test: test-rust test-erlang
 
 check:
-	bash -c '. scripts/python-env && cargo clippy --all-targets -- -D warnings -D clippy::undocumented_unsafe_blocks'
+	bash -c '. scripts/python-env && cargo clippy --all-targets --features test-hooks -- -D warnings -D clippy::undocumented_unsafe_blocks'
 	cargo fmt --check
 	cd erlang && rebar3 xref
 	cd erlang && rebar3 dialyzer
@@ -51,13 +55,13 @@ console:
 console-check:
 	scripts/console-check
 
-bench: build
+bench: build-hooks
 	escript scripts/bench.escript
 
-bench-async: build
+bench-async: build-hooks
 	escript scripts/bench.escript async
 
-bench-write: build
+bench-write: build-hooks
 	escript scripts/bench.escript write
 	scripts/plot-throughput
 

@@ -33,7 +33,9 @@ pub enum Work {
     Python(Op),
     /// Send the payload straight back: the floor of the mailbox round trip.
     Echo,
-    /// Fail the actor serving it (fault injection for supervision tests).
+    /// Fail the actor serving it (fault injection for supervision tests; only in
+    /// builds with the `test-hooks` feature).
+    #[cfg(feature = "test-hooks")]
     Crash,
     /// Send the next batch of the job's stream.
     StreamPull,
@@ -241,6 +243,7 @@ impl Job {
         self.started_at = Some(t0);
         match self.work {
             Work::Echo => self.echo(),
+            #[cfg(feature = "test-hooks")]
             Work::Crash => panic!("crash requested for a supervision test"),
             Work::StreamPull => self.pull(interp),
             Work::LoopTick => {
@@ -371,6 +374,7 @@ impl Job {
         }
         match self.work {
             Work::Echo => self.echo(),
+            #[cfg(feature = "test-hooks")]
             Work::Crash => panic!("crash requested for a supervision test"),
             // Stream and loop jobs never belong to a callback chain.
             Work::StreamPull | Work::StreamClose | Work::LoopTick | Work::TaskCancel(_) => {}

@@ -92,11 +92,21 @@ fn work_of(op: Atom) -> Option<Work> {
         Some(Work::Python(Op::AsyncStream { task: 0, key: 0 }))
     } else if op == echo() {
         Some(Work::Echo)
-    } else if op == crash() {
-        Some(Work::Crash)
+    } else if cfg!(feature = "test-hooks") && op == crash() {
+        crash_work()
     } else {
         None
     }
+}
+
+#[cfg(feature = "test-hooks")]
+fn crash_work() -> Option<Work> {
+    Some(Work::Crash)
+}
+
+#[cfg(not(feature = "test-hooks"))]
+fn crash_work() -> Option<Work> {
+    None
 }
 
 /// `submit(Target, Op, Payload, Tag, Chain) -> {ok, Handle} | {queued, Handle} |

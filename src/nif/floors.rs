@@ -1,4 +1,6 @@
 //! Floors for the benchmark: what a call costs before Python does anything.
+//! Test hooks: only in builds with the `test-hooks` feature (`make test`,
+//! `make bench`), never in the NIF a dependent project builds.
 
 use crate::atoms;
 use rustler::Atom;

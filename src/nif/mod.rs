@@ -4,6 +4,7 @@
 //! from actor threads.
 
 pub mod calls;
+#[cfg(feature = "test-hooks")]
 pub mod floors;
 pub mod lifecycle;
 pub mod routing;
