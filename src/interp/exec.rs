@@ -123,7 +123,8 @@ fn eval_code<'py>(
     globals: &Bound<'py, PyDict>,
     locals: &Bound<'py, PyDict>,
 ) -> PyResult<Bound<'py, PyAny>> {
-    // SAFETY: GIL held (`py`); all three objects belong to this interpreter;
+    // SAFETY: the GIL of the interpreter `py` is attached to (the request's) is
+    // held; all three objects belong to that interpreter;
     // PyEval_EvalCode returns a new reference or NULL with an exception set.
     unsafe {
         let ptr = ffi::PyEval_EvalCode(code.as_ptr(), globals.as_ptr(), locals.as_ptr());
@@ -272,7 +273,8 @@ fn resolve<'py>(py: Python<'py>, globals: &Bound<'py, PyDict>, module: &str, fun
 /// `sys.modules[name]` if already imported, else a real import.
 fn import<'py>(py: Python<'py>, name: &str) -> PyResult<Bound<'py, PyAny>> {
     let pyname = PyString::new(py, name);
-    // SAFETY: GIL held (`py`); PyImport_GetModule returns a new reference or NULL
+    // SAFETY: the GIL of the interpreter `py` is attached to is held (modules are
+    // looked up in that interpreter's sys.modules); PyImport_GetModule returns a new reference or NULL
     // (with an exception set only on a real error, which we clear and retry via import).
     let cached = unsafe { Bound::from_owned_ptr_or_opt(py, ffi::PyImport_GetModule(pyname.as_ptr())) };
     match cached {

@@ -27,7 +27,9 @@ unsafe fn dispatch(args: *mut *mut ffi::PyObject, nargs: ffi::Py_ssize_t, f: Nat
     let run = AssertUnwindSafe(|| {
         Python::attach(|py| {
             let argv: Vec<Bound<'_, PyAny>> = (0..nargs.max(0) as usize)
-                // SAFETY: CPython passes `nargs` valid borrowed references.
+                // SAFETY: CPython calls a native holding the GIL of the interpreter
+                // running the calling code (the one `py` is attached to) and passes
+                // `nargs` valid borrowed references of that interpreter.
                 .map(|i| unsafe { Bound::from_borrowed_ptr(py, *args.add(i)) })
                 .collect();
             match f(py, &argv) {
@@ -52,7 +54,8 @@ macro_rules! natives {
     ($($name:ident => $imp:path, $doc:literal;)*) => {
         $(
             unsafe extern "C" fn $name(_slf: *mut ffi::PyObject, args: *mut *mut ffi::PyObject, nargs: ffi::Py_ssize_t) -> *mut ffi::PyObject {
-                // SAFETY: CPython calls this with the GIL held (see `dispatch`).
+                // SAFETY: CPython calls this with the calling interpreter's GIL held
+                // (see `dispatch`).
                 unsafe { dispatch(args, nargs, $imp) }
             }
         )*
@@ -88,7 +91,8 @@ natives! {
 /// Adds the native functions to `module` (in the interpreter `py` is attached to).
 pub fn install(py: Python<'_>, module: &Bound<'_, PyAny>) -> PyResult<()> {
     for def in DEFS.0.iter() {
-        // SAFETY: GIL held (`py`); `def` is static and outlives every interpreter;
+        // SAFETY: the GIL of the interpreter `py` is attached to (the one being
+        // given the module) is held; `def` is static and outlives every interpreter;
         // PyCFunction_NewEx returns a new reference or NULL with an exception set.
         let func = unsafe {
             let ptr = ffi::PyCFunction_NewEx(def as *const _ as *mut _, std::ptr::null_mut(), std::ptr::null_mut());

@@ -119,16 +119,21 @@ fn initialize() -> Result<PythonInfo, String> {
     }
     promote_libpython_to_global()?;
     let_python_wait_for_its_children();
-    // SAFETY: no GIL is held by this thread; Py_InitializeEx makes this thread the
-    // main interpreter's main thread and leaves it holding the main GIL.
-    unsafe {
+    // SAFETY: no GIL is held by this thread; Py_IsInitialized needs none, and
+    // Py_InitializeEx makes this thread the main interpreter's main thread and
+    // leaves it holding the main interpreter's GIL.
+    let we_initialized = unsafe {
         if ffi::Py_IsInitialized() == 0 {
             // 0: do not install Python's signal handlers; the BEAM owns signals.
             ffi::Py_InitializeEx(0);
+            true
+        } else {
+            false
         }
-    }
-    // This thread holds the main GIL; attach finds its thread state and only
-    // records that pyo3 may use it.
+    };
+    // If we initialised Python this thread holds the main GIL and attach only
+    // records that pyo3 may use it; if someone else did, attach takes the GIL
+    // and gives it back.
     let result = Python::attach(|py| -> Result<PythonInfo, String> {
         // pyo3 caches its PanicException type process-wide; create it here so the
         // main interpreter, which is never torn down, owns it.
@@ -143,10 +148,14 @@ fn initialize() -> Result<PythonInfo, String> {
         let mode = build_mode();
         Ok(PythonInfo { version, mode, subinterp_supported: cfg!(Py_3_12) && !cfg!(Py_GIL_DISABLED), gil_enabled })
     });
-    // SAFETY: releases the main GIL taken by Py_InitializeEx; the main thread state
-    // stays alive (parked) for the life of the node.
-    unsafe {
-        ffi::PyEval_SaveThread();
+    if we_initialized {
+        // SAFETY: this thread holds the main interpreter's GIL, taken by
+        // Py_InitializeEx above (attach gave back only what it took, nothing);
+        // this releases it. The main thread state stays alive (parked) for the
+        // life of the node.
+        unsafe {
+            ffi::PyEval_SaveThread();
+        }
     }
     result
 }

@@ -95,7 +95,9 @@ impl PinnedInterp {
         struct Detach;
         impl Drop for Detach {
             fn drop(&mut self) {
-                // SAFETY: paired with the PyEval_RestoreThread below on this thread.
+                // SAFETY: this thread holds the GIL of this PinnedInterp's own
+                // interpreter, taken by the PyEval_RestoreThread below on this
+                // thread; this gives it back and detaches `tstate`.
                 unsafe {
                     ffi::PyEval_SaveThread();
                 }
