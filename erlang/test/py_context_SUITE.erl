@@ -62,7 +62,8 @@ seed_subinterp_checks(_) ->
     {ok, [AtLeast312, FreeThreaded]} =
         py:eval(py:context(main), <<"[__import__('sys').version_info >= (3, 12), "
                                     "bool(__import__('sysconfig').get_config_var('Py_GIL_DISABLED'))]">>),
-    ?assertEqual(AtLeast312, py:subinterp_supported()),
+    %% OWN_GIL sub-interpreters: CPython 3.12 and later, GIL builds only
+    ?assertEqual(AtLeast312 andalso not FreeThreaded, py:subinterp_supported()),
     ?assertEqual(if FreeThreaded -> free_threaded; AtLeast312 -> subinterp; true -> multi_executor end,
                  py:execution_mode()),
     %% the seed's example
