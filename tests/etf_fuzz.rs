@@ -1,6 +1,6 @@
-//! `interp::etf::decode` reads stored state back into Python from bytes that
-//! should be external term format; whatever the bytes, it must answer `Ok` or
-//! `Err`, never panic, crash or run away with memory. proptest feeds it random
+//! `interp::etf::decode` reads stored state back into values for Python from
+//! bytes that should be external term format; whatever the bytes, it must answer
+//! `Ok` or `Err`, never panic, crash or run away with memory. proptest feeds it random
 //! bytes and random mutations of valid encodings (fixed seed, so a failure
 //! reproduces; proptest prints the minimal failing input).
 
@@ -11,17 +11,13 @@
 mod conv_error;
 #[path = "../src/interp/etf.rs"]
 mod etf;
-/// Stands in for the `erlang` module's `Pid` class: any callable taking the
-/// pid's external format and its text.
-mod erlang_module {
-    use pyo3::prelude::*;
-    pub fn pid_class(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
-        py.eval(c"lambda ext, text: (ext, text)", None, None)
-    }
-}
+#[allow(dead_code)]
+#[path = "../src/interp/value.rs"]
+mod value;
+use num_bigint::BigInt;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
-use pyo3::Python;
+use value::Value;
 
 /// Valid encodings of every tag the decoder knows, to mutate.
 fn seeds() -> Vec<Vec<u8>> {
@@ -88,7 +84,6 @@ fn decoding_any_bytes_never_panics() {
 }
 
 fn decoding_any_bytes() {
-    Python::initialize();
     let any_bytes = prop::collection::vec(any::<u8>(), 0..64).prop_map(|mut v| {
         v.insert(0, 131);
         v
@@ -98,10 +93,10 @@ fn decoding_any_bytes() {
     let err = std::cell::Cell::new(0u32);
     runner()
         .run(&strategy, |bytes| {
-            Python::attach(|py| match etf::decode(py, &bytes) {
+            match etf::decode(&bytes) {
                 Ok(_) => ok.set(ok.get() + 1),
                 Err(_) => err.set(err.get() + 1),
-            });
+            }
             Ok(())
         })
         .unwrap();
@@ -122,15 +117,38 @@ fn nesting_far_past_the_limit_is_refused() {
 }
 
 fn nesting_far_past_the_limit() {
-    Python::initialize();
     // 100,000 nested one-element lists: refused at the depth limit, no stack overflow.
     let mut bytes = vec![131];
     for _ in 0..100_000 {
         bytes.extend_from_slice(&[108, 0, 0, 0, 1]);
     }
     bytes.push(106);
-    Python::attach(|py| match etf::decode(py, &bytes) {
+    match etf::decode(&bytes) {
         Err(conv_error::ConvError::Invalid(m)) => assert!(m.contains("nested deeper"), "{m}"),
         other => panic!("expected the depth error, got {:?}", other.map(|_| ())),
-    });
+    }
+}
+
+/// The valid seeds decode to what the type table says.
+#[test]
+fn valid_encodings_decode_by_the_type_table() {
+    let s = seeds();
+    let d = |i: usize| etf::decode(&s[i]).unwrap();
+    assert_eq!(d(0), Value::Int(7));
+    assert_eq!(d(1), Value::Int(-1));
+    assert_eq!(d(2), Value::Float(std::f64::consts::PI));
+    assert_eq!(d(3), Value::Bool(true));
+    assert_eq!(d(4), Value::Str("ok".into()));
+    assert_eq!(d(5), Value::Tuple(vec![Value::Int(1), Value::Int(2)]));
+    assert_eq!(d(6), Value::List(vec![]));
+    assert_eq!(d(7), Value::List(vec![Value::Int(1), Value::Int(2), Value::Int(3)]));
+    assert_eq!(d(9), Value::Str("abc".into()));
+    assert_eq!(d(10), Value::Int(257));
+    assert_eq!(d(13), Value::Bytes(vec![1, 2]));
+    assert!(matches!(d(14), Value::Pid { ref text, .. } if text == "<0.80.0>"));
+    assert!(etf::decode(&s[15]).is_err());
+    // a big integer beyond 64 bits, negative: 2^64 as LARGE_BIG with sign 1
+    let big = etf::decode(&[131, 111, 0, 0, 0, 9, 1, 0, 0, 0, 0, 0, 0, 0, 0, 1]).unwrap();
+    let two_to_64: BigInt = BigInt::from(1u8) << 64u32;
+    assert_eq!(big, Value::BigInt(-two_to_64));
 }

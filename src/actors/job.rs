@@ -9,13 +9,18 @@
 //! A job dropped without an answer (its actor stopped or failed with the job in
 //! its mailbox) answers `{error, context_stopped | context_failed}` from its
 //! destructor: no caller waits for a reply that cannot come.
+//!
+//! The job carries its request as plain data (decoded by the NIF), hands it to
+//! its thread's [`Host`] and encodes what comes back (`nif::types`) into the reply:
+//! no Python object is touched here.
 
-use super::callback::{self, Accept};
+use super::callback::{Accept, JobCaller};
 use crate::atoms;
-use crate::interp::exec::{self, CodeCache, Globals, Op};
-use crate::interp::thread::PinnedInterp;
-use pyo3::prelude::*;
-use pyo3::types::PyDict;
+use crate::interp::bridge::{Caller, Nested, Place, Run};
+use crate::interp::exec::{Op, Outcome};
+use crate::interp::host::{Host, Pulled};
+use crate::interp::value::{Failure, Request};
+use crate::nif::types::failure;
 use rustler::env::SavedTerm;
 use rustler::{Encoder, Env, LocalPid, OwnedEnv, Term};
 use std::sync::Arc;
@@ -66,12 +71,22 @@ impl Target {
     }
 }
 
-/// One request, self-contained: its terms live in its own environment, which also
+/// What a job carries besides its tag.
+pub enum Payload {
+    /// What Python is asked to run.
+    Request(Request),
+    /// A term sent straight back (`Work::Echo`).
+    Echo(SavedTerm),
+    /// Nothing (the runtime's own jobs: stream pulls, loop ticks).
+    None,
+}
+
+/// One request, self-contained: its tag lives in its own environment, which also
 /// carries the reply.
 pub struct Job {
     env: OwnedEnv,
     work: Work,
-    payload: SavedTerm,
+    payload: Payload,
     tag: SavedTerm,
     reply_to: LocalPid,
     token: Arc<CallToken>,
@@ -95,21 +110,27 @@ pub struct Job {
     /// An async call whose task now answers its caller: the job itself must
     /// not (not even from its destructor).
     handed_over: std::cell::Cell<bool>,
+    /// A job of a callback chain: where it runs on the suspended thread, and what
+    /// that thread accepts (set by `CallbackHandle::offer`).
+    pub(crate) chain: Option<(Place, Accept)>,
 }
 
 impl Job {
-    /// Copies `payload` and `tag` into a fresh environment; returns the job and the
-    /// caller's half of its token.
+    /// Copies `tag` (and an echo's term) into a fresh environment; returns the
+    /// job and the caller's half of its token.
     pub fn new(
         work: Work,
         target: Target,
-        payload: Term<'_>,
+        payload: Result<Request, Term<'_>>,
         tag: Term<'_>,
         reply_to: LocalPid,
         permit: Option<Permit>,
     ) -> (Job, Arc<CallToken>) {
         let env = OwnedEnv::new();
-        let payload = env.save(payload);
+        let payload = match payload {
+            Ok(r) => Payload::Request(r),
+            Err(t) => Payload::Echo(env.save(t)),
+        };
         let tag = env.save(tag);
         let token = Arc::new(CallToken::default());
         let job = Job {
@@ -127,6 +148,7 @@ impl Job {
             quiet_ok: false,
             stream: None,
             handed_over: Default::default(),
+            chain: None,
         };
         (job, token)
     }
@@ -161,14 +183,11 @@ impl Job {
     /// waiting on its token.
     fn internal(work: Work, target: Target, owner: LocalPid, stream: Option<Arc<Stream>>) -> Job {
         let env = OwnedEnv::new();
-        let (payload, tag) = env.run(|e| {
-            let t = atoms::ok().to_term(e);
-            (env.save(t), env.save(t))
-        });
+        let tag = env.run(|e| env.save(atoms::ok().to_term(e)));
         Job {
             env,
             work,
-            payload,
+            payload: Payload::None,
             tag,
             reply_to: owner,
             token: Arc::default(),
@@ -180,6 +199,15 @@ impl Job {
             quiet_ok: false,
             stream,
             handed_over: Default::default(),
+            chain: None,
+        }
+    }
+
+    /// The module a call names (for routing and traces).
+    pub fn request(&self) -> Option<&Request> {
+        match &self.payload {
+            Payload::Request(r) => Some(r),
+            _ => None,
         }
     }
 
@@ -231,8 +259,9 @@ impl Job {
         self.token.cancel();
     }
 
-    /// Runs the job in `globals` of `interp` and replies, unless the caller gave up.
-    pub fn serve(mut self, interp: &PinnedInterp, cache: &mut CodeCache, globals: Globals<'_>) {
+    /// Runs the job on `host`, in the globals `place` names, and replies, unless
+    /// the caller gave up.
+    pub fn serve(mut self, host: &mut Host, place: Place) {
         if let Some(s) = &self.stats {
             s.started();
         }
@@ -245,33 +274,24 @@ impl Job {
             Work::Echo => self.echo(),
             #[cfg(feature = "test-hooks")]
             Work::Crash => panic!("crash requested for a supervision test"),
-            Work::StreamPull => self.pull(interp),
+            Work::StreamPull => self.pull(host),
             Work::LoopTick => {
-                let key = self.target.key();
-                let stepped = interp.run(|py| {
-                    let sleep = crate::interp::asyncio::tick(py, key).unwrap_or(-1.0);
-                    crate::interp::asyncio::loop_fd(py, key).map(|fd| (sleep, fd, crate::interp::interrupt::here(py).0))
-                });
-                if let Ok((sleep, fd, at)) = stepped {
-                    super::looper::arm(self.target, at, fd, self.reply_to, super::looper::Sleep::from_secs(sleep), true);
+                if let Some((sleep, fd)) = host.loop_tick(self.target.key()) {
+                    super::looper::arm(self.target, host.ids().0, fd, self.reply_to, super::looper::Sleep::from_secs(sleep), true);
                 }
                 self.token.finish();
             }
             Work::TaskCancel(tid) => {
-                let key = self.target.key();
-                let armed = interp.run(|py| {
-                    let _ = crate::interp::asyncio::cancel(py, tid);
-                    crate::interp::asyncio::loop_fd(py, key).map(|fd| (fd, crate::interp::interrupt::here(py).0))
-                });
+                host.cancel_task(tid);
                 // The cancellation is delivered by the loop's next step.
-                if let Ok((fd, at)) = armed {
-                    super::looper::arm(self.target, at, fd, self.reply_to, super::looper::Sleep::None, false);
+                if let Some(fd) = host.loop_fd(self.target.key()) {
+                    super::looper::arm(self.target, host.ids().0, fd, self.reply_to, super::looper::Sleep::None, false);
                 }
                 self.token.finish();
             }
             Work::StreamClose => {
                 if let Some(s) = &self.stream {
-                    interp.run(|py| crate::interp::stream::close(py, s.id));
+                    host.stream_close(s.id);
                 }
                 self.token.finish();
                 self.release_permit();
@@ -283,7 +303,7 @@ impl Job {
                     duration_us = tracing::field::Empty);
                 // Described before running: the reply's enif_send invalidates the
                 // job's terms.
-                let desc = (!span.is_disabled() || super::trace::watching_slow()).then(|| self.describe(op));
+                let desc = (!span.is_disabled() || super::trace::watching_slow()).then(|| self.describe());
                 if let (false, Some((caller, module, function))) = (span.is_disabled(), &desc) {
                     span.record("caller", caller.as_str());
                     span.record("module", module.as_str());
@@ -293,14 +313,14 @@ impl Job {
                 // Marks the run ended however it ends, a panic included, so no
                 // interruption aims at a job (or an interpreter) that is gone.
                 let run = RunGuard::new(&self.token);
-                self.serve_python(interp, cache, globals, op);
+                self.serve_python(host, place, op);
                 if let Some(s) = &self.stats {
                     s.set_current(None);
                 }
-                // Detached again: an interruption that Python did not deliver
-                // before the job ended must not reach the next job.
+                // An interruption that Python did not deliver before the job
+                // ended must not reach the next job.
                 if run.finish() {
-                    interp.run(crate::interp::interrupt::clear_pending);
+                    host.clear_pending_interrupt();
                 }
                 let us = t0.elapsed().as_micros() as u64;
                 span.record("duration_us", us);
@@ -315,76 +335,47 @@ impl Job {
 
     /// The caller (as `<0.N.0>`), module and function of a request, for traces:
     /// for `eval`/`exec` the module is empty and the function is the start of the code.
-    fn describe(&self, op: Op) -> (String, String, String) {
-        self.env.run(|env| {
-            let caller = format!("{:?}", self.reply_to.encode(env));
-            let text = |t: Option<Term<'_>>| -> String {
-                t.and_then(|t| t.decode::<rustler::Binary>().ok())
-                    .map(|b| String::from_utf8_lossy(&b.as_slice()[..b.len().min(80)]).into_owned())
-                    .unwrap_or_default()
-            };
-            let parts = rustler::types::tuple::get_tuple(self.payload.load(env)).unwrap_or_default();
-            match op {
-                Op::Call | Op::StreamCall | Op::StreamStart(_) | Op::AsyncCall { .. } | Op::AsyncStream { .. } => {
-                    (caller, text(parts.first().copied()), text(parts.get(1).copied()))
-                }
-                Op::Eval | Op::Exec | Op::StreamEval => (caller, String::new(), text(parts.first().copied())),
-            }
-        })
+    fn describe(&self) -> (String, String, String) {
+        let caller = self.env.run(|env| format!("{:?}", self.reply_to.encode(env)));
+        let (module, function) = self.request().map(Request::describe).unwrap_or_default();
+        (caller, module, function)
     }
 
-    fn serve_python(&self, interp: &PinnedInterp, cache: &mut CodeCache, globals: Globals<'_>, op: Op) {
-        interp.run(|py| {
-            let (i, t) = crate::interp::interrupt::here(py);
-            if !self.token.running_on(i, t) {
-                // The caller gave up while the job waited for its interpreter.
-                return;
-            }
-            if let Some(s) = &self.stats {
-                s.set_current(Some((self.target.key(), self.token.clone())));
-            }
-            self.serve_attached(py, cache, globals, op)
-        })
+    /// The Erlang side of this job, for the `erlang.call`s of its Python code.
+    fn caller(&self, accept: Accept) -> Arc<dyn Caller> {
+        let tag = self.env.run(|env| self.tag.load(env).to_binary().as_slice().to_vec());
+        Arc::new(JobCaller::new(self.reply_to, tag, self.token.clone(), accept))
     }
 
-    fn serve_attached(&self, py: Python<'_>, cache: &mut CodeCache, globals: Globals<'_>, op: Op) {
-        match globals.get(py) {
-            Ok(g) => {
-                let accept = match globals {
-                    Globals::Owned(_) => Accept::Same(self.target),
-                    Globals::Main | Globals::Shared(_) => Accept::MainInterp {
-                        shared_contexts: crate::interp::runtime::info()
-                            .is_some_and(|i| i.mode == crate::interp::runtime::Mode::MultiExecutor),
-                    },
-                };
-                self.run_python(py, cache, &g, op, accept)
-            }
-            Err(e) => self.env.run(|env| {
-                let f = exec::python_failure(py, env, e);
-                self.reply(env, (atoms::error(), f.reason).encode(env));
-            }),
-        }
-    }
-
-    /// Runs a job of a callback chain on the thread that is suspended in that
-    /// chain's `erlang.call`, already attached to its interpreter.
-    pub fn serve_nested(self, py: Python<'_>, globals: &Bound<'_, PyDict>, accept: Accept) {
-        if !self.token.start() {
+    fn serve_python(&self, host: &mut Host, place: Place, op: Op) {
+        let (i, t) = host.ids();
+        if !self.token.running_on(i, t) {
+            // The caller gave up while the job waited for its interpreter.
             return;
         }
-        match self.work {
-            Work::Echo => self.echo(),
-            #[cfg(feature = "test-hooks")]
-            Work::Crash => panic!("crash requested for a supervision test"),
-            // Stream and loop jobs never belong to a callback chain.
-            Work::StreamPull | Work::StreamClose | Work::LoopTick | Work::TaskCancel(_) => {}
-            Work::Python(op) => self.run_python(py, &mut CodeCache::default(), globals, op, accept),
+        if let Some(s) = &self.stats {
+            s.set_current(Some((self.target.key(), self.token.clone())));
         }
+        let accept = match place {
+            Place::Own => Accept::Same(self.target),
+            Place::Main | Place::Shared(_) => Accept::MainInterp {
+                shared_contexts: crate::interp::runtime::info().is_some_and(|i| i.mode == crate::interp::runtime::Mode::MultiExecutor),
+            },
+        };
+        let result = match &self.payload {
+            Payload::Request(req) => host.serve(place, op, req, self.caller(accept)),
+            _ => Err(Failure::BadArgument("malformed request".into())),
+        };
+        self.answer(op, result, Some(host));
     }
 
     fn echo(&self) {
         self.env.run(|env| {
-            let msg = (atoms::py_echo(), self.tag.load(env), self.payload.load(env)).encode(env);
+            let payload = match &self.payload {
+                Payload::Echo(t) => t.load(env),
+                _ => atoms::undefined().encode(env),
+            };
+            let msg = (atoms::py_echo(), self.tag.load(env), payload).encode(env);
             if self.token.finish() {
                 self.release_permit();
                 send(env, &self.reply_to, msg);
@@ -410,30 +401,29 @@ impl Job {
         }
     }
 
-    fn run_python(&self, py: Python<'_>, cache: &mut CodeCache, globals: &Bound<'_, PyDict>, op: Op, accept: Accept) {
+    /// Answers the caller with what Python gave: `{py_reply, Tag, {ok, V}}`,
+    /// `{py_reply, Tag, {error, Reason}}` or, when Python raised,
+    /// `{py_reply, Tag, {error, Reason}, Traceback}`. An async call's task
+    /// answers later instead; a stream's start is followed by its pulls.
+    fn answer(&self, op: Op, result: Result<Outcome, Failure>, host: Option<&Host>) {
+        if let (Ok(Outcome::Scheduled), Op::AsyncCall { task, key } | Op::AsyncStream { task, key }) = (&result, op) {
+            self.hand_over(host, task, key);
+            return;
+        }
+        if result.is_ok() && self.quiet_ok {
+            if self.token.finish() {
+                self.release_permit();
+            }
+            return;
+        }
+        let started = matches!(result, Ok(Outcome::Started));
         self.env.run(|env| {
             let tag = self.tag.load(env);
-            let result = {
-                let _serving = callback::enter(py, self.reply_to, tag.to_binary().as_slice(), self.token.clone(), accept, globals);
-                exec::run(py, env, cache, globals, op, self.payload.load(env))
-            };
-            if let (Ok(_), Op::AsyncCall { task, key } | Op::AsyncStream { task, key }) = (&result, op) {
-                self.hand_over(py, task, key, tag);
-                return;
-            }
-            // A stream's start that succeeded: its pulls follow the reply.
-            let started = matches!(op, Op::StreamStart(_)) && result.is_ok();
-            let msg = match result {
-                Ok(_) if self.quiet_ok => {
-                    if self.token.finish() {
-                        self.release_permit();
-                    }
-                    return;
-                }
-                Ok(value) => (atoms::py_reply(), tag, (atoms::ok(), value)).encode(env),
-                Err(f) => match f.traceback {
-                    Some(tb) => (atoms::py_reply(), tag, (atoms::error(), f.reason), tb).encode(env),
-                    None => (atoms::py_reply(), tag, (atoms::error(), f.reason)).encode(env),
+            let msg = match &result {
+                Ok(outcome) => (atoms::py_reply(), tag, (atoms::ok(), outcome_term(env, outcome))).encode(env),
+                Err(f) => match failure::encode(env, f) {
+                    (reason, Some(tb)) => (atoms::py_reply(), tag, (atoms::error(), reason), tb).encode(env),
+                    (reason, None) => (atoms::py_reply(), tag, (atoms::error(), reason)).encode(env),
                 },
             };
             if self.token.finish() {
@@ -449,28 +439,34 @@ impl Job {
     }
 
     /// The job's coroutine is now asyncio task `task` on loop `key`: the task
-    /// answers the caller when done (`natives::_task_done`); the job gives back
-    /// its permit and has the loop stepped.
-    fn hand_over(&self, py: Python<'_>, task: u64, key: u32, tag: Term<'_>) {
+    /// answers the caller when done (`Erlang::task_done`); the job gives back its
+    /// permit and has the loop stepped.
+    fn hand_over(&self, host: Option<&Host>, task: u64, key: u32) {
         self.handed_over.set(true);
-        super::tasks::register(
-            task,
-            super::tasks::Waiter { owner: self.reply_to, tag: tag.to_binary().as_slice().to_vec(), token: self.token.clone() },
-        );
-        if self.token.is_cancelled() && super::tasks::take(task).is_some() {
-            let _ = crate::interp::asyncio::cancel(py, task);
-        }
+        let tag = self.env.run(|env| self.tag.load(env).to_binary().as_slice().to_vec());
+        super::tasks::register(task, super::tasks::Waiter { owner: self.reply_to, tag, token: self.token.clone() });
+        let cancel = self.token.is_cancelled() && super::tasks::take(task).is_some();
         self.release_permit();
-        if let Ok(fd) = crate::interp::asyncio::loop_fd(py, key) {
-            let at = crate::interp::interrupt::here(py).0;
-            super::looper::arm(self.target, at, fd, self.reply_to, super::looper::Sleep::None, false);
+        match host {
+            Some(host) => {
+                if cancel {
+                    host.cancel_task(task);
+                }
+                if let Some(fd) = host.loop_fd(key) {
+                    super::looper::arm(self.target, host.ids().0, fd, self.reply_to, super::looper::Sleep::None, false);
+                }
+            }
+            // Scheduled from inside a callback chain: the loop's own thread steps it.
+            None => {
+                let work = if cancel { Work::TaskCancel(task) } else { Work::LoopTick };
+                let _ = super::router::submit(Job::loop_work(work, self.target, self.reply_to));
+            }
         }
     }
 
     /// Sends the next batch of this pull job's stream, then queues the next
     /// pull, pauses (`{py_passive, Ref}`) or stops.
-    fn pull(&self, interp: &PinnedInterp) {
-        use crate::interp::stream::{self as pystream, Next};
+    fn pull(&self, host: &Host) {
         rustler::atoms! { py_chunk, py_end, py_error, py_passive }
         /// Items per pull job: other requests of the context run between batches.
         const BATCH: u64 = 64;
@@ -478,69 +474,87 @@ impl Job {
         let Some(s) = self.stream.clone() else { return };
         let reference = |e| stream_ref(e, &s.tag);
         let mut out = OwnedEnv::new();
-        let after = interp.run(|py| {
-            for _ in 0..s.flow.batch(BATCH) {
-                match pystream::next(py, s.id) {
-                    Next::Item(item) => {
-                        let converted = out.run(|e| crate::interp::convert::py_to_term(e, &item, 0).map(|t| out.save(t)));
-                        match converted {
-                            Ok(saved) => {
-                                s.flow.send_item(|| {
-                                    let _ = out.send_and_clear(&s.owner, |e| (py_chunk(), reference(e), saved.load(e)).encode(e));
-                                });
-                            }
-                            Err(err) => {
-                                pystream::close(py, s.id);
-                                let reason = match err {
-                                    crate::interp::convert::ConvError::Unsupported(t) => (atoms::unsupported_type(), t),
-                                    crate::interp::convert::ConvError::Invalid(m) => (atoms::bad_result(), m),
-                                };
-                                s.flow.send_last(|| {
-                                    let _ = out.send_and_clear(&s.owner, |e| (py_error(), reference(e), reason).encode(e));
-                                });
-                                return After::Stop;
-                            }
-                        }
-                    }
-                    Next::End => {
-                        s.flow.send_last(|| {
-                            let _ = out.send_and_clear(&s.owner, |e| (py_end(), reference(e)).encode(e));
-                        });
-                        return After::Stop;
-                    }
-                    Next::Failed(err) => {
-                        s.flow.send_last(|| {
-                            let _ = out.send_and_clear(&s.owner, |e| {
-                                let f = exec::python_failure(py, e, err);
-                                (py_error(), reference(e), f.reason).encode(e)
-                            });
-                        });
-                        return After::Stop;
-                    }
-                    Next::Gone => {
-                        s.flow.send_last(|| {
-                            let _ = out.send_and_clear(&s.owner, |e| (py_error(), reference(e), atoms::context_stopped()).encode(e));
-                        });
-                        return After::Stop;
-                    }
-                }
+        let mut stopped = false;
+        host.pull(s.id, s.flow.batch(BATCH), |step| match step {
+            Pulled::Item(v) => {
+                s.flow.send_item(|| {
+                    let _ = out.send_and_clear(&s.owner, |e| (py_chunk(), reference(e), v.encode(e)).encode(e));
+                });
             }
+            Pulled::End => {
+                stopped = true;
+                s.flow.send_last(|| {
+                    let _ = out.send_and_clear(&s.owner, |e| (py_end(), reference(e)).encode(e));
+                });
+            }
+            Pulled::Failed(f) => {
+                stopped = true;
+                s.flow.send_last(|| {
+                    let _ = out.send_and_clear(&s.owner, |e| (py_error(), reference(e), failure::encode(e, &f).0).encode(e));
+                });
+            }
+            Pulled::Gone => {
+                stopped = true;
+                s.flow.send_last(|| {
+                    let _ = out.send_and_clear(&s.owner, |e| (py_error(), reference(e), atoms::context_stopped()).encode(e));
+                });
+            }
+        });
+        let after = if stopped {
+            After::Stop
+        } else {
             s.flow.after_batch(|| {
                 let _ = out.send_and_clear(&s.owner, |e| (py_passive(), reference(e)).encode(e));
             })
-        });
+        };
         self.token.finish();
         if after == After::Continue {
             queue_pull(s);
         }
     }
+}
 
-    fn reply(&self, env: Env<'_>, result: Term<'_>) {
-        let msg = (atoms::py_reply(), self.tag.load(env), result).encode(env);
-        if self.token.finish() {
-            self.release_permit();
-            send(env, &self.reply_to, msg);
+/// What `{ok, _}` carries for each outcome.
+fn outcome_term<'a>(env: Env<'a>, outcome: &Outcome) -> Term<'a> {
+    rustler::atoms! { started, scheduled }
+    match outcome {
+        Outcome::Value(v) => v.encode(env),
+        Outcome::Done => atoms::ok().encode(env),
+        Outcome::Started => started().encode(env),
+        Outcome::Scheduled => scheduled().encode(env),
+    }
+}
+
+/// A job of a callback chain, run by the thread suspended in the chain's
+/// `erlang.call`, already attached to its interpreter.
+impl Nested for Job {
+    fn place(&self) -> Place {
+        self.chain.map_or(Place::Own, |(p, _)| p)
+    }
+
+    fn serve(self: Box<Self>, run: &mut Run<'_>) {
+        if !self.token.start() {
+            return;
         }
+        match self.work {
+            Work::Echo => self.echo(),
+            #[cfg(feature = "test-hooks")]
+            Work::Crash => panic!("crash requested for a supervision test"),
+            // Stream and loop jobs never belong to a callback chain.
+            Work::StreamPull | Work::StreamClose | Work::LoopTick | Work::TaskCancel(_) => {}
+            Work::Python(op) => {
+                let accept = self.chain.map_or(Accept::Same(self.target), |(_, a)| a);
+                let result = match &self.payload {
+                    Payload::Request(req) => run(op, req, &self.caller(accept)),
+                    _ => Err(Failure::BadArgument("malformed request".into())),
+                };
+                self.answer(op, result, None);
+            }
+        }
+    }
+
+    fn into_any(self: Box<Self>) -> Box<dyn std::any::Any + Send> {
+        self
     }
 }
 

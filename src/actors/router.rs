@@ -12,10 +12,9 @@
 //! them with the mailboxes; [`route`] reads them and the per-process placements
 //! of [`routing`], with no message to the router.
 
-use super::context::Context;
-use super::executor::Executor;
 use super::job::{Job, Target};
 use super::lane::{Lane, Wake};
+use super::pinned::{Pinned, Role};
 use super::routing::{self, Group, Load, Routed, Routes, Want};
 use super::stats::{SlotStats, Snapshot};
 use crate::interp::runtime::{self as py_runtime, Mode};
@@ -144,7 +143,6 @@ fn valid(t: &Table, target: Target) -> Result<Option<&Mailbox>, SubmitError> {
 
 /// Puts `job` in the mailbox that serves its target. A job that cannot be queued
 /// comes back with the reason, so that its caller can answer it.
-#[allow(clippy::result_large_err)] // handed back, not boxed: no allocation per call
 pub fn submit(mut job: Job) -> Result<(), (Job, SubmitError)> {
     let guard = TABLE.load();
     let Some(t) = guard.as_ref() else {
@@ -390,8 +388,8 @@ async fn spawn_slot(slot: Slot, me: &ActorCell) -> Result<Running, String> {
     let (lane, rx) = Lane::new();
     let name = Some(actor_name(slot));
     let spawned = match slot {
-        Slot::Executor(_) => Executor::spawn_linked(name, (lane.clone(), rx), me.clone(), spawner).await,
-        Slot::Context(id) => Context::spawn_linked(name, (id, lane.clone(), rx), me.clone(), spawner).await,
+        Slot::Executor(_) => Pinned::spawn_linked(name, (Role::Executor, lane.clone(), rx), me.clone(), spawner).await,
+        Slot::Context(id) => Pinned::spawn_linked(name, (Role::Context(id), lane.clone(), rx), me.clone(), spawner).await,
     };
     let (actor, handle) = spawned.map_err(|e| format!("starting {slot:?}: {e}"))?;
     lane.attach(actor.clone());

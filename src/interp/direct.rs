@@ -2,13 +2,12 @@
 //! free-threaded Python (no GIL to take turns on) and only for the benchmark,
 //! which compares it with the context threads' path (a dirty scheduler against
 //! a pinned actor thread; see `docs/benchmarks.md`). Calls run in the main
-//! interpreter's `__main__`.
+//! interpreter's `__main__`. Built with the `test-hooks` feature only.
 
-use super::exec::{self, CodeCache, Op};
+use super::exec::{self, CodeCache, Op, Outcome};
 use super::runtime::{self, Mode};
 use super::thread::PinnedInterp;
-use crate::atoms;
-use rustler::{Encoder, Env, Term};
+use super::value::{Failure, Request, Value};
 use std::cell::RefCell;
 
 thread_local! {
@@ -18,24 +17,20 @@ thread_local! {
     static HERE: RefCell<Option<(CodeCache, PinnedInterp)>> = const { RefCell::new(None) };
 }
 
-/// Runs `op` with `payload` here and returns `{ok, Value} | {error, Reason}`, or
-/// `{error, not_free_threaded}` on other builds.
-pub fn run<'a>(env: Env<'a>, op: Op, payload: Term<'a>) -> Term<'a> {
-    rustler::atoms! { not_free_threaded }
+/// Runs `req` here; `None` on builds that are not free-threaded.
+pub fn run(req: &Request) -> Option<Result<Value, Failure>> {
     if !runtime::info().is_some_and(|i| i.mode == Mode::FreeThreaded) {
-        return (atoms::error(), not_free_threaded()).encode(env);
+        return None;
     }
-    HERE.with(|here| {
+    Some(HERE.with(|here| {
         let mut here = here.borrow_mut();
         let (cache, interp) = here.get_or_insert_with(|| (CodeCache::default(), PinnedInterp::main()));
         interp.run(|py| {
-            let result = exec::main_globals(py)
-                .map_err(|e| exec::python_failure(py, env, e))
-                .and_then(|g| exec::run(py, env, cache, &g, op, payload));
-            match result {
-                Ok(v) => (atoms::ok(), v).encode(env),
-                Err(f) => (atoms::error(), f.reason).encode(env),
+            let g = exec::main_globals(py).map_err(|e| exec::python_failure(py, e))?;
+            match exec::run(py, cache, &g, Op::Call, req)? {
+                Outcome::Value(v) => Ok(v),
+                _ => Ok(Value::None),
             }
         })
-    })
+    }))
 }

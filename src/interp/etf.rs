@@ -1,16 +1,17 @@
-//! Erlang external term format → Python objects, directly.
+//! Erlang external term format → [`Value`]s, in plain Rust.
 //!
 //! Stored state is kept as external term format. Reading it back into an
 //! environment with `enif_binary_to_term` would build large maps with the
 //! emulator's hash-map code, which crashes the node (in `erts_qsort`, OTP 25) on
 //! a thread that is not a scheduler, as every interpreter thread is. So Python
-//! reads decode the bytes here, following the same table as [`super::convert`].
+//! reads decode the bytes here, following the same table as `nif::types`. No
+//! Python and no BEAM needed: tests/etf_fuzz.rs feeds it arbitrary bytes.
 
 use super::conv_error::{ConvError, MAX_DEPTH};
-use pyo3::prelude::*;
-use pyo3::types::{PyBool, PyBytes, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
+use super::value::Value;
+use num_bigint::{BigInt, Sign};
 
-type R<'py> = Result<Bound<'py, PyAny>, ConvError>;
+type R = Result<Value, ConvError>;
 
 struct Reader<'b> {
     buf: &'b [u8],
@@ -42,20 +43,20 @@ impl<'b> Reader<'b> {
 }
 
 /// Decodes one term in external format (with its leading version byte).
-pub fn decode<'py>(py: Python<'py>, bytes: &[u8]) -> R<'py> {
+pub fn decode(bytes: &[u8]) -> R {
     let mut r = Reader { buf: bytes, pos: 0 };
     if r.u8()? != 131 {
         return Err(bad("not external term format"));
     }
-    term(py, &mut r, 0)
+    term(&mut r, 0)
 }
 
-fn atom<'py>(py: Python<'py>, name: &[u8]) -> R<'py> {
+fn atom(name: &[u8]) -> R {
     Ok(match name {
-        b"true" => PyBool::new(py, true).to_owned().into_any(),
-        b"false" => PyBool::new(py, false).to_owned().into_any(),
-        b"none" | b"nil" | b"undefined" => py.None().into_bound(py),
-        _ => PyString::new(py, std::str::from_utf8(name).map_err(|_| bad("atom is not UTF-8"))?).into_any(),
+        b"true" => Value::Bool(true),
+        b"false" => Value::Bool(false),
+        b"none" | b"nil" | b"undefined" => Value::None,
+        _ => Value::Str(std::str::from_utf8(name).map_err(|_| bad("atom is not UTF-8"))?.to_owned()),
     })
 }
 
@@ -73,42 +74,35 @@ fn atom_name<'b>(r: &mut Reader<'b>) -> Result<&'b [u8], ConvError> {
     }
 }
 
-fn big<'py>(py: Python<'py>, r: &mut Reader<'_>, n: usize) -> R<'py> {
-    let sign = r.u8()?;
-    let digits = r.take(n)?;
-    let kwargs = PyDict::new(py);
-    kwargs.set_item("signed", false).map_err(|e| bad(&e.to_string()))?;
-    let v = py
-        .get_type::<PyInt>()
-        .call_method("from_bytes", (PyBytes::new(py, digits), "little"), Some(&kwargs))
-        .map_err(|e| bad(&e.to_string()))?;
-    if sign == 0 {
-        Ok(v)
-    } else {
-        v.neg().map_err(|e| bad(&e.to_string()))
-    }
+fn big(r: &mut Reader<'_>, n: usize) -> R {
+    let sign = if r.u8()? == 0 { Sign::Plus } else { Sign::Minus };
+    let big = BigInt::from_bytes_le(sign, r.take(n)?);
+    Ok(match i64::try_from(&big) {
+        Ok(i) => Value::Int(i),
+        Err(_) => Value::BigInt(big),
+    })
 }
 
-fn term<'py>(py: Python<'py>, r: &mut Reader<'_>, depth: usize) -> R<'py> {
+fn term(r: &mut Reader<'_>, depth: usize) -> R {
     if depth > MAX_DEPTH {
         return Err(ConvError::Invalid(format!("nested deeper than {MAX_DEPTH} levels")));
     }
     let start = r.pos;
     match r.u8()? {
-        97 => Ok(PyInt::new(py, r.u8()? as i64).into_any()),
+        97 => Ok(Value::Int(r.u8()? as i64)),
         98 => {
             let b = r.take(4)?;
-            Ok(PyInt::new(py, i32::from_be_bytes([b[0], b[1], b[2], b[3]]) as i64).into_any())
+            Ok(Value::Int(i32::from_be_bytes([b[0], b[1], b[2], b[3]]) as i64))
         }
         70 => {
             let b = r.take(8)?;
             let mut a = [0u8; 8];
             a.copy_from_slice(b);
-            Ok(PyFloat::new(py, f64::from_be_bytes(a)).into_any())
+            Ok(Value::Float(f64::from_be_bytes(a)))
         }
         118 | 100 | 119 | 115 => {
             r.pos = start;
-            atom(py, atom_name(r)?)
+            atom(atom_name(r)?)
         }
         104 | 105 => {
             let n = if r.buf[start] == 104 { r.u8()? as usize } else { r.u32()? };
@@ -120,57 +114,56 @@ fn term<'py>(py: Python<'py>, r: &mut Reader<'_>, depth: usize) -> R<'py> {
                 if name == b"$bytes" && r.buf.get(r.pos) == Some(&109) {
                     r.u8()?;
                     let len = r.u32()?;
-                    return Ok(PyBytes::new(py, r.take(len)?).into_any());
+                    return Ok(Value::Bytes(r.take(len)?.to_vec()));
                 }
-                items.push(atom(py, name)?);
+                items.push(atom(name)?);
             }
             while items.len() < n {
-                items.push(term(py, r, depth + 1)?);
+                items.push(term(r, depth + 1)?);
             }
-            Ok(PyTuple::new(py, items).map_err(|e| bad(&e.to_string()))?.into_any())
+            Ok(Value::Tuple(items))
         }
-        106 => Ok(PyList::empty(py).into_any()),
+        106 => Ok(Value::List(Vec::new())),
         107 => {
             let n = r.u16()?;
-            let items: Vec<i64> = r.take(n)?.iter().map(|&b| b as i64).collect();
-            Ok(PyList::new(py, items).map_err(|e| bad(&e.to_string()))?.into_any())
+            Ok(Value::List(r.take(n)?.iter().map(|&b| Value::Int(b as i64)).collect()))
         }
         108 => {
             let n = r.u32()?;
-            let list = PyList::empty(py);
+            let mut items = Vec::with_capacity(n.min(1 << 16));
             for _ in 0..n {
-                list.append(term(py, r, depth + 1)?).map_err(|e| bad(&e.to_string()))?;
+                items.push(term(r, depth + 1)?);
             }
             if r.u8()? != 106 {
                 return Err(ConvError::Invalid("improper lists cannot cross".into()));
             }
-            Ok(list.into_any())
+            Ok(Value::List(items))
         }
         109 => {
             let n = r.u32()?;
             let b = r.take(n)?;
             match std::str::from_utf8(b) {
-                Ok(s) => Ok(PyString::new(py, s).into_any()),
+                Ok(s) => Ok(Value::Str(s.to_owned())),
                 Err(_) => Err(ConvError::Invalid("binary is not valid UTF-8; store {'$bytes', Bin} for Python bytes".into())),
             }
         }
         110 => {
             let n = r.u8()? as usize;
-            big(py, r, n)
+            big(r, n)
         }
         111 => {
             let n = r.u32()?;
-            big(py, r, n)
+            big(r, n)
         }
         116 => {
             let n = r.u32()?;
-            let dict = PyDict::new(py);
+            let mut pairs = Vec::with_capacity(n.min(1 << 16));
             for _ in 0..n {
-                let k = term(py, r, depth + 1)?;
-                let v = term(py, r, depth + 1)?;
-                dict.set_item(k, v).map_err(|e| ConvError::Invalid(format!("map key cannot be a dict key in Python: {e}")))?;
+                let k = term(r, depth + 1)?;
+                let v = term(r, depth + 1)?;
+                pairs.push((k, v));
             }
-            Ok(dict.into_any())
+            Ok(Value::Map(pairs))
         }
         88 | 103 => {
             let _node = atom_name(r)?;
@@ -180,8 +173,7 @@ fn term<'py>(py: Python<'py>, r: &mut Reader<'_>, depth: usize) -> R<'py> {
             let mut ext = Vec::with_capacity(1 + r.pos - start);
             ext.push(131);
             ext.extend_from_slice(&r.buf[start..r.pos]);
-            let class = super::erlang_module::pid_class(py).map_err(|e| bad(&e.to_string()))?;
-            class.call1((PyBytes::new(py, &ext), format!("<0.{id}.{serial}>"))).map_err(|e| bad(&e.to_string()))
+            Ok(Value::Pid { ext, text: format!("<0.{id}.{serial}>") })
         }
         90 | 114 | 101 => Err(ConvError::Invalid("references cannot cross to Python".into())),
         89 | 102 | 120 | 121 => Err(ConvError::Invalid("ports cannot cross to Python".into())),

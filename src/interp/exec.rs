@@ -1,15 +1,14 @@
 //! Running one request inside an attached interpreter.
 //!
-//! A request names an operation and carries its Erlang payload; the result comes
-//! back as a term in the same environment, ready to be sent to the caller.
+//! A request arrives as plain Rust data ([`Request`]); its arguments become
+//! Python objects here, and its result a [`Value`] (or a [`Failure`]) before the
+//! GIL is given back. No Erlang term is touched in this room.
 
-use super::convert::{py_to_term, term_to_py, type_name, ConvError};
-use crate::atoms;
+use super::types::{from_py, to_py, type_name};
+use super::value::{Failure, Request, Value};
 use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString, PyTuple};
-use rustler::types::tuple::{get_tuple, make_tuple};
-use rustler::{Binary, Encoder, Env, Term};
 use std::collections::HashMap;
 use std::ffi::CString;
 
@@ -36,10 +35,17 @@ pub enum Op {
     AsyncStream { task: u64, key: u32 },
 }
 
-/// A failed request: the `{error, Reason}` reason, and a traceback when Python raised.
-pub struct Failure<'a> {
-    pub reason: Term<'a>,
-    pub traceback: Option<Term<'a>>,
+/// What a request that did not fail gave.
+#[derive(Debug)]
+pub enum Outcome {
+    /// The result (`{ok, Value}`).
+    Value(Value),
+    /// `exec` ran (`ok`).
+    Done,
+    /// A stream's iterator is kept (`started`).
+    Started,
+    /// An asyncio task was scheduled; it answers itself (`scheduled`).
+    Scheduled,
 }
 
 /// Compiled code kept per pinned thread, keyed by source text and mode. Compiled
@@ -132,80 +138,65 @@ fn eval_code<'py>(
     }
 }
 
-fn bad_argument<'a>(env: Env<'a>, msg: &str) -> Failure<'a> {
-    Failure { reason: (atoms::bad_argument(), msg).encode(env), traceback: None }
+fn bad_argument(msg: impl Into<String>) -> Failure {
+    Failure::BadArgument(msg.into())
 }
 
-fn text<'a>(term: Term<'a>) -> Option<&'a str> {
-    let bin: Binary = term.decode().ok()?;
-    std::str::from_utf8(bin.as_slice()).ok()
-}
-
-/// Runs `op` with `payload` in `globals`, returning the value term or a failure.
-pub fn run<'a, 'py>(
-    py: Python<'py>,
-    env: Env<'a>,
-    cache: &mut CodeCache,
-    globals: &Bound<'py, PyDict>,
-    op: Op,
-    payload: Term<'a>,
-) -> Result<Term<'a>, Failure<'a>> {
-    let fields = get_tuple(payload).map_err(|_| bad_argument(env, "malformed request"))?;
-    let value = match (op, fields.as_slice()) {
-        (
-            Op::Call | Op::StreamCall | Op::StreamStart(_) | Op::AsyncCall { .. } | Op::AsyncStream { .. },
-            [module, function, args, kwargs],
-        ) => {
-            let module = text(*module).ok_or_else(|| bad_argument(env, "module name must be text"))?;
-            let function = text(*function).ok_or_else(|| bad_argument(env, "function name must be text"))?;
-            let callable = resolve(py, globals, module, function).map_err(|e| python_failure(py, env, e))?;
-            let args = convert_args(py, *args).map_err(|e| bad_argument(env, &e.message()))?;
-            let kwargs = convert_kwargs(py, *kwargs).map_err(|e| bad_argument(env, &e.message()))?;
-            if module == "builtins" && FRAME_BUILTINS.contains(&function) {
-                call_in_frame(py, cache, globals, callable, args, kwargs).map_err(|e| python_failure(py, env, e))?
+/// Runs `op` with `req` in `globals`.
+pub fn run<'py>(py: Python<'py>, cache: &mut CodeCache, globals: &Bound<'py, PyDict>, op: Op, req: &Request) -> Result<Outcome, Failure> {
+    let fail = |e: PyErr| python_failure(py, e);
+    let value = match req {
+        Request::Call { module, function, args, kwargs } => {
+            let callable = resolve(py, globals, module, function).map_err(fail)?;
+            let args = convert_args(py, args)?;
+            let kwargs = convert_kwargs(py, kwargs)?;
+            if module == "builtins" && FRAME_BUILTINS.contains(&function.as_str()) {
+                call_in_frame(py, cache, globals, callable, args, kwargs).map_err(fail)?
             } else {
-                callable.call(args, kwargs.as_ref()).map_err(|e| python_failure(py, env, e))?
+                callable.call(args, kwargs.as_ref()).map_err(fail)?
             }
         }
-        (Op::Eval | Op::StreamEval, [code, locals]) => {
-            let code = code.decode::<Binary>().map_err(|_| bad_argument(env, "code must be text"))?;
-            let locals = match term_to_py(py, *locals, 0).map_err(|e| bad_argument(env, &e.message()))?.cast_into::<PyDict>() {
-                Ok(d) if !d.is_empty() => d,
-                _ => globals.clone(),
+        Request::Eval { code, locals } => {
+            let locals = if locals.is_empty() {
+                globals.clone()
+            } else {
+                let d = PyDict::new(py);
+                for (k, v) in locals {
+                    let key = to_py(py, k, 1).map_err(|e| bad_argument(e.message()))?;
+                    let value = to_py(py, v, 1).map_err(|e| bad_argument(e.message()))?;
+                    d.set_item(key, value).map_err(|e| bad_argument(format!("map key cannot be a dict key in Python: {e}")))?;
+                }
+                d
             };
-            let compiled = cache.compile(py, code.as_slice(), ffi::Py_eval_input).map_err(|e| python_failure(py, env, e))?;
-            eval_code(py, &compiled, globals, &locals).map_err(|e| python_failure(py, env, e))?
+            let compiled = cache.compile(py, code, ffi::Py_eval_input).map_err(fail)?;
+            eval_code(py, &compiled, globals, &locals).map_err(fail)?
         }
-        (Op::Exec, [code]) => {
-            let code = code.decode::<Binary>().map_err(|_| bad_argument(env, "code must be text"))?;
-            let compiled = cache.compile(py, code.as_slice(), ffi::Py_file_input).map_err(|e| python_failure(py, env, e))?;
-            eval_code(py, &compiled, globals, globals).map_err(|e| python_failure(py, env, e))?;
-            return Ok(atoms::ok().encode(env));
+        Request::Exec { code } => {
+            let compiled = cache.compile(py, code, ffi::Py_file_input).map_err(fail)?;
+            eval_code(py, &compiled, globals, globals).map_err(fail)?;
+            return Ok(Outcome::Done);
         }
-        _ => return Err(bad_argument(env, "malformed request")),
     };
     let value = match op {
-        Op::StreamCall | Op::StreamEval => collect(py, env, &value)?,
+        Op::StreamCall | Op::StreamEval => collect(py, &value)?,
         Op::AsyncCall { task, key } | Op::AsyncStream { task, key } => {
-            rustler::atoms! { scheduled, not_awaitable }
             let collect = matches!(op, Op::AsyncStream { .. });
             return match super::asyncio::spawn(py, task, key, &value, collect) {
-                Ok(true) => Ok(scheduled().encode(env)),
-                Ok(false) => Err(Failure { reason: (not_awaitable(), type_name(&value)).encode(env), traceback: None }),
-                Err(e) => Err(python_failure(py, env, e)),
+                Ok(true) => Ok(Outcome::Scheduled),
+                Ok(false) => Err(Failure::NotAwaitable(type_name(&value))),
+                Err(e) => Err(fail(e)),
             };
         }
         Op::StreamStart(id) => {
-            rustler::atoms! { started }
             return match super::stream::register(py, id, &value) {
-                Ok(()) => Ok(started().encode(env)),
-                Err(None) => Err(not_iterable(env, &value)),
-                Err(Some(e)) => Err(python_failure(py, env, e)),
+                Ok(()) => Ok(Outcome::Started),
+                Err(None) => Err(Failure::NotIterable(type_name(&value))),
+                Err(Some(e)) => Err(fail(e)),
             };
         }
         _ => value,
     };
-    py_to_term(env, &value, 0).map_err(|e| result_failure(env, e))
+    from_py(&value, 0).map(Outcome::Value).map_err(Failure::from)
 }
 
 /// Builtins that read the frame that calls them (its globals, its locals).
@@ -231,20 +222,14 @@ fn call_in_frame<'py>(
     result
 }
 
-/// `{not_iterable, TypeName}`.
-fn not_iterable<'a>(env: Env<'a>, value: &Bound<'_, PyAny>) -> Failure<'a> {
-    rustler::atoms! { not_iterable }
-    Failure { reason: (not_iterable(), type_name(value)).encode(env), traceback: None }
-}
-
 /// Iterates `value` (a generator, an iterator, any iterable) to its end, in
 /// Python, into a list.
-fn collect<'a, 'py>(py: Python<'py>, env: Env<'a>, value: &Bound<'py, PyAny>) -> Result<Bound<'py, PyAny>, Failure<'a>> {
-    let iter = value.try_iter().map_err(|_| not_iterable(env, value))?;
+fn collect<'py>(py: Python<'py>, value: &Bound<'py, PyAny>) -> Result<Bound<'py, PyAny>, Failure> {
+    let iter = value.try_iter().map_err(|_| Failure::NotIterable(type_name(value)))?;
     let list = pyo3::types::PyList::empty(py);
     for item in iter {
-        let item = item.map_err(|e| python_failure(py, env, e))?;
-        list.append(item).map_err(|e| python_failure(py, env, e))?;
+        let item = item.map_err(|e| python_failure(py, e))?;
+        list.append(item).map_err(|e| python_failure(py, e))?;
     }
     Ok(list.into_any())
 }
@@ -286,47 +271,25 @@ fn import<'py>(py: Python<'py>, name: &str) -> PyResult<Bound<'py, PyAny>> {
     }
 }
 
-fn convert_args<'py>(py: Python<'py>, args: Term<'_>) -> Result<Bound<'py, PyTuple>, ConvError> {
-    if !args.is_list() {
-        return Err(ConvError::Invalid("arguments must be a list".into()));
-    }
-    let list = term_to_py(py, args, 0)?;
-    let list = list.cast::<pyo3::types::PyList>().map_err(|_| ConvError::Invalid("arguments must be a list".into()))?;
-    Ok(list.to_tuple())
+fn convert_args<'py>(py: Python<'py>, args: &[Value]) -> Result<Bound<'py, PyTuple>, Failure> {
+    let objs = args.iter().map(|v| to_py(py, v, 1)).collect::<Result<Vec<_>, _>>().map_err(|e| bad_argument(e.message()))?;
+    PyTuple::new(py, objs).map_err(|e| bad_argument(e.to_string()))
 }
 
-fn convert_kwargs<'py>(py: Python<'py>, kwargs: Term<'_>) -> Result<Option<Bound<'py, PyDict>>, ConvError> {
-    if !kwargs.is_map() {
-        return Err(ConvError::Invalid("keyword arguments must be a map".into()));
-    }
-    if kwargs.map_size().unwrap_or(0) == 0 {
+fn convert_kwargs<'py>(py: Python<'py>, kwargs: &[(String, Value)]) -> Result<Option<Bound<'py, PyDict>>, Failure> {
+    if kwargs.is_empty() {
         return Ok(None);
     }
     let dict = PyDict::new(py);
-    let iter = rustler::types::map::MapIterator::new(kwargs).ok_or_else(|| ConvError::Invalid("bad map".into()))?;
-    for (k, v) in iter {
-        let key = if k.is_atom() {
-            super::convert::atom_name(k)?
-        } else if let Some(s) = text(k) {
-            s.to_string()
-        } else {
-            return Err(ConvError::Invalid("keyword argument names must be atoms or binaries".into()));
-        };
-        dict.set_item(key, term_to_py(py, v, 1)?).map_err(|e| ConvError::Invalid(e.to_string()))?;
+    for (k, v) in kwargs {
+        let value = to_py(py, v, 1).map_err(|e| bad_argument(e.message()))?;
+        dict.set_item(k, value).map_err(|e| bad_argument(e.to_string()))?;
     }
     Ok(Some(dict))
 }
 
-fn result_failure<'a>(env: Env<'a>, e: ConvError) -> Failure<'a> {
-    let reason = match e {
-        ConvError::Unsupported(t) => (atoms::unsupported_type(), t).encode(env),
-        ConvError::Invalid(m) => (atoms::bad_result(), m).encode(env),
-    };
-    Failure { reason, traceback: None }
-}
-
-/// `{ExceptionName, Message}` and the formatted traceback of a Python exception.
-pub fn python_failure<'a>(py: Python<'_>, env: Env<'a>, err: PyErr) -> Failure<'a> {
+/// A Python exception: its class name, message and formatted traceback.
+pub fn python_failure(py: Python<'_>, err: PyErr) -> Failure {
     let value = err.value(py);
     let name = type_name(value.as_any());
     let mut message = value.str().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
@@ -337,8 +300,7 @@ pub fn python_failure<'a>(py: Python<'_>, env: Env<'a>, err: PyErr) -> Failure<'
         );
     }
     let traceback = format_traceback(py, &err).unwrap_or_default();
-    let name_atom = rustler::Atom::from_str(env, &name).unwrap_or_else(|_| atoms::error());
-    Failure { reason: make_tuple(env, &[name_atom.encode(env), message.encode(env)]), traceback: Some(traceback.encode(env)) }
+    Failure::Python { name, message, traceback }
 }
 
 fn format_traceback(py: Python<'_>, err: &PyErr) -> PyResult<String> {

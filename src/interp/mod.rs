@@ -1,12 +1,17 @@
-//! Everything that touches CPython lives here.
+//! Everything that touches CPython lives here, and nothing that builds an
+//! Erlang term: requests come in and results go out as plain Rust values.
 //!
 //! * [`runtime`]: the process-wide interpreter, initialised once per node and never
 //!   finalised (CPython cannot be re-initialised safely).
 //! * [`thread`]: a thread state pinned to one OS thread, attached per job.
-//! * [`convert`]: Erlang terms straight to Python objects and back, no intermediate tree.
+//! * [`value`]: what crosses the rooms (values, requests, failures).
+//! * [`types`]: Python objects ↔ values, one file per Python type.
+//! * [`host`]: what a pinned actor's thread owns: interpreter, globals, code cache.
+//! * [`bridge`]: what Python needs from the Erlang side (implemented by `actors::bridge`).
+//! * [`callback`]: `erlang.call`: the suspended thread's side of a callback chain.
 //! * [`asyncio`]: each context's event loop, stepped by its own thread.
 //! * [`conv_error`]: why a value cannot cross; the nesting limit.
-//! * [`etf`]: external term format straight to Python (stored state).
+//! * [`etf`]: external term format to values (stored state), in plain Rust.
 //! * [`exec`]: running one call/eval/exec inside an attached interpreter.
 //! * [`interrupt`]: stopping Python code whose caller gave up.
 //! * [`direct`]: a call on the calling thread (free-threaded only; the benchmark's comparison).
@@ -20,16 +25,21 @@
 //! is held by the current thread.
 
 pub mod asyncio;
+pub mod bridge;
+pub mod callback;
 pub mod conv_error;
-pub mod convert;
+#[cfg(feature = "test-hooks")]
 pub mod direct;
 pub mod erlang_module;
 pub mod etf;
 pub mod exec;
 pub mod guards;
+pub mod host;
 pub mod interrupt;
 pub mod natives;
 pub mod runtime;
 pub mod shared_contexts;
 pub mod stream;
 pub mod thread;
+pub mod types;
+pub mod value;

@@ -1,18 +1,20 @@
 //! The native functions of the `erlang` module: shared state, messages and calls
-//! into Erlang.
+//! into Erlang, each reaching the node through [`super::bridge`].
 //!
 //! Plain CPython `METH_FASTCALL` functions built from static method tables, so
 //! each interpreter gets its own function objects from [`install`] and nothing
 //! pyo3 caches per process is involved. Every function runs on a thread that holds
 //! the calling interpreter's GIL (CPython only calls them that way).
 
-use super::convert::{py_to_term, ConvError};
-use crate::actors::state::{self, IncrError, Value};
+use super::bridge::{self, Erlang, SendError, Stored};
+use super::conv_error::ConvError;
+use super::types::{from_py, to_py};
+use super::value::Value;
+use crate::state::IncrError;
 use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyInt, PyList, PyType};
-use rustler::{Encoder, LocalPid, OwnedEnv, Term};
 use std::panic::AssertUnwindSafe;
 
 type Native = for<'py> fn(Python<'py>, &[Bound<'py, PyAny>]) -> PyResult<Bound<'py, PyAny>>;
@@ -119,44 +121,45 @@ fn conv(e: ConvError) -> PyErr {
     }
 }
 
-/// A Python value as external term format.
-fn to_ext(obj: &Bound<'_, PyAny>) -> PyResult<Vec<u8>> {
-    OwnedEnv::new().run(|env| py_to_term(env, obj, 0).map(|t| t.to_binary().as_slice().to_vec()).map_err(conv))
+/// The Erlang side, or the error saying the node does not run.
+fn node(py: Python<'_>) -> PyResult<&'static dyn Erlang> {
+    bridge::erlang().ok_or_else(|| erlang_exception(py, "ErlangError", "erlang_python is not running".into()))
 }
 
+fn value(obj: &Bound<'_, PyAny>) -> PyResult<Value> {
+    from_py(obj, 0).map_err(conv)
+}
+
+/// A term stored as external format, as a new Python object.
 fn from_ext<'py>(py: Python<'py>, bytes: &[u8]) -> PyResult<Bound<'py, PyAny>> {
-    super::etf::decode(py, bytes).map_err(conv)
+    let v = super::etf::decode(bytes).map_err(conv)?;
+    to_py(py, &v, 0).map_err(conv)
 }
 
 fn st_set<'py>(py: Python<'py>, a: &[Bound<'py, PyAny>]) -> PyResult<Bound<'py, PyAny>> {
     arity(a, 2, 2, "state_set")?;
-    let key = to_ext(&a[0])?;
-    let small_int = a[1].is_instance_of::<PyInt>() && !a[1].is_instance_of::<PyBool>();
-    match small_int.then(|| a[1].extract::<i64>().ok()).flatten() {
-        Some(i) => state::store_int(key, i),
-        None => state::store(key, to_ext(&a[1])?),
-    }
+    node(py)?.state_set(&value(&a[0])?, &value(&a[1])?);
     Ok(py.None().into_bound(py))
 }
 
 fn st_get<'py>(py: Python<'py>, a: &[Bound<'py, PyAny>]) -> PyResult<Bound<'py, PyAny>> {
     arity(a, 1, 2, "state_get")?;
-    match state::fetch(&to_ext(&a[0])?) {
-        Some(Value::Int(i)) => Ok(PyInt::new(py, i).into_any()),
-        Some(Value::Term(t)) => from_ext(py, &t),
+    match node(py)?.state_get(&value(&a[0])?) {
+        Some(Stored::Int(i)) => Ok(PyInt::new(py, i).into_any()),
+        Some(Stored::Ext(t)) => from_ext(py, &t),
         None => Ok(a.get(1).cloned().unwrap_or_else(|| py.None().into_bound(py))),
     }
 }
 
 fn st_delete<'py>(py: Python<'py>, a: &[Bound<'py, PyAny>]) -> PyResult<Bound<'py, PyAny>> {
     arity(a, 1, 1, "state_delete")?;
-    state::remove(&to_ext(&a[0])?);
+    node(py)?.state_delete(&value(&a[0])?);
     Ok(py.None().into_bound(py))
 }
 
 fn st_keys<'py>(py: Python<'py>, a: &[Bound<'py, PyAny>]) -> PyResult<Bound<'py, PyAny>> {
     arity(a, 0, 0, "state_keys")?;
-    let keys = state::keys().iter().map(|k| from_ext(py, k)).collect::<PyResult<Vec<_>>>()?;
+    let keys = node(py)?.state_keys().iter().map(|k| from_ext(py, k)).collect::<PyResult<Vec<_>>>()?;
     Ok(PyList::new(py, keys)?.into_any())
 }
 
@@ -167,7 +170,7 @@ fn counter<'py>(py: Python<'py>, a: &[Bound<'py, PyAny>], sign: i64, name: &str)
         None => 1,
     };
     let by = by.checked_mul(sign).ok_or_else(|| PyValueError::new_err("increment out of range"))?;
-    match state::incr(&to_ext(&a[0])?, by) {
+    match node(py)?.state_incr(&value(&a[0])?, by) {
         Ok(v) => Ok(PyInt::new(py, v).into_any()),
         Err(IncrError::NotAnInteger) => Err(PyTypeError::new_err("the value under this key is not an integer counter")),
         Err(IncrError::Overflow) => Err(PyValueError::new_err("counter overflow (64-bit)")),
@@ -183,7 +186,7 @@ fn st_decr<'py>(py: Python<'py>, a: &[Bound<'py, PyAny>]) -> PyResult<Bound<'py,
 }
 
 /// The `erlang` module's own exception class `name`, for this interpreter.
-pub fn erlang_exception<'py>(py: Python<'py>, name: &str, msg: String) -> PyErr {
+pub fn erlang_exception(py: Python<'_>, name: &str, msg: String) -> PyErr {
     let class = py
         .import("sys")
         .and_then(|s| s.getattr("modules"))
@@ -199,96 +202,59 @@ pub fn erlang_exception<'py>(py: Python<'py>, name: &str, msg: String) -> PyErr 
 fn cb_call<'py>(py: Python<'py>, a: &[Bound<'py, PyAny>]) -> PyResult<Bound<'py, PyAny>> {
     arity(a, 2, 2, "_call")?;
     let args = a[1].cast::<pyo3::types::PyTuple>().map_err(|_| PyTypeError::new_err("_call() needs a tuple of arguments"))?;
-    crate::actors::callback::call_erlang(py, &a[0], args)
+    super::callback::call_erlang(py, &a[0], args)
 }
 
 fn msg_send<'py>(py: Python<'py>, a: &[Bound<'py, PyAny>]) -> PyResult<Bound<'py, PyAny>> {
     arity(a, 2, 2, "send")?;
-    let mut env = OwnedEnv::new();
-    let pid: LocalPid = env
-        .run(|e| py_to_term(e, &a[0], 0).ok().and_then(|t: Term<'_>| t.decode::<LocalPid>().ok()))
-        .ok_or_else(|| PyTypeError::new_err("send() needs an erlang.Pid"))?;
-    let msg = env.run(|e| py_to_term(e, &a[1], 0).map(|t| env.save(t))).map_err(conv)?;
-    if rustler::thread::is_scheduler_thread() {
-        return Err(PyRuntimeError::new_err("erlang.send() cannot run on a BEAM scheduler thread"));
-    }
-    let sent = env.send_and_clear(&pid, |e| msg.load(e).encode(e));
-    match sent {
+    let to = match value(&a[0]) {
+        Ok(v @ Value::Pid { .. }) => v,
+        _ => return Err(PyTypeError::new_err("send() needs an erlang.Pid")),
+    };
+    match node(py)?.send(&to, &value(&a[1])?) {
         Ok(()) => Ok(py.None().into_bound(py)),
-        Err(_) => Err(erlang_exception(py, "ProcessError", format!("process {} is not alive", a[0].repr()?))),
+        Err(SendError::NotAPid) => Err(PyTypeError::new_err("send() needs an erlang.Pid")),
+        Err(SendError::OnScheduler) => Err(PyRuntimeError::new_err("erlang.send() cannot run on a BEAM scheduler thread")),
+        Err(SendError::NotAlive) => Err(erlang_exception(py, "ProcessError", format!("process {} is not alive", a[0].repr()?))),
     }
 }
 
 fn cb_registered<'py>(py: Python<'py>, a: &[Bound<'py, PyAny>]) -> PyResult<Bound<'py, PyAny>> {
     arity(a, 1, 1, "_registered")?;
     let name: String = a[0].extract()?;
-    Ok(PyBool::new(py, crate::actors::registry::is_registered(&name)).to_owned().into_any())
+    let registered = bridge::erlang().is_some_and(|e| e.is_registered(&name));
+    Ok(PyBool::new(py, registered).to_owned().into_any())
 }
 
 fn msg_whereis<'py>(py: Python<'py>, a: &[Bound<'py, PyAny>]) -> PyResult<Bound<'py, PyAny>> {
     arity(a, 1, 1, "whereis")?;
     let name: String = a[0].extract().map_err(|_| PyTypeError::new_err("whereis() needs a name (str)"))?;
-    let env = OwnedEnv::new();
-    let pid = env.run(|e| -> Option<Vec<u8>> {
-        // An atom that does not exist names no process (and is not created).
-        let atom = rustler::Atom::existing_from_str(e, &name).ok()?;
-        let mut pid = std::mem::MaybeUninit::uninit();
-        // SAFETY: interpreter threads are not BEAM threads, so the caller env is
-        // NULL as enif_whereis_pid requires there; `atom` is a valid atom term.
-        let found = unsafe { rustler::sys::enif_whereis_pid(std::ptr::null_mut(), atom.to_term(e).as_c_arg(), pid.as_mut_ptr()) };
-        if found == 0 {
-            return None;
-        }
-        // SAFETY: initialised by the successful call above.
-        let pid = LocalPid::from_c_arg(unsafe { pid.assume_init() });
-        Some(pid.encode(e).to_binary().as_slice().to_vec())
-    });
-    match pid {
-        Some(ext) => super::etf::decode(py, &ext).map_err(conv),
+    match node(py)?.whereis(&name) {
+        Some(pid) => to_py(py, &pid, 0).map_err(conv),
         None => Ok(py.None().into_bound(py)),
     }
 }
 
 /// The done-callback of an asyncio task started by `py:async_call` (run by the
-/// loop, on the context's thread): sends its result, its exception (with the
-/// traceback) or `cancelled` to the caller, unless the caller gave up.
+/// loop, on the context's thread): hands its result, its exception (with the
+/// traceback) or its cancellation to the caller, unless the caller gave up.
 fn task_done<'py>(py: Python<'py>, a: &[Bound<'py, PyAny>]) -> PyResult<Bound<'py, PyAny>> {
-    rustler::atoms! { cancelled }
     arity(a, 2, 2, "_task_done")?;
     let tid: u64 = a[0].extract()?;
     let task = &a[1];
-    let Some(w) = crate::actors::tasks::take(tid) else { return Ok(py.None().into_bound(py)) };
-    if !w.token.finish() {
-        return Ok(py.None().into_bound(py));
-    }
-    let mut env = OwnedEnv::new();
-    let _ = env.send_and_clear(&w.owner, |e| {
-        let tag = e.binary_to_term(&w.tag).map(|(t, _)| t).unwrap_or_else(|| crate::atoms::undefined().encode(e));
-        let reply = crate::atoms::py_reply();
-        if task.call_method0("cancelled").and_then(|c| c.extract::<bool>()).unwrap_or(false) {
-            return (reply, tag, (crate::atoms::error(), cancelled())).encode(e);
-        }
+    let result = if task.call_method0("cancelled").and_then(|c| c.extract::<bool>()).unwrap_or(false) {
+        Err(super::value::Failure::Cancelled)
+    } else {
         match task.call_method0("exception") {
-            Ok(exc) if !exc.is_none() => {
-                let f = super::exec::python_failure(py, e, PyErr::from_value(exc));
-                match f.traceback {
-                    Some(tb) => (reply, tag, (crate::atoms::error(), f.reason), tb).encode(e),
-                    None => (reply, tag, (crate::atoms::error(), f.reason)).encode(e),
-                }
-            }
-            Ok(_) => {
-                match task.call_method0("result").map_err(|err| err.to_string()).and_then(|v| py_to_term(e, &v, 0).map_err(|c| c.message()))
-                {
-                    Ok(v) => (reply, tag, (crate::atoms::ok(), v)).encode(e),
-                    Err(m) => (reply, tag, (crate::atoms::error(), (crate::atoms::unsupported_type(), m))).encode(e),
-                }
-            }
-            Err(err) => {
-                let f = super::exec::python_failure(py, e, err);
-                (reply, tag, (crate::atoms::error(), f.reason)).encode(e)
-            }
+            Ok(exc) if !exc.is_none() => Err(super::exec::python_failure(py, PyErr::from_value(exc))),
+            Ok(_) => match task.call_method0("result") {
+                Ok(v) => from_py(&v, 0).map_err(super::value::Failure::from),
+                Err(e) => Err(super::exec::python_failure(py, e)),
+            },
+            Err(e) => Err(super::exec::python_failure(py, e)),
         }
-    });
+    };
+    node(py)?.task_done(tid, result);
     Ok(py.None().into_bound(py))
 }
 

@@ -6,6 +6,7 @@ use crate::actors::job::{CallToken, Job, Target, Work};
 use crate::actors::router::{self, SubmitError};
 use crate::actors::semaphore;
 use crate::atoms;
+use crate::interp::bridge::CallError;
 use crate::interp::exec::Op;
 use rustler::{Atom, Encoder, Env, LocalPid, NifResult, OwnedEnv, Resource, ResourceArc, Term};
 use std::sync::Arc;
@@ -119,7 +120,11 @@ fn crash_work() -> Option<Work> {
 #[rustler::nif]
 fn submit<'a>(env: Env<'a>, target: Term<'a>, op: Atom, payload: Term<'a>, tag: Term<'a>, chain: Term<'a>) -> NifResult<Term<'a>> {
     let work = work_of(op).ok_or(rustler::Error::BadArg)?;
-    let module = if op == call() { super::routing::module_of(payload) } else { None };
+    let request = match request_of(work, payload) {
+        Ok(r) => r,
+        Err(msg) => return Ok(bad_argument(env, msg)),
+    };
+    let module = if op == call() { request.as_ref().ok().and_then(|r| r.module()) } else { None };
     let target = match super::routing::resolve(env, target, module)? {
         Ok(t) => t,
         Err(why) => return Ok(submit_error(env, why)),
@@ -137,7 +142,7 @@ fn submit<'a>(env: Env<'a>, target: Term<'a>, op: Atom, payload: Term<'a>, tag: 
         }
         w => (w, None),
     };
-    let (job, token) = Job::new(work, target, payload, tag, env.pid(), None);
+    let (job, token) = Job::new(work, target, request, tag, env.pid(), None);
     let handle = |queued| ResourceArc::new(CallHandle { token: token.clone(), queued, cast: false, task });
     // A call made from inside a callback belongs to a chain that already holds a
     // permit: nested calls take none, so a deep chain cannot starve itself. It
@@ -190,6 +195,20 @@ pub(super) fn queue_job<'a>(
     }
 }
 
+/// What a job of `work` carries: its request decoded from `payload` (or the
+/// `{bad_argument, Message}` text), or an echo's term itself.
+pub(super) fn request_of(work: Work, payload: Term<'_>) -> Result<Result<crate::interp::value::Request, Term<'_>>, String> {
+    match work {
+        Work::Python(op) => super::types::request::decode(op, payload).map(Ok),
+        _ => Ok(Err(payload)),
+    }
+}
+
+/// `{error, {bad_argument, Message}}`.
+pub(super) fn bad_argument(env: Env<'_>, msg: String) -> Term<'_> {
+    (atoms::error(), (atoms::bad_argument(), msg)).encode(env)
+}
+
 pub(super) fn submit_error(env: Env<'_>, why: SubmitError) -> Term<'_> {
     (atoms::error(), why.reason(env)).encode(env)
 }
@@ -201,11 +220,15 @@ pub(super) fn submit_error(env: Env<'_>, why: SubmitError) -> Term<'_> {
 /// one (or `withdraw/1`s it). A queued cast cannot be cancelled.
 #[rustler::nif]
 fn cast<'a>(env: Env<'a>, target: Term<'a>, payload: Term<'a>, tag: Term<'a>, sink: LocalPid) -> NifResult<Term<'a>> {
-    let target = match super::routing::resolve(env, target, super::routing::module_of(payload))? {
+    let request = match super::types::request::decode(Op::Call, payload) {
+        Ok(r) => r,
+        Err(msg) => return Ok(bad_argument(env, msg)),
+    };
+    let target = match super::routing::resolve(env, target, request.module())? {
         Ok(t) => t,
         Err(why) => return Ok(submit_error(env, why)),
     };
-    let (job, token) = Job::new(Work::Python(Op::Call), target, payload, tag, env.pid(), None);
+    let (job, token) = Job::new(Work::Python(Op::Call), target, Ok(request), tag, env.pid(), None);
     let job = job.cast(sink);
     let job = match semaphore::try_acquire() {
         Ok(permit) => job.with_permit(permit),
@@ -278,9 +301,27 @@ fn interrupt<'a>(env: Env<'a>, target: Term<'a>) -> NifResult<Term<'a>> {
 /// function Python called; false if Python stopped waiting for it.
 #[rustler::nif]
 fn callback_reply(handle: ResourceArc<CallbackHandle>, result: Term<'_>) -> bool {
-    let env = OwnedEnv::new();
-    let saved = env.save(result);
-    handle.reply(env, saved)
+    handle.reply(callback_result(result))
+}
+
+/// An Erlang function's result as Python's `erlang.call` takes it: `{ok, V}`,
+/// `{error, {unknown_function, Name}}` or `{error, Reason}` (a binary, or any
+/// term, shown as Erlang prints it).
+fn callback_result(result: Term<'_>) -> Result<crate::interp::value::Value, CallError> {
+    rustler::atoms! { unknown_function }
+    let parts = rustler::types::tuple::get_tuple(result).unwrap_or_default();
+    match parts.as_slice() {
+        [tag, value] if tag.decode::<Atom>().ok() == Some(atoms::ok()) => {
+            super::types::decode(*value, 0).map_err(|e| CallError::BadValue(e.message()))
+        }
+        [_, reason] => match rustler::types::tuple::get_tuple(*reason).ok().as_deref() {
+            Some([k, name]) if k.decode::<Atom>().ok() == Some(unknown_function()) => {
+                Err(CallError::UnknownFunction(name.decode::<String>().unwrap_or_default()))
+            }
+            _ => Err(CallError::Failed(reason.decode::<String>().unwrap_or_else(|_| format!("{reason:?}")))),
+        },
+        _ => Err(CallError::Failed("malformed callback reply".into())),
+    }
 }
 
 /// `callback_registered(Name, Registered) -> ok`: mirrors `py_callback_registry`.

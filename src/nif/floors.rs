@@ -17,5 +17,15 @@ fn noop() -> Atom {
 /// on dirty schedulers would beat the context threads.
 #[rustler::nif(schedule = "DirtyCpu")]
 fn direct_call<'a>(env: rustler::Env<'a>, payload: rustler::Term<'a>) -> rustler::Term<'a> {
-    crate::interp::direct::run(env, crate::interp::exec::Op::Call, payload)
+    use rustler::Encoder;
+    rustler::atoms! { not_free_threaded }
+    let req = match super::types::request::decode(crate::interp::exec::Op::Call, payload) {
+        Ok(r) => r,
+        Err(msg) => return super::calls::bad_argument(env, msg),
+    };
+    match crate::interp::direct::run(&req) {
+        None => (atoms::error(), not_free_threaded()).encode(env),
+        Some(Ok(v)) => (atoms::ok(), v).encode(env),
+        Some(Err(f)) => (atoms::error(), super::types::failure::encode(env, &f).0).encode(env),
+    }
 }

@@ -1,4 +1,6 @@
 //! The NIF layer: term in, mailbox message out, `{ok, Handle}` back at once.
+//! Terms are decoded into plain values here (`types`), and what the actors send
+//! back is encoded with the same module.
 //!
 //! Nothing here runs Python or waits for it. Replies reach callers by `enif_send`
 //! from actor threads.
@@ -10,6 +12,7 @@ pub mod lifecycle;
 pub mod routing;
 pub mod state;
 pub mod streams;
+pub mod types;
 
 use rustler::{Env, Term};
 
@@ -22,6 +25,7 @@ pub fn load(env: Env, _info: Term) -> bool {
         // threads do not read RUST_MIN_STACK.
         unsafe { std::env::set_var("RUST_MIN_STACK", (16 * 1024 * 1024).to_string()) };
     }
+    crate::interp::bridge::install(&crate::actors::bridge::NODE);
     env.register::<calls::CallHandle>().is_ok()
         && env.register::<crate::actors::callback::CallbackHandle>().is_ok()
         && env.register::<streams::StreamHandle>().is_ok()

@@ -71,12 +71,6 @@ pub fn resolve(env: Env<'_>, t: Term<'_>, module: Option<&str>) -> NifResult<Res
     }))
 }
 
-/// The module of a `call` payload `{Module, Function, Args, Kwargs}`.
-pub fn module_of<'a>(payload: Term<'a>) -> Option<&'a str> {
-    let first = rustler::types::tuple::get_tuple(payload).ok()?.into_iter().next()?;
-    std::str::from_utf8(first.decode::<rustler::Binary>().ok()?.as_slice()).ok()
-}
-
 fn context_term<'a>(env: Env<'a>, t: Target) -> Term<'a> {
     match t {
         Target::Main => (py_context(), main()).encode(env),

@@ -1,9 +1,9 @@
-//! The shared state from Erlang: the store lives in `actors::state`; these NIFs
+//! The shared state from Erlang: the store lives in `crate::state`; these NIFs
 //! only turn terms into external format and back (no Python involved, so they
 //! run directly on the calling scheduler and return at once).
 
-use crate::actors::state::{self, IncrError, Value};
 use crate::atoms;
+use crate::state::{self, IncrError, Value};
 use rustler::{Atom, Encoder, Env, NifResult, Term};
 
 fn ext(t: Term<'_>) -> Vec<u8> {

@@ -45,13 +45,17 @@ fn credit(t: Term<'_>) -> Option<Credit> {
 /// Item}`… as `Active` (`true` or a count) allows.
 #[rustler::nif]
 fn stream_start<'a>(env: Env<'a>, target: Term<'a>, payload: Term<'a>, tag: Term<'a>, active: Term<'a>) -> NifResult<Term<'a>> {
-    let target: Target = match super::routing::resolve(env, target, super::routing::module_of(payload))? {
+    let credit = credit(active).ok_or(rustler::Error::BadArg)?;
+    let request = match crate::nif::types::request::decode(Op::StreamStart(0), payload) {
+        Ok(r) => r,
+        Err(msg) => return Ok(super::calls::bad_argument(env, msg)),
+    };
+    let target: Target = match super::routing::resolve(env, target, request.module())? {
         Ok(t) => t,
         Err(why) => return Ok(super::calls::submit_error(env, why)),
     };
-    let credit = credit(active).ok_or(rustler::Error::BadArg)?;
     let stream = Arc::new(Stream::new(env.pid(), tag.to_binary().as_slice().to_vec(), target, credit));
-    let (job, token) = Job::new(Work::Python(Op::StreamStart(stream.id)), target, payload, tag, env.pid(), None);
+    let (job, token) = Job::new(Work::Python(Op::StreamStart(stream.id)), target, Ok(request), tag, env.pid(), None);
     let job = job.starting(stream.clone());
     let handle = ResourceArc::new(StreamHandle(stream));
     Ok(match queue_job(env, job, token, None) {

@@ -1,0 +1,126 @@
+//! How Python code reaches Erlang: what the `erlang` module's natives need from
+//! the Erlang side, as a trait this room defines and `actors::bridge`
+//! implements (installed once, at NIF load). So this room never builds a term
+//! or names an actor, and the dependency runs one way: actors → interp.
+//!
+//! Everything here is called from interpreter threads. Methods that may block
+//! (`call_from_thread`) are called with the GIL released.
+
+use super::exec::{Op, Outcome};
+use super::value::{Failure, Request, Value};
+use std::sync::mpsc::Receiver;
+use std::sync::OnceLock;
+
+/// What the shared store holds under a key.
+pub enum Stored {
+    Int(i64),
+    /// Any other term, as external term format (see `interp::etf`).
+    Ext(Vec<u8>),
+}
+
+/// Why `erlang.send` did not send.
+pub enum SendError {
+    NotAPid,
+    NotAlive,
+    /// Called on a BEAM scheduler thread (a dirty-scheduler test hook).
+    OnScheduler,
+}
+
+/// Why an `erlang.call` got no value.
+pub enum CallError {
+    /// No Erlang function is registered under this name.
+    UnknownFunction(String),
+    /// The Erlang function failed, or its result cannot cross; the message.
+    Failed(String),
+    /// The node cannot take the call now (overloaded, not running).
+    Unavailable(String),
+    /// The result cannot become a Python value; the message.
+    BadValue(String),
+}
+
+/// What reaches a thread suspended in `erlang.call`.
+pub enum ChainMsg {
+    /// The Erlang function's result.
+    Reply(Result<Value, CallError>),
+    /// A request of the same chain, to run here (the Erlang function called back
+    /// into this interpreter): see [`Nested`].
+    Nested(Box<dyn Nested>),
+}
+
+/// Where a request runs in the interpreter.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Place {
+    /// The globals of the thread's own context (a sub-interpreter's `__main__`,
+    /// a free-threaded context's dict).
+    Own,
+    /// The main interpreter's `__main__`.
+    Main,
+    /// Context N's globals on the main interpreter (`multi_executor` mode).
+    Shared(u32),
+}
+
+/// How a request runs: `(op, request, caller) → outcome`, in some globals of
+/// the interpreter the thread is attached to.
+pub type Run<'r> = dyn FnMut(Op, &Request, &std::sync::Arc<dyn Caller>) -> Result<Outcome, Failure> + 'r;
+
+/// A request of a callback chain, served by the thread suspended in the chain
+/// (implemented by the actors' job).
+pub trait Nested: Send {
+    /// The globals it runs in (`Place::Own`: those of the suspended request).
+    fn place(&self) -> Place;
+    /// Runs it with `run` (unless its caller gave up) and answers its caller.
+    fn serve(self: Box<Self>, run: &mut Run<'_>);
+    /// Back to the concrete type (a request offered to a chain whose thread is
+    /// gone goes to its mailbox instead).
+    fn into_any(self: Box<Self>) -> Box<dyn std::any::Any + Send>;
+}
+
+/// The Erlang caller of the request a thread is serving: where that request's
+/// `erlang.call`s go.
+pub trait Caller: Send + Sync {
+    /// Sends the call to the waiting caller; its answer, or nested requests,
+    /// come on the receiver.
+    fn callback(&self, name: &Value, args: &[Value]) -> Result<Receiver<ChainMsg>, CallError>;
+    /// Whether the caller stopped waiting (timeout, death).
+    fn gave_up(&self) -> bool;
+}
+
+/// A call from a thread no request waits on, with the permit it holds until
+/// dropped.
+pub struct ThreadCall {
+    pub answers: Receiver<ChainMsg>,
+    pub permit: Box<dyn Send>,
+}
+
+/// What Python's `erlang` module needs from the node.
+pub trait Erlang: Sync {
+    fn send(&self, to: &Value, msg: &Value) -> Result<(), SendError>;
+    /// The pid registered as `name`, if any (an `erlang.Pid` value).
+    fn whereis(&self, name: &str) -> Option<Value>;
+    /// Whether an Erlang function is registered as `name`.
+    fn is_registered(&self, name: &str) -> bool;
+    fn state_set(&self, key: &Value, value: &Value);
+    fn state_get(&self, key: &Value) -> Option<Stored>;
+    fn state_delete(&self, key: &Value);
+    /// Every key, as external term format.
+    fn state_keys(&self) -> Vec<Vec<u8>>;
+    fn state_incr(&self, key: &Value, by: i64) -> Result<i64, crate::state::IncrError>;
+    /// `erlang.call` from a thread that serves no request: runs in a process of
+    /// the application once a permit is free (waits a bounded time for one).
+    /// Blocks: call with the GIL released.
+    fn call_from_thread(&self, name: &Value, args: &[Value]) -> Result<ThreadCall, CallError>;
+    /// An asyncio task started by `py:async_call` ended: answers its caller.
+    fn task_done(&self, tid: u64, result: Result<Value, Failure>);
+}
+
+static ERLANG: OnceLock<&'static dyn Erlang> = OnceLock::new();
+
+/// Installs the Erlang side (once per node; later calls are ignored).
+pub fn install(e: &'static dyn Erlang) {
+    let _ = ERLANG.set(e);
+}
+
+/// The Erlang side; `None` before the NIF installed it (outside a BEAM).
+pub fn erlang() -> Option<&'static dyn Erlang> {
+    ERLANG.get().copied()
+}

@@ -1,0 +1,149 @@
+//! `erlang.call` from Python: the thread's side of a callback chain.
+//!
+//! While a request runs, its thread records the request's [`Caller`] (the
+//! Erlang process waiting for it, as `actors::callback` represents it) and its
+//! globals. `erlang.call(name, *args)` then hands the call to that caller, which
+//! runs the registered Erlang function itself, and waits on the chain's channel
+//! with the GIL released for one of two things:
+//!
+//! * the function's result, which `erlang.call` returns; or
+//! * a nested request of the same chain: the Erlang function called back into
+//!   this interpreter. It is served right here, re-entrantly, in the right
+//!   globals, so chains nest as deep as the user goes.
+//!
+//! While it waits the thread serves nothing else: unrelated callers never see
+//! the suspended Python state half-way. If the caller stops waiting (timeout,
+//! death) the wait ends with an `erlang.ErlangError`. A thread that serves no
+//! request (Python's own threads) calls through the bridge instead: the call runs
+//! in a process of the application, holding a semaphore permit.
+
+use super::bridge::{self, CallError, Caller, ChainMsg, Place};
+use super::exec::{self, CodeCache};
+use super::natives::erlang_exception;
+use super::types::{from_py, to_py};
+use super::value::Value;
+use pyo3::exceptions::PyTypeError;
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyTuple};
+use std::cell::RefCell;
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The request a thread is serving, for the `erlang.call`s of its Python code.
+struct Serving {
+    caller: Arc<dyn Caller>,
+    globals: Py<PyDict>,
+}
+
+thread_local! {
+    static SERVING: RefCell<Vec<Serving>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Marks the current thread as serving a request until the guard drops.
+pub struct ServingGuard<'py>(#[allow(dead_code)] Python<'py>);
+
+impl Drop for ServingGuard<'_> {
+    fn drop(&mut self) {
+        // Popped with the GIL held (the guard lives inside the attached region).
+        let top = SERVING.with(|s| s.borrow_mut().pop());
+        drop(top);
+    }
+}
+
+/// Records what `erlang.call` needs while a request of `caller` runs in `globals`.
+pub fn enter<'py>(py: Python<'py>, caller: Arc<dyn Caller>, globals: &Bound<'py, PyDict>) -> ServingGuard<'py> {
+    SERVING.with(|v| v.borrow_mut().push(Serving { caller, globals: globals.clone().unbind() }));
+    ServingGuard(py)
+}
+
+const POLL: Duration = Duration::from_millis(50);
+const SPIN: Duration = Duration::from_micros(40);
+
+fn values(name: &Bound<'_, PyAny>, args: &Bound<'_, PyTuple>) -> PyResult<(Value, Vec<Value>)> {
+    let name = from_py(name, 0).map_err(|e| PyTypeError::new_err(e.message()))?;
+    let args = args.iter().map(|a| from_py(&a, 1)).collect::<Result<Vec<_>, _>>().map_err(|e| PyTypeError::new_err(e.message()))?;
+    Ok((name, args))
+}
+
+/// `erlang.call(name, *args)`.
+pub fn call_erlang<'py>(py: Python<'py>, name: &Bound<'py, PyAny>, args: &Bound<'py, PyTuple>) -> PyResult<Bound<'py, PyAny>> {
+    let (name, args) = values(name, args)?;
+    let serving = SERVING.with(|s| s.borrow().last().map(|c| (c.caller.clone(), c.globals.clone_ref(py))));
+    let Some((caller, globals)) = serving else {
+        return call_from_thread(py, &name, &args);
+    };
+    let rx = caller.callback(&name, &args).map_err(|e| call_error(py, e))?;
+    wait(py, rx, &|| caller.gave_up(), Some(globals))
+}
+
+/// `erlang.call` from a thread that serves no request (started by Python code:
+/// `threading`, `concurrent.futures`, asyncio executors).
+fn call_from_thread<'py>(py: Python<'py>, name: &Value, args: &[Value]) -> PyResult<Bound<'py, PyAny>> {
+    let Some(erlang) = bridge::erlang() else {
+        return Err(erlang_exception(py, "ErlangError", "erlang_python is not running".into()));
+    };
+    let call = py.detach(|| erlang.call_from_thread(name, args)).map_err(|e| call_error(py, e))?;
+    // No nested request reaches this thread: its caller accepts none.
+    let result = wait(py, call.answers, &|| false, None);
+    drop(call.permit);
+    result
+}
+
+fn call_error(py: Python<'_>, e: CallError) -> PyErr {
+    match e {
+        CallError::UnknownFunction(name) => erlang_exception(py, "UnknownFunction", format!("no Erlang function registered as {name:?}")),
+        CallError::Failed(m) | CallError::Unavailable(m) => erlang_exception(py, "ErlangError", m),
+        CallError::BadValue(m) => PyTypeError::new_err(format!("callback result: {m}")),
+    }
+}
+
+fn wait<'py>(
+    py: Python<'py>,
+    mut rx: Receiver<ChainMsg>,
+    gave_up: &dyn Fn() -> bool,
+    globals: Option<Py<PyDict>>,
+) -> PyResult<Bound<'py, PyAny>> {
+    loop {
+        let (back, got) = py.detach(move || {
+            // The answer usually comes within microseconds: poll briefly before
+            // sleeping on the channel (waking a sleeping thread costs more).
+            let until = std::time::Instant::now() + SPIN;
+            while std::time::Instant::now() < until {
+                match rx.try_recv() {
+                    Ok(m) => return (rx, Ok(m)),
+                    Err(mpsc::TryRecvError::Disconnected) => return (rx, Err(RecvTimeoutError::Disconnected)),
+                    Err(mpsc::TryRecvError::Empty) => std::thread::yield_now(),
+                }
+            }
+            let got = rx.recv_timeout(POLL);
+            (rx, got)
+        });
+        rx = back;
+        match got {
+            Ok(ChainMsg::Reply(Ok(v))) => return to_py(py, &v, 0).map_err(|e| call_error(py, CallError::BadValue(e.message()))),
+            Ok(ChainMsg::Reply(Err(e))) => return Err(call_error(py, e)),
+            Ok(ChainMsg::Nested(job)) => {
+                let g = match job.place() {
+                    Place::Own => match &globals {
+                        Some(g) => g.bind(py).clone(),
+                        None => continue,
+                    },
+                    Place::Main => exec::main_globals(py)?,
+                    Place::Shared(id) => super::shared_contexts::globals(py, id)?,
+                };
+                job.serve(&mut |op, req, caller| {
+                    let _serving = enter(py, caller.clone(), &g);
+                    exec::run(py, &mut CodeCache::default(), &g, op, req)
+                });
+            }
+            Err(RecvTimeoutError::Timeout) if gave_up() => {
+                return Err(erlang_exception(py, "ErlangError", "the Erlang caller stopped waiting".into()));
+            }
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => {
+                return Err(erlang_exception(py, "ErlangError", "the Erlang caller went away during the callback".into()));
+            }
+        }
+    }
+}

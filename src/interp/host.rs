@@ -1,0 +1,178 @@
+//! What a pinned actor's thread owns on the Python side: its interpreter (a
+//! thread state of the main interpreter, or a whole sub-interpreter), the
+//! globals of its context, and its compiled-code cache. Every method attaches to
+//! the interpreter, does its Python work and detaches; what goes in and out is
+//! plain Rust data. So `actors::pinned` drives Python without touching a Python
+//! object.
+//!
+//! A `Host` is `!Send` (it holds a `PinnedInterp`): made, used and dropped on
+//! its actor's thread.
+
+use super::bridge::{Caller, Place};
+use super::exec::{self, CodeCache, Op, Outcome};
+use super::thread::{Kind, PinnedInterp};
+use super::types::from_py;
+use super::value::{Failure, Request, Value};
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+use std::sync::Arc;
+
+/// An interpreter, the globals of its context and its code cache.
+pub struct Host {
+    cache: CodeCache,
+    /// The context's own globals (none for an executor: it serves the main
+    /// interpreter's `__main__` and the shared contexts' dicts).
+    globals: Option<Py<PyDict>>,
+    /// Its interpreter and OS thread, as CPython identifies them.
+    ids: (usize, u64),
+    // Declared last: ended after the objects above were released.
+    interp: PinnedInterp,
+}
+
+/// One step of a stream.
+pub enum Pulled {
+    Item(Value),
+    /// Exhausted.
+    End,
+    /// It raised, or an item could not cross (the stream is closed).
+    Failed(Failure),
+    /// No such stream in this interpreter (its context was replaced).
+    Gone,
+}
+
+impl Host {
+    /// An executor's: a thread state of the main interpreter.
+    pub fn executor() -> Host {
+        Host::new(PinnedInterp::main(), false).expect("a main-interpreter thread state needs no setup that can fail")
+    }
+
+    /// A context's: a sub-interpreter (its `__main__` is the context's globals),
+    /// or on a free-threaded build a main-interpreter thread state with a fresh
+    /// globals dict.
+    pub fn context() -> Result<Host, String> {
+        Host::new(new_interp()?, true)
+    }
+
+    fn new(interp: PinnedInterp, own_globals: bool) -> Result<Host, String> {
+        let (ids, globals) = interp
+            .run(|py| -> PyResult<_> {
+                let globals = match (own_globals, interp.kind()) {
+                    (false, _) => None,
+                    (true, Kind::Sub) => Some(exec::main_globals(py)?.unbind()),
+                    (true, Kind::Main) => Some(exec::fresh_globals(py)?.unbind()),
+                };
+                Ok((super::interrupt::here(py), globals))
+            })
+            .map_err(|e| e.to_string())?;
+        Ok(Host { cache: CodeCache::default(), globals, ids, interp })
+    }
+
+    /// Its interpreter (address) and thread (CPython's identifier).
+    pub fn ids(&self) -> (usize, u64) {
+        self.ids
+    }
+
+    /// Runs `op` with `req` in the globals `place` names; `caller` receives the
+    /// `erlang.call`s its Python code makes.
+    pub fn serve(&mut self, place: Place, op: Op, req: &Request, caller: Arc<dyn Caller>) -> Result<Outcome, Failure> {
+        let Host { cache, globals, interp, .. } = self;
+        interp.run(|py| {
+            let g = match place {
+                Place::Own => match globals {
+                    Some(g) => Ok(g.bind(py).clone()),
+                    None => exec::main_globals(py),
+                },
+                Place::Main => exec::main_globals(py),
+                Place::Shared(id) => super::shared_contexts::globals(py, id),
+            };
+            let g = g.map_err(|e| exec::python_failure(py, e))?;
+            let _serving = super::callback::enter(py, caller, &g);
+            exec::run(py, cache, &g, op, req)
+        })
+    }
+
+    /// Drops an interruption Python did not deliver before the job ended.
+    pub fn clear_pending_interrupt(&self) {
+        self.interp.run(super::interrupt::clear_pending);
+    }
+
+    /// One step of asyncio loop `key`: how long it may sleep (seconds; see
+    /// `interp::asyncio::tick`) and its selector's fd.
+    pub fn loop_tick(&self, key: u32) -> Option<(f64, i32)> {
+        self.interp.run(|py| {
+            let sleep = super::asyncio::tick(py, key).unwrap_or(-1.0);
+            super::asyncio::loop_fd(py, key).ok().map(|fd| (sleep, fd))
+        })
+    }
+
+    /// The selector fd of asyncio loop `key`.
+    pub fn loop_fd(&self, key: u32) -> Option<i32> {
+        self.interp.run(|py| super::asyncio::loop_fd(py, key).ok())
+    }
+
+    /// Cancels asyncio task `tid` (delivered by its loop's next step).
+    pub fn cancel_task(&self, tid: u64) {
+        self.interp.run(|py| {
+            let _ = super::asyncio::cancel(py, tid);
+        });
+    }
+
+    /// Closes stream `id` (a generator's `finally` runs).
+    pub fn stream_close(&self, id: u64) {
+        self.interp.run(|py| super::stream::close(py, id));
+    }
+
+    /// Takes up to `max` steps of stream `id`, handing each to `each` (with the
+    /// interpreter attached: keep it short); stops after the first that is not an
+    /// item.
+    pub fn pull(&self, id: u64, max: u64, mut each: impl FnMut(Pulled)) {
+        use super::stream::Next;
+        self.interp.run(|py| {
+            for _ in 0..max {
+                let step = match super::stream::next(py, id) {
+                    Next::Item(obj) => match from_py(&obj, 0) {
+                        Ok(v) => Pulled::Item(v),
+                        Err(e) => {
+                            super::stream::close(py, id);
+                            Pulled::Failed(Failure::from(e))
+                        }
+                    },
+                    Next::End => Pulled::End,
+                    Next::Failed(e) => Pulled::Failed(exec::python_failure(py, e)),
+                    Next::Gone => Pulled::Gone,
+                };
+                let last = !matches!(step, Pulled::Item(_));
+                each(step);
+                if last {
+                    return;
+                }
+            }
+        })
+    }
+}
+
+impl Drop for Host {
+    fn drop(&mut self) {
+        let globals = self.globals.take();
+        let cache = &mut self.cache;
+        self.interp.run(|py| {
+            cache.release(py);
+            drop(globals);
+        });
+    }
+}
+
+#[cfg(all(Py_3_12, not(Py_GIL_DISABLED)))]
+fn new_interp() -> Result<PinnedInterp, String> {
+    PinnedInterp::new_subinterpreter()
+}
+
+#[cfg(Py_GIL_DISABLED)]
+fn new_interp() -> Result<PinnedInterp, String> {
+    Ok(PinnedInterp::main())
+}
+
+#[cfg(not(any(Py_3_12, Py_GIL_DISABLED)))]
+fn new_interp() -> Result<PinnedInterp, String> {
+    Err("contexts of this Python share the main interpreter and have no actor".into())
+}

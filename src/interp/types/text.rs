@@ -1,0 +1,29 @@
+//! `str` ↔ UTF-8 text; `bytes` and `bytearray` ↔ raw bytes.
+
+use crate::interp::conv_error::ConvError;
+use crate::interp::value::Value;
+use pyo3::prelude::*;
+use pyo3::types::{PyByteArray, PyBytes, PyString};
+
+pub fn str_to_py<'py>(py: Python<'py>, s: &str) -> Bound<'py, PyAny> {
+    PyString::new(py, s).into_any()
+}
+
+pub fn bytes_to_py<'py>(py: Python<'py>, b: &[u8]) -> Bound<'py, PyAny> {
+    PyBytes::new(py, b).into_any()
+}
+
+/// `Some` if `obj` is a str, bytes or bytearray.
+pub fn from_py(obj: &Bound<'_, PyAny>) -> Result<Option<Value>, ConvError> {
+    if let Ok(s) = obj.cast::<PyString>() {
+        let text = s.to_str().map_err(|e| ConvError::Invalid(format!("str is not encodable as UTF-8: {e}")))?;
+        return Ok(Some(Value::Str(text.to_owned())));
+    }
+    if let Ok(b) = obj.cast::<PyBytes>() {
+        return Ok(Some(Value::Bytes(b.as_bytes().to_vec())));
+    }
+    if let Ok(b) = obj.cast::<PyByteArray>() {
+        return Ok(Some(Value::Bytes(b.to_vec())));
+    }
+    Ok(None)
+}

@@ -1,0 +1,101 @@
+//! What crosses between the rooms: Python values as plain Rust data, the
+//! requests the interpreters run, and why a request failed.
+//!
+//! `src/interp/` converts Python objects to and from [`Value`] (see
+//! [`super::types`]) with its interpreter's GIL held; `src/nif/types/` encodes and
+//! decodes the same values as Erlang terms, with no GIL. So Python code never
+//! sees a term, an Erlang environment never sees a Python object, and the GIL is
+//! held only while Python objects are touched.
+
+use num_bigint::BigInt;
+
+/// A value on its way between Erlang and Python (SPEC.md's type table).
+#[derive(Clone, Debug, PartialEq)]
+pub enum Value {
+    /// Python `None`; the atoms `none`, `nil` and `undefined`.
+    None,
+    /// Python `bool`; the atoms `true` and `false`.
+    Bool(bool),
+    /// An integer that fits 64 bits.
+    Int(i64),
+    /// Any other integer.
+    BigInt(BigInt),
+    /// A float; NaN and the infinities are the atoms `nan`, `infinity`,
+    /// `neg_infinity` on the Erlang side.
+    Float(f64),
+    /// Python `str`; a UTF-8 binary or an atom's name.
+    Str(String),
+    /// Python `bytes`/`bytearray`; a binary coming back, `{'$bytes', Bin}` going.
+    Bytes(Vec<u8>),
+    List(Vec<Value>),
+    Tuple(Vec<Value>),
+    /// A dict or a map, in iteration order.
+    Map(Vec<(Value, Value)>),
+    /// A process: its external term format, and how Erlang prints it.
+    Pid {
+        ext: Vec<u8>,
+        text: String,
+    },
+}
+
+/// What an interpreter is asked to run (the operation says what becomes of the
+/// result).
+#[derive(Debug)]
+pub enum Request {
+    /// `Module.Function(*args, **kwargs)`; `Function` may be dotted.
+    Call { module: String, function: String, args: Vec<Value>, kwargs: Vec<(String, Value)> },
+    /// An expression, with extra local names (none: the globals are the locals).
+    Eval { code: Vec<u8>, locals: Vec<(Value, Value)> },
+    /// Statements, run in the globals.
+    Exec { code: Vec<u8> },
+}
+
+impl Request {
+    /// The module a `Call` names.
+    pub fn module(&self) -> Option<&str> {
+        match self {
+            Request::Call { module, .. } => Some(module),
+            _ => None,
+        }
+    }
+
+    /// Module and function (`""` and the start of the code for `eval`/`exec`),
+    /// for traces.
+    pub fn describe(&self) -> (String, String) {
+        let start = |code: &[u8]| String::from_utf8_lossy(&code[..code.len().min(80)]).into_owned();
+        match self {
+            Request::Call { module, function, .. } => (module.clone(), function.clone()),
+            Request::Eval { code, .. } | Request::Exec { code } => (String::new(), start(code)),
+        }
+    }
+}
+
+/// Why a request failed: what its caller's `{error, Reason}` says.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Failure {
+    /// Python raised: the exception's class name, its message and the formatted
+    /// traceback.
+    Python { name: String, message: String, traceback: String },
+    /// A request or argument Python cannot take (`{bad_argument, Message}`).
+    BadArgument(String),
+    /// A result of a type with no Erlang counterpart (`{unsupported_type, Name}`).
+    UnsupportedType(String),
+    /// A result that cannot cross otherwise (`{bad_result, Message}`).
+    BadResult(String),
+    /// A stream's value is not iterable (`{not_iterable, TypeName}`).
+    NotIterable(String),
+    /// An async call's value is not awaitable (`{not_awaitable, TypeName}`).
+    NotAwaitable(String),
+    /// An asyncio task was cancelled (`cancelled`).
+    Cancelled,
+}
+
+impl From<super::conv_error::ConvError> for Failure {
+    /// A result that could not become a [`Value`].
+    fn from(e: super::conv_error::ConvError) -> Self {
+        match e {
+            super::conv_error::ConvError::Unsupported(t) => Failure::UnsupportedType(t),
+            super::conv_error::ConvError::Invalid(m) => Failure::BadResult(m),
+        }
+    }
+}

@@ -1,0 +1,17 @@
+//! Proper lists ↔ Python lists (improper lists cannot cross).
+
+use super::decode as decode_value;
+use crate::interp::conv_error::ConvError;
+use crate::interp::value::Value;
+use rustler::Term;
+
+pub fn decode(term: Term<'_>, depth: usize) -> Result<Value, ConvError> {
+    let mut items = Vec::new();
+    let mut rest = term;
+    while !rest.is_empty_list() {
+        let (head, tail) = rest.list_get_cell().map_err(|_| ConvError::Invalid("improper lists cannot cross".into()))?;
+        items.push(decode_value(head, depth + 1)?);
+        rest = tail;
+    }
+    Ok(Value::List(items))
+}

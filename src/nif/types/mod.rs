@@ -1,0 +1,60 @@
+//! Erlang terms ↔ [`Value`]s, one file per Erlang type (as rustler's own
+//! `types/`): what `src/interp/` hands over is encoded here, and what a request
+//! carries is decoded here, with no Python and no GIL involved. `Value` is an
+//! [`Encoder`]; decoding is [`decode`] (its errors name what cannot cross).
+
+mod atom;
+mod binary;
+pub mod failure;
+mod float;
+mod int;
+mod list;
+mod map;
+mod pid;
+pub mod request;
+mod tuple;
+
+use crate::interp::conv_error::{ConvError, MAX_DEPTH};
+use crate::interp::value::Value;
+use rustler::{Encoder, Env, Term, TermType};
+
+pub use atom::atom_name;
+
+impl Encoder for Value {
+    fn encode<'a>(&self, env: Env<'a>) -> Term<'a> {
+        match self {
+            Value::None => crate::atoms::none().encode(env),
+            Value::Bool(b) => b.encode(env),
+            Value::Int(i) => i.encode(env),
+            Value::BigInt(b) => b.encode(env),
+            Value::Float(f) => float::encode(env, *f),
+            Value::Str(s) => binary::encode(env, s.as_bytes()),
+            Value::Bytes(b) => binary::encode(env, b),
+            Value::List(items) => items.encode(env),
+            Value::Tuple(items) => tuple::encode(env, items),
+            Value::Map(pairs) => map::encode(env, pairs),
+            Value::Pid { ext, .. } => pid::encode(env, ext),
+        }
+    }
+}
+
+/// The [`Value`] of a term bound for Python.
+pub fn decode(term: Term<'_>, depth: usize) -> Result<Value, ConvError> {
+    if depth > MAX_DEPTH {
+        return Err(ConvError::deep());
+    }
+    match term.get_type() {
+        TermType::Integer => int::decode(term),
+        TermType::Float => float::decode(term),
+        TermType::Binary => binary::decode(term),
+        TermType::Atom => atom::decode(term),
+        TermType::List => list::decode(term, depth),
+        TermType::Tuple => tuple::decode(term, depth),
+        TermType::Map => map::decode(term, depth),
+        TermType::Pid => Ok(pid::decode(term)),
+        TermType::Fun => Err(ConvError::Invalid("funs cannot cross to Python".into())),
+        TermType::Port => Err(ConvError::Invalid("ports cannot cross to Python".into())),
+        TermType::Ref => Err(ConvError::Invalid("references cannot cross to Python".into())),
+        TermType::Unknown => Err(ConvError::Invalid("unknown term type".into())),
+    }
+}

@@ -1,0 +1,72 @@
+//! A request's payload, as `py.erl` builds it, decoded into a [`Request`]:
+//! `{Module, Function, Args, Kwargs}` for calls (and streams and async calls),
+//! `{Code, Locals}` for `eval`, `{Code}` for `exec`.
+
+use super::{atom_name, decode as decode_value};
+use crate::interp::exec::Op;
+use crate::interp::value::{Request, Value};
+use rustler::types::tuple::get_tuple;
+use rustler::{Binary, Term};
+
+/// The request `payload` carries for `op`, or the `{bad_argument, Message}` text.
+pub fn decode(op: Op, payload: Term<'_>) -> Result<Request, String> {
+    let fields = get_tuple(payload).map_err(|_| "malformed request".to_string())?;
+    match (op, fields.as_slice()) {
+        (
+            Op::Call | Op::StreamCall | Op::StreamStart(_) | Op::AsyncCall { .. } | Op::AsyncStream { .. },
+            [module, function, args, kwargs],
+        ) => Ok(Request::Call {
+            module: text(*module).ok_or("module name must be text")?.to_owned(),
+            function: text(*function).ok_or("function name must be text")?.to_owned(),
+            args: decode_args(*args)?,
+            kwargs: decode_kwargs(*kwargs)?,
+        }),
+        (Op::Eval | Op::StreamEval, [code, locals]) => {
+            let code = code.decode::<Binary>().map_err(|_| "code must be text".to_string())?;
+            let locals = match decode_value(*locals, 0).map_err(|e| e.message())? {
+                Value::Map(pairs) => pairs,
+                _ => Vec::new(),
+            };
+            Ok(Request::Eval { code: code.as_slice().to_vec(), locals })
+        }
+        (Op::Exec, [code]) => {
+            let code = code.decode::<Binary>().map_err(|_| "code must be text".to_string())?;
+            Ok(Request::Exec { code: code.as_slice().to_vec() })
+        }
+        _ => Err("malformed request".into()),
+    }
+}
+
+fn text<'a>(term: Term<'a>) -> Option<&'a str> {
+    let bin: Binary = term.decode().ok()?;
+    std::str::from_utf8(bin.as_slice()).ok()
+}
+
+fn decode_args(args: Term<'_>) -> Result<Vec<Value>, String> {
+    if !args.is_list() {
+        return Err("arguments must be a list".into());
+    }
+    match decode_value(args, 0).map_err(|e| e.message())? {
+        Value::List(items) => Ok(items),
+        _ => Err("arguments must be a list".into()),
+    }
+}
+
+fn decode_kwargs(kwargs: Term<'_>) -> Result<Vec<(String, Value)>, String> {
+    if !kwargs.is_map() {
+        return Err("keyword arguments must be a map".into());
+    }
+    let iter = rustler::types::map::MapIterator::new(kwargs).ok_or("bad map")?;
+    let mut out = Vec::with_capacity(kwargs.map_size().unwrap_or(0));
+    for (k, v) in iter {
+        let key = if k.is_atom() {
+            atom_name(k).map_err(|e| e.message())?
+        } else if let Some(s) = text(k) {
+            s.to_string()
+        } else {
+            return Err("keyword argument names must be atoms or binaries".into());
+        };
+        out.push((key, decode_value(v, 1).map_err(|e| e.message())?));
+    }
+    Ok(out)
+}
