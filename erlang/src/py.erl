@@ -108,7 +108,7 @@ call(Module, Function, Args, Kwargs, Timeout) ->
             %% 3.12): learned by the router, and this call runs on main.
             case refuses_subinterpreters(Msg) andalso py_nif:binding() =:= undefined of
                 true ->
-                    ok = py_nif:route_to_main(name(Module, module)),
+                    learn_main_module(name(Module, module)),
                     maybe_request({py_context, main}, Build, Timeout);
                 false ->
                     E
@@ -116,6 +116,19 @@ call(Module, Function, Args, Kwargs, Timeout) ->
         Result ->
             Result
     end.
+
+%% The router learns that unbound calls naming `Name' go to the main
+%% interpreter; logged the first time.
+learn_main_module(Name) ->
+    #{main_modules := Known} = py_nif:routes(),
+    case lists:member(Name, Known) of
+        true -> ok;
+        false ->
+            logger:notice("erlang_python: module ~ts cannot load in a sub-interpreter; unbound calls "
+                          "naming it now run on the main interpreter", [Name],
+                          #{domain => [erlang_python]})
+    end,
+    ok = py_nif:route_to_main(Name).
 
 %% Every context: the default ones and the pools'.
 all_contexts() ->

@@ -113,10 +113,8 @@ fn let_python_wait_for_its_children() {
     }
 }
 
+/// Runs on the dedicated `py-main` thread (never a BEAM scheduler).
 fn initialize() -> Result<PythonInfo, String> {
-    if rustler::thread::is_scheduler_thread() {
-        return Err("Python must not be initialised on a BEAM scheduler".into());
-    }
     promote_libpython_to_global()?;
     let_python_wait_for_its_children();
     // SAFETY: no GIL is held by this thread; Py_IsInitialized needs none, and
