@@ -8,12 +8,13 @@
 #   make shell   an Erlang shell with the application started
 #   make console the same, built with tokio-console support (make console-check tests it)
 #   make bench   the benchmark table (make bench-write also updates docs/benchmarks.md;
-#                make bench-async only the rows of casts, spawn_call and streams)
+#                make bench-async only the rows of casts, spawn_call and streams;
+#                make bench-reach only those of refs, channels, thread callbacks)
 #   make python-3.13t   build a free-threaded CPython (also python-3.13)
 # Pick the Python with PYTHON_CONFIG=/path/python3.X-config or PYTHON=/path/python3.
 export PYTHON PYTHON_CONFIG PERF_BUILD
 
-.PHONY: all build build-hooks setup check test test-rust test-erlang demo shell console console-check bench bench-async bench-write clean python-3.13 python-3.13t
+.PHONY: all build build-hooks setup check test bench-reach test-rust test-erlang demo shell console console-check bench bench-async bench-write clean python-3.13 python-3.13t
 
 all: build
 
@@ -60,6 +61,9 @@ bench: build-hooks
 
 bench-async: build-hooks
 	escript scripts/bench.escript async
+
+bench-reach: build-hooks
+	escript scripts/bench.escript reach
 
 bench-write: build-hooks
 	escript scripts/bench.escript write

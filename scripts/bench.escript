@@ -18,6 +18,13 @@ main(["latency"]) ->
     Call = us(fun() -> loop(N, fun() -> {ok, 4.0} = py:call(math, sqrt, [16]) end) end, N),
     Echo = us(fun() -> loop(N, fun echo/0) end, N),
     io:format("latency ~.2f ~.2f~n", [Call, Echo]);
+main(["reach"]) ->
+    %% only the rows of refs, channels and thread callbacks (make bench-reach)
+    {ok, _} = application:ensure_all_started(erlang_python),
+    [py:call(math, sqrt, [16]) || _ <- lists:seq(1, 2000)],
+    io:format("mode ~p~n| refs, channels, callbacks from threads | value | next to |~n|---|---|---|~n", [py:execution_mode()]),
+    [io:format("| ~s | ~s | ~s |~n", [K, V, Next]) || {K, V, Next} <- reach_rows()],
+    ok = application:stop(erlang_python);
 main(["async"]) ->
     %% only the rows of calls that do not wait (make bench-async)
     {ok, _} = application:ensure_all_started(erlang_python),
@@ -63,6 +70,7 @@ main(Args) ->
     Tput = progress("throughput", fun() -> [{C, throughput(C, max(500, 100000 div C))} || C <- [1, 2, 10, 50, 100, 1000]] end),
     Conv = progress("conversions", fun conversion_rows/0),
     Async = progress("calls that do not wait", fun async_rows/0),
+    Reach = progress("refs, channels, callbacks from threads", fun reach_rows/0),
     Growth = progress("RSS over 1,000,000 calls", fun rss_growth/0),
     Par = progress("parallel", fun parallel_rows/0),
     Mem = progress("memory", fun memory_rows/0),
@@ -77,6 +85,8 @@ main(Args) ->
              [io_lib:format("| ~p | ~s | ~s |~n", [C, fmt_int(round(V)), fmt_int(round(E))]) || {C, {V, E}} <- Tput],
              "\n| calls that do not wait | value | next to |\n|---|---|---|\n",
              [io_lib:format("| ~s | ~s | ~s |~n", [K, V, Next]) || {K, V, Next} <- Async],
+             "\n| refs, channels, callbacks from threads | value | next to |\n|---|---|---|\n",
+             [io_lib:format("| ~s | ~s | ~s |~n", [K, V, Next]) || {K, V, Next} <- Reach],
              "\n| CPU-bound pure Python, 2 x burn() | value |\n|---|---|\n",
              [io_lib:format("| ~s | ~s |~n", [K, V]) || {K, V} <- Par],
              "\n| memory (beam.smp RSS) | MB |\n|---|---|\n",
@@ -222,6 +232,76 @@ async_rows() ->
       io_lib:format("the same with no task: ~p ms", [IdleNone])},
      {"py:stream_eval of range(100000), items/s", fmt_int(round(Items / (StreamUs / 1.0e6))),
       io_lib:format("py:eval of list(range(100000)): ~s items/s", [fmt_int(round(Items / (ListUs / 1.0e6)))])}].
+
+%% Issue 14's figures, each next to what it is compared with in the same run:
+%% a method call on a ref against a plain call; messages into Python through a
+%% channel against messages out of Python with erlang.send; an erlang.call from
+%% a Python thread against one from the thread serving the request.
+reach_rows() ->
+    Ctx = py:context(1),
+    N = 20000,
+    ok = py:exec(Ctx, <<"import erlang, threading, time\n"
+                        "class Box:\n"
+                        "    def get(self):\n"
+                        "        return 1\n"
+                        "def get():\n"
+                        "    return 1\n"
+                        "def consume(ch):\n"
+                        "    n = 0\n"
+                        "    for _ in ch:\n"
+                        "        n += 1\n"
+                        "    return n\n"
+                        "def send_out(pid, n):\n"
+                        "    for i in range(n):\n"
+                        "        erlang.send(pid, i)\n"
+                        "def cb_here(n):\n"
+                        "    t = time.perf_counter()\n"
+                        "    for i in range(n):\n"
+                        "        erlang.call('bench_echo', i)\n"
+                        "    return (time.perf_counter() - t) / n * 1e6\n"
+                        "def cb_thread(n):\n"
+                        "    out = []\n"
+                        "    th = threading.Thread(target=lambda: out.append(cb_here(n)))\n"
+                        "    th.start()\n"
+                        "    th.join()\n"
+                        "    return out[0]\n">>),
+    ok = py:register_function(bench_echo, fun([X]) -> X end),
+    {ok, Box} = py:eval(Ctx, <<"Box()">>, #{}, #{return => ref}),
+    MethodUs = us(fun() -> loop(N, fun() -> {ok, 1} = py:call_method(Box, get, []) end) end, N),
+    CallUs = us(fun() -> loop(N, fun() -> {ok, 1} = py:call(Ctx, '__main__', get, []) end) end, N),
+    M = 200000,
+    ChanRate = median([begin
+                           {ok, Ch} = py:channel(#{max => 10000}),
+                           Self = self(),
+                           T0 = erlang:monotonic_time(microsecond),
+                           spawn_link(fun() -> Self ! {n, py:call(Ctx, '__main__', consume, [Ch], #{timeout => 120000})} end),
+                           chan_fill(Ch, M),
+                           ok = py:channel_close(Ch),
+                           receive {n, {ok, M}} -> ok end,
+                           M / ((erlang:monotonic_time(microsecond) - T0) / 1.0e6)
+                       end || _ <- lists:seq(1, ?RUNS)]),
+    SendRate = median([begin
+                           T0 = erlang:monotonic_time(microsecond),
+                           {ok, none} = py:call(Ctx, '__main__', send_out, [self(), M], #{timeout => 120000}),
+                           [receive I -> ok end || I <- lists:seq(0, M - 1)],
+                           M / ((erlang:monotonic_time(microsecond) - T0) / 1.0e6)
+                       end || _ <- lists:seq(1, ?RUNS)]),
+    K = 2000,
+    Here = median([begin {ok, V} = py:call(Ctx, '__main__', cb_here, [K]), V end || _ <- lists:seq(1, ?RUNS)]),
+    Thread = median([begin {ok, V} = py:call(Ctx, '__main__', cb_thread, [K]), V end || _ <- lists:seq(1, ?RUNS)]),
+    [{"py:call_method on a ref, us", io_lib:format("~.2f", [MethodUs]),
+      io_lib:format("py:call of a function: ~.2f us", [CallUs])},
+     {"channel into Python (py:channel_send, for msg in ch), messages/s", fmt_int(round(ChanRate)),
+      io_lib:format("erlang.send out of Python: ~s messages/s", [fmt_int(round(SendRate))])},
+     {"erlang.call from a Python thread, us per call", io_lib:format("~.2f", [Thread]),
+      io_lib:format("from the thread serving the request: ~.2f us", [Here])}].
+
+chan_fill(_Ch, 0) -> ok;
+chan_fill(Ch, K) ->
+    case py:channel_send(Ch, K) of
+        ok -> chan_fill(Ch, K - 1);
+        {error, full} -> erlang:yield(), chan_fill(Ch, K)
+    end.
 
 %% CPU time (user + system) of this OS process over `Ms' ms, in ms.
 cpu_ms(Ms) ->

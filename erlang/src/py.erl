@@ -38,6 +38,8 @@
          contexts_started/0,
          version/0, execution_mode/0, num_executors/0, subinterp_supported/0, info/0, load/0,
          last_traceback/0, interrupt/1, reload/1,
+         eval/4, is_ref/1, getattr/2, call_method/3, call_method/4, to_term/1,
+         channel/0, channel/1, channel_send/2, channel_close/1,
          memory_stats/0, memory_stats/1, gc/0, gc/1,
          tracemalloc_start/0, tracemalloc_start/1, tracemalloc_stop/0,
          state_store/2, state_fetch/1, state_remove/1, state_keys/0, state_clear/0,
@@ -47,7 +49,7 @@
 %% Used by py_cast_sink to serve the Erlang calls of casts' Python code.
 -export([run_callback/3]).
 
--export_type([value/0, error/0, kwargs/0, call_opts/0, async_ref/0]).
+-export_type([value/0, error/0, kwargs/0, call_opts/0, async_ref/0, ref/0, channel/0]).
 
 -type value() :: term().
 -type error() :: {atom(), binary()} | timeout | not_started
@@ -63,7 +65,13 @@
 %% The calling process's own context, resolved by the router in the NIF.
 -define(AUTO, {py_context, auto}).
 -type ctx() :: py_context_router:context().
--type call_opts() :: #{kwargs => kwargs(), timeout => timeout()}.
+-type call_opts() :: #{kwargs => kwargs(), timeout => timeout(), return => value | ref}.
+-type eval_opts() :: #{timeout => timeout(), return => value | ref}.
+%% A Python object kept for Erlang (`#{return => ref}'): opaque; its object goes
+%% when the last copy of the term is garbage collected.
+-type ref() :: reference().
+%% A channel into running Python (`py:channel/0,1').
+-type channel() :: reference().
 %% A submitted request: its tag, its handle, and when it stops waiting for a
 %% permit (`none': it holds one).
 -type pending() :: {reference(), reference(), none | integer() | infinity}.
@@ -94,8 +102,8 @@ call(Module, Function, Args, Kwargs) ->
           {ok, value()} | {error, error()}.
 call({py_context, _} = Ctx, Module, Function, Args, Opts) when is_map(Opts) ->
     maybe_request(Ctx, fun() ->
-        {call, {name(Module, module), name(Function, function), list(Args),
-                kwargs(maps:get(kwargs, Opts, #{}))}}
+        {returning(call, Opts), {name(Module, module), name(Function, function), list(Args),
+                                 kwargs(maps:get(kwargs, Opts, #{}))}}
     end, maps:get(timeout, Opts, default_timeout()));
 call(Module, Function, Args, Kwargs, Timeout) ->
     Build = fun() ->
@@ -157,9 +165,93 @@ eval(Code, Locals) ->
 -spec eval(code() | ctx(), map() | code(), timeout() | map()) -> {ok, value()} | {error, error()}.
 eval({py_context, _} = Ctx, Code, Locals) ->
     maybe_request(Ctx, fun() -> {eval, {code(Code), locals(Locals)}} end, default_timeout());
-eval(Code, Locals, Timeout) ->
+eval(Code, Locals, Timeout) when not is_map(Timeout) ->
     maybe_request(?AUTO,
                   fun() -> {eval, {code(Code), locals(Locals)}} end, Timeout).
+
+%% @doc `eval(Ctx, Code, Locals, #{timeout => T, return => value | ref})':
+%% with `return => ref' the result stays in the context and `{ok, Ref}' comes
+%% back (see {@link call_method/3}).
+-spec eval(ctx(), code(), map(), eval_opts()) -> {ok, value() | ref()} | {error, error()}.
+eval({py_context, _} = Ctx, Code, Locals, Opts) when is_map(Opts) ->
+    maybe_request(Ctx, fun() -> {returning(eval, Opts), {code(Code), locals(Locals)}} end,
+                  maps:get(timeout, Opts, default_timeout())).
+
+%% `call'/`eval', or the op that keeps the result by reference.
+returning(Op, Opts) ->
+    case {maps:get(return, Opts, value), Op} of
+        {value, _} -> Op;
+        {ref, call} -> call_ref;
+        {ref, eval} -> eval_ref;
+        {Other, _} -> throw({bad_argument, iolist_to_binary(io_lib:format("return must be value or ref, not ~0p", [Other]))})
+    end.
+
+%% @doc Whether `Term' is a ref: a Python object kept for Erlang by
+%% `#{return => ref}'.
+-spec is_ref(term()) -> boolean().
+is_ref(Term) ->
+    py_nif:is_ref(Term).
+
+%% @doc `getattr(Object, Name)' on the object `Ref' names, in the context that
+%% keeps it (whoever calls). `{error, context_stopped}' once that context is
+%% gone.
+-spec getattr(ref(), name()) -> {ok, value()} | {error, error()}.
+getattr(Ref, Name) ->
+    on_ref(Ref, fun() -> {getattr, name(Name, attribute)} end).
+
+%% @doc `Object.Method(*Args)' on the object `Ref' names.
+-spec call_method(ref(), name(), list()) -> {ok, value()} | {error, error()}.
+call_method(Ref, Method, Args) ->
+    call_method(Ref, Method, Args, #{}).
+
+%% @doc `Object.Method(*Args, **Kwargs)' on the object `Ref' names.
+-spec call_method(ref(), name(), list(), kwargs()) -> {ok, value()} | {error, error()}.
+call_method(Ref, Method, Args, Kwargs) ->
+    on_ref(Ref, fun() -> {call_method, name(Method, method), list(Args), kwargs(Kwargs)} end).
+
+%% @doc The object `Ref' names, converted to a term.
+-spec to_term(ref()) -> {ok, value()} | {error, error()}.
+to_term(Ref) ->
+    on_ref(Ref, fun() -> {to_term} end).
+
+on_ref(Ref, Build) ->
+    case is_ref(Ref) of
+        true ->
+            maybe_request(?AUTO, fun() -> {ref, erlang:insert_element(1, Build(), Ref)} end,
+                          default_timeout());
+        false ->
+            {error, {bad_argument, <<"not a ref">>}}
+    end.
+
+%% @doc A channel into running Python holding at most 10,000 terms (see
+%% {@link channel/1}).
+-spec channel() -> {ok, channel()}.
+channel() ->
+    channel(#{}).
+
+%% @doc A channel into running Python holding at most `max' terms. Pass it to
+%% Python as an argument: it arrives as an `erlang.Channel' (`ch.recv(timeout=None)',
+%% `for msg in ch', `await ch.arecv()'). Closed by {@link channel_close/1} or
+%% when its last copy is garbage collected.
+-spec channel(#{max => pos_integer()}) -> {ok, channel()} | {error, {bad_argument, binary()}}.
+channel(Opts) when is_map(Opts) ->
+    case maps:get(max, Opts, 10000) of
+        Max when is_integer(Max), Max > 0 -> {ok, py_nif:channel_open(Max)};
+        _ -> {error, {bad_argument, <<"max must be a positive integer">>}}
+    end.
+
+%% @doc Queues `Term' for the Python side of `Ch': `{error, full}' when it holds
+%% its `max' (nothing waits: the caller decides what to do), `{error, closed}'
+%% once closed.
+-spec channel_send(channel(), term()) -> ok | {error, full | closed | {bad_argument, binary()}}.
+channel_send(Ch, Term) ->
+    py_nif:channel_send(Ch, Term).
+
+%% @doc Closes `Ch': Python drains what is queued, then `recv' raises
+%% `erlang.ChannelClosed' (and iteration ends).
+-spec channel_close(channel()) -> ok.
+channel_close(Ch) ->
+    py_nif:channel_close(Ch).
 
 %% @doc Executes Python statements in the calling process's context; names they
 %% define stay in its globals (visible as `'__main__'' to `call').

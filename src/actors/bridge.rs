@@ -4,7 +4,7 @@
 //! plain values (encoded with `nif::types`). Installed at NIF load.
 
 use super::callback::{send_callback, Accept, CallbackHandle};
-use crate::interp::bridge::{CallError, Erlang, SendError, Stored, ThreadCall};
+use crate::interp::bridge::{CallError, ChannelEnd, Erlang, SendError, Stored, ThreadCall};
 use crate::interp::value::{Failure, Value};
 use crate::nif::types::failure;
 use crate::state::{self, IncrError};
@@ -140,5 +140,14 @@ impl Erlang for Node {
                 },
             }
         });
+    }
+
+    fn channel_recv(&self, id: u64, timeout: Option<Duration>) -> Result<Value, ChannelEnd> {
+        use super::channel::RecvError;
+        let Some(ch) = super::channel::get(id) else { return Err(ChannelEnd::Closed) };
+        ch.recv(timeout).map_err(|e| match e {
+            RecvError::Timeout => ChannelEnd::Timeout,
+            RecvError::Closed => ChannelEnd::Closed,
+        })
     }
 }

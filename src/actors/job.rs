@@ -50,6 +50,9 @@ pub enum Work {
     LoopTick,
     /// Cancel asyncio task N (its caller gave up).
     TaskCancel(u64),
+    /// Release the object kept by reference under this id (its last Erlang
+    /// copy was collected).
+    RefDrop(u64),
 }
 
 /// Which globals a job runs in.
@@ -296,6 +299,10 @@ impl Job {
                 self.token.finish();
                 self.release_permit();
             }
+            Work::RefDrop(id) => {
+                host.release_ref(place, id);
+                self.token.finish();
+            }
             Work::Python(op) => {
                 let span = tracing::debug_span!(target: "erlang_python::request", "request",
                     op = ?op, context = ?self.target, caller = tracing::field::Empty,
@@ -420,7 +427,7 @@ impl Job {
         self.env.run(|env| {
             let tag = self.tag.load(env);
             let msg = match &result {
-                Ok(outcome) => (atoms::py_reply(), tag, (atoms::ok(), outcome_term(env, outcome))).encode(env),
+                Ok(outcome) => (atoms::py_reply(), tag, (atoms::ok(), outcome_term(env, outcome, self.target, self.reply_to))).encode(env),
                 Err(f) => match failure::encode(env, f) {
                     (reason, Some(tb)) => (atoms::py_reply(), tag, (atoms::error(), reason), tb).encode(env),
                     (reason, None) => (atoms::py_reply(), tag, (atoms::error(), reason)).encode(env),
@@ -515,13 +522,14 @@ impl Job {
 }
 
 /// What `{ok, _}` carries for each outcome.
-fn outcome_term<'a>(env: Env<'a>, outcome: &Outcome) -> Term<'a> {
+fn outcome_term<'a>(env: Env<'a>, outcome: &Outcome, target: Target, owner: LocalPid) -> Term<'a> {
     rustler::atoms! { started, scheduled }
     match outcome {
         Outcome::Value(v) => v.encode(env),
         Outcome::Done => atoms::ok().encode(env),
         Outcome::Started => started().encode(env),
         Outcome::Scheduled => scheduled().encode(env),
+        Outcome::Ref(id) => rustler::ResourceArc::new(super::refs::RefHandle { target, id: *id, owner }).encode(env),
     }
 }
 
@@ -540,8 +548,8 @@ impl Nested for Job {
             Work::Echo => self.echo(),
             #[cfg(feature = "test-hooks")]
             Work::Crash => panic!("crash requested for a supervision test"),
-            // Stream and loop jobs never belong to a callback chain.
-            Work::StreamPull | Work::StreamClose | Work::LoopTick | Work::TaskCancel(_) => {}
+            // Stream, loop and release jobs never belong to a callback chain.
+            Work::StreamPull | Work::StreamClose | Work::LoopTick | Work::TaskCancel(_) | Work::RefDrop(_) => {}
             Work::Python(op) => {
                 let accept = self.chain.map_or(Accept::Same(self.target), |(_, a)| a);
                 let result = match &self.payload {
@@ -561,7 +569,7 @@ impl Nested for Job {
 impl Drop for Job {
     fn drop(&mut self) {
         self.release_permit();
-        if self.handed_over.get() || matches!(self.work, Work::LoopTick | Work::TaskCancel(_)) {
+        if self.handed_over.get() || matches!(self.work, Work::LoopTick | Work::TaskCancel(_) | Work::RefDrop(_)) {
             return;
         }
         if let (Work::StreamPull | Work::StreamClose, Some(s)) = (self.work, &self.stream) {

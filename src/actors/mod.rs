@@ -9,6 +9,8 @@
 //! * [`pinned`]: an actor pinned to its own OS thread, owning an interpreter
 //!   (an executor on the main interpreter, or a context).
 //! * [`bridge`]: the node as Python's `erlang` module reaches it.
+//! * [`channel`]: bounded queues from Erlang into running Python.
+//! * [`refs`]: the Erlang side of Python objects kept by reference.
 //! * [`interrupt`]: the thread that stops Python code whose caller gave up.
 //! * [`looper`]: the threads that wait for asyncio loops to have work.
 //! * [`tasks`]: asyncio tasks in flight and who waits for each.
@@ -27,12 +29,14 @@
 
 pub mod bridge;
 pub mod callback;
+pub mod channel;
 pub mod console;
 pub mod interrupt;
 pub mod job;
 pub mod lane;
 pub mod looper;
 pub mod pinned;
+pub mod refs;
 pub mod registry;
 pub mod router;
 pub mod routing;

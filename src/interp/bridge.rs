@@ -111,6 +111,16 @@ pub trait Erlang: Sync {
     fn call_from_thread(&self, name: &Value, args: &[Value]) -> Result<ThreadCall, CallError>;
     /// An asyncio task started by `py:async_call` ended: answers its caller.
     fn task_done(&self, tid: u64, result: Result<Value, Failure>);
+    /// The next value of channel `id`, waiting at most `timeout` (`None`: until
+    /// one comes or the channel closes). Blocks: call with the GIL released.
+    fn channel_recv(&self, id: u64, timeout: Option<std::time::Duration>) -> Result<Value, ChannelEnd>;
+}
+
+/// Why a channel gave no value.
+pub enum ChannelEnd {
+    Timeout,
+    /// Closed and drained.
+    Closed,
 }
 
 static ERLANG: OnceLock<&'static dyn Erlang> = OnceLock::new();

@@ -57,6 +57,16 @@ pub fn enter<'py>(py: Python<'py>, caller: Arc<dyn Caller>, globals: &Bound<'py,
     ServingGuard(py)
 }
 
+/// Whether the caller of the request this thread serves stopped waiting.
+pub fn gave_up() -> bool {
+    SERVING.with(|s| s.borrow().last().is_some_and(|c| c.caller.gave_up()))
+}
+
+/// The globals of the request this thread is serving, if any.
+pub fn current_globals(py: Python<'_>) -> Option<Bound<'_, PyDict>> {
+    SERVING.with(|s| s.borrow().last().map(|c| c.globals.bind(py).clone()))
+}
+
 const POLL: Duration = Duration::from_millis(50);
 const SPIN: Duration = Duration::from_micros(40);
 

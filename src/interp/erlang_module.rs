@@ -39,6 +39,47 @@ class Pid:
     __str__ = __repr__
 
 
+class ChannelClosed(Exception):
+    """Raised by Channel.recv once the channel is closed and drained."""
+
+
+class Channel:
+    """Terms sent from Erlang with py:channel_send/2, in order. recv() waits
+    without holding the GIL; iterating ends when the channel is closed."""
+    __slots__ = ('_id',)
+
+    def __init__(self, cid):
+        self._id = cid
+
+    def recv(self, timeout=None):
+        """The next term; TimeoutError after timeout seconds; ChannelClosed once
+        closed and drained."""
+        return _chan_recv(self._id, timeout)
+
+    def __iter__(self):
+        while True:
+            try:
+                yield _chan_recv(self._id, None)
+            except ChannelClosed:
+                return
+
+    async def arecv(self):
+        """recv() for coroutines: the loop runs other tasks meanwhile. It looks
+        again after 1 ms, then backs off to every 20 ms (no thread is used: a
+        sub-interpreter must not end with threads left in it)."""
+        import asyncio
+        delay = 0.001
+        while True:
+            try:
+                return _chan_recv(self._id, 0.0)
+            except TimeoutError:
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 0.02)
+
+    def __repr__(self):
+        return 'erlang.Channel(%d)' % self._id
+
+
 class ProcessError(Exception):
     """Raised when a message cannot reach an Erlang process (it is not alive)."""
 
@@ -164,4 +205,10 @@ pub fn install(py: Python<'_>) -> PyResult<()> {
 pub fn pid_class<'py>(py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
     let modules = py.import("sys")?.getattr("modules")?;
     modules.get_item("erlang")?.getattr("Pid")
+}
+
+/// An `erlang.Channel` for channel `id`, in the interpreter `py` is attached to.
+pub fn channel(py: Python<'_>, id: u64) -> PyResult<Bound<'_, PyAny>> {
+    let modules = py.import("sys")?.getattr("modules")?;
+    modules.get_item("erlang")?.getattr("Channel")?.call1((id,))
 }

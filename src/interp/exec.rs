@@ -5,7 +5,7 @@
 //! GIL is given back. No Erlang term is touched in this room.
 
 use super::types::{from_py, to_py, type_name};
-use super::value::{Failure, Request, Value};
+use super::value::{Failure, RefOp, Request, Value};
 use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString, PyTuple};
@@ -33,6 +33,13 @@ pub enum Op {
     AsyncCall { task: u64, key: u32 },
     /// As `AsyncCall`, for an async iterable, collected to a list.
     AsyncStream { task: u64, key: u32 },
+    /// As `Call`, but the result is kept in the context by reference
+    /// (`#{return => ref}`): the reply carries its id.
+    CallRef,
+    /// As `Eval`, the result kept by reference.
+    EvalRef,
+    /// Work on an object kept by reference (`Request::OnRef`).
+    OnRef,
 }
 
 /// What a request that did not fail gave.
@@ -46,6 +53,8 @@ pub enum Outcome {
     Started,
     /// An asyncio task was scheduled; it answers itself (`scheduled`).
     Scheduled,
+    /// The result is kept by reference under this id (see `interp::refs`).
+    Ref(u64),
 }
 
 /// Compiled code kept per pinned thread, keyed by source text and mode. Compiled
@@ -176,6 +185,18 @@ pub fn run<'py>(py: Python<'py>, cache: &mut CodeCache, globals: &Bound<'py, PyD
             eval_code(py, &compiled, globals, globals).map_err(fail)?;
             return Ok(Outcome::Done);
         }
+        Request::OnRef { id, op: ref_op } => {
+            let obj = super::refs::get(globals, *id).map_err(fail)?.ok_or(Failure::ContextStopped)?;
+            match ref_op {
+                RefOp::GetAttr(name) => obj.getattr(name.as_str()).map_err(fail)?,
+                RefOp::Method { name, args, kwargs } => {
+                    let args = convert_args(py, args)?;
+                    let kwargs = convert_kwargs(py, kwargs)?;
+                    obj.call_method(name.as_str(), args, kwargs.as_ref()).map_err(fail)?
+                }
+                RefOp::ToTerm => obj,
+            }
+        }
     };
     let value = match op {
         Op::StreamCall | Op::StreamEval => collect(py, &value)?,
@@ -187,6 +208,7 @@ pub fn run<'py>(py: Python<'py>, cache: &mut CodeCache, globals: &Bound<'py, PyD
                 Err(e) => Err(fail(e)),
             };
         }
+        Op::CallRef | Op::EvalRef => return super::refs::keep(globals, &value).map(Outcome::Ref).map_err(fail),
         Op::StreamStart(id) => {
             return match super::stream::register(py, id, &value) {
                 Ok(()) => Ok(Outcome::Started),

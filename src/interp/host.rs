@@ -77,17 +77,19 @@ impl Host {
     pub fn serve(&mut self, place: Place, op: Op, req: &Request, caller: Arc<dyn Caller>) -> Result<Outcome, Failure> {
         let Host { cache, globals, interp, .. } = self;
         interp.run(|py| {
-            let g = match place {
-                Place::Own => match globals {
-                    Some(g) => Ok(g.bind(py).clone()),
-                    None => exec::main_globals(py),
-                },
-                Place::Main => exec::main_globals(py),
-                Place::Shared(id) => super::shared_contexts::globals(py, id),
-            };
-            let g = g.map_err(|e| exec::python_failure(py, e))?;
+            let g = place_globals(py, globals, place).map_err(|e| exec::python_failure(py, e))?;
             let _serving = super::callback::enter(py, caller, &g);
             exec::run(py, cache, &g, op, req)
+        })
+    }
+
+    /// Releases the object kept by reference under `id` in `place`'s globals.
+    pub fn release_ref(&self, place: Place, id: u64) {
+        let globals = &self.globals;
+        self.interp.run(|py| {
+            if let Ok(g) = place_globals(py, globals, place) {
+                super::refs::release(&g, id);
+            }
         })
     }
 
@@ -148,6 +150,18 @@ impl Host {
                 }
             }
         })
+    }
+}
+
+/// The globals `place` names, in the interpreter `py` is attached to.
+fn place_globals<'py>(py: Python<'py>, own: &Option<Py<PyDict>>, place: Place) -> PyResult<Bound<'py, PyDict>> {
+    match place {
+        Place::Own => match own {
+            Some(g) => Ok(g.bind(py).clone()),
+            None => exec::main_globals(py),
+        },
+        Place::Main => exec::main_globals(py),
+        Place::Shared(id) => super::shared_contexts::globals(py, id),
     }
 }
 

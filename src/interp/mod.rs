@@ -18,6 +18,7 @@
 //! * [`stream`]: the iterators of streams in flight, per interpreter.
 //! * [`shared_contexts`]: contexts as globals dicts on the main interpreter.
 //! * [`natives`]: the `erlang` module's native functions (state, send).
+//! * [`refs`]: Python objects kept for Erlang by reference, per context.
 //! * [`erlang_module`]: the `erlang` module every interpreter gets.
 //! * [`guards`]: `os.fork`, `os._exit` and friends refused (they act on the whole VM).
 //!
@@ -37,6 +38,7 @@ pub mod guards;
 pub mod host;
 pub mod interrupt;
 pub mod natives;
+pub mod refs;
 pub mod runtime;
 pub mod shared_contexts;
 pub mod stream;

@@ -88,6 +88,7 @@ natives! {
     whereis => msg_whereis, "whereis(name): the erlang.Pid registered as name, or None.";
     _task_done => task_done, "_task_done(tid, task): answers the caller waiting for asyncio task tid.";
     _apply => apply_pending, "_apply(): makes the call py:call asked for, from the calling Python frame.";
+    _chan_recv => chan_recv, "_chan_recv(id, timeout): the next term of channel id.";
 }
 
 /// Adds the native functions to `module` (in the interpreter `py` is attached to).
@@ -280,4 +281,40 @@ fn apply_pending<'py>(py: Python<'py>, a: &[Bound<'py, PyAny>]) -> PyResult<Boun
     arity(a, 0, 0, "_apply")?;
     let (f, args, kwargs) = take_pending_call().ok_or_else(|| PyRuntimeError::new_err("_apply() has no call to make"))?;
     f.bind(py).call(args.bind(py), kwargs.as_ref().map(|k| k.bind(py)))
+}
+
+/// How long one wait of a `recv` with no timeout lasts before it looks whether
+/// the request it serves was given up.
+const CHANNEL_SLICE: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// `erlang.Channel.recv`: waits with the GIL released; `TimeoutError` after
+/// `timeout` seconds; `erlang.ChannelClosed` once closed and drained.
+fn chan_recv<'py>(py: Python<'py>, a: &[Bound<'py, PyAny>]) -> PyResult<Bound<'py, PyAny>> {
+    use super::bridge::ChannelEnd;
+    use std::time::{Duration, Instant};
+    arity(a, 2, 2, "_chan_recv")?;
+    let id: u64 = a[0].extract()?;
+    let timeout: Option<f64> = a[1].extract()?;
+    let node = node(py)?;
+    let deadline = timeout.map(|t| Instant::now() + Duration::from_secs_f64(t.max(0.0)));
+    loop {
+        let slice = match deadline {
+            Some(d) => d.saturating_duration_since(Instant::now()).min(CHANNEL_SLICE),
+            None => CHANNEL_SLICE,
+        };
+        match py.detach(|| node.channel_recv(id, Some(slice))) {
+            Ok(v) => return to_py(py, &v, 0).map_err(conv),
+            Err(ChannelEnd::Closed) => return Err(erlang_exception(py, "ChannelClosed", format!("channel {id} is closed"))),
+            Err(ChannelEnd::Timeout) => {
+                if deadline.is_some_and(|d| Instant::now() >= d) {
+                    return Err(pyo3::exceptions::PyTimeoutError::new_err("no message on the channel in time"));
+                }
+                // A request whose caller gave up stops waiting (Python could not
+                // be interrupted while the thread waited outside it).
+                if super::callback::gave_up() {
+                    return Err(erlang_exception(py, "ErlangError", "the Erlang caller stopped waiting".into()));
+                }
+            }
+        }
+    }
 }

@@ -36,6 +36,14 @@ pub enum Value {
         ext: Vec<u8>,
         text: String,
     },
+    /// A Python object kept by reference in context `key` (0: the main
+    /// interpreter) under `id` (see `interp::refs`).
+    Ref {
+        key: u32,
+        id: u64,
+    },
+    /// A channel from Erlang into Python (see `actors::channel`).
+    Channel(u64),
 }
 
 /// What an interpreter is asked to run (the operation says what becomes of the
@@ -48,6 +56,22 @@ pub enum Request {
     Eval { code: Vec<u8>, locals: Vec<(Value, Value)> },
     /// Statements, run in the globals.
     Exec { code: Vec<u8> },
+    /// Work on the object kept under `id` (`py:getattr/2`, `py:call_method/3,4`,
+    /// `py:to_term/1`).
+    OnRef { id: u64, op: RefOp },
+}
+
+/// What is done with an object kept by reference.
+#[derive(Debug)]
+pub enum RefOp {
+    GetAttr(String),
+    Method {
+        name: String,
+        args: Vec<Value>,
+        kwargs: Vec<(String, Value)>,
+    },
+    /// The object itself, converted.
+    ToTerm,
 }
 
 impl Request {
@@ -66,6 +90,9 @@ impl Request {
         match self {
             Request::Call { module, function, .. } => (module.clone(), function.clone()),
             Request::Eval { code, .. } | Request::Exec { code } => (String::new(), start(code)),
+            Request::OnRef { op: RefOp::GetAttr(name), .. } => ("<ref>".into(), name.clone()),
+            Request::OnRef { op: RefOp::Method { name, .. }, .. } => ("<ref>".into(), name.clone()),
+            Request::OnRef { op: RefOp::ToTerm, .. } => ("<ref>".into(), String::new()),
         }
     }
 }
@@ -88,6 +115,8 @@ pub enum Failure {
     NotAwaitable(String),
     /// An asyncio task was cancelled (`cancelled`).
     Cancelled,
+    /// The object a ref names went with its context (`context_stopped`).
+    ContextStopped,
 }
 
 impl From<super::conv_error::ConvError> for Failure {

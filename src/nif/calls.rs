@@ -74,7 +74,7 @@ fn grant(job: Job, permit: semaphore::Permit) -> Option<semaphore::Permit> {
     }
 }
 
-rustler::atoms! { call, eval, exec, stream_call, stream_eval, async_call, async_stream, echo, queued, crash = "$crash" }
+rustler::atoms! { call, eval, exec, stream_call, stream_eval, async_call, async_stream, echo, queued, call_ref, eval_ref, on_ref = "ref", crash = "$crash" }
 
 fn work_of(op: Atom) -> Option<Work> {
     if op == call() {
@@ -91,6 +91,12 @@ fn work_of(op: Atom) -> Option<Work> {
         Some(Work::Python(Op::AsyncCall { task: 0, key: 0 }))
     } else if op == async_stream() {
         Some(Work::Python(Op::AsyncStream { task: 0, key: 0 }))
+    } else if op == call_ref() {
+        Some(Work::Python(Op::CallRef))
+    } else if op == eval_ref() {
+        Some(Work::Python(Op::EvalRef))
+    } else if op == on_ref() {
+        Some(Work::Python(Op::OnRef))
     } else if op == echo() {
         Some(Work::Echo)
     } else if cfg!(feature = "test-hooks") && op == crash() {
@@ -125,9 +131,21 @@ fn submit<'a>(env: Env<'a>, target: Term<'a>, op: Atom, payload: Term<'a>, tag: 
         Err(msg) => return Ok(bad_argument(env, msg)),
     };
     let module = if op == call() { request.as_ref().ok().and_then(|r| r.module()) } else { None };
-    let target = match super::routing::resolve(env, target, module)? {
-        Ok(t) => t,
-        Err(why) => return Ok(submit_error(env, why)),
+    // Work on a ref goes to the context that keeps its object, whoever calls.
+    let owner = match request.as_ref().ok() {
+        Some(crate::interp::value::Request::OnRef { .. }) => super::types::request::ref_target(payload),
+        _ => None,
+    };
+    let target = match owner {
+        Some(t) => match router::check(t) {
+            Ok(()) => t,
+            // Its context is gone, and the object with it.
+            Err(_) => return Ok((atoms::error(), atoms::context_stopped()).encode(env)),
+        },
+        None => match super::routing::resolve(env, target, module)? {
+            Ok(t) => t,
+            Err(why) => return Ok(submit_error(env, why)),
+        },
     };
     let chain = chain.decode::<ResourceArc<CallbackHandle>>().ok();
     // An async call becomes an asyncio task of its target's loop, with an id.

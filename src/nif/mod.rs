@@ -6,6 +6,7 @@
 //! from actor threads.
 
 pub mod calls;
+pub mod channels;
 #[cfg(feature = "test-hooks")]
 pub mod floors;
 pub mod lifecycle;
@@ -29,4 +30,6 @@ pub fn load(env: Env, _info: Term) -> bool {
     env.register::<calls::CallHandle>().is_ok()
         && env.register::<crate::actors::callback::CallbackHandle>().is_ok()
         && env.register::<streams::StreamHandle>().is_ok()
+        && env.register::<channels::ChannelHandle>().is_ok()
+        && env.register::<crate::actors::refs::RefHandle>().is_ok()
 }

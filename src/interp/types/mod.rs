@@ -9,6 +9,7 @@ mod float;
 mod int;
 mod list;
 mod pid;
+mod reference;
 mod text;
 mod tuple;
 
@@ -39,6 +40,8 @@ pub fn to_py<'py>(py: Python<'py>, value: &Value, depth: usize) -> PyConv<'py> {
         Value::Tuple(items) => tuple::to_py(py, items, depth),
         Value::Map(pairs) => dict::to_py(py, pairs, depth),
         Value::Pid { ext, text } => pid::to_py(py, ext, text),
+        Value::Ref { id, .. } => reference::to_py(py, *id),
+        Value::Channel(id) => reference::channel_to_py(py, *id),
     }
 }
 

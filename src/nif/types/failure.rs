@@ -19,5 +19,6 @@ pub fn encode<'a>(env: Env<'a>, f: &Failure) -> (Term<'a>, Option<Term<'a>>) {
         Failure::NotIterable(t) => ((not_iterable(), t.as_str()).encode(env), None),
         Failure::NotAwaitable(t) => ((not_awaitable(), t.as_str()).encode(env), None),
         Failure::Cancelled => (cancelled().encode(env), None),
+        Failure::ContextStopped => (atoms::context_stopped().encode(env), None),
     }
 }

@@ -11,6 +11,7 @@ mod int;
 mod list;
 mod map;
 mod pid;
+mod reference;
 pub mod request;
 mod tuple;
 
@@ -34,6 +35,8 @@ impl Encoder for Value {
             Value::Tuple(items) => tuple::encode(env, items),
             Value::Map(pairs) => map::encode(env, pairs),
             Value::Pid { ext, .. } => pid::encode(env, ext),
+            // Only made by decoding a ref or a channel term, never sent back.
+            Value::Ref { .. } | Value::Channel(_) => crate::atoms::undefined().encode(env),
         }
     }
 }
@@ -54,7 +57,7 @@ pub fn decode(term: Term<'_>, depth: usize) -> Result<Value, ConvError> {
         TermType::Pid => Ok(pid::decode(term)),
         TermType::Fun => Err(ConvError::Invalid("funs cannot cross to Python".into())),
         TermType::Port => Err(ConvError::Invalid("ports cannot cross to Python".into())),
-        TermType::Ref => Err(ConvError::Invalid("references cannot cross to Python".into())),
+        TermType::Ref => reference::decode(term),
         TermType::Unknown => Err(ConvError::Invalid("unknown term type".into())),
     }
 }

@@ -4,7 +4,7 @@
 
 use super::{atom_name, decode as decode_value};
 use crate::interp::exec::Op;
-use crate::interp::value::{Request, Value};
+use crate::interp::value::{RefOp, Request, Value};
 use rustler::types::tuple::get_tuple;
 use rustler::{Binary, Term};
 
@@ -13,7 +13,7 @@ pub fn decode(op: Op, payload: Term<'_>) -> Result<Request, String> {
     let fields = get_tuple(payload).map_err(|_| "malformed request".to_string())?;
     match (op, fields.as_slice()) {
         (
-            Op::Call | Op::StreamCall | Op::StreamStart(_) | Op::AsyncCall { .. } | Op::AsyncStream { .. },
+            Op::Call | Op::CallRef | Op::StreamCall | Op::StreamStart(_) | Op::AsyncCall { .. } | Op::AsyncStream { .. },
             [module, function, args, kwargs],
         ) => Ok(Request::Call {
             module: text(*module).ok_or("module name must be text")?.to_owned(),
@@ -21,7 +21,7 @@ pub fn decode(op: Op, payload: Term<'_>) -> Result<Request, String> {
             args: decode_args(*args)?,
             kwargs: decode_kwargs(*kwargs)?,
         }),
-        (Op::Eval | Op::StreamEval, [code, locals]) => {
+        (Op::Eval | Op::EvalRef | Op::StreamEval, [code, locals]) => {
             let code = code.decode::<Binary>().map_err(|_| "code must be text".to_string())?;
             let locals = match decode_value(*locals, 0).map_err(|e| e.message())? {
                 Value::Map(pairs) => pairs,
@@ -33,7 +33,33 @@ pub fn decode(op: Op, payload: Term<'_>) -> Result<Request, String> {
             let code = code.decode::<Binary>().map_err(|_| "code must be text".to_string())?;
             Ok(Request::Exec { code: code.as_slice().to_vec() })
         }
+        (Op::OnRef, [r, what, rest @ ..]) => {
+            let Value::Ref { id, .. } = super::decode(*r, 0).map_err(|e| e.message())? else {
+                return Err("not a ref".into());
+            };
+            let what = what.atom_to_string().map_err(|_| "malformed request".to_string())?;
+            let op = match (what.as_str(), rest) {
+                ("getattr", [name]) => RefOp::GetAttr(name_text(*name).ok_or("attribute name must be text")?),
+                ("call_method", [name, args, kwargs]) => RefOp::Method {
+                    name: name_text(*name).ok_or("method name must be text")?,
+                    args: decode_args(*args)?,
+                    kwargs: decode_kwargs(*kwargs)?,
+                },
+                ("to_term", []) => RefOp::ToTerm,
+                _ => return Err("malformed request".into()),
+            };
+            Ok(Request::OnRef { id, op })
+        }
         _ => Err("malformed request".into()),
+    }
+}
+
+/// A name given as a binary or an atom.
+fn name_text(term: Term<'_>) -> Option<String> {
+    if term.is_atom() {
+        atom_name(term).ok()
+    } else {
+        text(term).map(str::to_owned)
     }
 }
 
@@ -69,4 +95,10 @@ fn decode_kwargs(kwargs: Term<'_>) -> Result<Vec<(String, Value)>, String> {
         out.push((key, decode_value(v, 1).map_err(|e| e.message())?));
     }
     Ok(out)
+}
+
+/// The context keeping the object of a ref request `{Ref, …}`.
+pub fn ref_target(payload: Term<'_>) -> Option<crate::actors::job::Target> {
+    let first = get_tuple(payload).ok()?.into_iter().next()?;
+    first.decode::<rustler::ResourceArc<crate::actors::refs::RefHandle>>().ok().map(|r| r.target)
 }

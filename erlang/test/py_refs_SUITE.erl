@@ -1,0 +1,211 @@
+%% Python objects by reference (`#{return => ref}'), and channels from Erlang
+%% into running Python.
+-module(py_refs_SUITE).
+-include_lib("common_test/include/ct.hrl").
+-include_lib("stdlib/include/assert.hrl").
+-compile([export_all, nowarn_export_all]).
+
+-define(COUNTER, <<"import weakref\n"
+                   "class Counter:\n"
+                   "    def __init__(self, start):\n"
+                   "        self.n = start\n"
+                   "    def add(self, k=1):\n"
+                   "        self.n += k\n"
+                   "        return self.n\n"
+                   "def value_of(c):\n"
+                   "    return c.n\n"
+                   "alive = weakref.WeakSet()\n"
+                   "class Tracked:\n"
+                   "    def __init__(self, size):\n"
+                   "        self.payload = b'x' * size\n"
+                   "def make(size):\n"
+                   "    t = Tracked(size)\n"
+                   "    alive.add(t)\n"
+                   "    return t\n">>).
+
+all() ->
+    [ref_round_trip, ref_as_argument, ref_routed_to_its_owner, ref_on_main_interpreter,
+     ref_bad_input, dropped_refs_release_their_objects, ref_after_context_stopped,
+     channel_in_order_and_bounded, channel_recv_forms, channel_closed_by_gc].
+
+init_per_suite(Config) ->
+    py_test_util:start_app(Config, #{contexts => 2}).
+
+end_per_suite(_Config) ->
+    py_test_util:stop_app().
+
+init_per_testcase(_, Config) ->
+    {ok, _} = py_context_router:start(#{contexts => 2}),
+    [ok = py:exec(C, ?COUNTER) || C <- [py:context(1), py:context(2), py:context(main)]],
+    Config.
+
+end_per_testcase(_, _Config) ->
+    ok.
+
+
+
+ref_round_trip(_) ->
+    Ctx = py:context(1),
+    {ok, C} = py:eval(Ctx, <<"Counter(5)">>, #{}, #{return => ref}),
+    ?assert(py:is_ref(C)),
+    ?assertNot(py:is_ref(make_ref())),
+    ?assertNot(py:is_ref(5)),
+    ?assertEqual({ok, 6}, py:call_method(C, add, [])),
+    ?assertEqual({ok, 8}, py:call_method(C, add, [], #{k => 2})),
+    ?assertEqual({ok, 8}, py:getattr(C, n)),
+    ?assertEqual({ok, <<"Counter">>}, py:eval(Ctx, <<"type(c).__name__">>, #{c => C})),
+    %% an object with no Erlang counterpart stays a ref; converting it says why
+    ?assertEqual({error, {unsupported_type, <<"Counter">>}}, py:to_term(C)),
+    {ok, L} = py:call(Ctx, builtins, list, [[1, 2, 3]], #{return => ref}),
+    ?assertEqual({ok, [1, 2, 3]}, py:to_term(L)),
+    ?assertEqual({ok, none}, py:call_method(L, append, [4])),
+    ?assertEqual({ok, [1, 2, 3, 4]}, py:to_term(L)),
+    {ok, D} = py:call(Ctx, decimal, 'Decimal', [<<"1.25">>], #{return => ref}),
+    ?assertEqual({ok, <<"1.25">>}, py:call_method(D, to_eng_string, [])),
+    ?assertMatch({error, {'AttributeError', _}}, py:call_method(D, no_such_method, [])).
+
+%% A ref passed back to its own context arrives as the object itself; to
+%% another context, it is refused.
+ref_as_argument(_) ->
+    {ok, C} = py:eval(py:context(1), <<"Counter(41)">>, #{}, #{return => ref}),
+    ?assertEqual({ok, 41}, py:call(py:context(1), '__main__', value_of, [C])),
+    %% inside containers too
+    ?assertEqual({ok, 41}, py:eval(py:context(1), <<"value_of(d['x'][0])">>, #{d => #{x => [C]}})),
+    ?assertMatch({error, {bad_argument, _}}, py:call(py:context(2), '__main__', value_of, [C])),
+    ?assertMatch({error, {bad_argument, _}}, py:call(py:context(main), '__main__', value_of, [C])).
+
+%% Whoever calls, work on a ref runs in the context that keeps its object.
+ref_routed_to_its_owner(_) ->
+    {ok, C} = py:eval(py:context(2), <<"Counter(0)">>, #{}, #{return => ref}),
+    Self = self(),
+    Pids = [spawn_link(fun() ->
+                ok = py_context_router:bind_context(py:context(1)),
+                Self ! {done, self(), [py:call_method(C, add, []) || _ <- lists:seq(1, 50)]}
+            end) || _ <- lists:seq(1, 10)],
+    Results = lists:append([receive {done, P, R} -> R end || P <- Pids]),
+    ?assertEqual(lists:seq(1, 500), lists:sort([N || {ok, N} <- Results])),
+    ?assertEqual({ok, 500}, py:getattr(C, n)).
+
+ref_on_main_interpreter(_) ->
+    {ok, C} = py:eval(py:context(main), <<"Counter(1)">>, #{}, #{return => ref}),
+    ?assertEqual({ok, 2}, py:call_method(C, add, [])),
+    ?assertEqual({ok, 2}, py:call(py:context(main), '__main__', value_of, [C])).
+
+ref_bad_input(_) ->
+    ?assertEqual({error, {bad_argument, <<"not a ref">>}}, py:call_method(make_ref(), add, [])),
+    ?assertEqual({error, {bad_argument, <<"not a ref">>}}, py:getattr(self(), n)),
+    ?assertMatch({error, {bad_argument, _}}, py:call(py:context(1), math, sqrt, [4], #{return => maybe})),
+    {ok, C} = py:eval(py:context(1), <<"Counter(1)">>, #{}, #{return => ref}),
+    ?assertMatch({error, {bad_argument, _}}, py:call_method(C, add, not_a_list)),
+    ?assertMatch({error, {'TypeError', _}}, py:call_method(C, add, [1, 2, 3])),
+    %% plain references still cannot cross
+    ?assertMatch({error, {bad_argument, _}}, py:call(builtins, id, [make_ref()])).
+
+%% 10,000 refs whose last copies are collected: their objects are released in
+%% their context (weak references die) and the memory they held is given back.
+dropped_refs_release_their_objects(_) ->
+    Ctx = py:context(1),
+    N = 10000,
+    Size = 20000,
+    Rss0 = rss_kb(),
+    Self = self(),
+    Holder = spawn(fun() ->
+        Refs = [begin {ok, R} = py:call(Ctx, '__main__', make, [Size], #{return => ref}), R end
+                || _ <- lists:seq(1, N)],
+        Self ! {made, length(Refs)},
+        receive drop -> ok end
+    end),
+    receive {made, N} -> ok after 120000 -> ct:fail(refs_not_made) end,
+    ?assertEqual({ok, N}, py:eval(Ctx, <<"len(alive)">>)),
+    Rss1 = rss_kb(),
+    Grown = Rss1 - Rss0,
+    ct:pal("RSS ~p kB, with ~p refs of ~p bytes ~p kB (+~p)", [Rss0, N, Size, Rss1, Grown]),
+    ?assert(Grown > N * Size div 1024 div 2),
+    Holder ! drop,
+    ok = py_test_util:wait_until(fun() -> py:eval(Ctx, <<"len(alive)">>) =:= {ok, 0} end, 30000),
+    ok = py_test_util:wait_until(fun() -> rss_kb() - Rss0 < Grown div 3 end, 30000),
+    ct:pal("RSS after release ~p kB", [rss_kb()]).
+
+%% A ref whose context is gone, or was replaced, says so.
+ref_after_context_stopped(_) ->
+    {ok, C2} = py:eval(py:context(2), <<"Counter(1)">>, #{}, #{return => ref}),
+    {ok, C1} = py:eval(py:context(1), <<"Counter(1)">>, #{}, #{return => ref}),
+    {ok, _} = py_context_router:start(#{contexts => 1}),
+    ?assertEqual({error, context_stopped}, py:call_method(C2, add, [])),
+    ?assertEqual({error, context_stopped}, py:call_method(C1, add, [])),
+    ?assertEqual({error, context_stopped}, py:getattr(C1, n)).
+
+%% 100,000 terms from Erlang into running Python, in order, never more than
+%% `max' queued.
+channel_in_order_and_bounded(_) ->
+    Ctx = py:context(1),
+    ok = py:exec(Ctx, <<"def consume(ch):\n"
+                        "    n = 0\n"
+                        "    for msg in ch:\n"
+                        "        if msg != n:\n"
+                        "            return ('out_of_order', n, msg)\n"
+                        "        n += 1\n"
+                        "    return n\n">>),
+    {ok, Ch} = py:channel(#{max => 100}),
+    Self = self(),
+    spawn_link(fun() -> Self ! {consumed, py:call(Ctx, '__main__', consume, [Ch], #{timeout => 120000})} end),
+    Full = send_all(Ch, 0, 100000, 0),
+    ct:pal("100,000 sent; {error, full} answered ~p times (max 100)", [Full]),
+    ok = py:channel_close(Ch),
+    receive {consumed, R} -> ?assertEqual({ok, 100000}, R) after 120000 -> ct:fail(consumer_stuck) end,
+    ?assertEqual({error, closed}, py:channel_send(Ch, late)).
+
+send_all(_Ch, N, N, Full) -> Full;
+send_all(Ch, I, N, Full) ->
+    ?assert(py_nif:channel_len(Ch) =< 100),
+    case py:channel_send(Ch, I) of
+        ok -> send_all(Ch, I + 1, N, Full);
+        {error, full} -> erlang:yield(), send_all(Ch, I, N, Full + 1)
+    end.
+
+channel_recv_forms(_) ->
+    ok = py:exec(py:context(1), <<"def recv_one(ch, t):\n"
+                                  "    try:\n"
+                                  "        return ('got', ch.recv(timeout=t))\n"
+                                  "    except TimeoutError:\n"
+                                  "        return 'timeout'\n"
+                                  "    except erlang.ChannelClosed:\n"
+                                  "        return 'closed'\n"
+                                  "async def arecv_one(ch):\n"
+                                  "    return await ch.arecv()\n">>),
+    ok = py_context_router:bind_context(py:context(1)),
+    {ok, Ch} = py:channel(),
+    ?assertEqual({ok, <<"timeout">>}, py:call('__main__', recv_one, [Ch, 0.05])),
+    ok = py:channel_send(Ch, #{k => [1, {2, <<"x">>}]}),
+    ?assertEqual({ok, {<<"got">>, #{<<"k">> => [1, {2, <<"x">>}]}}}, py:call('__main__', recv_one, [Ch, 1])),
+    ok = py:channel_send(Ch, self()),
+    ?assertEqual({ok, self()}, py:async_await(py:async_call('__main__', arecv_one, [Ch]))),
+    ok = py:channel_close(Ch),
+    ?assertEqual({ok, <<"closed">>}, py:call('__main__', recv_one, [Ch, 1])),
+    ?assertMatch({error, {bad_argument, _}}, py:channel(#{max => 0})),
+    ?assertMatch({error, {bad_argument, _}}, py:channel_send(Ch, fun() -> ok end)),
+    ok = py_context_router:unbind_context().
+
+%% A channel whose last Erlang copy is gone (its owner exited) is closed: a
+%% Python reader waiting on it drains what was queued and ends.
+channel_closed_by_gc(_) ->
+    ok = py:exec(py:context(2), <<"def drain(ch):\n"
+                                  "    erlang.state_set('drained', sum(1 for _ in ch))\n">>),
+    py:state_remove(<<"drained">>),
+    Owner = spawn(fun() ->
+        ok = py_context_router:bind_context(py:context(2)),
+        {ok, Ch} = py:channel(),
+        ok = py:channel_send(Ch, 1),
+        ok = py:channel_send(Ch, 2),
+        ok = py:cast('__main__', drain, [Ch]),
+        receive stop -> ok end
+    end),
+    timer:sleep(100),
+    exit(Owner, kill),
+    ok = py_test_util:wait_until(fun() -> py:state_fetch(<<"drained">>) =:= {ok, 2} end, 30000).
+
+rss_kb() ->
+    {ok, S} = file:read_file("/proc/" ++ os:getpid() ++ "/status"),
+    [Line] = [L || L <- binary:split(S, <<"\n">>, [global]), binary:match(L, <<"VmRSS:">>) =/= nomatch],
+    [_, Kb | _] = binary:split(Line, [<<" ">>, <<"\t">>], [global, trim_all]),
+    binary_to_integer(Kb).

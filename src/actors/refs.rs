@@ -1,0 +1,27 @@
+//! The Erlang side of a Python object kept by reference: a NIF resource naming
+//! the context that keeps it and its id there (`interp::refs`). When the last
+//! Erlang copy is collected, a job releases the object in its context, on that
+//! context's thread. No Python here.
+
+use super::job::{Job, Target, Work};
+use rustler::{LocalPid, Resource};
+
+/// What `py:call(…, #{return => ref})` returns (as an opaque term).
+pub struct RefHandle {
+    pub target: Target,
+    pub id: u64,
+    /// The process the ref was made for (its release job names it; nobody is
+    /// answered).
+    pub owner: LocalPid,
+}
+
+impl Resource for RefHandle {}
+
+impl Drop for RefHandle {
+    fn drop(&mut self) {
+        // Pushed to the owning context's lane (no Python, no waiting): fine on
+        // the scheduler thread that collected the last copy. A context that is
+        // gone took the object with it.
+        let _ = super::router::submit(Job::loop_work(Work::RefDrop(self.id), self.target, self.owner));
+    }
+}

@@ -1,0 +1,59 @@
+//! Channels from Erlang into running Python: open, send, close. The queue is
+//! `actors::channel`; these NIFs decode the term and push, never waiting.
+
+use crate::actors::channel::{Channel, SendError};
+use crate::atoms;
+use rustler::{Atom, Encoder, Env, Resource, ResourceArc, Term};
+use std::sync::Arc;
+
+/// What `py:channel/0,1` returns: closes the channel when its last Erlang copy
+/// is collected.
+pub struct ChannelHandle(pub Arc<Channel>);
+
+impl Resource for ChannelHandle {}
+
+impl Drop for ChannelHandle {
+    fn drop(&mut self) {
+        self.0.close();
+    }
+}
+
+/// `channel_open(Max) -> Channel`.
+#[rustler::nif]
+fn channel_open(max: usize) -> ResourceArc<ChannelHandle> {
+    ResourceArc::new(ChannelHandle(Channel::open(max)))
+}
+
+/// `channel_send(Channel, Term) -> ok | {error, full | closed | {bad_argument, Message}}`.
+#[rustler::nif]
+fn channel_send<'a>(env: Env<'a>, ch: ResourceArc<ChannelHandle>, term: Term<'a>) -> Term<'a> {
+    rustler::atoms! { full, closed }
+    let value = match super::types::decode(term, 0) {
+        Ok(v) => v,
+        Err(e) => return super::calls::bad_argument(env, e.message()),
+    };
+    match ch.0.send(value) {
+        Ok(()) => atoms::ok().encode(env),
+        Err(SendError::Full) => (atoms::error(), full()).encode(env),
+        Err(SendError::Closed) => (atoms::error(), closed()).encode(env),
+    }
+}
+
+/// `channel_close(Channel) -> ok`.
+#[rustler::nif]
+fn channel_close(ch: ResourceArc<ChannelHandle>) -> Atom {
+    ch.0.close();
+    atoms::ok()
+}
+
+/// `channel_len(Channel) -> N`: terms queued now.
+#[rustler::nif]
+fn channel_len(ch: ResourceArc<ChannelHandle>) -> usize {
+    ch.0.len()
+}
+
+/// `is_ref(Term) -> boolean()`: whether Term is a ref (`#{return => ref}`).
+#[rustler::nif]
+fn is_ref(term: Term<'_>) -> bool {
+    term.decode::<ResourceArc<crate::actors::refs::RefHandle>>().is_ok()
+}
