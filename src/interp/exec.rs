@@ -159,7 +159,7 @@ pub fn run<'py>(py: Python<'py>, cache: &mut CodeCache, globals: &Bound<'py, PyD
             let callable = resolve(py, globals, module, function).map_err(fail)?;
             let args = convert_args(py, args)?;
             let kwargs = convert_kwargs(py, kwargs)?;
-            if module == "builtins" && FRAME_BUILTINS.contains(&function.as_str()) {
+            if &**module == "builtins" && FRAME_BUILTINS.contains(&&**function) {
                 call_in_frame(py, cache, globals, callable, args, kwargs).map_err(fail)?
             } else {
                 callable.call(args, kwargs.as_ref()).map_err(fail)?

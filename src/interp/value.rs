@@ -50,8 +50,10 @@ pub enum Value {
 /// result).
 #[derive(Debug)]
 pub enum Request {
-    /// `Module.Function(*args, **kwargs)`; `Function` may be dotted.
-    Call { module: String, function: String, args: Vec<Value>, kwargs: Vec<(String, Value)> },
+    /// `Module.Function(*args, **kwargs)`; `Function` may be dotted. Names are
+    /// shared (`nif::types::request` interns the ones it sees often), so a call
+    /// allocates nothing for them.
+    Call { module: std::sync::Arc<str>, function: std::sync::Arc<str>, args: Vec<Value>, kwargs: Vec<(String, Value)> },
     /// An expression, with extra local names (none: the globals are the locals).
     Eval { code: Vec<u8>, locals: Vec<(Value, Value)> },
     /// Statements, run in the globals.
@@ -88,7 +90,7 @@ impl Request {
     pub fn describe(&self) -> (String, String) {
         let start = |code: &[u8]| String::from_utf8_lossy(&code[..code.len().min(80)]).into_owned();
         match self {
-            Request::Call { module, function, .. } => (module.clone(), function.clone()),
+            Request::Call { module, function, .. } => (module.to_string(), function.to_string()),
             Request::Eval { code, .. } | Request::Exec { code } => (String::new(), start(code)),
             Request::OnRef { op: RefOp::GetAttr(name), .. } => ("<ref>".into(), name.clone()),
             Request::OnRef { op: RefOp::Method { name, .. }, .. } => ("<ref>".into(), name.clone()),

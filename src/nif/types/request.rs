@@ -16,8 +16,8 @@ pub fn decode(op: Op, payload: Term<'_>) -> Result<Request, String> {
             Op::Call | Op::CallRef | Op::StreamCall | Op::StreamStart(_) | Op::AsyncCall { .. } | Op::AsyncStream { .. },
             [module, function, args, kwargs],
         ) => Ok(Request::Call {
-            module: text(*module).ok_or("module name must be text")?.to_owned(),
-            function: text(*function).ok_or("function name must be text")?.to_owned(),
+            module: intern(text(*module).ok_or("module name must be text")?),
+            function: intern(text(*function).ok_or("function name must be text")?),
             args: decode_args(*args)?,
             kwargs: decode_kwargs(*kwargs)?,
         }),
@@ -61,6 +61,23 @@ fn name_text(term: Term<'_>) -> Option<String> {
     } else {
         text(term).map(str::to_owned)
     }
+}
+
+/// Most programs call a few functions of a few modules over and over: their
+/// names are kept once, shared by every request (no allocation per call, and
+/// none freed on another thread). Names beyond the table's bound are allocated.
+fn intern(name: &str) -> std::sync::Arc<str> {
+    use std::sync::{Arc, LazyLock};
+    static NAMES: LazyLock<dashmap::DashMap<Box<str>, Arc<str>>> = LazyLock::new(dashmap::DashMap::new);
+    const MAX_NAMES: usize = 4096;
+    if let Some(n) = NAMES.get(name) {
+        return n.clone();
+    }
+    let n: Arc<str> = Arc::from(name);
+    if NAMES.len() < MAX_NAMES {
+        NAMES.insert(name.into(), n.clone());
+    }
+    n
 }
 
 fn text<'a>(term: Term<'a>) -> Option<&'a str> {
