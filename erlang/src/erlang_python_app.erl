@@ -17,14 +17,29 @@ start(_Type, _Args) ->
                  config(call_timeout, 30000, Timeout),
                  config(overload_wait, 1000, Timeout),
                  config(trace_level, none, fun py_trace:valid_level/1),
-                 config(slow_call_ms, 1000, Timeout)]).
+                 config(slow_call_ms, 1000, Timeout),
+                 config(python_path, [], fun texts/1),
+                 config(imports, [], fun names/1),
+                 config(preload_code, <<>>, fun is_text/1)]).
 
-maybe_start([{ok, Executors}, {ok, Contexts}, {ok, Max}, {ok, _}, {ok, _}, {ok, _}, {ok, _}]) ->
+maybe_start([{ok, Executors}, {ok, Contexts}, {ok, Max}, {ok, _}, {ok, _}, {ok, _}, {ok, _},
+             {ok, Path}, {ok, Imports}, {ok, Preload}]) ->
     ok = py_nif:semaphore_set_max(Max),
+    ok = py_nif:setup([text(P) || P <- Path], [text(M) || M <- Imports], text(Preload)),
     start_console(),
     case start_python(Executors, Contexts) of
         ok -> erlang_python_sup:start_link();
-        {error, _} = E -> E
+        {error, {python_start_failed, Msg}} = E when is_binary(Msg) ->
+            %% the Python side names the setting that failed: "preload_code: ..."
+            case binary:split(Msg, <<": ">>) of
+                [Key, Reason] when Key =:= <<"preload_code">>; Key =:= <<"imports">>; Key =:= <<"python_path">> ->
+                    K = binary_to_atom(Key),
+                    logger:error("erlang_python: ~p failed: ~ts", [K, Reason]),
+                    {error, {invalid_config, K, Reason}};
+                _ -> E
+            end;
+        {error, _} = E ->
+            E
     end;
 maybe_start(Configs) ->
     {error, {invalid_config, Key, Value}} = hd([E || {error, _} = E <- Configs]),
@@ -67,7 +82,16 @@ expected(num_executors) -> "an integer from 1 to 64";
 expected(num_contexts) -> "an integer from 1 to 64";
 expected(max_concurrent) -> "a positive integer";
 expected(trace_level) -> "none, error, warning, notice, info or debug";
+expected(python_path) -> "a list of directories (strings or binaries)";
+expected(imports) -> "a list of module names (atoms, strings or binaries)";
+expected(preload_code) -> "Python source (a string or a binary)";
 expected(_) -> "a non-negative integer of milliseconds or infinity".
+
+is_text(T) -> is_binary(T) orelse (is_list(T) andalso io_lib:printable_unicode_list(T)).
+texts(L) -> is_list(L) andalso lists:all(fun is_text/1, L).
+names(L) -> is_list(L) andalso lists:all(fun(N) -> is_atom(N) orelse is_text(N) end, L).
+text(A) when is_atom(A) -> atom_to_binary(A);
+text(T) -> unicode:characters_to_binary(T).
 
 config(Key, Default, Valid) ->
     V = application:get_env(erlang_python, Key, Default),

@@ -859,8 +859,8 @@ overload_wait(Timeout) ->
 %% The reply was already being sent when we gave up: it is in our mailbox or about to be.
 await_sent(Tag) ->
     receive
-        {py_reply, Tag, Result} -> Result;
-        {py_reply, Tag, Error, Traceback} -> put(py_last_traceback, Traceback), Error
+        {py_reply, Tag, Result} -> flush_callbacks(Tag), Result;
+        {py_reply, Tag, Error, Traceback} -> flush_callbacks(Tag), put(py_last_traceback, Traceback), Error
     end.
 
 submit_call({py_context, Target}, {M, F, A}, Timeout) ->
@@ -892,6 +892,10 @@ wait_reply(Tag, Handle, WaitDeadline, Deadline) ->
         {py_reply, Tag, Error, Traceback} -> put(py_last_traceback, Traceback), Error;
         {py_callback, Tag, Cb, Name, Args} ->
             run_callback(Cb, Name, Args),
+            wait_reply(Tag, Handle, none, Deadline);
+        {py_output, Tag, _Fd, Text} ->
+            %% print/sys.stdout/sys.stderr of the request: our group leader
+            io:put_chars(Text),
             wait_reply(Tag, Handle, none, Deadline)
     after left(Until) ->
         expired(WaitDeadline, Tag, Handle, Deadline)
@@ -918,7 +922,9 @@ left(infinity) -> infinity;
 left(D) -> max(0, D - erlang:monotonic_time(millisecond)).
 
 flush_callbacks(Tag) ->
-    receive {py_callback, Tag, _, _, _} -> flush_callbacks(Tag)
+    receive
+        {py_callback, Tag, _, _, _} -> flush_callbacks(Tag);
+        {py_output, Tag, _, _} -> flush_callbacks(Tag)
     after 0 -> ok
     end.
 

@@ -39,5 +39,16 @@ handle_info({py_reply, _Tag, {error, Reason}}, State) ->
 handle_info({py_callback, _Tag, Cb, Name, Args}, State) ->
     _ = spawn(fun() -> py:run_callback(Cb, Name, Args) end),
     {noreply, State};
+handle_info({py_output, _From, Fd, Text}, State) ->
+    %% printed by a cast, or by Python code that serves no request (threads,
+    %% asyncio tasks, stream steps): nobody's group leader is waiting for it
+    case string:trim(Text, trailing) of
+        <<>> -> ok;
+        Line ->
+            Level = case Fd of 2 -> warning; _ -> notice end,
+            logger:log(Level, "python ~ts: ~ts", [case Fd of 2 -> "stderr"; _ -> "stdout" end, Line],
+                       #{domain => [erlang_python, python_output]})
+    end,
+    {noreply, State};
 handle_info(_Other, State) ->
     {noreply, State}.

@@ -142,6 +142,13 @@ impl Erlang for Node {
         });
     }
 
+    fn output(&self, fd: u8, text: &str) {
+        rustler::atoms! { py_output, thread }
+        if let Some(sink) = whereis_pid("py_cast_sink") {
+            let _ = OwnedEnv::new().send_and_clear(&sink, |e| (py_output(), thread(), fd, text).encode(e));
+        }
+    }
+
     fn channel_recv(&self, id: u64, timeout: Option<Duration>) -> Result<Value, ChannelEnd> {
         use super::channel::RecvError;
         let Some(ch) = super::channel::get(id) else { return Err(ChannelEnd::Closed) };

@@ -111,6 +111,15 @@ impl Caller for JobCaller {
     fn gave_up(&self) -> bool {
         self.token.is_cancelled()
     }
+
+    fn output(&self, fd: u8, text: &str) {
+        rustler::atoms! { py_output }
+        if self.token.is_cancelled() {
+            return;
+        }
+        let tag = self.tag.as_slice();
+        let _ = OwnedEnv::new().send_and_clear(&self.reply_to, |e| (py_output(), tag_term(e, tag), fd, text).encode(e));
+    }
 }
 
 /// A tag kept as external format, back as a term of `e`.

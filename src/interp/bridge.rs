@@ -83,6 +83,9 @@ pub trait Caller: Send + Sync {
     fn callback(&self, name: &Value, args: &[Value]) -> Result<Receiver<ChainMsg>, CallError>;
     /// Whether the caller stopped waiting (timeout, death).
     fn gave_up(&self) -> bool;
+    /// Text the request's Python code printed (`fd` 1: stdout, 2: stderr), for
+    /// the caller's group leader.
+    fn output(&self, fd: u8, text: &str);
 }
 
 /// A call from a thread no request waits on, with the permit it holds until
@@ -111,6 +114,9 @@ pub trait Erlang: Sync {
     fn call_from_thread(&self, name: &Value, args: &[Value]) -> Result<ThreadCall, CallError>;
     /// An asyncio task started by `py:async_call` ended: answers its caller.
     fn task_done(&self, tid: u64, result: Result<Value, Failure>);
+    /// Text printed by Python code that serves no request (threads, tasks,
+    /// streams): it goes to `logger`.
+    fn output(&self, fd: u8, text: &str);
     /// The next value of channel `id`, waiting at most `timeout` (`None`: until
     /// one comes or the channel closes). Blocks: call with the GIL released.
     fn channel_recv(&self, id: u64, timeout: Option<std::time::Duration>) -> Result<Value, ChannelEnd>;

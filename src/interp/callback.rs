@@ -57,6 +57,20 @@ pub fn enter<'py>(py: Python<'py>, caller: Arc<dyn Caller>, globals: &Bound<'py,
     ServingGuard(py)
 }
 
+/// Text written to `sys.stdout` (1) or `sys.stderr` (2): to the caller of the
+/// request this thread serves, else to the node's logger.
+pub fn output(fd: u8, text: &str) {
+    let caller = SERVING.with(|s| s.borrow().last().map(|c| c.caller.clone()));
+    match caller {
+        Some(c) => c.output(fd, text),
+        None => {
+            if let Some(e) = bridge::erlang() {
+                e.output(fd, text)
+            }
+        }
+    }
+}
+
 /// Whether the caller of the request this thread serves stopped waiting.
 pub fn gave_up() -> bool {
     SERVING.with(|s| s.borrow().last().is_some_and(|c| c.caller.gave_up()))

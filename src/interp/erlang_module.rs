@@ -80,6 +80,36 @@ class Channel:
         return 'erlang.Channel(%d)' % self._id
 
 
+class _Output:
+    """sys.stdout / sys.stderr: what a request prints goes to the group leader
+    of its Erlang caller (a shell shows it); anything else printed goes to the
+    node's logger."""
+    encoding = 'utf-8'
+    errors = 'strict'
+
+    def __init__(self, fd):
+        self._fd = fd
+
+    def write(self, s):
+        return _write(self._fd, s)
+
+    def writelines(self, lines):
+        for line in lines:
+            _write(self._fd, line)
+
+    def flush(self):
+        pass
+
+    def isatty(self):
+        return False
+
+    def writable(self):
+        return True
+
+    def fileno(self):
+        raise OSError('erlang output has no file descriptor')
+
+
 class ProcessError(Exception):
     """Raised when a message cannot reach an Erlang process (it is not alive)."""
 
@@ -198,6 +228,10 @@ pub fn install(py: Python<'_>) -> PyResult<()> {
     sys.getattr("modules")?.set_item("erlang", &module)?;
     // Bound in `__main__` (every context's globals): no import needed.
     py.import("__main__")?.setattr("erlang", &module)?;
+    // print and sys.stdout/stderr reach Erlang (this interpreter's sys).
+    let output = module.getattr("_Output")?;
+    sys.setattr("stdout", output.call1((1,))?)?;
+    sys.setattr("stderr", output.call1((2,))?)?;
     super::guards::install(py)
 }
 

@@ -19,6 +19,7 @@
 //! * [`shared_contexts`]: contexts as globals dicts on the main interpreter.
 //! * [`natives`]: the `erlang` module's native functions (state, send).
 //! * [`refs`]: Python objects kept for Erlang by reference, per context.
+//! * [`setup`]: `python_path`, `imports` and `preload_code`, in every interpreter and context.
 //! * [`erlang_module`]: the `erlang` module every interpreter gets.
 //! * [`guards`]: `os.fork`, `os._exit` and friends refused (they act on the whole VM).
 //!
@@ -40,6 +41,7 @@ pub mod interrupt;
 pub mod natives;
 pub mod refs;
 pub mod runtime;
+pub mod setup;
 pub mod shared_contexts;
 pub mod stream;
 pub mod thread;

@@ -89,6 +89,7 @@ natives! {
     _task_done => task_done, "_task_done(tid, task): answers the caller waiting for asyncio task tid.";
     _apply => apply_pending, "_apply(): makes the call py:call asked for, from the calling Python frame.";
     _chan_recv => chan_recv, "_chan_recv(id, timeout): the next term of channel id.";
+    _write => write_output, "_write(fd, text): text printed to stdout (1) or stderr (2), for Erlang.";
 }
 
 /// Adds the native functions to `module` (in the interpreter `py` is attached to).
@@ -317,4 +318,14 @@ fn chan_recv<'py>(py: Python<'py>, a: &[Bound<'py, PyAny>]) -> PyResult<Bound<'p
             }
         }
     }
+}
+
+/// `sys.stdout.write` / `sys.stderr.write` (see `erlang._Output`).
+fn write_output<'py>(py: Python<'py>, a: &[Bound<'py, PyAny>]) -> PyResult<Bound<'py, PyAny>> {
+    arity(a, 2, 2, "_write")?;
+    let fd: u8 = a[0].extract()?;
+    let text = a[1].cast::<pyo3::types::PyString>().map_err(|_| PyTypeError::new_err("write() argument must be str"))?;
+    let text = text.to_str()?;
+    super::callback::output(fd, text);
+    Ok(pyo3::types::PyInt::new(py, text.chars().count() as i64).into_any())
 }

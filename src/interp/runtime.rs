@@ -62,6 +62,17 @@ pub fn ensure_initialized() -> Result<PythonInfo, String> {
     .clone()
 }
 
+/// Applies the application's `python_path`, `imports` and `preload_code` to the
+/// main interpreter (its `__main__`). Takes the main GIL: call from a thread that
+/// may block, after [`ensure_initialized`].
+pub fn apply_setup_to_main() -> Result<(), String> {
+    Python::attach(|py| {
+        super::setup::apply_interpreter(py)?;
+        let main = super::exec::main_globals(py).map_err(|e| e.to_string())?;
+        super::setup::apply_globals(py, &main)
+    })
+}
+
 /// The info, if Python has been initialised.
 pub fn info() -> Option<PythonInfo> {
     INIT.get().and_then(|r| r.as_ref().ok().cloned())

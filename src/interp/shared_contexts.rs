@@ -21,6 +21,7 @@ pub fn globals(py: Python<'_>, id: u32) -> PyResult<Bound<'_, PyDict>> {
         return Ok(g.bind(py).clone());
     }
     let g = super::exec::fresh_globals(py)?;
+    super::setup::apply_globals(py, &g).map_err(pyo3::exceptions::PyImportError::new_err)?;
     table[i] = Some(g.clone().unbind());
     Ok(g)
 }

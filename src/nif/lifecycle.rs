@@ -69,13 +69,22 @@ fn flatten<T>(r: Result<CallResult<Result<T, String>>, ractor::MessagingErr<Rout
 #[rustler::nif]
 fn start<'a>(env: Env<'a>, executors: usize, contexts: usize, tag: Term<'a>) -> Term<'a> {
     forward(env, tag, move |r| async move {
-        match tokio::task::spawn_blocking(py_runtime::ensure_initialized).await {
-            Ok(Ok(_)) => {}
+        match tokio::task::spawn_blocking(|| py_runtime::ensure_initialized().and_then(|_| py_runtime::apply_setup_to_main())).await {
+            Ok(Ok(())) => {}
             Ok(Err(e)) => return Err(e),
             Err(e) => return Err(format!("Python initialisation panicked: {e}")),
         }
         flatten(r.call(|reply| RouterMsg::Start { executors, contexts, reply }, None).await)
     })
+}
+
+/// `setup(PythonPath, Imports, PreloadCode) -> ok`: what every interpreter and
+/// context gets from now on (see `interp::setup`); applied to the main
+/// interpreter by `start/3`.
+#[rustler::nif]
+fn setup(paths: Vec<String>, imports: Vec<String>, preload: rustler::Binary<'_>) -> Atom {
+    crate::interp::setup::configure(crate::interp::setup::Setup { paths, imports, preload: preload.as_slice().to_vec() });
+    atoms::ok()
 }
 
 /// `start_contexts(N, Tag) -> ok`: replaces the running contexts by N new ones.

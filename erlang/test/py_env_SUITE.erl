@@ -1,0 +1,146 @@
+%% What every context gets from the application environment (python_path,
+%% imports, preload_code), and where Python's output goes: a request's print to
+%% its caller's group leader, anything else to logger.
+-module(py_env_SUITE).
+-include_lib("common_test/include/ct.hrl").
+-include_lib("stdlib/include/assert.hrl").
+-compile([export_all, nowarn_export_all]).
+
+all() ->
+    [print_reaches_the_group_leader, print_in_nested_and_timed_out_calls, print_outside_a_request_goes_to_logger,
+     app_env_reaches_every_context, invalid_settings_stop_the_start].
+
+init_per_suite(Config) ->
+    py_test_util:start_app(Config, #{contexts => 2}).
+
+end_per_suite(_Config) ->
+    py_test_util:stop_app().
+
+%%% Output
+
+print_reaches_the_group_leader(_) ->
+    Out = with_group_leader(fun() ->
+        ok = py:exec(<<"print('hello', 42)\nimport sys\nsys.stderr.write('oops\\n')\n">>),
+        {ok, none} = py:call(builtins, print, [<<"from a call">>]),
+        {ok, _} = py:eval(py:context(main), <<"print('on main') or 1">>)
+    end),
+    ?assertEqual(<<"hello 42\noops\nfrom a call\non main\n">>, Out).
+
+%% Output of a nested call (Python → Erlang → Python) reaches the same group
+%% leader; a call that timed out leaves nothing behind in the mailbox.
+print_in_nested_and_timed_out_calls(_) ->
+    ok = py:register_function(py_env_nested, fun([X]) ->
+        {ok, none} = py:call(builtins, print, [<<"nested ", X/binary>>]),
+        X
+    end),
+    Out = with_group_leader(fun() ->
+        {ok, <<"x">>} = py:eval(<<"erlang.call('py_env_nested', 'x')">>),
+        {error, timeout} = py:eval(<<"[print('t', i) for i in range(3)] and __import__('time').sleep(0.3)">>, #{}, 50),
+        timer:sleep(500),
+        receive {py_output, _, _, _} = M -> ct:fail({stale, M}) after 0 -> ok end
+    end),
+    ?assertMatch(<<"nested x\n", _/binary>>, Out),
+    ok = py:unregister_function(py_env_nested).
+
+print_outside_a_request_goes_to_logger(_) ->
+    ok = logger:add_handler(py_env_capture, ?MODULE, #{config => #{pid => self()}}),
+    try
+        ok = py:exec(<<"import threading\n"
+                       "t = threading.Thread(target=lambda: print('from a thread'))\n"
+                       "t.start(); t.join()\n">>),
+        receive
+            {logged, Msg, #{domain := [erlang_python, python_output]}} ->
+                ?assertNotEqual(nomatch, string:find(Msg, "from a thread"))
+        after 5000 -> ct:fail(nothing_logged)
+        end
+    after
+        logger:remove_handler(py_env_capture)
+    end.
+
+%% logger handler callback for the test above
+log(#{msg := {Format, Args}, meta := Meta}, #{config := #{pid := Pid}}) when is_list(Format) ->
+    Pid ! {logged, lists:flatten(io_lib:format(Format, Args)), Meta};
+log(_, _) ->
+    ok.
+
+%%% Application environment
+
+app_env_reaches_every_context(Config) ->
+    Dir = filename:join(?config(priv_dir, Config), "pypath"),
+    ok = filelib:ensure_dir(filename:join(Dir, "x")),
+    ok = file:write_file(filename:join(Dir, "py_env_mod.py"), <<"VALUE = 'from python_path'\n">>),
+    with_env([{python_path, [Dir]}, {imports, [py_env_mod, json]},
+              {preload_code, <<"PRELOADED = 40 + 2\nimport py_env_mod\n">>}],
+        fun() ->
+            Everywhere = [py:context(main) | py_context_router:contexts()],
+            [?assertEqual({ok, 42}, py:eval(C, <<"PRELOADED">>)) || C <- Everywhere],
+            [?assertEqual({ok, <<"from python_path">>}, py:eval(C, <<"py_env_mod.VALUE">>)) || C <- Everywhere],
+            [?assertEqual({ok, true}, py:eval(C, <<"'json' in __import__('sys').modules">>)) || C <- Everywhere],
+            ?assertEqual({ok, list_to_binary(Dir)}, py:eval(py:context(1), <<"__import__('sys').path[0]">>)),
+            %% contexts started later get it too, and a replaced one again
+            {ok, _} = py_context_router:start(#{contexts => 3}),
+            ok = py:exec(py:context(3), <<"PRELOADED = 'changed'">>),
+            ?assertEqual({ok, 42}, py:eval(py:context(2), <<"PRELOADED">>)),
+            {ok, _} = py_context_router:start(#{contexts => 3}),
+            ?assertEqual({ok, 42}, py:eval(py:context(3), <<"PRELOADED">>))
+        end).
+
+invalid_settings_stop_the_start(_) ->
+    ok = application:stop(erlang_python),
+    try
+        [begin
+             [application:set_env(erlang_python, K, V) || {K, V} <- Env],
+             R = application:start(erlang_python),
+             [application:unset_env(erlang_python, K) || {K, _} <- Env],
+             ?assertMatch({error, {{invalid_config, Key, _}, _}}, R)
+         end || {Key, Env} <- [{preload_code, [{preload_code, <<"raise ValueError('nope')">>}]},
+                               {preload_code, [{preload_code, 42}]},
+                               {imports, [{imports, [no_such_module_here]}]},
+                               {python_path, [{python_path, not_a_list}]}]]
+    after
+        {ok, _} = application:ensure_all_started(erlang_python),
+        {ok, _} = py_context_router:start(#{contexts => 2})
+    end,
+    ?assertEqual({ok, 2}, py:eval(<<"1 + 1">>)).
+
+%%% Helpers
+
+%% Runs F in a process whose group leader collects what is written to it;
+%% returns the text.
+with_group_leader(F) ->
+    Self = self(),
+    GL = spawn_link(fun() -> group_leader_loop(Self, []) end),
+    P = spawn_link(fun() -> group_leader(GL, self()), F(), Self ! {done, self()} end),
+    receive {done, P} -> ok after 30000 -> ct:fail(function_stuck) end,
+    GL ! {get, Self},
+    receive {text, T} -> T after 5000 -> ct:fail(no_text) end.
+
+group_leader_loop(Owner, Acc) ->
+    receive
+        {io_request, From, ReplyAs, {put_chars, _Enc, Chars}} ->
+            From ! {io_reply, ReplyAs, ok},
+            group_leader_loop(Owner, [Chars | Acc]);
+        {io_request, From, ReplyAs, {put_chars, _Enc, M, F, A}} ->
+            From ! {io_reply, ReplyAs, ok},
+            group_leader_loop(Owner, [apply(M, F, A) | Acc]);
+        {io_request, From, ReplyAs, _} ->
+            From ! {io_reply, ReplyAs, {error, enotsup}},
+            group_leader_loop(Owner, Acc);
+        {get, Whom} ->
+            Whom ! {text, unicode:characters_to_binary(lists:reverse(Acc))},
+            group_leader_loop(Owner, Acc)
+    end.
+
+%% Restarts the application with Env set, runs F, then restores and restarts.
+with_env(Env, F) ->
+    ok = application:stop(erlang_python),
+    [application:set_env(erlang_python, K, V) || {K, V} <- Env],
+    try
+        {ok, _} = application:ensure_all_started(erlang_python),
+        F()
+    after
+        ok = application:stop(erlang_python),
+        [application:unset_env(erlang_python, K) || {K, _} <- Env],
+        {ok, _} = application:ensure_all_started(erlang_python),
+        {ok, _} = py_context_router:start(#{contexts => 2})
+    end.

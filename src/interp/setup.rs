@@ -1,0 +1,65 @@
+//! What every interpreter and every context gets before its first request: the
+//! application's `python_path` (first on `sys.path`), `imports` (imported), and
+//! `preload_code` (run in the context's globals). Applied to the main
+//! interpreter when the application starts, to each sub-interpreter when its
+//! context starts, and to each context's globals when they are made, so a
+//! context that is replaced gets them again.
+
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+use std::ffi::CString;
+use std::sync::RwLock;
+
+/// The application's settings (`py_nif:setup/3`).
+#[derive(Clone, Default)]
+pub struct Setup {
+    pub paths: Vec<String>,
+    pub imports: Vec<String>,
+    pub preload: Vec<u8>,
+}
+
+static SETUP: RwLock<Option<Setup>> = RwLock::new(None);
+
+/// Replaces the settings (for contexts made from now on).
+pub fn configure(s: Setup) {
+    *SETUP.write().unwrap_or_else(|e| e.into_inner()) = Some(s);
+}
+
+fn current() -> Setup {
+    SETUP.read().unwrap_or_else(|e| e.into_inner()).clone().unwrap_or_default()
+}
+
+/// `python_path` first on `sys.path` (in order, once each) and `imports`
+/// imported, in the interpreter `py` is attached to. The error names the setting.
+pub fn apply_interpreter(py: Python<'_>) -> Result<(), String> {
+    let s = current();
+    let path = py.import("sys").and_then(|sys| sys.getattr("path")).map_err(|e| format!("python_path: {e}"))?;
+    for (i, p) in s.paths.iter().enumerate() {
+        let present = path.contains(p.as_str()).unwrap_or(false);
+        if present {
+            let _ = path.call_method1("remove", (p.as_str(),));
+        }
+        path.call_method1("insert", (i, p.as_str())).map_err(|e| format!("python_path: {e}"))?;
+    }
+    for m in &s.imports {
+        py.import(m.as_str()).map_err(|e| format!("imports: {m}: {}", describe(py, &e)))?;
+    }
+    Ok(())
+}
+
+/// Runs `preload_code` in `globals`. The error names the setting and the
+/// Python exception.
+pub fn apply_globals(py: Python<'_>, globals: &Bound<'_, PyDict>) -> Result<(), String> {
+    let s = current();
+    if s.preload.is_empty() {
+        return Ok(());
+    }
+    let code = CString::new(s.preload).map_err(|_| "preload_code: contains a NUL byte".to_string())?;
+    py.run(&code, Some(globals), None).map_err(|e| format!("preload_code: {}", describe(py, &e)))
+}
+
+/// `Name: message` of a Python exception.
+fn describe(py: Python<'_>, e: &PyErr) -> String {
+    let name = e.get_type(py).name().map(|n| n.to_string()).unwrap_or_else(|_| "Exception".into());
+    format!("{name}: {}", e.value(py))
+}
