@@ -54,16 +54,24 @@ impl Host {
     }
 
     fn new(interp: PinnedInterp, own_globals: bool) -> Result<Host, String> {
-        let (ids, globals) = interp
-            .run(|py| -> PyResult<_> {
-                let globals = match (own_globals, interp.kind()) {
-                    (false, _) => None,
-                    (true, Kind::Sub) => Some(exec::main_globals(py)?.unbind()),
-                    (true, Kind::Main) => Some(exec::fresh_globals(py)?.unbind()),
-                };
-                Ok((super::interrupt::here(py), globals))
-            })
-            .map_err(|e| e.to_string())?;
+        let made = interp.run(|py| -> Result<_, String> {
+            let globals = match (own_globals, interp.kind()) {
+                (false, _) => None,
+                (true, Kind::Sub) => {
+                    // A sub-interpreter has a sys.path and modules of its own.
+                    super::setup::apply_interpreter(py)?;
+                    Some(exec::main_globals(py).map_err(|e| e.to_string())?)
+                }
+                (true, Kind::Main) => Some(exec::fresh_globals(py).map_err(|e| e.to_string())?),
+            };
+            if let Some(g) = &globals {
+                super::setup::apply_globals(py, g)?;
+            }
+            Ok((super::interrupt::here(py), globals.map(Bound::unbind)))
+        });
+        // On failure the globals were dropped inside `run`, attached to the
+        // interpreter they belong to.
+        let (ids, globals) = made?;
         Ok(Host { cache: CodeCache::default(), globals, ids, interp })
     }
 
