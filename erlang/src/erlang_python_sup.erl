@@ -14,4 +14,5 @@ init([]) ->
     Callbacks = #{id => py_callback_registry, start => {py_callback_registry, start_link, []}},
     Trace = #{id => py_trace, start => {py_trace, start_link, []}},
     Casts = #{id => py_cast_sink, start => {py_cast_sink, start_link, []}},
-    {ok, {#{strategy => one_for_one, intensity => 10, period => 10}, [Router, Callbacks, Trace, Casts]}}.
+    Logging = #{id => py_logging, start => {py_logging, start_link, []}},
+    {ok, {#{strategy => one_for_one, intensity => 10, period => 10}, [Router, Callbacks, Trace, Casts, Logging]}}.

@@ -40,6 +40,7 @@
          last_traceback/0, interrupt/1, reload/1,
          eval/4, is_ref/1, getattr/2, call_method/3, call_method/4, to_term/1,
          channel/0, channel/1, channel_send/2, channel_close/1,
+         configure_logging/0, configure_logging/1,
          memory_stats/0, memory_stats/1, gc/0, gc/1,
          tracemalloc_start/0, tracemalloc_start/1, tracemalloc_stop/0,
          state_store/2, state_fetch/1, state_remove/1, state_keys/0, state_clear/0,
@@ -222,6 +223,44 @@ on_ref(Ref, Build) ->
         false ->
             {error, {bad_argument, <<"not a ref">>}}
     end.
+
+%% @doc {@link configure_logging/1} at level `info'.
+-spec configure_logging() -> ok | {error, error()}.
+configure_logging() ->
+    configure_logging(#{}).
+
+%% @doc Python `logging' records at or above `level' (`debug | info | notice |
+%% warning | error | critical', default `info') reach Erlang's `logger' from
+%% every interpreter, now and started later: level mapped, message as Python
+%% formats it, metadata `python_logger', `file', `line', `context' (and
+%% `traceback' for `exc_info'), domain `[erlang_python, python_logging]'. Python
+%% never waits for Erlang: beyond 10,000 records in flight they are dropped and
+%% counted (`log_dropped' in {@link load/0}).
+-spec configure_logging(#{level => logger:level()}) -> ok | {error, error()}.
+configure_logging(Opts) when is_map(Opts) ->
+    case python_level(maps:get(level, Opts, info)) of
+        {ok, Level} ->
+            ok = py_nif:logging_configure(Level),
+            Targets = case execution_mode() of
+                          subinterp -> [context(main) | all_contexts()];
+                          _ -> [context(main)]
+                      end,
+            Results = [eval(Ctx, <<"erlang._configure_logging(level)">>, #{level => Level}) || Ctx <- Targets],
+            case [E || {error, _} = E <- Results] of
+                [] -> ok;
+                [E | _] -> E
+            end;
+        error ->
+            {error, {bad_argument, <<"level must be debug, info, notice, warning, error or critical">>}}
+    end.
+
+python_level(debug) -> {ok, 10};
+python_level(info) -> {ok, 20};
+python_level(notice) -> {ok, 20};
+python_level(warning) -> {ok, 30};
+python_level(error) -> {ok, 40};
+python_level(critical) -> {ok, 50};
+python_level(_) -> error.
 
 %% @doc A channel into running Python holding at most 10,000 terms (see
 %% {@link channel/1}).
@@ -630,6 +669,7 @@ load() ->
       num_contexts => py_context_router:num_contexts(),
       semaphore => #{current => Current, max => Max, waiting => Waiting,
                      utilisation => Current / Max * 100},
+      log_dropped => py_nif:logging_dropped(),
       executors => [Keys(E) || E <- Executors],
       contexts => [Keys(C) || C <- Contexts]}.
 

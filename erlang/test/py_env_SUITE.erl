@@ -8,7 +8,8 @@
 
 all() ->
     [print_reaches_the_group_leader, print_in_nested_and_timed_out_calls, print_outside_a_request_goes_to_logger,
-     app_env_reaches_every_context, invalid_settings_stop_the_start].
+     app_env_reaches_every_context, invalid_settings_stop_the_start,
+     logging_reaches_logger, logging_tight_loop_is_bounded].
 
 init_per_suite(Config) ->
     py_test_util:start_app(Config, #{contexts => 2}).
@@ -57,11 +58,69 @@ print_outside_a_request_goes_to_logger(_) ->
         logger:remove_handler(py_env_capture)
     end.
 
-%% logger handler callback for the test above
-log(#{msg := {Format, Args}, meta := Meta}, #{config := #{pid := Pid}}) when is_list(Format) ->
-    Pid ! {logged, lists:flatten(io_lib:format(Format, Args)), Meta};
+%% logger handler callback for the tests: forwards each event to the test
+log(#{msg := {Format, Args}, meta := Meta, level := Level}, #{config := #{pid := Pid}}) when is_list(Format) ->
+    Pid ! {logged, lists:flatten(io_lib:format(Format, Args)), Meta},
+    Pid ! {logged_level, Level, Meta};
 log(_, _) ->
     ok.
+
+%%% Logging
+
+logging_reaches_logger(_) ->
+    ok = py:configure_logging(#{level => debug}),
+    ok = logger:add_handler(py_env_capture, ?MODULE, #{config => #{pid => self()}}),
+    try
+        Everywhere = [py:context(main) | py_context_router:contexts()],
+        [ok = py:exec(C, <<"import logging\nlogging.getLogger('app.mod').warning('hello %s', 'x')\n">>) || C <- Everywhere],
+        Got = [receive {logged, "hello x", #{domain := [erlang_python, python_logging]} = M} -> M
+               after 5000 -> ct:fail({not_logged, C})
+               end || C <- Everywhere],
+        [?assertMatch(#{python_logger := <<"app.mod">>, line := 2, file := <<"<erlang>">>}, M) || M <- Got],
+        ?assertEqual([0 | lists:seq(1, length(Everywhere) - 1)], lists:sort([maps:get(context, M) || M <- Got])),
+        %% exc_info carries the traceback; the level is mapped
+        ok = py:exec(<<"import logging\ntry:\n    1/0\nexcept ZeroDivisionError:\n    logging.getLogger('a').exception('boom')\n">>),
+        receive
+            {logged_level, error, #{python_logger := <<"a">>, traceback := TB}} ->
+                ?assertNotEqual(nomatch, binary:match(TB, <<"ZeroDivisionError">>))
+        after 5000 -> ct:fail(no_exception_record)
+        end,
+        %% a record that cannot be formatted does not break the logging call
+        ?assertEqual(ok, py:exec(<<"import logging\nlogging.getLogger('b').warning('%d', 'not a number')\n">>)),
+        receive {logged, Bad, #{python_logger := <<"b">>}} -> ?assertNotEqual(nomatch, string:find(Bad, "unformattable"))
+        after 5000 -> ct:fail(no_bad_record)
+        end,
+        %% a context started afterwards logs too
+        {ok, _} = py_context_router:start(#{contexts => 3}),
+        ok = py:exec(py:context(3), <<"import logging\nlogging.getLogger('late').error('later')\n">>),
+        receive {logged, "later", #{python_logger := <<"late">>}} -> ok after 5000 -> ct:fail(late_context_not_logged) end
+    after
+        logger:remove_handler(py_env_capture),
+        {ok, _} = py_context_router:start(#{contexts => 2})
+    end.
+
+%% 100,000 records from a tight loop: Python does not wait, and no more than
+%% the bound is ever queued for logger (the rest are dropped and counted).
+logging_tight_loop_is_bounded(_) ->
+    ok = py:configure_logging(#{level => info}),
+    Server = whereis(py_logging),
+    Self = self(),
+    Sampler = spawn_link(fun() -> sample(Server, Self, 0) end),
+    {T, ok} = timer:tc(fun() -> py:exec(<<"import logging\nlog = logging.getLogger('loop')\n"
+                                          "for i in range(100000):\n    log.warning('record %d', i)\n">>) end),
+    Sampler ! stop,
+    Max = receive {max_queue, M} -> M after 5000 -> ct:fail(no_sample) end,
+    Dropped = maps:get(log_dropped, py:load()),
+    ct:pal("100,000 records in ~p ms; largest py_logging queue ~p; dropped so far ~p", [T div 1000, Max, Dropped]),
+    ?assert(Max =< 10000 + 100),
+    ?assert(is_integer(Dropped)),
+    ok = py_test_util:wait_until(fun() -> element(2, process_info(Server, message_queue_len)) =:= 0 end, 60000).
+
+sample(Server, Owner, Max) ->
+    {message_queue_len, Q} = process_info(Server, message_queue_len),
+    receive stop -> Owner ! {max_queue, max(Q, Max)}
+    after 1 -> sample(Server, Owner, max(Q, Max))
+    end.
 
 %%% Application environment
 

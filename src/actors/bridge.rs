@@ -4,7 +4,7 @@
 //! plain values (encoded with `nif::types`). Installed at NIF load.
 
 use super::callback::{send_callback, Accept, CallbackHandle};
-use crate::interp::bridge::{CallError, ChannelEnd, Erlang, SendError, Stored, ThreadCall};
+use crate::interp::bridge::{CallError, ChannelEnd, Erlang, LogRecord, SendError, Stored, ThreadCall};
 use crate::interp::value::{Failure, Value};
 use crate::nif::types::failure;
 use crate::state::{self, IncrError};
@@ -140,6 +140,10 @@ impl Erlang for Node {
                 },
             }
         });
+    }
+
+    fn log(&self, r: LogRecord) {
+        super::logging::forward(r);
     }
 
     fn output(&self, fd: u8, text: &str) {

@@ -90,11 +90,12 @@ pub struct JobCaller {
     tag: Vec<u8>,
     token: Arc<CallToken>,
     accept: Accept,
+    target: Target,
 }
 
 impl JobCaller {
-    pub fn new(reply_to: LocalPid, tag: Vec<u8>, token: Arc<CallToken>, accept: Accept) -> JobCaller {
-        JobCaller { reply_to, tag, token, accept }
+    pub fn new(reply_to: LocalPid, tag: Vec<u8>, token: Arc<CallToken>, accept: Accept, target: Target) -> JobCaller {
+        JobCaller { reply_to, tag, token, accept, target }
     }
 }
 
@@ -110,6 +111,10 @@ impl Caller for JobCaller {
 
     fn gave_up(&self) -> bool {
         self.token.is_cancelled()
+    }
+
+    fn context(&self) -> u32 {
+        self.target.key()
     }
 
     fn output(&self, fd: u8, text: &str) {

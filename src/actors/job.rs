@@ -351,7 +351,7 @@ impl Job {
     /// The Erlang side of this job, for the `erlang.call`s of its Python code.
     fn caller(&self, accept: Accept) -> Arc<dyn Caller> {
         let tag = self.env.run(|env| self.tag.load(env).to_binary().as_slice().to_vec());
-        Arc::new(JobCaller::new(self.reply_to, tag, self.token.clone(), accept))
+        Arc::new(JobCaller::new(self.reply_to, tag, self.token.clone(), accept, self.target))
     }
 
     fn serve_python(&self, host: &mut Host, place: Place, op: Op) {

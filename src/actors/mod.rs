@@ -11,6 +11,7 @@
 //! * [`bridge`]: the node as Python's `erlang` module reaches it.
 //! * [`channel`]: bounded queues from Erlang into running Python.
 //! * [`refs`]: the Erlang side of Python objects kept by reference.
+//! * [`logging`]: Python logging records on their way to `logger`, bounded.
 //! * [`interrupt`]: the thread that stops Python code whose caller gave up.
 //! * [`looper`]: the threads that wait for asyncio loops to have work.
 //! * [`tasks`]: asyncio tasks in flight and who waits for each.
@@ -34,6 +35,7 @@ pub mod console;
 pub mod interrupt;
 pub mod job;
 pub mod lane;
+pub mod logging;
 pub mod looper;
 pub mod pinned;
 pub mod refs;

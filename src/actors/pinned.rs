@@ -56,7 +56,7 @@ impl ThreadLocalActor for Pinned {
     async fn pre_start(&self, me: ActorRef<Wake>, (role, lane, rx): Self::Arguments) -> Result<Worker<PinnedState>, ActorProcessingErr> {
         let host = match role {
             Role::Executor => Host::executor(),
-            Role::Context(id) => Host::context().map_err(|e| format!("context {id}: {e}"))?,
+            Role::Context(id) => Host::context(id).map_err(|e| format!("context {id}: {e}"))?,
         };
         Ok(Worker::new(me.get_name(), PinnedState { role, lane, rx, host }, drain))
     }

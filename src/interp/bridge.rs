@@ -86,6 +86,8 @@ pub trait Caller: Send + Sync {
     /// Text the request's Python code printed (`fd` 1: stdout, 2: stderr), for
     /// the caller's group leader.
     fn output(&self, fd: u8, text: &str);
+    /// The context the request runs in (0: the main interpreter).
+    fn context(&self) -> u32;
 }
 
 /// A call from a thread no request waits on, with the permit it holds until
@@ -114,12 +116,30 @@ pub trait Erlang: Sync {
     fn call_from_thread(&self, name: &Value, args: &[Value]) -> Result<ThreadCall, CallError>;
     /// An asyncio task started by `py:async_call` ended: answers its caller.
     fn task_done(&self, tid: u64, result: Result<Value, Failure>);
+    /// A Python `logging` record, for Erlang's `logger`. Never blocks: beyond a
+    /// bound of records in flight, it is dropped and counted.
+    fn log(&self, record: LogRecord);
     /// Text printed by Python code that serves no request (threads, tasks,
     /// streams): it goes to `logger`.
     fn output(&self, fd: u8, text: &str);
     /// The next value of channel `id`, waiting at most `timeout` (`None`: until
     /// one comes or the channel closes). Blocks: call with the GIL released.
     fn channel_recv(&self, id: u64, timeout: Option<std::time::Duration>) -> Result<Value, ChannelEnd>;
+}
+
+/// A Python `logging` record.
+pub struct LogRecord {
+    /// Python's level number (10 DEBUG … 50 CRITICAL).
+    pub level: i32,
+    pub logger: String,
+    pub message: String,
+    pub file: String,
+    pub line: u32,
+    /// The formatted exception of `exc_info`, if any.
+    pub traceback: Option<String>,
+    /// The context whose thread logged it (0: the main interpreter's executors),
+    /// or none for Python's own threads.
+    pub context: Option<u32>,
 }
 
 /// Why a channel gave no value.

@@ -71,6 +71,12 @@ pub fn output(fd: u8, text: &str) {
     }
 }
 
+/// The context of the request this thread serves, else the context the thread
+/// belongs to (none for Python's own threads).
+pub fn context() -> Option<u32> {
+    SERVING.with(|s| s.borrow().last().map(|c| c.caller.context())).or_else(super::host::thread_context)
+}
+
 /// Whether the caller of the request this thread serves stopped waiting.
 pub fn gave_up() -> bool {
     SERVING.with(|s| s.borrow().last().is_some_and(|c| c.caller.gave_up()))

@@ -110,6 +110,39 @@ class _Output:
         raise OSError('erlang output has no file descriptor')
 
 
+def _configure_logging(level):
+    """Installs (or re-levels) the handler that hands logging records to
+    Erlang's logger; called by py:configure_logging/0,1."""
+    import logging
+    root = logging.getLogger()
+    for h in list(root.handlers):
+        if getattr(h, '_erlang', False):
+            root.removeHandler(h)
+
+    class ErlangHandler(logging.Handler):
+        _erlang = True
+
+        def emit(self, record):
+            # Never breaks the logging call: a record that cannot be
+            # formatted is reported as such.
+            try:
+                try:
+                    msg = record.getMessage()
+                except Exception as e:
+                    msg = '%r (unformattable: %s)' % (record.msg, e)
+                exc = None
+                if record.exc_info and record.exc_info[0] is not None:
+                    import traceback
+                    exc = ''.join(traceback.format_exception(*record.exc_info))
+                _log(record.levelno, record.name, msg, record.pathname, record.lineno, exc)
+            except Exception:
+                pass
+
+    root.addHandler(ErlangHandler(level))
+    if root.level == logging.NOTSET or root.level > level:
+        root.setLevel(level)
+
+
 class ProcessError(Exception):
     """Raised when a message cannot reach an Erlang process (it is not alive)."""
 

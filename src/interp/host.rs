@@ -17,6 +17,16 @@ use pyo3::prelude::*;
 use pyo3::types::PyDict;
 use std::sync::Arc;
 
+thread_local! {
+    /// The context this thread serves (0: an executor), for log metadata.
+    static THREAD_CONTEXT: std::cell::Cell<Option<u32>> = const { std::cell::Cell::new(None) };
+}
+
+/// The context the calling thread serves, if it is a pinned actor's.
+pub fn thread_context() -> Option<u32> {
+    THREAD_CONTEXT.get()
+}
+
 /// An interpreter, the globals of its context and its code cache.
 pub struct Host {
     cache: CodeCache,
@@ -43,13 +53,15 @@ pub enum Pulled {
 impl Host {
     /// An executor's: a thread state of the main interpreter.
     pub fn executor() -> Host {
+        THREAD_CONTEXT.set(Some(0));
         Host::new(PinnedInterp::main(), false).expect("a main-interpreter thread state needs no setup that can fail")
     }
 
     /// A context's: a sub-interpreter (its `__main__` is the context's globals),
     /// or on a free-threaded build a main-interpreter thread state with a fresh
     /// globals dict.
-    pub fn context() -> Result<Host, String> {
+    pub fn context(id: u32) -> Result<Host, String> {
+        THREAD_CONTEXT.set(Some(id));
         Host::new(new_interp()?, true)
     }
 
@@ -58,8 +70,9 @@ impl Host {
             let globals = match (own_globals, interp.kind()) {
                 (false, _) => None,
                 (true, Kind::Sub) => {
-                    // A sub-interpreter has a sys.path and modules of its own.
+                    // A sub-interpreter has a sys.path, modules and logging of its own.
                     super::setup::apply_interpreter(py)?;
+                    super::setup::apply_logging(py);
                     Some(exec::main_globals(py).map_err(|e| e.to_string())?)
                 }
                 (true, Kind::Main) => Some(exec::fresh_globals(py).map_err(|e| e.to_string())?),

@@ -90,6 +90,7 @@ natives! {
     _apply => apply_pending, "_apply(): makes the call py:call asked for, from the calling Python frame.";
     _chan_recv => chan_recv, "_chan_recv(id, timeout): the next term of channel id.";
     _write => write_output, "_write(fd, text): text printed to stdout (1) or stderr (2), for Erlang.";
+    _log => log_record, "_log(levelno, logger, msg, file, line, exc): a logging record, for Erlang's logger.";
 }
 
 /// Adds the native functions to `module` (in the interpreter `py` is attached to).
@@ -328,4 +329,22 @@ fn write_output<'py>(py: Python<'py>, a: &[Bound<'py, PyAny>]) -> PyResult<Bound
     let text = text.to_str()?;
     super::callback::output(fd, text);
     Ok(pyo3::types::PyInt::new(py, text.chars().count() as i64).into_any())
+}
+
+/// A `logging` record for Erlang's `logger` (see `erlang._configure_logging`).
+fn log_record<'py>(py: Python<'py>, a: &[Bound<'py, PyAny>]) -> PyResult<Bound<'py, PyAny>> {
+    arity(a, 6, 6, "_log")?;
+    let record = super::bridge::LogRecord {
+        level: a[0].extract()?,
+        logger: a[1].extract()?,
+        message: a[2].extract()?,
+        file: a[3].extract().unwrap_or_default(),
+        line: a[4].extract().unwrap_or(0),
+        traceback: a[5].extract()?,
+        context: super::callback::context(),
+    };
+    if let Some(e) = bridge::erlang() {
+        e.log(record);
+    }
+    Ok(py.None().into_bound(py))
 }

@@ -63,3 +63,29 @@ fn describe(py: Python<'_>, e: &PyErr) -> String {
     let name = e.get_type(py).name().map(|n| n.to_string()).unwrap_or_else(|_| "Exception".into());
     format!("{name}: {}", e.value(py))
 }
+
+/// The level `py:configure_logging/0,1` asked for (Python's level number), for
+/// interpreters made after it.
+static LOGGING: RwLock<Option<i32>> = RwLock::new(None);
+
+/// Records that every interpreter made from now on hands `logging` records at
+/// or above `level` to Erlang.
+pub fn configure_logging(level: i32) {
+    *LOGGING.write().unwrap_or_else(|e| e.into_inner()) = Some(level);
+}
+
+/// Installs the logging handler in the interpreter `py` is attached to, if
+/// logging was configured. A failure leaves logging as it was.
+pub fn apply_logging(py: Python<'_>) {
+    let level = *LOGGING.read().unwrap_or_else(|e| e.into_inner());
+    if let Some(level) = level {
+        let installed = py
+            .import("sys")
+            .and_then(|s| s.getattr("modules"))
+            .and_then(|m| m.get_item("erlang"))
+            .and_then(|e| e.call_method1("_configure_logging", (level,)));
+        if let Err(e) = installed {
+            e.print(py);
+        }
+    }
+}

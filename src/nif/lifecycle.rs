@@ -87,6 +87,27 @@ fn setup(paths: Vec<String>, imports: Vec<String>, preload: rustler::Binary<'_>)
     atoms::ok()
 }
 
+/// `logging_configure(Level) -> ok`: interpreters made from now on hand Python
+/// `logging` records at or above `Level` (Python's number) to Erlang.
+#[rustler::nif]
+fn logging_configure(level: i32) -> Atom {
+    crate::interp::setup::configure_logging(level);
+    atoms::ok()
+}
+
+/// `logging_handled(N) -> ok`: `py_logging` handled N records.
+#[rustler::nif]
+fn logging_handled(n: usize) -> Atom {
+    crate::actors::logging::handled(n);
+    atoms::ok()
+}
+
+/// `logging_dropped() -> N`: records dropped because too many were in flight.
+#[rustler::nif]
+fn logging_dropped() -> u64 {
+    crate::actors::logging::dropped()
+}
+
 /// `start_contexts(N, Tag) -> ok`: replaces the running contexts by N new ones.
 #[rustler::nif]
 fn start_contexts<'a>(env: Env<'a>, n: usize, tag: Term<'a>) -> Term<'a> {
