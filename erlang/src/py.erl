@@ -41,6 +41,7 @@
          eval/4, is_ref/1, getattr/2, call_method/3, call_method/4, to_term/1,
          channel/0, channel/1, channel_send/2, channel_close/1,
          configure_logging/0, configure_logging/1,
+         ensure_venv/2, ensure_venv/3, activate_venv/1, deactivate_venv/0, venv_info/0,
          memory_stats/0, memory_stats/1, gc/0, gc/1,
          tracemalloc_start/0, tracemalloc_start/1, tracemalloc_stop/0,
          state_store/2, state_fetch/1, state_remove/1, state_keys/0, state_clear/0,
@@ -223,6 +224,40 @@ on_ref(Ref, Build) ->
         false ->
             {error, {bad_argument, <<"not a ref">>}}
     end.
+
+%% @doc {@link ensure_venv/3} with pip and the default timeout (10 minutes).
+-spec ensure_venv(file:filename_all(), py_venv:requirements()) -> ok | {error, term()}.
+ensure_venv(Path, Requirements) ->
+    ensure_venv(Path, Requirements, #{}).
+
+%% @doc Creates a virtual environment at `Path' with the linked Python when it
+%% is missing, installs `Requirements' (requirement strings, or the path of a
+%% requirements file) with pip, or uv with `installer => uv' (extra arguments in
+%% `install_args', e.g. `["--no-index", "--find-links", Dir]'), unless the same
+%% requirements were installed there already, then activates it (see
+%% {@link activate_venv/1}). `{error, {install_failed, Output}}' leaves the
+%% active environment as it was.
+-spec ensure_venv(file:filename_all(), py_venv:requirements(), py_venv:opts()) -> ok | {error, term()}.
+ensure_venv(Path, Requirements, Opts) ->
+    py_venv:ensure(Path, Requirements, Opts).
+
+%% @doc Puts the site-packages of the venv at `Path' on `sys.path' of every
+%% context, now and started later (replacing an active one);
+%% `{error, {not_a_venv, Path}}' if `Path' is not a venv.
+-spec activate_venv(file:filename_all()) -> ok | {error, term()}.
+activate_venv(Path) ->
+    py_venv:activate(Path).
+
+%% @doc Takes the active venv's site-packages off `sys.path' everywhere
+%% (modules already imported stay loaded).
+-spec deactivate_venv() -> ok.
+deactivate_venv() ->
+    py_venv:deactivate().
+
+%% @doc `{ok, #{active := boolean(), path => binary(), site_packages => [binary()]}}'.
+-spec venv_info() -> {ok, map()}.
+venv_info() ->
+    py_venv:info().
 
 %% @doc {@link configure_logging/1} at level `info'.
 -spec configure_logging() -> ok | {error, error()}.

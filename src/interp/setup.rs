@@ -29,8 +29,32 @@ fn current() -> Setup {
     SETUP.read().unwrap_or_else(|e| e.into_inner()).clone().unwrap_or_default()
 }
 
-/// `python_path` first on `sys.path` (in order, once each) and `imports`
-/// imported, in the interpreter `py` is attached to. The error names the setting.
+/// The site-packages directories of the active virtual environment
+/// (`py:activate_venv/1`), for interpreters made from now on.
+static VENV: RwLock<Vec<String>> = RwLock::new(Vec::new());
+
+/// Sets (or, empty, clears) the active venv's site-packages directories.
+pub fn configure_venv(dirs: Vec<String>) {
+    *VENV.write().unwrap_or_else(|e| e.into_inner()) = dirs;
+}
+
+/// Adds the active venv's site-packages to the interpreter `py` is attached to
+/// (`site.addsitedir`, so its `.pth` files are read).
+pub fn apply_venv(py: Python<'_>) -> Result<(), String> {
+    let dirs = VENV.read().unwrap_or_else(|e| e.into_inner()).clone();
+    if dirs.is_empty() {
+        return Ok(());
+    }
+    let site = py.import("site").map_err(|e| format!("venv: {e}"))?;
+    for d in dirs {
+        site.call_method1("addsitedir", (d.as_str(),)).map_err(|e| format!("venv: {e}"))?;
+    }
+    Ok(())
+}
+
+/// `python_path` first on `sys.path` (in order, once each), the active venv's
+/// site-packages, and `imports` imported, in the interpreter `py` is attached
+/// to. The error names the setting.
 pub fn apply_interpreter(py: Python<'_>) -> Result<(), String> {
     let s = current();
     let path = py.import("sys").and_then(|sys| sys.getattr("path")).map_err(|e| format!("python_path: {e}"))?;
@@ -41,6 +65,7 @@ pub fn apply_interpreter(py: Python<'_>) -> Result<(), String> {
         }
         path.call_method1("insert", (i, p.as_str())).map_err(|e| format!("python_path: {e}"))?;
     }
+    apply_venv(py)?;
     for m in &s.imports {
         py.import(m.as_str()).map_err(|e| format!("imports: {m}: {}", describe(py, &e)))?;
     }

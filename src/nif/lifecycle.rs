@@ -87,6 +87,14 @@ fn setup(paths: Vec<String>, imports: Vec<String>, preload: rustler::Binary<'_>)
     atoms::ok()
 }
 
+/// `venv_configure(SitePackages) -> ok`: the active venv's site-packages, for
+/// interpreters made from now on (`[]`: none).
+#[rustler::nif]
+fn venv_configure(dirs: Vec<String>) -> Atom {
+    crate::interp::setup::configure_venv(dirs);
+    atoms::ok()
+}
+
 /// `logging_configure(Level) -> ok`: interpreters made from now on hand Python
 /// `logging` records at or above `Level` (Python's number) to Erlang.
 #[rustler::nif]
