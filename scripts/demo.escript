@@ -1,6 +1,7 @@
 #!/usr/bin/env escript
-%% The main demo: starts erlang_python and shows calls, eval, exec, types, errors.
 %%! -pa erlang/_build/default/lib/erlang_python/ebin
+%% The main demo: starts erlang_python and shows calls, eval, exec, types, errors,
+%% calls that do not wait, refs and channels, and a virtual environment.
 -mode(compile).
 
 main(_) ->
@@ -47,7 +48,52 @@ main(_) ->
     Gathered = py:async_gather([{'__main__', nap, [I]} || I <- lists:seq(1, 50)]),
     io:format("  py:async_gather of 50 coroutines sleeping 0.2 s each~n    -> ~p results in ~p ms~n",
               [length(element(2, Gathered)), erlang:monotonic_time(millisecond) - T0]),
+    io:format("~nobjects by reference, and a channel into running Python:~n"),
+    {ok, D} = py:call(py:context(1), collections, deque, [[1, 2]], #{return => ref}),
+    show("py:call(py:context(1), collections, deque, [[1, 2]], #{return => ref})", {ok, D}),
+    show("py:call_method(D, appendleft, [0]), py:to_term(D)", begin {ok, _} = py:call_method(D, appendleft, [0]), py:to_term(D) end),
+    ok = py:exec(py:context(1), <<"def total(ch):\n    return sum(ch)\n">>),
+    {ok, Ch} = py:channel(),
+    Self = self(),
+    spawn(fun() -> Self ! {total, py:call(py:context(1), '__main__', total, [Ch])} end),
+    [ok = py:channel_send(Ch, I) || I <- lists:seq(1, 100)],
+    ok = py:channel_close(Ch),
+    show("sum(ch) in Python over 1..100 sent with py:channel_send", receive {total, Total} -> Total end),
+    venv_step(),
     ok = application:stop(erlang_python).
+
+%% A virtual environment made with the linked Python, and a package installed
+%% into it from a wheel built here (no network), used from a context.
+venv_step() ->
+    io:format("~na virtual environment:~n"),
+    Dir = filename:join(["_build", "demo"]),
+    Wheels = filename:join(Dir, "wheels"),
+    ok = filelib:ensure_dir(filename:join(Wheels, "x")),
+    ok = py:exec(py:context(main), <<"
+import zipfile, os, base64, hashlib
+def demo_wheel(d):
+    name, version = 'demo_greeting', '1.0'
+    info = name + '-' + version + '.dist-info/'
+    files = {name + '/__init__.py': 'def hello(who):\\n    return \"hello from a venv, \" + who\\n',
+             info + 'METADATA': 'Metadata-Version: 2.1\\nName: ' + name + '\\nVersion: ' + version + '\\n',
+             info + 'WHEEL': 'Wheel-Version: 1.0\\nGenerator: demo\\nRoot-Is-Purelib: true\\nTag: py3-none-any\\n'}
+    record = []
+    fn = os.path.join(d, name + '-' + version + '-py3-none-any.whl')
+    with zipfile.ZipFile(fn, 'w') as z:
+        for path, text in files.items():
+            data = text.encode()
+            h = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b'=').decode()
+            record.append(path + ',sha256=' + h + ',' + str(len(data)))
+            z.writestr(path, data)
+        record.append(info + 'RECORD,,')
+        z.writestr(info + 'RECORD', '\\n'.join(record) + '\\n')
+">>),
+    {ok, none} = py:call(py:context(main), '__main__', demo_wheel, [list_to_binary(Wheels)]),
+    Venv = filename:absname(filename:join(Dir, "venv")),
+    show("py:ensure_venv(\"_build/demo/venv\", [\"demo_greeting\"], #{install_args => [\"--no-index\", ...]})",
+         py:ensure_venv(Venv, ["demo_greeting"], #{install_args => ["--no-index", "--find-links", filename:absname(Wheels)]})),
+    show("py:call(demo_greeting, hello, [<<\"erlang\">>])", py:call(demo_greeting, hello, [<<"erlang">>])),
+    ok = py:deactivate_venv().
 
 show(What, Result) ->
     io:format("  ~s~n    -> ~p~n", [What, Result]).
