@@ -26,8 +26,9 @@ fn ext(v: &Value) -> Vec<u8> {
     OwnedEnv::new().run(|e| v.encode(e).to_binary().as_slice().to_vec())
 }
 
-/// The pid registered as `name`, if any.
-fn whereis_pid(name: &str) -> Option<LocalPid> {
+/// The pid registered as `name`, if any. Call from a thread that is not a
+/// BEAM scheduler.
+pub(crate) fn whereis_pid(name: &str) -> Option<LocalPid> {
     OwnedEnv::new().run(|e| {
         // An atom that does not exist names no process (and is not created).
         let atom = rustler::Atom::existing_from_str(e, name).ok()?;

@@ -5,7 +5,7 @@
 //! without bound. No Python here.
 
 use crate::interp::bridge::LogRecord;
-use rustler::{Encoder, LocalPid, OwnedEnv};
+use rustler::{Encoder, OwnedEnv};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 /// Records sent and not yet handled by `py_logging`, at most.
@@ -24,18 +24,6 @@ pub fn handled(n: usize) {
     let _ = IN_FLIGHT.fetch_update(Ordering::AcqRel, Ordering::Acquire, |v| Some(v.saturating_sub(n)));
 }
 
-fn logging_server() -> Option<LocalPid> {
-    OwnedEnv::new().run(|e| {
-        let atom = rustler::Atom::existing_from_str(e, "py_logging").ok()?;
-        let mut pid = std::mem::MaybeUninit::uninit();
-        // SAFETY: interpreter threads are not BEAM threads, so the caller env is
-        // NULL as enif_whereis_pid requires there; `atom` is a valid atom term.
-        let found = unsafe { rustler::sys::enif_whereis_pid(std::ptr::null_mut(), atom.to_term(e).as_c_arg(), pid.as_mut_ptr()) };
-        // SAFETY: initialised by the successful call.
-        (found != 0).then(|| LocalPid::from_c_arg(unsafe { pid.assume_init() }))
-    })
-}
-
 /// Sends `{py_log, Level, Logger, Message, File, Line, Traceback, Context}`, or
 /// drops the record when too many are in flight (or nobody listens).
 pub fn forward(r: LogRecord) {
@@ -45,7 +33,7 @@ pub fn forward(r: LogRecord) {
         return;
     }
     rustler::atoms! { py_log, undefined }
-    let Some(to) = logging_server() else {
+    let Some(to) = super::bridge::whereis_pid("py_logging") else {
         handled(1);
         DROPPED.fetch_add(1, Ordering::Relaxed);
         return;
