@@ -1,6 +1,6 @@
 # The repository as a mix dependency: {:erlang_python, git: Url, branch: "main"}.
 # The OTP application's Erlang sources are in erlang/src; the NIF is built from
-# the crate at the repository root into priv/ by the compiler below (cargo and
+# the crate at the repository root into the application's priv/ by the compiler below (cargo and
 # a Python with headers needed; PYTHON_CONFIG or PYTHON pick the Python).
 defmodule Mix.Tasks.Compile.ErlangPythonNif do
   @moduledoc false
@@ -8,7 +8,9 @@ defmodule Mix.Tasks.Compile.ErlangPythonNif do
 
   @impl true
   def run(_args) do
-    case System.cmd("bash", ["scripts/build-nif", "priv"], stderr_to_stdout: true, into: IO.stream(:stdio, :line)) do
+    # straight into the application's priv/ under _build (the NIF loads from there)
+    priv = Path.join(Mix.Project.app_path(), "priv")
+    case System.cmd("bash", ["scripts/build-nif", priv], stderr_to_stdout: true, into: IO.stream(:stdio, :line)) do
       {_, 0} -> {:ok, []}
       {_, _} -> Mix.raise("erlang_python: building the NIF failed (see above)")
     end
