@@ -1,7 +1,11 @@
 # erlang_python: build, test, demo.
-#   make setup   install what a fresh Debian/Ubuntu machine lacks
+#   make setup   install what a fresh Debian/Ubuntu machine lacks (ELIXIR=1: Elixir too)
 #   make         build the NIF and the OTP application
 #   make test    every test: cargo tests and the Common Test suites
+#   make dep-check   fresh rebar3 and mix projects using this repository as a
+#                dependency, built from nothing; then examples/elixir
+#   make docs    the edoc HTML of the public modules (erlang/doc/index.html);
+#                any edoc warning fails it
 #   make check   static analysis: clippy (warnings are errors, every unsafe block
 #                documented), rustfmt, xref, dialyzer
 #   make demo    start the application and show calls, eval, exec, types, errors
@@ -12,9 +16,9 @@
 #                make bench-reach only those of refs, channels, thread callbacks)
 #   make python-3.13t   build a free-threaded CPython (also python-3.13)
 # Pick the Python with PYTHON_CONFIG=/path/python3.X-config or PYTHON=/path/python3.
-export PYTHON PYTHON_CONFIG PERF_BUILD
+export PYTHON PYTHON_CONFIG PERF_BUILD ELIXIR
 
-.PHONY: all build build-hooks setup check test bench-reach test-rust test-erlang demo shell console console-check bench bench-async bench-write clean python-3.13 python-3.13t
+.PHONY: all build build-hooks setup check docs dep-check test bench-reach test-rust test-erlang demo shell console console-check bench bench-async bench-write clean python-3.13 python-3.13t
 
 all: build
 
@@ -29,6 +33,14 @@ setup:
 	bash scripts/setup
 
 test: test-rust test-erlang
+
+dep-check:
+	scripts/dep-check
+
+docs:
+	cd erlang && rebar3 edoc > ../_build-edoc.log 2>&1 || { cat ../_build-edoc.log; exit 1; }
+	@if grep -iE "warning|error" _build-edoc.log; then echo "make docs: edoc warnings above" >&2; rm -f _build-edoc.log; exit 1; fi
+	@rm -f _build-edoc.log; echo "docs: erlang/doc/index.html"
 
 check:
 	bash -c '. scripts/python-env && cargo clippy --all-targets --features test-hooks -- -D warnings -D clippy::undocumented_unsafe_blocks'

@@ -3,7 +3,7 @@
 %% Every call returns `{ok, Value}' or `{error, Reason}' and never crashes the
 %% caller. Reasons:
 %% <ul>
-%% <li>`{ExceptionName, Message}': Python raised, e.g. `{'ValueError', <<"...">>}'.
+%% <li>`{ExceptionName, Message}': Python raised, e.g. ``{'ValueError', <<"...">>}''.
 %%     The formatted traceback of the last failed call of the calling process is
 %%     returned by {@link last_traceback/0}.</li>
 %% <li>`timeout': no answer within the timeout; the reply will never arrive later.</li>
@@ -20,7 +20,7 @@
 %% <li>`not_started': the application is not running.</li>
 %% </ul>
 %% Code is a binary or a string. Module and function names are atoms, binaries or
-%% strings; a dotted function name (`<<"path.join">>') walks attributes, and the
+%% strings; a dotted function name (``<<"path.join">>'') walks attributes, and the
 %% module `'__main__'' means the globals that `exec' and `eval' use.
 -module(py).
 
@@ -454,7 +454,7 @@ stream(Module, Function, Args, Kwargs) ->
     end, default_timeout()).
 
 %% @doc Evaluates `Code' and iterates the result to the end in Python:
-%% `{ok, [Item]}' (`py:stream_eval(<<"(x * x for x in range(3))">>)' gives
+%% `{ok, [Item]}' (``py:stream_eval(<<"(x * x for x in range(3))">>)'' gives
 %% `{ok, [0, 1, 4]}').
 -spec stream_eval(code()) -> {ok, [value()]} | {error, error()}.
 stream_eval(Code) ->
