@@ -8,6 +8,7 @@ main(_) ->
     {ok, _} = application:ensure_all_started(erlang_python),
     {ok, Version} = py:version(),
     io:format("Python ~s~nmode: ~p, executors: ~p~n~n", [Version, py:execution_mode(), py:num_executors()]),
+    parallel_step(),
     show("py:call(math, sqrt, [16])", py:call(math, sqrt, [16])),
     show("py:call(json, dumps, [#{name => <<\"ada\">>, tags => [1, 2.5, none]}], #{sort_keys => true})",
          py:call(json, dumps, [#{name => <<"ada">>, tags => [1, 2.5, none]}], #{sort_keys => true})),
@@ -62,6 +63,34 @@ main(_) ->
     venv_step(),
     ok = application:stop(erlang_python).
 
+%% What the project is for: CPU-bound Python on every core. The same pure-Python
+%% work, one call after another on one context, then with py:parallel over all
+%% the contexts, timed.
+parallel_step() ->
+    io:format("the main job: CPU-bound Python on every core~n"),
+    ok = py:exec(py:context(1), <<"def burn(n):\n    s = 0\n    for i in range(n):\n        s += i * i\n    return s\n">>),
+    Contexts = py_context_router:contexts(),
+    [ok = py:exec(C, <<"def burn(n):\n    s = 0\n    for i in range(n):\n        s += i * i\n    return s\n">>) || C <- Contexts],
+    K = length(Contexts),
+    N = 2000000,
+    Calls = [{'__main__', burn, [N]} || _ <- Contexts],
+    {Seq, _} = timer:tc(fun() -> [{ok, _} = py:call(py:context(1), '__main__', burn, [N]) || _ <- Calls] end),
+    {Par, {ok, Rs}} = timer:tc(fun() -> py:parallel(Calls) end),
+    true = lists:all(fun({ok, _}) -> true; (_) -> false end, Rs),
+    io:format("  ~p x burn(~p) one after another on one context: ~p ms~n"
+              "  the same with py:parallel over ~p contexts:      ~p ms  (~.2fx faster)~n",
+              [K, N, Seq div 1000, K, Par div 1000, Seq / Par]),
+    case py:execution_mode() of
+        multi_executor ->
+            io:format("  this Python shares one GIL between contexts (multi_executor): no parallel speed-up.~n"
+                      "  For contexts that run in parallel, build a CPython 3.13 (sub-interpreters) or 3.13t~n"
+                      "  (free-threaded) and run the demo with it:~n"
+                      "    make python-3.13 && PYTHON=$(scripts/python-build 3.13 | tail -1) make demo~n");
+        _ ->
+            ok
+    end,
+    io:format("~n").
+
 %% A virtual environment made with the linked Python, and a package installed
 %% into it from a wheel built here (no network), used from a context.
 venv_step() ->
@@ -89,7 +118,8 @@ def demo_wheel(d):
         z.writestr(info + 'RECORD', '\\n'.join(record) + '\\n')
 ">>),
     {ok, none} = py:call(py:context(main), '__main__', demo_wheel, [list_to_binary(Wheels)]),
-    Venv = filename:absname(filename:join(Dir, "venv")),
+    {ok, V} = py:eval(<<"'%d.%d' % __import__('sys').version_info[:2]">>),
+    Venv = filename:absname(filename:join(Dir, "venv-" ++ binary_to_list(V))),
     show("py:ensure_venv(\"_build/demo/venv\", [\"demo_greeting\"], #{install_args => [\"--no-index\", ...]})",
          py:ensure_venv(Venv, ["demo_greeting"], #{install_args => ["--no-index", "--find-links", filename:absname(Wheels)]})),
     show("py:call(demo_greeting, hello, [<<\"erlang\">>])", py:call(demo_greeting, hello, [<<"erlang">>])),

@@ -243,7 +243,9 @@ ensure_venv(Path, Requirements, Opts) ->
 
 %% @doc Puts the site-packages of the venv at `Path' on `sys.path' of every
 %% context, now and started later (replacing an active one);
-%% `{error, {not_a_venv, Path}}' if `Path' is not a venv.
+%% `{error, {not_a_venv, Path}}' if `Path' is not a venv,
+%% `{error, {incompatible_venv, Path}}' if it was made with another Python
+%% version (it has no site-packages for this one).
 -spec activate_venv(file:filename_all()) -> ok | {error, term()}.
 activate_venv(Path) ->
     py_venv:activate(Path).

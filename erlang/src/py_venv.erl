@@ -55,7 +55,8 @@ maybe_ensure(Dir, {ok, ReqArgs, Record0}, Installer, Extra, Timeout) ->
     end.
 
 %% @doc See {@link py:activate_venv/1}.
--spec activate(Path :: file:filename_all()) -> ok | {error, {not_a_venv, file:filename_all()} | term()}.
+-spec activate(Path :: file:filename_all()) ->
+          ok | {error, {not_a_venv | incompatible_venv, file:filename_all()} | term()}.
 activate(Path) ->
     Dir = to_list(Path),
     case filelib:is_regular(filename:join(Dir, "pyvenv.cfg")) of
@@ -63,6 +64,9 @@ activate(Path) ->
             {error, {not_a_venv, Path}};
         true ->
             case site_packages(Dir) of
+                {ok, []} ->
+                    %% made with another Python: nothing of it fits this one
+                    {error, {incompatible_venv, Path}};
                 {ok, Sites} ->
                     _ = deactivate(),
                     ok = py_nif:venv_configure(Sites),

@@ -99,6 +99,11 @@ requirements_file(Config) ->
 not_a_venv(Config) ->
     Dir = ?config(priv_dir, Config),
     ?assertEqual({error, {not_a_venv, Dir}}, py:activate_venv(Dir)),
+    %% a venv of another Python version: its site-packages are for that one
+    Foreign = filename:join(Dir, "foreign"),
+    ok = filelib:ensure_dir(filename:join([Foreign, "lib", "python2.7", "site-packages", "x"])),
+    ok = file:write_file(filename:join(Foreign, "pyvenv.cfg"), <<"home = /nowhere\nversion = 2.7.18\n">>),
+    ?assertEqual({error, {incompatible_venv, Foreign}}, py:activate_venv(Foreign)),
     {ok, #{active := true}} = py:venv_info().
 
 deactivate(_Config) ->
