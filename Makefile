@@ -1,5 +1,6 @@
 # erlang_python: build, test, demo.
-#   make setup   install what a fresh Debian/Ubuntu machine lacks (ELIXIR=1: Elixir too)
+#   make setup   install what a fresh Debian/Ubuntu machine lacks (ELIXIR=1: Elixir
+#                too; UV=1: uv from PyPI, for ensure_venv's installer => uv)
 #   make         build the NIF and the OTP application
 #   make test    every test: cargo tests and the Common Test suites
 #   make dep-check   fresh rebar3 and mix projects using this repository as a
@@ -16,7 +17,7 @@
 #                make bench-reach only those of refs, channels, thread callbacks)
 #   make python-3.13t   build a free-threaded CPython (also python-3.13)
 # Pick the Python with PYTHON_CONFIG=/path/python3.X-config or PYTHON=/path/python3.
-export PYTHON PYTHON_CONFIG PERF_BUILD ELIXIR
+export PYTHON PYTHON_CONFIG PERF_BUILD ELIXIR UV
 
 .PHONY: all build build-hooks setup check docs dep-check test bench-reach test-rust test-erlang demo shell console console-check bench bench-async bench-write clean python-3.13 python-3.13t
 
