@@ -114,13 +114,18 @@ echo() ->
 echo_once() ->
     Tag = make_ref(),
     case py_nif:submit(main, echo, x, Tag, undefined) of
-        {ok, _} -> receive {py_echo, Tag, x} -> 1 end;
+        %% the handle is kept until the reply is in: collected earlier, it would
+        %% cancel the echo (and this receive would wait forever)
+        {ok, H} -> receive {py_echo, Tag, x} -> keep(H), 1 end;
         {queued, H} ->
             case py_nif:withdraw(H) of
                 true -> 0;
                 false -> receive {py_echo, Tag, x} -> 1 end
             end
     end.
+
+%% Uses its argument, so that it is live until here.
+keep(H) -> erlang:phash2(H), ok.
 
 pingpong(N) ->
     P = spawn(fun Loop() -> receive {From, M} -> From ! M, Loop(); stop -> ok end end),
