@@ -66,6 +66,7 @@ main(Args) ->
                        us(fun() -> loop(N, fun() -> {ok, 4.0} = py_nif:direct_call(Payload) end) end, N)}];
                  _ -> []
              end,
+    Steady = progress("steadiness over five runs", fun() -> steadiness_rows(N) end),
     Extra = Direct ++ progress("state and callbacks", fun() -> extra_rows(N) end),
     Tput = progress("throughput", fun() -> [{C, throughput(C, max(500, 100000 div C))} || C <- [1, 2, 10, 50, 100, 1000]] end),
     Conv = progress("conversions", fun conversion_rows/0),
@@ -79,6 +80,9 @@ main(Args) ->
                             erlang:system_info(schedulers), erlang:system_info(otp_release), ?RUNS]),
     Table = [Header, "\n| figure | median us per call |\n|---|---|\n",
              [io_lib:format("| ~s | ~.2f |~n", [Name, V]) || {Name, V} <- Rows ++ Extra],
+             "\n| five runs, one caller back to back | min | median | max | max/min |\n|---|---|---|---|---|\n",
+             [io_lib:format("| ~s | ~s | ~s | ~s | ~.2f |~n", [K, Fmt(Min), Fmt(Med), Fmt(Max), Max / Min])
+              || {K, Fmt, {Min, Med, Max}} <- Steady],
              "\n| conversion (py:call(builtins, id, [X]) round trip) | median | per unit |\n|---|---|---|\n",
              [io_lib:format("| ~s | ~.1f us | ~s |~n", [K, V, U]) || {K, V, U} <- Conv],
              "\n| concurrent callers (py:call math.sqrt, default semaphore) | calls/s | floor: enif_send echo, same callers |\n|---|---|---|\n",
@@ -97,6 +101,25 @@ main(Args) ->
         _ -> ok
     end,
     ok = application:stop(erlang_python).
+
+%% Issue 19's figures: for five runs in this invocation, one caller making calls
+%% back to back, as calls/s and as latency, next to the enif_send echo floor of
+%% the same runs; min, median, max and the spread.
+steadiness_rows(N) ->
+    Runs = [begin
+                {TCall, _} = timer:tc(fun() -> loop(N, fun() -> {ok, 4.0} = py:call(math, sqrt, [16]) end) end),
+                {TEcho, _} = timer:tc(fun() -> loop(N, fun echo/0) end),
+                {TCall / N, TEcho / N}
+            end || _ <- lists:seq(1, ?RUNS)],
+    Stats = fun(L) -> S = lists:sort(L), {hd(S), median(S), lists:last(S)} end,
+    {CMin, CMed, CMax} = Stats([C || {C, _} <- Runs]),
+    {EMin, EMed, EMax} = Stats([E || {_, E} <- Runs]),
+    Us = fun(V) -> io_lib:format("~.2f us", [V]) end,
+    PerS = fun(V) -> fmt_int(round(V)) ++ "/s" end,
+    [{"py:call(math, sqrt, [16]) latency", Us, {CMin, CMed, CMax}},
+     {"enif_send echo latency (floor)", Us, {EMin, EMed, EMax}},
+     {"py:call, calls/s", PerS, {1.0e6 / CMax, 1.0e6 / CMed, 1.0e6 / CMin}},
+     {"enif_send echo, calls/s (floor)", PerS, {1.0e6 / EMax, 1.0e6 / EMed, 1.0e6 / EMin}}].
 
 progress(What, F) ->
     io:format(standard_error, "bench: ~s...~n", [What]),
