@@ -50,6 +50,8 @@
 
 %% Used by py_cast_sink to serve the Erlang calls of casts' Python code.
 -export([run_callback/3]).
+%% Used by py_venv: code run once in every interpreter.
+-export([eval_everywhere/2]).
 
 -export_type([value/0, error/0, kwargs/0, call_opts/0, async_ref/0, ref/0, channel/0]).
 
@@ -139,6 +141,22 @@ learn_main_module(Name) ->
                           #{domain => [erlang_python]})
     end,
     ok = py_nif:route_to_main(Name).
+
+%% @private Evaluates `Code' with `Locals' once in every interpreter: the main
+%% one and, in `subinterp' mode, each context's own (default and pools; in the
+%% other modes contexts share the main interpreter). Every one is tried; the
+%% first error, if any, is returned.
+-spec eval_everywhere(code(), map()) -> ok | {error, error()}.
+eval_everywhere(Code, Locals) ->
+    Targets = case execution_mode() of
+                  subinterp -> [context(main) | all_contexts()];
+                  _ -> [context(main)]
+              end,
+    Results = [eval(Ctx, Code, Locals) || Ctx <- Targets],
+    case [E || {error, _} = E <- Results] of
+        [] -> ok;
+        [E | _] -> E
+    end.
 
 %% Every context: the default ones and the pools'.
 all_contexts() ->
@@ -278,15 +296,7 @@ configure_logging(Opts) when is_map(Opts) ->
     case python_level(maps:get(level, Opts, info)) of
         {ok, Level} ->
             ok = py_nif:logging_configure(Level),
-            Targets = case execution_mode() of
-                          subinterp -> [context(main) | all_contexts()];
-                          _ -> [context(main)]
-                      end,
-            Results = [eval(Ctx, <<"erlang._configure_logging(level)">>, #{level => Level}) || Ctx <- Targets],
-            case [E || {error, _} = E <- Results] of
-                [] -> ok;
-                [E | _] -> E
-            end;
+            eval_everywhere(<<"erlang._configure_logging(level)">>, #{level => Level});
         error ->
             {error, {bad_argument, <<"level must be debug, info, notice, warning, error or critical">>}}
     end.
@@ -739,15 +749,7 @@ reload(Module) ->
         Name ->
             Code = <<"None if m not in __import__('sys').modules else "
                      "[__import__('importlib').reload(__import__('sys').modules[m]), None][1]">>,
-            Targets = case execution_mode() of
-                          subinterp -> [context(main) | all_contexts()];
-                          _ -> [context(main)]
-                      end,
-            Results = [eval(Ctx, Code, #{m => Name}) || Ctx <- Targets],
-            case [E || {error, _} = E <- Results] of
-                [] -> ok;
-                [E | _] -> E
-            end
+            eval_everywhere(Code, #{m => Name})
     catch
         throw:{bad_argument, _} = Bad -> {error, Bad}
     end.

@@ -170,18 +170,7 @@ site_packages(Dir) ->
 %% Runs `Code' (with `ds' = Sites) in every interpreter: each sub-interpreter
 %% context has a sys.path of its own; other contexts share the main one's.
 everywhere(Code, Sites) ->
-    Targets = case py:execution_mode() of
-                  subinterp ->
-                      #{default := Default, pool := Pools} = py_nif:routes(),
-                      [py:context(main) | [py:context(I) || I <- Default ++ lists:append(maps:values(Pools))]];
-                  _ ->
-                      [py:context(main)]
-              end,
-    Results = [py:eval(Ctx, Code, #{ds => Sites}) || Ctx <- Targets],
-    case [E || {error, _} = E <- Results] of
-        [] -> ok;
-        [E | _] -> E
-    end.
+    py:eval_everywhere(Code, #{ds => Sites}).
 
 %% Runs an executable, collecting its output, within Timeout.
 run(Exe, Args, Timeout) ->

@@ -174,7 +174,7 @@ flood_stays_bounded(_) ->
     Max = py_semaphore:max_concurrent(),
     erlang:garbage_collect(),
     Mem0 = erlang:memory(total),
-    Rss0 = rss(),
+    Rss0 = py_test_util:rss(),
     erlang:put(flood_peak_rss, Rss0),
     Ctx = 1,
     Fired = [case py_nif:submit(Ctx, call, {<<"time">>, <<"sleep">>, [0.0005], #{}}, {flood, I}, undefined) of
@@ -207,16 +207,9 @@ flood_stays_bounded(_) ->
     ?assert(Peak - Rss0 < 150000000),
     ok = wait_until(fun() -> py_semaphore:current() =:= 0 end).
 
-%% Node RSS in bytes (Linux).
-rss() ->
-    {ok, Status} = file:read_file("/proc/self/status"),
-    [_, Rest] = binary:split(Status, <<"VmRSS:">>),
-    [Kb | _] = string:lexemes(Rest, " \t\n"),
-    binary_to_integer(Kb) * 1024.
-
 collect_flood(0, N) -> N;
 collect_flood(Left, N) ->
-    Left rem 500 =:= 0 andalso erlang:put(flood_peak_rss, max(rss(), erlang:get(flood_peak_rss))),
+    Left rem 500 =:= 0 andalso erlang:put(flood_peak_rss, max(py_test_util:rss(), erlang:get(flood_peak_rss))),
     receive
         {py_reply, {flood, _}, {ok, none}} -> collect_flood(Left - 1, N + 1);
         {py_reply, {flood, _}, _} = Other -> ct:fail({unexpected_reply, Other});

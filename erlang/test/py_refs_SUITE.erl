@@ -219,7 +219,4 @@ channel_closed_by_gc(_) ->
     ok = py_test_util:wait_until(fun() -> py:state_fetch(<<"drained">>) =:= {ok, 2} end, 30000).
 
 rss_kb() ->
-    {ok, S} = file:read_file("/proc/" ++ os:getpid() ++ "/status"),
-    [Line] = [L || L <- binary:split(S, <<"\n">>, [global]), binary:match(L, <<"VmRSS:">>) =/= nomatch],
-    [_, Kb | _] = binary:split(Line, [<<" ">>, <<"\t">>], [global, trim_all]),
-    binary_to_integer(Kb).
+    py_test_util:rss() div 1024.

@@ -1,6 +1,6 @@
 %% Helpers shared by the Common Test suites.
 -module(py_test_util).
--export([start_app/1, start_app/2, stop_app/0,
+-export([start_app/1, start_app/2, stop_app/0, rss/0,
          wait_until/1, wait_until/2, call_loop/3, thread_count/0, hold_permit/1]).
 
 %% @doc Every suite's init_per_suite: the application started (and, with
@@ -17,6 +17,14 @@ start_app(Config, Opts) ->
         _ -> ok
     end,
     Config.
+
+%% @doc The node's resident memory in bytes (Linux, /proc/self/status).
+-spec rss() -> non_neg_integer().
+rss() ->
+    {ok, Status} = file:read_file("/proc/self/status"),
+    [_, Rest] = binary:split(Status, <<"VmRSS:">>),
+    [Kb | _] = string:lexemes(Rest, " \t\n"),
+    binary_to_integer(Kb) * 1024.
 
 %% @doc Every suite's end_per_suite.
 -spec stop_app() -> ok.

@@ -4,7 +4,7 @@
 //! Python objects here, and its result a [`Value`] (or a [`Failure`]) before the
 //! GIL is given back. No Erlang term is touched in this room.
 
-use super::types::{from_py, to_py, type_name};
+use super::types::{dict_to_py, from_py, to_py, type_name};
 use super::value::{Failure, RefOp, Request, Value};
 use pyo3::ffi;
 use pyo3::prelude::*;
@@ -166,17 +166,7 @@ pub fn run<'py>(py: Python<'py>, cache: &mut CodeCache, globals: &Bound<'py, PyD
             }
         }
         Request::Eval { code, locals } => {
-            let locals = if locals.is_empty() {
-                globals.clone()
-            } else {
-                let d = PyDict::new(py);
-                for (k, v) in locals {
-                    let key = to_py(py, k, 1).map_err(|e| bad_argument(e.message()))?;
-                    let value = to_py(py, v, 1).map_err(|e| bad_argument(e.message()))?;
-                    d.set_item(key, value).map_err(|e| bad_argument(format!("map key cannot be a dict key in Python: {e}")))?;
-                }
-                d
-            };
+            let locals = if locals.is_empty() { globals.clone() } else { dict_to_py(py, locals).map_err(|e| bad_argument(e.message()))? };
             let compiled = cache.compile(py, code, ffi::Py_eval_input).map_err(fail)?;
             eval_code(py, &compiled, globals, &locals).map_err(fail)?
         }

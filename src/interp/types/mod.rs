@@ -45,6 +45,13 @@ pub fn to_py<'py>(py: Python<'py>, value: &Value, depth: usize) -> PyConv<'py> {
     }
 }
 
+/// A new dict of the attached interpreter for `pairs` (a map's, or an eval's
+/// locals).
+pub fn dict_to_py<'py>(py: Python<'py>, pairs: &[(Value, Value)]) -> Result<Bound<'py, pyo3::types::PyDict>, ConvError> {
+    let d = dict::to_py(py, pairs, 0)?;
+    d.cast_into::<pyo3::types::PyDict>().map_err(|e| ConvError::Invalid(e.to_string()))
+}
+
 /// The [`Value`] of a Python object.
 pub fn from_py(obj: &Bound<'_, PyAny>, depth: usize) -> Result<Value, ConvError> {
     if depth > MAX_DEPTH {
