@@ -48,6 +48,7 @@ maybe_start(Configs) ->
 
 -spec prep_stop(term()) -> term().
 prep_stop(State) ->
+    py_cluster:leave(),
     py_context_router:unpublish(),
     Tag = make_ref(),
     ok = py_nif:stop(Tag),

@@ -15,4 +15,7 @@ init([]) ->
     Trace = #{id => py_trace, start => {py_trace, start_link, []}},
     Casts = #{id => py_cast_sink, start => {py_cast_sink, start_link, []}},
     Logging = #{id => py_logging, start => {py_logging, start_link, []}},
-    {ok, {#{strategy => one_for_one, intensity => 10, period => 10}, [Router, Callbacks, Trace, Casts, Logging]}}.
+    %% last: the node joins the cluster group once everything else serves
+    Cluster = #{id => py_cluster, start => {py_cluster, start_link, []}},
+    {ok, {#{strategy => one_for_one, intensity => 10, period => 10},
+          [Router, Callbacks, Trace, Casts, Logging, py_cluster:scope_spec(), Cluster]}}.

@@ -33,7 +33,7 @@
          stream_start/3, stream_start/4, stream_active/2, stream_cancel/1,
          async_call/3, async_call/4, async_await/1, async_await/2, async_gather/1,
          async_stream/3, async_stream/4,
-         parallel/1,
+         parallel/1, parallel/2,
          context/0, context/1, pool/1, start_contexts/0, start_contexts/1, stop_contexts/0,
          contexts_started/0,
          version/0, execution_mode/0, num_executors/0, subinterp_supported/0, info/0, load/0,
@@ -53,7 +53,7 @@
 %% Used by py_venv: code run once in every interpreter.
 -export([eval_everywhere/2]).
 
--export_type([value/0, error/0, kwargs/0, call_opts/0, async_ref/0, ref/0, channel/0]).
+-export_type([name/0, value/0, error/0, kwargs/0, call_opts/0, async_ref/0, ref/0, channel/0]).
 
 -type value() :: term().
 -type error() :: {atom(), binary()} | timeout | not_started
@@ -618,9 +618,14 @@ async_stream(Module, Function, Args, Kwargs) ->
 %% than contexts), and returns one
 %% result per call in input order: `{ok, [{ok, V} | {error, E}]}'.
 -spec parallel([{name(), name(), list()}]) -> {ok, [{ok, value()} | {error, error()}]}.
-parallel(Calls) when is_list(Calls) ->
+parallel(Calls) ->
+    parallel(Calls, default_timeout()).
+
+%% @doc {@link parallel/1} with one timeout for the whole batch: a call not
+%% answered when it passes is cancelled and answers `{error, timeout}'.
+-spec parallel([{name(), name(), list()}], timeout()) -> {ok, [{ok, value()} | {error, error()}]}.
+parallel(Calls, Timeout) when is_list(Calls) ->
     Ctxs = [{py_context, T} || T <- py_nif:spread(length(Calls))],
-    Timeout = default_timeout(),
     Pending = [submit_call(Ctx, Call, Timeout) || {Ctx, Call} <- lists:zip(Ctxs, Calls)],
     %% one deadline for the whole batch, not one per call
     Deadline = deadline(Timeout),

@@ -158,12 +158,14 @@ handle_call({start, N}, _From, State) ->
                 ok -> publish(), {ok, contexts()};
                 {error, _} = E -> publish(), E
             end,
+    py_cluster:refresh(),
     {reply, Reply, State};
 handle_call(stop, _From, State) ->
     persistent_term:put(?KEY, 0),
     Tag = make_ref(),
     ok = wait(py_nif:stop_contexts(Tag), Tag),
     publish(),
+    py_cluster:refresh(),
     {reply, ok, State};
 handle_call({start_pool, Name, N}, _From, State) ->
     Tag = make_ref(),

@@ -41,6 +41,11 @@ pub(crate) fn whereis_pid(name: &str) -> Option<LocalPid> {
     })
 }
 
+/// The tag of a message py_cluster relays to a pid of another node.
+fn relay_atom(e: rustler::Env<'_>) -> rustler::Atom {
+    rustler::Atom::from_str(e, "$py_relay").expect("a valid atom")
+}
+
 impl Erlang for Node {
     fn send(&self, to: &Value, msg: &Value) -> Result<(), SendError> {
         let Value::Pid { ext, .. } = to else { return Err(SendError::NotAPid) };
@@ -48,8 +53,28 @@ impl Erlang for Node {
             return Err(SendError::OnScheduler);
         }
         let mut env = OwnedEnv::new();
-        let pid = env.run(|e| e.binary_to_term(ext).and_then(|(t, _)| t.decode::<LocalPid>().ok())).ok_or(SendError::NotAPid)?;
-        env.send_and_clear(&pid, |e| msg.encode(e)).map_err(|_| SendError::NotAlive)
+        let to = env.run(|e| {
+            let (t, _) = e.binary_to_term(ext)?;
+            match t.decode::<LocalPid>() {
+                Ok(pid) => Some(Ok(pid)),
+                Err(_) if t.get_type() == rustler::TermType::Pid => Some(Err(())),
+                Err(_) => None,
+            }
+        });
+        match to.ok_or(SendError::NotAPid)? {
+            Ok(pid) => env.send_and_clear(&pid, |e| msg.encode(e)).map_err(|_| SendError::NotAlive),
+            // A pid of another node: enif_send reaches local processes only, so
+            // py_cluster's process relays it (one relay: the order of one
+            // sender's messages holds).
+            Err(()) => {
+                let relay = whereis_pid("py_cluster").ok_or(SendError::NotAlive)?;
+                env.send_and_clear(&relay, |e| {
+                    let (pid, _) = e.binary_to_term(ext).expect("decoded above");
+                    (relay_atom(e), pid, msg.encode(e)).encode(e)
+                })
+                .map_err(|_| SendError::NotAlive)
+            }
+        }
     }
 
     fn whereis(&self, name: &str) -> Option<Value> {
