@@ -152,3 +152,38 @@ fn valid_encodings_decode_by_the_type_table() {
     let two_to_64: BigInt = BigInt::from(1u8) << 64u32;
     assert_eq!(big, Value::BigInt(-two_to_64));
 }
+
+/// Values as the frames of process-isolated contexts carry them.
+fn values() -> impl Strategy<Value = Value> {
+    let leaf = prop_oneof![
+        Just(Value::None),
+        any::<bool>().prop_map(Value::Bool),
+        any::<i64>().prop_map(Value::Int),
+        (any::<bool>(), prop::collection::vec(any::<u32>(), 3..6)).prop_map(|(neg, digits)| {
+            let sign = if neg { num_bigint::Sign::Minus } else { num_bigint::Sign::Plus };
+            // beyond 64 bits (what fits decodes as Int)
+            Value::BigInt(BigInt::new(sign, digits.into_iter().map(|d| d | 1).collect()))
+        }),
+        (-1.0e300f64..1.0e300).prop_map(Value::Float),
+        ".{0,12}".prop_map(Value::Str),
+        prop::collection::vec(any::<u8>(), 0..12).prop_map(Value::Bytes),
+    ];
+    leaf.prop_recursive(4, 48, 6, |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..6).prop_map(Value::List),
+            prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Tuple),
+            prop::collection::vec((inner.clone(), inner), 0..4).prop_map(Value::Map),
+        ]
+    })
+}
+
+#[test]
+fn encode_then_decode_gives_the_value_back() {
+    runner()
+        .run(&values(), |v| {
+            let bytes = etf::encode(&v).expect("encodable");
+            prop_assert_eq!(etf::decode(&bytes).expect("decodable"), v);
+            Ok(())
+        })
+        .unwrap();
+}

@@ -103,12 +103,30 @@ contexts() ->
 %% `io', for calls that wait on I/O beside the CPU-bound default contexts).
 %% `{error, _}' if a pool of that name runs, or pools would have more than 64
 %% contexts in all.
--spec start_pool(Name :: atom(), Opts :: #{contexts := pos_integer()}) ->
+%%
+%% With `isolation => process', each context's interpreter runs in a child OS
+%% process of its own, driven by the context's actor over pipes: a segfault,
+%% `os._exit' or out-of-memory there ends that child only. The request in
+%% flight answers `{error, {context_crashed, Why}}' (`Why' names the signal or
+%% exit status) and the next request starts a new child, with `python_path',
+%% `imports' and `preload_code' applied again. `memory_limit => Bytes' caps
+%% each child's address space. Calls, eval, exec, callbacks (`erlang.call'),
+%% `erlang.send', the shared state, logging and output work there; refs,
+%% `stream_start' and asyncio calls answer `{error, {bad_argument, _}}'.
+-spec start_pool(Name :: atom(), Opts :: #{contexts := pos_integer(),
+                                           isolation => none | process,
+                                           memory_limit => pos_integer() | infinity}) ->
           {ok, [context()]} | {error, term()}.
-start_pool(Name, #{contexts := N}) when is_atom(Name) ->
-    case valid_count(N) of
-        true -> gen_server:call(?MODULE, {start_pool, Name, N}, ?TIMEOUT);
-        false -> {error, {bad_argument, <<"contexts must be an integer from 1 to 64">>}}
+start_pool(Name, #{contexts := N} = Opts) when is_atom(Name) ->
+    Isolation = case {maps:get(isolation, Opts, none), maps:get(memory_limit, Opts, infinity)} of
+                    {none, infinity} -> none;
+                    {process, L} when L =:= infinity; is_integer(L), L > 0 -> {process, L};
+                    _ -> bad
+                end,
+    case valid_count(N) andalso Isolation =/= bad of
+        true -> gen_server:call(?MODULE, {start_pool, Name, N, Isolation}, ?TIMEOUT);
+        false -> {error, {bad_argument, <<"start_pool(Name, #{contexts => 1..64, isolation => none | process, "
+                                          "memory_limit => Bytes (with isolation => process)})">>}}
     end;
 start_pool(_Name, _Opts) ->
     {error, {bad_argument, <<"start_pool(Name :: atom(), #{contexts => N})">>}}.
@@ -149,7 +167,7 @@ init([]) ->
     {ok, 0}.
 
 %% @private
--spec handle_call({start, pos_integer()} | stop | {start_pool, atom(), pos_integer()}
+-spec handle_call({start, pos_integer()} | stop | {start_pool, atom(), pos_integer(), none | {process, pos_integer() | infinity}}
                   | {stop_pool, atom()}, gen_server:from(), term()) ->
           {reply, term(), term()}.
 handle_call({start, N}, _From, State) ->
@@ -167,9 +185,9 @@ handle_call(stop, _From, State) ->
     publish(),
     py_cluster:refresh(),
     {reply, ok, State};
-handle_call({start_pool, Name, N}, _From, State) ->
+handle_call({start_pool, Name, N, Isolation}, _From, State) ->
     Tag = make_ref(),
-    Reply = case wait(py_nif:start_pool(Name, N, Tag), Tag) of
+    Reply = case wait(py_nif:start_pool(Name, N, Isolation, Tag), Tag) of
                 {ok, Ids} -> {ok, [{py_context, I} || I <- Ids]};
                 {error, _} = E -> E
             end,

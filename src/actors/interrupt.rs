@@ -30,6 +30,11 @@ pub fn request(token: Arc<CallToken>, why: Why) {
             .spawn(move || {
                 for (token, why) in rx {
                     let raise = |interp, thread, exc| {
+                        if interp == 0 {
+                            // A process-isolated context: `thread` is its child's key.
+                            super::isolated::interrupt(thread, exc);
+                            return;
+                        }
                         // SAFETY: this thread holds no Python thread state, and the
                         // token's lock keeps the job (hence its interpreter) alive
                         // until this returns.

@@ -11,14 +11,15 @@
 //! destructor: no caller waits for a reply that cannot come.
 //!
 //! The job carries its request as plain data (decoded by the NIF), hands it to
-//! its thread's [`Host`] and encodes what comes back (`nif::types`) into the reply:
+//! its thread's [`Engine`] and encodes what comes back (`nif::types`) into the reply:
 //! no Python object is touched here.
 
 use super::callback::{Accept, JobCaller};
+use super::engine::Engine;
 use crate::atoms;
 use crate::interp::bridge::{Caller, Nested, Place, Run};
 use crate::interp::exec::{Op, Outcome};
-use crate::interp::host::{Host, Pulled};
+use crate::interp::host::Pulled;
 use crate::interp::value::{Failure, Request};
 use crate::nif::types::failure;
 use rustler::env::SavedTerm;
@@ -264,7 +265,7 @@ impl Job {
 
     /// Runs the job on `host`, in the globals `place` names, and replies, unless
     /// the caller gave up.
-    pub fn serve(mut self, host: &mut Host, place: Place) {
+    pub fn serve(mut self, host: &mut Engine, place: Place) {
         if let Some(s) = &self.stats {
             s.started();
         }
@@ -354,7 +355,7 @@ impl Job {
         Arc::new(JobCaller::new(self.reply_to, tag, self.token.clone(), accept, self.target))
     }
 
-    fn serve_python(&self, host: &mut Host, place: Place, op: Op) {
+    fn serve_python(&self, host: &mut Engine, place: Place, op: Op) {
         let (i, t) = host.ids();
         if !self.token.running_on(i, t) {
             // The caller gave up while the job waited for its interpreter.
@@ -412,7 +413,7 @@ impl Job {
     /// `{py_reply, Tag, {error, Reason}}` or, when Python raised,
     /// `{py_reply, Tag, {error, Reason}, Traceback}`. An async call's task
     /// answers later instead; a stream's start is followed by its pulls.
-    fn answer(&self, op: Op, result: Result<Outcome, Failure>, host: Option<&Host>) {
+    fn answer(&self, op: Op, result: Result<Outcome, Failure>, host: Option<&Engine>) {
         if let (Ok(Outcome::Scheduled), Op::AsyncCall { task, key } | Op::AsyncStream { task, key }) = (&result, op) {
             self.hand_over(host, task, key);
             return;
@@ -448,7 +449,7 @@ impl Job {
     /// The job's coroutine is now asyncio task `task` on loop `key`: the task
     /// answers the caller when done (`Erlang::task_done`); the job gives back its
     /// permit and has the loop stepped.
-    fn hand_over(&self, host: Option<&Host>, task: u64, key: u32) {
+    fn hand_over(&self, host: Option<&Engine>, task: u64, key: u32) {
         self.handed_over.set(true);
         let tag = self.env.run(|env| self.tag.load(env).to_binary().as_slice().to_vec());
         super::tasks::register(task, super::tasks::Waiter { owner: self.reply_to, tag, token: self.token.clone() });
@@ -473,7 +474,7 @@ impl Job {
 
     /// Sends the next batch of this pull job's stream, then queues the next
     /// pull, pauses (`{py_passive, Ref}`) or stops.
-    fn pull(&self, host: &Host) {
+    fn pull(&self, host: &Engine) {
         rustler::atoms! { py_chunk, py_end, py_error, py_passive }
         /// Items per pull job: other requests of the context run between batches.
         const BATCH: u64 = 64;

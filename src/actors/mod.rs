@@ -8,6 +8,8 @@
 //! * [`trace`]: request spans and events, to Erlang's logger and tokio-console.
 //! * [`pinned`]: an actor pinned to its own OS thread, owning an interpreter
 //!   (an executor on the main interpreter, or a context).
+//! * [`engine`]: what a pinned actor serves with: an interpreter here, or a child process.
+//! * [`isolated`]: process-isolated contexts: the child OS process, its pipes, crashes.
 //! * [`bridge`]: the node as Python's `erlang` module reaches it.
 //! * [`channel`]: bounded queues from Erlang into running Python.
 //! * [`refs`]: the Erlang side of Python objects kept by reference.
@@ -32,7 +34,9 @@ pub mod bridge;
 pub mod callback;
 pub mod channel;
 pub mod console;
+pub mod engine;
 pub mod interrupt;
+pub mod isolated;
 pub mod job;
 pub mod lane;
 pub mod logging;

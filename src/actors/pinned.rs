@@ -9,8 +9,12 @@
 //! * a **context** owns its interpreter: one OWN_GIL sub-interpreter
 //!   (`subinterp`, its `__main__` is the context's namespace), or on a
 //!   free-threaded build a thread state of the GIL-less main interpreter with a
-//!   globals dict of its own. Contexts run Python truly in parallel.
+//!   globals dict of its own. Contexts run Python truly in parallel;
+//! * an **isolated** context drives a child OS process that owns its
+//!   interpreter (`actors::isolated`): a crash there ends only that process.
 
+use super::engine::Engine;
+use super::isolated::Isolated;
 use super::job::{Job, Target};
 use super::lane::{Lane, Wake, Worker};
 use crate::interp::bridge::Place;
@@ -25,6 +29,9 @@ use std::sync::Arc;
 pub enum Role {
     Executor,
     Context(u32),
+    /// A process-isolated context: its interpreter runs in a child OS process
+    /// (with this address-space limit, in bytes).
+    Isolated(u32, Option<u64>),
 }
 
 /// The pinned actor (its state lives on its thread).
@@ -36,7 +43,7 @@ pub struct PinnedState {
     role: Role,
     lane: Arc<Lane>,
     rx: Receiver<Job>,
-    host: Host,
+    host: Engine,
 }
 
 impl Drop for PinnedState {
@@ -55,8 +62,9 @@ impl ThreadLocalActor for Pinned {
 
     async fn pre_start(&self, me: ActorRef<Wake>, (role, lane, rx): Self::Arguments) -> Result<Worker<PinnedState>, ActorProcessingErr> {
         let host = match role {
-            Role::Executor => Host::executor(),
-            Role::Context(id) => Host::context(id).map_err(|e| format!("context {id}: {e}"))?,
+            Role::Executor => Engine::Local(Host::executor()),
+            Role::Context(id) => Engine::Local(Host::context(id).map_err(|e| format!("context {id}: {e}"))?),
+            Role::Isolated(id, limit) => Engine::Child(Isolated::start(id, limit).map_err(|e| format!("context {id}: {e}"))?),
         };
         Ok(Worker::new(me.get_name(), PinnedState { role, lane, rx, host }, drain))
     }
@@ -77,7 +85,7 @@ fn drain(s: &mut PinnedState) {
     let PinnedState { role, lane, rx, host } = s;
     lane.drain(rx, |job| {
         let place = match (*role, job.target) {
-            (Role::Context(_), _) => Place::Own,
+            (Role::Context(_) | Role::Isolated(..), _) => Place::Own,
             (Role::Executor, Target::Main) => Place::Main,
             (Role::Executor, Target::Context(id)) => Place::Shared(id),
         };

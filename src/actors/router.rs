@@ -240,7 +240,7 @@ pub enum RouterMsg {
     /// Stop contexts and executors.
     StopAll { reply: RpcReplyPort<()> },
     /// Start `n` contexts reserved for pool `name`; answers their ids.
-    StartPool { name: String, n: usize, reply: RpcReplyPort<Result<Vec<u32>, String>> },
+    StartPool { name: String, n: usize, isolation: Isolation, reply: RpcReplyPort<Result<Vec<u32>, String>> },
     /// Stop the contexts of pool `name` (no such pool: nothing to do).
     StopPool { name: String, reply: RpcReplyPort<()> },
     /// Unbound calls naming `module` go to the main interpreter from now on.
@@ -252,6 +252,18 @@ enum Slot {
     Executor(usize),
     /// By context id.
     Context(u32),
+    /// A process-isolated context, by id, with its child's address-space limit.
+    Isolated(u32, Option<u64>),
+}
+
+/// Where a pool's interpreters run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Isolation {
+    /// In this process (sub-interpreters, or namespaces of the main one).
+    None,
+    /// Each in a child OS process of its own, with an optional address-space
+    /// limit in bytes (`isolation => process`, `memory_limit`).
+    Process(Option<u64>),
 }
 
 struct Running {
@@ -323,12 +335,17 @@ impl RouterState {
         TABLE.store(Some(Arc::new(t)));
     }
 
-    /// Starts contexts with these ids (actors, or namespaces of the executors).
-    async fn start_ids(&mut self, me: &ActorCell, ids: &[u32]) -> Result<(), String> {
-        if actor_contexts() {
-            let running = spawn_many(me, ids.iter().map(|id| Slot::Context(*id))).await?;
+    /// Starts contexts with these ids (actors, or namespaces of the executors;
+    /// process-isolated ones are always actors).
+    async fn start_ids(&mut self, me: &ActorCell, ids: &[u32], isolation: Isolation) -> Result<(), String> {
+        let slot = |id: u32| match isolation {
+            Isolation::None => Slot::Context(id),
+            Isolation::Process(limit) => Slot::Isolated(id, limit),
+        };
+        if actor_contexts() || isolation != Isolation::None {
+            let running = spawn_many(me, ids.iter().map(|id| slot(*id))).await?;
             for (id, r) in ids.iter().zip(running) {
-                self.by_id.insert(r.actor.get_id(), Slot::Context(*id));
+                self.by_id.insert(r.actor.get_id(), slot(*id));
                 self.contexts.insert(*id, Ctx { running: Some(r), placed: Arc::default() });
             }
         } else {
@@ -373,6 +390,7 @@ fn actor_name(slot: Slot) -> String {
     let base = match slot {
         Slot::Executor(i) => format!("executor-{}", i + 1),
         Slot::Context(id) => format!("context-{id}"),
+        Slot::Isolated(id, _) => format!("isolated-{id}"),
     };
     let mut n = USES.entry(slot).or_insert(0);
     *n += 1;
@@ -390,6 +408,7 @@ async fn spawn_slot(slot: Slot, me: &ActorCell) -> Result<Running, String> {
     let spawned = match slot {
         Slot::Executor(_) => Pinned::spawn_linked(name, (Role::Executor, lane.clone(), rx), me.clone(), spawner).await,
         Slot::Context(id) => Pinned::spawn_linked(name, (Role::Context(id), lane.clone(), rx), me.clone(), spawner).await,
+        Slot::Isolated(id, limit) => Pinned::spawn_linked(name, (Role::Isolated(id, limit), lane.clone(), rx), me.clone(), spawner).await,
     };
     let (actor, handle) = spawned.map_err(|e| format!("starting {slot:?}: {e}"))?;
     lane.attach(actor.clone());
@@ -431,7 +450,7 @@ impl Router {
         let old = std::mem::take(&mut st.default.0);
         st.stop_ids(&old).await;
         let ids: Vec<u32> = (1..=n as u32).collect();
-        st.start_ids(me, &ids).await?;
+        st.start_ids(me, &ids, Isolation::None).await?;
         st.default = (ids, st.next_gen());
         st.publish();
         Ok(())
@@ -445,7 +464,7 @@ impl Router {
         st.stop_ids(&ids).await;
     }
 
-    async fn start_pool(me: &ActorCell, st: &mut RouterState, name: String, n: usize) -> Result<Vec<u32>, String> {
+    async fn start_pool(me: &ActorCell, st: &mut RouterState, name: String, n: usize, isolation: Isolation) -> Result<Vec<u32>, String> {
         if st.pools.contains_key(&name) {
             return Err(format!("pool {name} is running"));
         }
@@ -457,7 +476,7 @@ impl Router {
             return Err("the application is not running".into());
         }
         let ids: Vec<u32> = (FIRST_POOL_ID..).filter(|id| !st.contexts.contains_key(id)).take(n).collect();
-        st.start_ids(me, &ids).await?;
+        st.start_ids(me, &ids, isolation).await?;
         let gen = st.next_gen();
         st.pools.insert(name, (ids.clone(), gen));
         st.publish();
@@ -534,8 +553,8 @@ impl Actor for Router {
                 TABLE.store(None);
                 let _ = reply.send(());
             }
-            RouterMsg::StartPool { name, n, reply } => {
-                let _ = reply.send(Self::start_pool(&cell, st, name, n).await);
+            RouterMsg::StartPool { name, n, isolation, reply } => {
+                let _ = reply.send(Self::start_pool(&cell, st, name, n, isolation).await);
             }
             RouterMsg::StopPool { name, reply } => {
                 Self::stop_pool(st, &name).await;
@@ -577,7 +596,7 @@ impl Actor for Router {
                 st.by_id.insert(r.actor.get_id(), slot);
                 match slot {
                     Slot::Executor(i) => st.executors[i] = r,
-                    Slot::Context(id) => {
+                    Slot::Context(id) | Slot::Isolated(id, _) => {
                         if let Some(c) = st.contexts.get_mut(&id) {
                             c.running = Some(r);
                         }

@@ -23,6 +23,10 @@ pub struct SlotStats {
     current: Mutex<Option<(u32, Arc<CallToken>)>>,
 }
 
+/// The child process of each process-isolated context, by context id: its OS
+/// pid (0 while none runs) and how many times it was restarted after a crash.
+pub static ISOLATED: std::sync::LazyLock<dashmap::DashMap<u32, (u32, u64)>> = std::sync::LazyLock::new(dashmap::DashMap::new);
+
 /// A snapshot, for `py:load/0`.
 #[derive(Debug, Clone, Copy)]
 pub struct Snapshot {

@@ -27,6 +27,7 @@ pub enum SendError {
 }
 
 /// Why an `erlang.call` got no value.
+#[derive(Debug)]
 pub enum CallError {
     /// No Erlang function is registered under this name.
     UnknownFunction(String),

@@ -182,3 +182,114 @@ fn term(r: &mut Reader<'_>, depth: usize) -> R {
         t => Err(bad(&format!("unsupported tag {t}"))),
     }
 }
+
+/// Encodes a value in external term format (with the version byte), as the
+/// table above reads it back: `str` as a UTF-8 binary, `bytes` as
+/// `{'$bytes', Bin}`, `None`/`True`/`False` as atoms, a pid as its own
+/// encoding. Refs and channels name objects of this node only: `Err`.
+/// (The frames of process-isolated contexts, `interp::wire`, use it.)
+pub fn encode(v: &Value) -> Result<Vec<u8>, ConvError> {
+    let mut out = vec![131];
+    put(&mut out, v, 0)?;
+    Ok(out)
+}
+
+fn put_atom(out: &mut Vec<u8>, name: &str) {
+    // SMALL_ATOM_UTF8_EXT: names here are ours and short.
+    out.push(119);
+    out.push(name.len() as u8);
+    out.extend_from_slice(name.as_bytes());
+}
+
+fn put_len(out: &mut Vec<u8>, n: usize) -> Result<(), ConvError> {
+    let n = u32::try_from(n).map_err(|_| ConvError::Invalid("too large to encode".into()))?;
+    out.extend_from_slice(&n.to_be_bytes());
+    Ok(())
+}
+
+fn put(out: &mut Vec<u8>, v: &Value, depth: usize) -> Result<(), ConvError> {
+    if depth > MAX_DEPTH {
+        return Err(ConvError::Invalid(format!("nested deeper than {MAX_DEPTH} levels")));
+    }
+    match v {
+        Value::None => put_atom(out, "none"),
+        Value::Bool(b) => put_atom(out, if *b { "true" } else { "false" }),
+        Value::Int(i) => match i32::try_from(*i) {
+            Ok(small) => {
+                out.push(98);
+                out.extend_from_slice(&small.to_be_bytes());
+            }
+            Err(_) => put_big(out, &BigInt::from(*i))?,
+        },
+        Value::BigInt(b) => put_big(out, b)?,
+        Value::Float(f) => {
+            out.push(70);
+            out.extend_from_slice(&f.to_be_bytes());
+        }
+        Value::Str(s) => {
+            out.push(109);
+            put_len(out, s.len())?;
+            out.extend_from_slice(s.as_bytes());
+        }
+        Value::Bytes(b) => {
+            out.extend_from_slice(&[104, 2]);
+            put_atom(out, "$bytes");
+            out.push(109);
+            put_len(out, b.len())?;
+            out.extend_from_slice(b);
+        }
+        Value::List(items) => {
+            if items.is_empty() {
+                out.push(106);
+            } else {
+                out.push(108);
+                put_len(out, items.len())?;
+                for i in items {
+                    put(out, i, depth + 1)?;
+                }
+                out.push(106);
+            }
+        }
+        Value::Tuple(items) => {
+            match u8::try_from(items.len()) {
+                Ok(n) => out.extend_from_slice(&[104, n]),
+                Err(_) => {
+                    out.push(105);
+                    put_len(out, items.len())?;
+                }
+            }
+            for i in items {
+                put(out, i, depth + 1)?;
+            }
+        }
+        Value::Map(pairs) => {
+            out.push(116);
+            put_len(out, pairs.len())?;
+            for (k, v) in pairs {
+                put(out, k, depth + 1)?;
+                put(out, v, depth + 1)?;
+            }
+        }
+        Value::Pid { ext, .. } => match ext.split_first() {
+            Some((131, rest)) => out.extend_from_slice(rest),
+            _ => return Err(ConvError::Invalid("a pid without its encoding".into())),
+        },
+        Value::Ref { .. } => return Err(ConvError::Invalid("refs belong to their node's process".into())),
+        Value::Channel(_) => return Err(ConvError::Invalid("channels belong to their node's process".into())),
+    }
+    Ok(())
+}
+
+fn put_big(out: &mut Vec<u8>, b: &BigInt) -> Result<(), ConvError> {
+    let (sign, bytes) = b.to_bytes_le();
+    match u8::try_from(bytes.len()) {
+        Ok(n) => out.extend_from_slice(&[110, n]),
+        Err(_) => {
+            out.push(111);
+            put_len(out, bytes.len())?;
+        }
+    }
+    out.push(u8::from(sign == Sign::Minus));
+    out.extend_from_slice(&bytes);
+    Ok(())
+}

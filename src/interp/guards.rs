@@ -28,22 +28,37 @@ def _refuse(name, why):
     refused.__doc__ = "Disabled by erlang_python: " + why
     return refused
 
-for _name, _why in (
+_guarded = [
     ("fork", "the child would be a copy of the whole Erlang node; use subprocess to run programs"),
     ("forkpty", "the child would be a copy of the whole Erlang node; use subprocess to run programs"),
-    ("_exit", "it would stop the whole Erlang node; raise an exception or return instead"),
-    ("abort", "it would stop the whole Erlang node; raise an exception or return instead"),
-):
+]
+if not _isolated:
+    _guarded += [
+        ("_exit", "it would stop the whole Erlang node; raise an exception or return instead"),
+        ("abort", "it would stop the whole Erlang node; raise an exception or return instead"),
+    ]
+for _name, _why in _guarded:
     _f = _refuse(_name, _why)
     for _m in (_os, _posix):
         if hasattr(_m, _name):
             setattr(_m, _name, _f)
 "#;
 
+/// Set in the child OS process of a process-isolated context: there
+/// `os._exit` and `os.abort` end only that process (its context answers
+/// `{error, {context_crashed, Why}}` and is restarted), so they are left alone.
+static ISOLATED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Marks this process as a process-isolated context's child (before Python starts).
+pub fn set_isolated() {
+    ISOLATED.store(true, std::sync::atomic::Ordering::Relaxed);
+}
+
 /// Replaces the VM-wide `os` functions in the interpreter `py` is attached to.
 pub fn install(py: Python<'_>) -> PyResult<()> {
     let scope = PyDict::new(py);
     scope.set_item("__builtins__", py.import("builtins")?)?;
+    scope.set_item("_isolated", ISOLATED.load(std::sync::atomic::Ordering::Relaxed))?;
     let code = std::ffi::CString::new(SOURCE).expect("no NUL in guard source");
     py.run(&code, Some(&scope), None)
 }

@@ -22,6 +22,8 @@
 //! * [`setup`]: `python_path`, `imports` and `preload_code`, in every interpreter and context.
 //! * [`erlang_module`]: the `erlang` module every interpreter gets.
 //! * [`guards`]: `os.fork`, `os._exit` and friends refused (they act on the whole VM).
+//! * [`wire`]: the frames between the node and a process-isolated context's child.
+//! * [`child`]: that child process's main loop (the `py_child` binary).
 //!
 //! Rule of the room: every `unsafe` block says which interpreter's GIL it assumes
 //! is held by the current thread.
@@ -29,6 +31,7 @@
 pub mod asyncio;
 pub mod bridge;
 pub mod callback;
+pub mod child;
 pub mod conv_error;
 #[cfg(feature = "test-hooks")]
 pub mod direct;
@@ -47,3 +50,4 @@ pub mod stream;
 pub mod thread;
 pub mod types;
 pub mod value;
+pub mod wire;

@@ -25,7 +25,8 @@ pub fn configure(s: Setup) {
     *SETUP.write().unwrap_or_else(|e| e.into_inner()) = Some(s);
 }
 
-fn current() -> Setup {
+/// The settings now (sent to the child process of a process-isolated context).
+pub fn current() -> Setup {
     SETUP.read().unwrap_or_else(|e| e.into_inner()).clone().unwrap_or_default()
 }
 
@@ -36,6 +37,11 @@ static VENV: RwLock<Vec<String>> = RwLock::new(Vec::new());
 /// Sets (or, empty, clears) the active venv's site-packages directories.
 pub fn configure_venv(dirs: Vec<String>) {
     *VENV.write().unwrap_or_else(|e| e.into_inner()) = dirs;
+}
+
+/// The active venv's site-packages directories.
+pub fn venv_dirs() -> Vec<String> {
+    VENV.read().unwrap_or_else(|e| e.into_inner()).clone()
 }
 
 /// Adds the active venv's site-packages to the interpreter `py` is attached to

@@ -119,6 +119,9 @@ pub enum Failure {
     Cancelled,
     /// The object a ref names went with its context (`context_stopped`).
     ContextStopped,
+    /// The child OS process of a process-isolated context died with the
+    /// request in flight (`{context_crashed, Why}`).
+    ContextCrashed(String),
 }
 
 impl From<super::conv_error::ConvError> for Failure {

@@ -134,12 +134,20 @@ fn stop<'a>(env: Env<'a>, tag: Term<'a>) -> Term<'a> {
     forward(env, tag, move |r| async move { flatten(r.call(|reply| RouterMsg::StopAll { reply }, None).await.map(|c| c.map(Ok))) })
 }
 
-/// `start_pool(Name, N, Tag) -> ok`: starts N contexts reserved for pool Name;
-/// answers `{ok, [Id]}`.
+/// `start_pool(Name, N, Isolation, Tag) -> ok`: starts N contexts reserved for
+/// pool Name, in this process (`Isolation` `none`) or each in a child process
+/// (`{process, MemoryLimit :: pos_integer() | infinity}`); answers `{ok, [Id]}`.
 #[rustler::nif]
-fn start_pool<'a>(env: Env<'a>, name: Atom, n: usize, tag: Term<'a>) -> NifResult<Term<'a>> {
+fn start_pool<'a>(env: Env<'a>, name: Atom, n: usize, isolation: Term<'a>, tag: Term<'a>) -> NifResult<Term<'a>> {
+    use crate::actors::router::Isolation;
     let name = name.to_term(env).atom_to_string()?;
-    Ok(forward(env, tag, move |r| async move { flatten(r.call(|reply| RouterMsg::StartPool { name, n, reply }, None).await) }))
+    let isolation = if isolation.is_atom() {
+        Isolation::None
+    } else {
+        let (_, limit): (Atom, Term<'a>) = isolation.decode()?;
+        Isolation::Process(limit.decode::<u64>().ok())
+    };
+    Ok(forward(env, tag, move |r| async move { flatten(r.call(|reply| RouterMsg::StartPool { name, n, isolation, reply }, None).await) }))
 }
 
 /// `stop_pool(Name, Tag) -> ok`: stops pool Name's contexts.
@@ -173,7 +181,17 @@ fn load<'a>(env: Env<'a>) -> NifResult<Term<'a>> {
     let contexts = figures(contexts.into_iter().map(|(_, s)| s).collect())?
         .into_iter()
         .zip(ids)
-        .map(|(m, id)| m.map_put("id", id))
+        .map(|(m, id)| {
+            let m = m.map_put("id", id)?;
+            match crate::actors::stats::ISOLATED.get(&id).map(|e| *e) {
+                Some((pid, n)) => {
+                    rustler::atoms! { os_pid, restarts }
+                    let child = Term::map_new(env).map_put(os_pid(), pid)?.map_put(restarts(), n)?;
+                    m.map_put("isolated", child)
+                }
+                None => Ok(m),
+            }
+        })
         .collect::<NifResult<Vec<Term<'a>>>>()?;
     Ok((figures(executors)?, contexts).encode(env))
 }

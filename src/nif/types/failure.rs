@@ -7,7 +7,7 @@ use rustler::{Atom, Encoder, Env, Term};
 
 /// `Reason`, and the traceback as a binary when Python raised.
 pub fn encode<'a>(env: Env<'a>, f: &Failure) -> (Term<'a>, Option<Term<'a>>) {
-    rustler::atoms! { not_iterable, not_awaitable, cancelled }
+    rustler::atoms! { not_iterable, not_awaitable, cancelled, context_crashed }
     match f {
         Failure::Python { name, message, traceback } => {
             let class = Atom::from_str(env, name).unwrap_or_else(|_| atoms::error());
@@ -20,5 +20,6 @@ pub fn encode<'a>(env: Env<'a>, f: &Failure) -> (Term<'a>, Option<Term<'a>>) {
         Failure::NotAwaitable(t) => ((not_awaitable(), t.as_str()).encode(env), None),
         Failure::Cancelled => (cancelled().encode(env), None),
         Failure::ContextStopped => (atoms::context_stopped().encode(env), None),
+        Failure::ContextCrashed(why) => ((context_crashed(), why.as_str()).encode(env), None),
     }
 }

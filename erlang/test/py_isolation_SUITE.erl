@@ -1,0 +1,215 @@
+%% Process-isolated contexts (`isolation => process'): each context's
+%% interpreter runs in a child OS process. A segfault, os._exit, os.abort and
+%% running out of memory end that child only: the request in flight answers
+%% {error, {context_crashed, Why}}, the context answers again with a new child,
+%% the node and the other contexts do not notice. Calls, eval, exec, callbacks,
+%% state, send and timeouts work there; no child outlives stop_pool or the
+%% application. Runs in every mode.
+-module(py_isolation_SUITE).
+-include_lib("common_test/include/ct.hrl").
+-export([all/0, init_per_suite/1, end_per_suite/1, init_per_testcase/2, end_per_testcase/2]).
+-export([runs_in_its_own_process/1, calls_eval_exec/1, segfault/1, os_exit_and_abort/1,
+         memory_limit/1, others_do_not_notice/1, callbacks/1, state_and_send/1,
+         timeout_interrupts/1, unsupported_is_an_error/1, in_load/1,
+         no_child_after_stop_pool/1, no_child_after_application_stop/1, bad_options/1]).
+
+all() ->
+    [runs_in_its_own_process, calls_eval_exec, segfault, os_exit_and_abort, memory_limit,
+     others_do_not_notice, callbacks, state_and_send, timeout_interrupts,
+     unsupported_is_an_error, in_load, bad_options, no_child_after_stop_pool,
+     no_child_after_application_stop].
+
+init_per_suite(Config) ->
+    py_test_util:start_app(Config).
+
+end_per_suite(_Config) ->
+    py_test_util:stop_app().
+
+init_per_testcase(_Case, Config) ->
+    {ok, [A, B]} = py_context_router:start_pool(iso, #{contexts => 2, isolation => process}),
+    [{a, A}, {b, B} | Config].
+
+end_per_testcase(_Case, _Config) ->
+    ok = py_context_router:stop_pool(iso).
+
+os_pid(Ctx) ->
+    {ok, P} = py:call(Ctx, os, getpid, []),
+    P.
+
+node_os_pid() ->
+    list_to_integer(os:getpid()).
+
+%% Each isolated context has an OS process of its own.
+runs_in_its_own_process(Config) ->
+    A = os_pid(?config(a, Config)),
+    B = os_pid(?config(b, Config)),
+    true = A =/= B andalso A =/= node_os_pid() andalso B =/= node_os_pid(),
+    %% its parent is the node
+    {ok, Parent} = py:call(?config(a, Config), os, getppid, []),
+    Parent = node_os_pid().
+
+calls_eval_exec(Config) ->
+    Ctx = ?config(a, Config),
+    {ok, 4.0} = py:call(Ctx, math, sqrt, [16]),
+    {ok, 5} = py:call(Ctx, builtins, int, [<<"101">>], #{kwargs => #{base => 2}}),
+    {ok, 3} = py:eval(Ctx, <<"x + y">>, #{x => 1, y => 2}),
+    ok = py:exec(Ctx, <<"def triple(v):\n    return v * 3\n">>),
+    {ok, 21} = py:call(Ctx, '__main__', triple, [7]),
+    {ok, [1, <<"two">>, {3.5, true, none}, #{<<"k">> := [1, 2]}]} =
+        py:eval(Ctx, <<"[1, 'two', (3.5, True, None), {'k': [1, 2]}]">>),
+    {ok, <<1, 2, 255>>} = py:eval(Ctx, <<"bytes([1, 2, 255])">>),
+    {ok, Big} = py:eval(Ctx, <<"2 ** 100">>),
+    Big = 1 bsl 100,
+    {error, {'ZeroDivisionError', _}} = py:eval(Ctx, <<"1 / 0">>),
+    {error, {'SystemExit', _}} = py:call(Ctx, sys, exit, [2]),
+    %% the names defined are the context's own
+    {error, {'NameError', _}} = py:eval(?config(b, Config), <<"triple">>).
+
+%% A segfault in C code ends the child only: context_crashed names the signal,
+%% and the context answers again from a new child.
+segfault(Config) ->
+    Ctx = ?config(a, Config),
+    Before = os_pid(Ctx),
+    ok = py:exec(Ctx, <<"marker = 1">>),
+    {error, {context_crashed, <<"killed by signal 11 (SIGSEGV)">>}} = py:call(Ctx, ctypes, string_at, [0]),
+    After = os_pid(Ctx),
+    true = After =/= Before,
+    %% a new interpreter: what the old one defined is gone
+    {error, {'NameError', _}} = py:eval(Ctx, <<"marker">>),
+    {ok, 2} = py:eval(Ctx, <<"1 + 1">>).
+
+os_exit_and_abort(Config) ->
+    Ctx = ?config(a, Config),
+    {error, {context_crashed, <<"exited with status 3">>}} = py:eval(Ctx, <<"__import__('os')._exit(3)">>),
+    {ok, 2} = py:eval(Ctx, <<"1 + 1">>),
+    {error, {context_crashed, <<"killed by signal 6 (SIGABRT)">>}} = py:eval(Ctx, <<"__import__('os').abort()">>),
+    {ok, 2} = py:eval(Ctx, <<"1 + 1">>),
+    %% in-process interpreters still refuse them
+    {error, {'RuntimeError', _}} = py:eval(py:context(main), <<"__import__('os')._exit(3)">>).
+
+%% memory_limit caps the child's address space: an allocation past it is a
+%% MemoryError (or the child's end), never the node's.
+memory_limit(_Config) ->
+    {ok, [Ctx]} = py_context_router:start_pool(small, #{contexts => 1, isolation => process,
+                                                         memory_limit => 512 * 1024 * 1024}),
+    try
+        {ok, 1024} = py:eval(Ctx, <<"len(bytearray(1024))">>),
+        case py:eval(Ctx, <<"len(bytearray(4 * 1024 ** 3))">>) of
+            {error, {'MemoryError', _}} -> ok;
+            {error, {context_crashed, _}} -> ok
+        end,
+        {ok, 2} = py:eval(Ctx, <<"1 + 1">>)
+    after
+        py_context_router:stop_pool(small)
+    end.
+
+%% A crash in one isolated context: the other one keeps its process and its
+%% names, in-process contexts keep answering.
+others_do_not_notice(Config) ->
+    A = ?config(a, Config),
+    B = ?config(b, Config),
+    ok = py:exec(B, <<"kept = 42">>),
+    PidB = os_pid(B),
+    {error, {context_crashed, _}} = py:call(A, ctypes, string_at, [0]),
+    PidB = os_pid(B),
+    {ok, 42} = py:eval(B, <<"kept">>),
+    {ok, 2} = py:eval(<<"1 + 1">>),
+    {ok, 2} = py:eval(py:context(main), <<"1 + 1">>).
+
+%% erlang.call from the child reaches the registered function; it may call the
+%% same context back (a nested request, served by the waiting child).
+callbacks(Config) ->
+    Ctx = ?config(a, Config),
+    ok = py:register_function(iso_double, fun([X]) -> X * 2 end),
+    ok = py:register_function(iso_back, fun([N]) ->
+                                                {ok, R} = py:call(Ctx, '__main__', g, [N]),
+                                                R
+                                        end),
+    try
+        {ok, 42} = py:eval(Ctx, <<"erlang.call('iso_double', 21)">>),
+        ok = py:exec(Ctx, <<"def g(n):\n    return n * 2\n"
+                            "def f(n):\n    return erlang.call('iso_back', n) + 1\n">>),
+        {ok, 11} = py:call(Ctx, '__main__', f, [5]),
+        %% as in-process: an exception in Python, the context goes on
+        {error, {_, _}} = py:eval(Ctx, <<"erlang.call('iso_no_such_function')">>),
+        {ok, 2} = py:eval(Ctx, <<"1 + 1">>)
+    after
+        py:unregister_function(iso_double),
+        py:unregister_function(iso_back)
+    end.
+
+%% The shared state is the node's; erlang.send reaches Erlang processes.
+state_and_send(Config) ->
+    Ctx = ?config(a, Config),
+    ok = py:state_store(<<"iso_key">>, #{<<"a">> => 1}),
+    {ok, #{<<"a">> := 1}} = py:eval(Ctx, <<"erlang.state_get('iso_key')">>),
+    {ok, none} = py:eval(Ctx, <<"erlang.state_set('iso_from_python', [1, 2])">>),
+    {ok, [1, 2]} = py:state_fetch(<<"iso_from_python">>),
+    {ok, 5} = py:eval(Ctx, <<"erlang.state_incr('iso_counter', 5)">>),
+    {ok, 6} = py:state_incr(<<"iso_counter">>),
+    {ok, true} = py:eval(Ctx, <<"'iso_key' in erlang.state_keys()">>),
+    {ok, none} = py:eval(Ctx, <<"erlang.send(p, ('hello', 1))">>, #{p => self()}),
+    receive {<<"hello">>, 1} -> ok after 10000 -> ct:fail(no_message) end,
+    py:state_remove(<<"iso_key">>),
+    py:state_remove(<<"iso_from_python">>),
+    py:state_remove(<<"iso_counter">>).
+
+%% A caller's timeout interrupts the Python running in the child: the context
+%% then answers the next call (a loop left running would block it).
+timeout_interrupts(Config) ->
+    Ctx = ?config(a, Config),
+    Pid = os_pid(Ctx),
+    {error, timeout} = py:call(Ctx, builtins, exec, [<<"while True: pass">>], #{timeout => 300}),
+    {ok, 2} = py:call(Ctx, operator, add, [1, 1], #{timeout => 20000}),
+    %% interrupted, not killed
+    Pid = os_pid(Ctx).
+
+%% What a child cannot do yet is a clear error, and the child keeps going.
+unsupported_is_an_error(Config) ->
+    Ctx = ?config(a, Config),
+    {error, {bad_argument, _}} = py:call(Ctx, builtins, list, [[1]], #{return => ref}),
+    {error, {bad_argument, _}} = py:call(Ctx, builtins, id, [make_ref()]),
+    {ok, 2} = py:eval(Ctx, <<"1 + 1">>).
+
+%% The isolated contexts are in py:load() with their OS pid and restarts.
+in_load(Config) ->
+    Ctx = ?config(a, Config),
+    Pid = os_pid(Ctx),
+    {py_context, Id} = Ctx,
+    #{contexts := Contexts} = py:load(),
+    [#{isolated := #{os_pid := Pid, restarts := 0}}] = [C || C = #{id := I} <- Contexts, I =:= Id],
+    {error, {context_crashed, _}} = py:eval(Ctx, <<"__import__('os')._exit(1)">>),
+    New = os_pid(Ctx),
+    #{contexts := Contexts2} = py:load(),
+    [#{isolated := #{os_pid := New, restarts := 1}}] = [C || C = #{id := I} <- Contexts2, I =:= Id].
+
+bad_options(_Config) ->
+    {error, {bad_argument, _}} = py_context_router:start_pool(bad1, #{contexts => 1, isolation => thread}),
+    {error, {bad_argument, _}} = py_context_router:start_pool(bad2, #{contexts => 1, memory_limit => 100}),
+    {error, {bad_argument, _}} = py_context_router:start_pool(bad3, #{contexts => 1, isolation => process,
+                                                                       memory_limit => -1}).
+
+alive(OsPid) ->
+    case file:read_file("/proc/" ++ integer_to_list(OsPid) ++ "/stat") of
+        {ok, Stat} ->
+            %% a zombie (state Z) is dead, not yet reaped
+            [_, After] = binary:split(Stat, <<") ">>),
+            binary:first(After) =/= $Z;
+        {error, _} ->
+            false
+    end.
+
+no_child_after_stop_pool(Config) ->
+    Pids = [os_pid(?config(K, Config)) || K <- [a, b]],
+    true = lists:all(fun alive/1, Pids),
+    ok = py_context_router:stop_pool(iso),
+    ok = py_test_util:wait_until(fun() -> not lists:any(fun alive/1, Pids) end),
+    %% end_per_testcase stops it again: nothing to do
+    {ok, _} = py_context_router:start_pool(iso, #{contexts => 2, isolation => process}).
+
+no_child_after_application_stop(Config) ->
+    Pids = [os_pid(?config(K, Config)) || K <- [a, b]],
+    ok = application:stop(erlang_python),
+    ok = py_test_util:wait_until(fun() -> not lists:any(fun alive/1, Pids) end),
+    {ok, _} = application:ensure_all_started(erlang_python),
+    {ok, _} = py_context_router:start_pool(iso, #{contexts => 2, isolation => process}).

@@ -1,0 +1,315 @@
+//! The child OS process of a process-isolated context (`isolation => process`):
+//! the `py_child` binary runs [`main`]. It embeds this same room: one
+//! interpreter (the child's main one), one [`Host`], the same `erlang` module;
+//! only the far side of [`super::bridge`] differs: every `erlang.call`,
+//! `erlang.send`, `state_*` and log record becomes a frame to the node
+//! ([`super::wire`]) instead of a call into the BEAM.
+//!
+//! Threads: the main thread serves requests one at a time; a reader thread
+//! takes every frame from the node and routes it (a request to the main thread,
+//! or, while the main thread waits in `erlang.call`, to that wait as a nested
+//! request or the call's answer; interruptions; query answers). When the node's
+//! end of the pipe closes (the node stopped or died, or the pool was stopped)
+//! the reader ends the process: no orphan outlives its node.
+//!
+//! A crash here (a segfault in a C extension, `os._exit`, the address-space
+//! limit) ends this process only; the node answers the request in flight
+//! `{error, {context_crashed, Why}}` and starts a new child.
+
+use super::bridge::{self, CallError, Caller, ChainMsg, ChannelEnd, Erlang, LogRecord, Nested, Place, Run, SendError, Stored, ThreadCall};
+use super::exec::Op;
+use super::host::Host;
+use super::value::{Request, Value};
+use super::wire::{self, Query, ToChild, ToParent};
+use std::collections::{HashMap, HashSet};
+use std::fs::File;
+use std::io::{BufReader, BufWriter, Write};
+use std::os::fd::FromRawFd;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::{Arc, Mutex, OnceLock};
+
+/// The child's side of the node: frames out, and what waits for frames in.
+struct Child {
+    out: Mutex<BufWriter<File>>,
+    context: u32,
+    /// Answers to queries in flight, by id.
+    queries: Mutex<HashMap<u64, Sender<Value>>>,
+    next_query: AtomicU64,
+    /// The `erlang.call`s waiting, innermost last: where answers and nested
+    /// requests go.
+    chains: Mutex<Vec<Sender<ChainMsg>>>,
+    /// The request the main thread runs, with where (interpreter, thread), and
+    /// whether it was interrupted. Taken by the main thread only detached.
+    running: Mutex<Option<(u64, usize, u64, bool)>>,
+    /// Requests whose caller gave up (their `erlang.call`s end).
+    gave_up: Mutex<HashSet<u64>>,
+}
+
+static CHILD: OnceLock<Child> = OnceLock::new();
+
+fn child() -> &'static Child {
+    CHILD.get().expect("set before Python starts")
+}
+
+impl Child {
+    fn send(&self, f: &ToParent) {
+        let mut out = self.out.lock().unwrap_or_else(|e| e.into_inner());
+        if wire::send_to_parent(&mut *out, f).is_err() {
+            // The node's end is gone: nothing is left to serve.
+            std::process::exit(0);
+        }
+    }
+
+    fn query(&self, what: Query) -> Value {
+        let id = self.next_query.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = mpsc::channel();
+        self.queries.lock().unwrap_or_else(|e| e.into_inner()).insert(id, tx);
+        self.send(&ToParent::Query { id, what });
+        rx.recv().unwrap_or(Value::None)
+    }
+}
+
+/// The node as the child's `erlang` module reaches it.
+struct Node;
+
+static NODE: Node = Node;
+
+impl Erlang for Node {
+    fn send(&self, to: &Value, msg: &Value) -> Result<(), SendError> {
+        if !matches!(to, Value::Pid { .. }) {
+            return Err(SendError::NotAPid);
+        }
+        child().send(&ToParent::Send { to: to.clone(), msg: msg.clone() });
+        Ok(())
+    }
+    fn whereis(&self, name: &str) -> Option<Value> {
+        match child().query(Query::Whereis(name.to_owned())) {
+            v @ Value::Pid { .. } => Some(v),
+            _ => None,
+        }
+    }
+    fn is_registered(&self, name: &str) -> bool {
+        child().query(Query::IsRegistered(name.to_owned())) == Value::Bool(true)
+    }
+    fn state_set(&self, key: &Value, value: &Value) {
+        child().send(&ToParent::StateSet { key: key.clone(), value: value.clone() });
+    }
+    fn state_get(&self, key: &Value) -> Option<Stored> {
+        match child().query(Query::StateGet(key.clone())) {
+            Value::Tuple(t) => match t.as_slice() {
+                [Value::Str(tag), Value::Int(i)] if tag == "int" => Some(Stored::Int(*i)),
+                [Value::Str(tag), Value::Bytes(b)] if tag == "ext" => Some(Stored::Ext(b.clone())),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+    fn state_delete(&self, key: &Value) {
+        child().send(&ToParent::StateDelete { key: key.clone() });
+    }
+    fn state_keys(&self) -> Vec<Vec<u8>> {
+        match child().query(Query::StateKeys) {
+            Value::List(keys) => keys
+                .into_iter()
+                .filter_map(|k| match k {
+                    Value::Bytes(b) => Some(b),
+                    _ => None,
+                })
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+    fn state_incr(&self, key: &Value, by: i64) -> Result<i64, crate::state::IncrError> {
+        match child().query(Query::StateIncr(key.clone(), by)) {
+            Value::Int(n) => Ok(n),
+            Value::Str(e) if e == "overflow" => Err(crate::state::IncrError::Overflow),
+            _ => Err(crate::state::IncrError::NotAnInteger),
+        }
+    }
+    fn call_from_thread(&self, _name: &Value, _args: &[Value]) -> Result<ThreadCall, CallError> {
+        Err(CallError::Unavailable("erlang.call from a thread that serves no request is not supported in process-isolated contexts".into()))
+    }
+    fn task_done(&self, _tid: u64, _result: Result<Value, super::value::Failure>) {}
+    fn log(&self, r: LogRecord) {
+        child().send(&ToParent::Log {
+            level: r.level,
+            logger: r.logger,
+            message: r.message,
+            file: r.file,
+            line: r.line,
+            traceback: r.traceback,
+        });
+    }
+    fn output(&self, fd: u8, text: &str) {
+        child().send(&ToParent::Output { seq: 0, fd, text: text.to_owned() });
+    }
+    fn channel_recv(&self, _id: u64, _timeout: Option<std::time::Duration>) -> Result<Value, ChannelEnd> {
+        Err(ChannelEnd::Closed)
+    }
+}
+
+/// The node's caller of request `seq`.
+struct ChildCaller {
+    seq: u64,
+}
+
+impl Caller for ChildCaller {
+    fn callback(&self, name: &Value, args: &[Value]) -> Result<Receiver<ChainMsg>, CallError> {
+        let c = child();
+        let (tx, rx) = mpsc::channel();
+        c.chains.lock().unwrap_or_else(|e| e.into_inner()).push(tx);
+        c.send(&ToParent::Callback { seq: self.seq, name: name.clone(), args: args.to_vec() });
+        Ok(rx)
+    }
+    fn gave_up(&self) -> bool {
+        child().gave_up.lock().unwrap_or_else(|e| e.into_inner()).contains(&self.seq)
+    }
+    fn output(&self, fd: u8, text: &str) {
+        child().send(&ToParent::Output { seq: self.seq, fd, text: text.to_owned() });
+    }
+    fn context(&self) -> u32 {
+        child().context
+    }
+}
+
+/// A request of the node's callback chain, run by the thread waiting in
+/// `erlang.call`.
+struct ChildNested {
+    seq: u64,
+    op: Op,
+    req: Request,
+}
+
+impl Nested for ChildNested {
+    fn place(&self) -> Place {
+        Place::Own
+    }
+    fn serve(self: Box<Self>, run: &mut Run<'_>) {
+        let caller: Arc<dyn Caller> = Arc::new(ChildCaller { seq: self.seq });
+        let result = run(self.op, &self.req, &caller);
+        child().send(&ToParent::Done { seq: self.seq, result });
+    }
+    fn into_any(self: Box<Self>) -> Box<dyn std::any::Any + Send> {
+        self
+    }
+}
+
+/// Routes the node's frames (the reader thread). Ends the process when the
+/// node's end closes.
+fn read_frames(mut input: BufReader<File>, requests: Sender<(u64, Op, Request)>) {
+    let c = child();
+    loop {
+        let frame = match wire::recv_from_parent(&mut input) {
+            Ok(f) => f,
+            Err(_) => std::process::exit(0),
+        };
+        match frame {
+            ToChild::Run { seq, op, req } => {
+                let chains = c.chains.lock().unwrap_or_else(|e| e.into_inner());
+                match chains.last() {
+                    Some(chain) => {
+                        let _ = chain.send(ChainMsg::Nested(Box::new(ChildNested { seq, op, req })));
+                    }
+                    None => {
+                        drop(chains);
+                        let _ = requests.send((seq, op, req));
+                    }
+                }
+            }
+            ToChild::Interrupt { seq, timeout } => {
+                if timeout {
+                    c.gave_up.lock().unwrap_or_else(|e| e.into_inner()).insert(seq);
+                }
+                let mut running = c.running.lock().unwrap_or_else(|e| e.into_inner());
+                if let Some((s, interp, thread, interrupted)) = running.as_mut() {
+                    if *s == seq {
+                        let exc = if timeout { super::interrupt::Raise::Timeout } else { super::interrupt::Raise::KeyboardInterrupt };
+                        // SAFETY: this thread has no Python thread state; the
+                        // `running` lock keeps the request (and the interpreter,
+                        // the child's main one, never finalised) from ending
+                        // meanwhile: the main thread clears it only detached.
+                        unsafe { super::interrupt::raise(*interp, *thread, exc) };
+                        *interrupted = true;
+                    }
+                }
+            }
+            ToChild::CallbackReply { result, .. } => {
+                let top = c.chains.lock().unwrap_or_else(|e| e.into_inner()).pop();
+                if let Some(chain) = top {
+                    let _ = chain.send(ChainMsg::Reply(result));
+                }
+            }
+            ToChild::BridgeReply { id, value } => {
+                if let Some(tx) = c.queries.lock().unwrap_or_else(|e| e.into_inner()).remove(&id) {
+                    let _ = tx.send(value);
+                }
+            }
+            ToChild::Setup { .. } => {}
+        }
+    }
+}
+
+/// The `py_child` binary: set up from the first frame, then serve until the
+/// node's end closes.
+pub fn main() -> ! {
+    // SAFETY: fds 0 and 1 are the pipes the node opened for this process. They
+    // are kept as new fds for the frames; 0 and 1 then become /dev/null and
+    // stderr, so a C library writing to stdout cannot corrupt a frame.
+    let (input, output) = unsafe {
+        let input = libc::dup(0);
+        let output = libc::dup(1);
+        let null = libc::open(c"/dev/null".as_ptr(), libc::O_RDONLY);
+        if input < 0 || output < 0 || null < 0 {
+            std::process::exit(2);
+        }
+        libc::dup2(null, 0);
+        libc::close(null);
+        libc::dup2(2, 1);
+        (File::from_raw_fd(input), File::from_raw_fd(output))
+    };
+    let mut input = BufReader::new(input);
+    let out = BufWriter::new(output);
+    let Ok(ToChild::Setup { context, paths, imports, preload, venv }) = wire::recv_from_parent(&mut input) else {
+        std::process::exit(2);
+    };
+    let _ = CHILD.set(Child {
+        out: Mutex::new(out),
+        context,
+        queries: Mutex::default(),
+        next_query: AtomicU64::new(1),
+        chains: Mutex::default(),
+        running: Mutex::default(),
+        gave_up: Mutex::default(),
+    });
+    super::setup::configure(super::setup::Setup { paths, imports, preload });
+    super::setup::configure_venv(venv);
+    super::guards::set_isolated();
+    bridge::install(&NODE);
+    let c = child();
+    let started = super::runtime::ensure_initialized().and_then(|_| super::runtime::apply_setup_to_main());
+    if let Err(e) = started {
+        c.send(&ToParent::SetupFailed(e));
+        let _ = c.out.lock().map(|mut o| o.flush());
+        std::process::exit(1);
+    }
+    let mut host = Host::executor();
+    let (requests, queue) = mpsc::channel();
+    std::thread::Builder::new()
+        .name("py-child-reader".into())
+        .spawn(move || read_frames(input, requests))
+        .unwrap_or_else(|_| std::process::exit(2));
+    c.send(&ToParent::Ready { pid: std::process::id() });
+    let (interp, thread) = host.ids();
+    for (seq, op, req) in queue {
+        *c.running.lock().unwrap_or_else(|e| e.into_inner()) = Some((seq, interp, thread, false));
+        let result = host.serve(Place::Own, op, &req, Arc::new(ChildCaller { seq }));
+        let ended = c.running.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if matches!(ended, Some((_, _, _, true))) {
+            host.clear_pending_interrupt();
+        }
+        c.gave_up.lock().unwrap_or_else(|e| e.into_inner()).remove(&seq);
+        c.send(&ToParent::Done { seq, result });
+    }
+    std::process::exit(0)
+}

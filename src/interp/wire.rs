@@ -1,0 +1,453 @@
+//! The frames between a node and the child OS process of a process-isolated
+//! context (`isolation => process`): each frame is a 4-byte big-endian length
+//! and one term in external term format ([`super::etf`]), over the child's stdin
+//! (to the child) and stdout (from it). No new serialisation: frames are
+//! [`Value`] trees with a string tag first, encoded and decoded in plain Rust on
+//! both sides, so neither side needs a BEAM to read them.
+//!
+//! Requests, results and failures travel as the same values the in-process
+//! path hands between rooms ([`Request`], [`Outcome`], [`Failure`]).
+
+use super::bridge::CallError;
+use super::etf;
+use super::exec::{Op, Outcome};
+use super::value::{Failure, Request, Value};
+use std::io::{self, Read, Write};
+use std::sync::Arc;
+
+/// The largest frame either side accepts (a request or result of 1 GiB).
+const MAX_FRAME: usize = 1 << 30;
+
+/// Parent → child.
+#[derive(Debug)]
+pub enum ToChild {
+    /// First frame: the context's id and the application's settings.
+    Setup { context: u32, paths: Vec<String>, imports: Vec<String>, preload: Vec<u8>, venv: Vec<String> },
+    /// Run request `seq` (a nested one while the child waits in `erlang.call`).
+    Run { seq: u64, op: Op, req: Request },
+    /// Interrupt request `seq` if it still runs (`timeout`: its caller gave up).
+    Interrupt { seq: u64, timeout: bool },
+    /// The answer to the `erlang.call` request `seq` made.
+    CallbackReply { seq: u64, result: Result<Value, CallError> },
+    /// The answer to bridge query `id`.
+    BridgeReply { id: u64, value: Value },
+}
+
+/// Child → parent.
+#[derive(Debug)]
+pub enum ToParent {
+    /// Set up: the child's OS pid.
+    Ready {
+        pid: u32,
+    },
+    /// Setting up failed (a bad `preload_code`, an import that fails).
+    SetupFailed(String),
+    /// Request `seq` ended.
+    Done {
+        seq: u64,
+        result: Result<Outcome, Failure>,
+    },
+    /// Request `seq`'s Python code called `erlang.call(name, *args)`.
+    Callback {
+        seq: u64,
+        name: Value,
+        args: Vec<Value>,
+    },
+    /// Text request `seq` printed (`seq` 0: no request: for the logger).
+    Output {
+        seq: u64,
+        fd: u8,
+        text: String,
+    },
+    /// `erlang.send`.
+    Send {
+        to: Value,
+        msg: Value,
+    },
+    /// A query of the node (`state_get`, `whereis`, …) answered by `BridgeReply`.
+    Query {
+        id: u64,
+        what: Query,
+    },
+    /// State changes that need no answer.
+    StateSet {
+        key: Value,
+        value: Value,
+    },
+    StateDelete {
+        key: Value,
+    },
+    /// A Python `logging` record.
+    Log {
+        level: i32,
+        logger: String,
+        message: String,
+        file: String,
+        line: u32,
+        traceback: Option<String>,
+    },
+}
+
+/// What a child asks the node, answered by a [`ToChild::BridgeReply`].
+#[derive(Debug)]
+pub enum Query {
+    StateGet(Value),
+    StateKeys,
+    StateIncr(Value, i64),
+    Whereis(String),
+    IsRegistered(String),
+}
+
+fn s(t: &str) -> Value {
+    Value::Str(t.to_owned())
+}
+
+fn int(v: &Value) -> io::Result<i64> {
+    match v {
+        Value::Int(i) => Ok(*i),
+        _ => Err(malformed("an integer")),
+    }
+}
+
+fn u64_of(v: &Value) -> io::Result<u64> {
+    u64::try_from(int(v)?).map_err(|_| malformed("a non-negative integer"))
+}
+
+fn text(v: &Value) -> io::Result<String> {
+    match v {
+        Value::Str(t) => Ok(t.clone()),
+        _ => Err(malformed("a string")),
+    }
+}
+
+fn bytes(v: &Value) -> io::Result<Vec<u8>> {
+    match v {
+        Value::Bytes(b) => Ok(b.clone()),
+        Value::Str(t) => Ok(t.as_bytes().to_vec()),
+        _ => Err(malformed("bytes")),
+    }
+}
+
+fn list(v: &Value) -> io::Result<&[Value]> {
+    match v {
+        Value::List(l) => Ok(l),
+        _ => Err(malformed("a list")),
+    }
+}
+
+fn texts(v: &Value) -> io::Result<Vec<String>> {
+    list(v)?.iter().map(text).collect()
+}
+
+fn strs(l: &[String]) -> Value {
+    Value::List(l.iter().map(|t| s(t)).collect())
+}
+
+fn malformed(what: &str) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, format!("malformed frame: expected {what}"))
+}
+
+fn kwargs(v: &Value) -> io::Result<Vec<(String, Value)>> {
+    match v {
+        Value::Map(pairs) => pairs.iter().map(|(k, v)| Ok((text(k)?, v.clone()))).collect(),
+        _ => Err(malformed("keyword arguments")),
+    }
+}
+
+/// The ops a process-isolated context runs; others are refused before sending.
+pub fn op_name(op: Op) -> Option<&'static str> {
+    Some(match op {
+        Op::Call => "call",
+        Op::Eval => "eval",
+        Op::Exec => "exec",
+        Op::StreamCall => "stream_call",
+        Op::StreamEval => "stream_eval",
+        _ => return None,
+    })
+}
+
+fn op_of(name: &str) -> io::Result<Op> {
+    Ok(match name {
+        "call" => Op::Call,
+        "eval" => Op::Eval,
+        "exec" => Op::Exec,
+        "stream_call" => Op::StreamCall,
+        "stream_eval" => Op::StreamEval,
+        _ => return Err(malformed("an op")),
+    })
+}
+
+fn request_value(r: &Request) -> Option<Value> {
+    Some(match r {
+        Request::Call { module, function, args, kwargs } => Value::Tuple(vec![
+            s("call"),
+            s(module),
+            s(function),
+            Value::List(args.clone()),
+            Value::Map(kwargs.iter().map(|(k, v)| (s(k), v.clone())).collect()),
+        ]),
+        Request::Eval { code, locals } => Value::Tuple(vec![s("eval"), Value::Bytes(code.clone()), Value::Map(locals.clone())]),
+        Request::Exec { code } => Value::Tuple(vec![s("exec"), Value::Bytes(code.clone())]),
+        Request::OnRef { .. } => return None,
+    })
+}
+
+fn request_of(v: &Value) -> io::Result<Request> {
+    let Value::Tuple(t) = v else { return Err(malformed("a request")) };
+    match (t.first().map(text).transpose()?.as_deref(), t.len()) {
+        (Some("call"), 5) => Ok(Request::Call {
+            module: Arc::from(text(&t[1])?),
+            function: Arc::from(text(&t[2])?),
+            args: list(&t[3])?.to_vec(),
+            kwargs: kwargs(&t[4])?,
+        }),
+        (Some("eval"), 3) => match &t[2] {
+            Value::Map(locals) => Ok(Request::Eval { code: bytes(&t[1])?, locals: locals.clone() }),
+            _ => Err(malformed("locals")),
+        },
+        (Some("exec"), 2) => Ok(Request::Exec { code: bytes(&t[1])? }),
+        _ => Err(malformed("a request")),
+    }
+}
+
+fn result_value(r: &Result<Outcome, Failure>) -> Value {
+    match r {
+        Ok(Outcome::Value(v)) => Value::Tuple(vec![s("value"), v.clone()]),
+        Ok(_) => Value::Tuple(vec![s("done")]),
+        Err(f) => failure_value(f),
+    }
+}
+
+fn result_of(v: &Value) -> io::Result<Result<Outcome, Failure>> {
+    let Value::Tuple(t) = v else { return Err(malformed("a result")) };
+    match (t.first().map(text).transpose()?.as_deref(), t.len()) {
+        (Some("value"), 2) => Ok(Ok(Outcome::Value(t[1].clone()))),
+        (Some("done"), 1) => Ok(Ok(Outcome::Done)),
+        _ => Ok(Err(failure_of(t)?)),
+    }
+}
+
+fn failure_value(f: &Failure) -> Value {
+    let pair = |tag: &str, m: &str| Value::Tuple(vec![s(tag), s(m)]);
+    match f {
+        Failure::Python { name, message, traceback } => Value::Tuple(vec![s("python"), s(name), s(message), s(traceback)]),
+        Failure::BadArgument(m) => pair("bad_argument", m),
+        Failure::UnsupportedType(m) => pair("unsupported_type", m),
+        Failure::BadResult(m) => pair("bad_result", m),
+        Failure::NotIterable(m) => pair("not_iterable", m),
+        Failure::NotAwaitable(m) => pair("not_awaitable", m),
+        Failure::ContextCrashed(m) => pair("context_crashed", m),
+        Failure::Cancelled => Value::Tuple(vec![s("cancelled")]),
+        Failure::ContextStopped => Value::Tuple(vec![s("context_stopped")]),
+    }
+}
+
+fn failure_of(t: &[Value]) -> io::Result<Failure> {
+    let tag = t.first().map(text).transpose()?;
+    let arg = |i: usize| t.get(i).map(text).transpose()?.ok_or_else(|| malformed("a failure"));
+    Ok(match tag.as_deref() {
+        Some("python") => Failure::Python { name: arg(1)?, message: arg(2)?, traceback: arg(3)? },
+        Some("bad_argument") => Failure::BadArgument(arg(1)?),
+        Some("unsupported_type") => Failure::UnsupportedType(arg(1)?),
+        Some("bad_result") => Failure::BadResult(arg(1)?),
+        Some("not_iterable") => Failure::NotIterable(arg(1)?),
+        Some("not_awaitable") => Failure::NotAwaitable(arg(1)?),
+        Some("context_crashed") => Failure::ContextCrashed(arg(1)?),
+        Some("cancelled") => Failure::Cancelled,
+        Some("context_stopped") => Failure::ContextStopped,
+        _ => return Err(malformed("a failure")),
+    })
+}
+
+fn callback_value(r: &Result<Value, CallError>) -> Value {
+    let err = |kind: &str, m: &str| Value::Tuple(vec![s("error"), s(kind), s(m)]);
+    match r {
+        Ok(v) => Value::Tuple(vec![s("ok"), v.clone()]),
+        Err(CallError::UnknownFunction(m)) => err("unknown_function", m),
+        Err(CallError::Failed(m)) => err("failed", m),
+        Err(CallError::Unavailable(m)) => err("unavailable", m),
+        Err(CallError::BadValue(m)) => err("bad_value", m),
+    }
+}
+
+fn callback_of(v: &Value) -> io::Result<Result<Value, CallError>> {
+    let Value::Tuple(t) = v else { return Err(malformed("a callback result")) };
+    match (t.first().map(text).transpose()?.as_deref(), t.len()) {
+        (Some("ok"), 2) => Ok(Ok(t[1].clone())),
+        (Some("error"), 3) => {
+            let m = text(&t[2])?;
+            Ok(Err(match text(&t[1])?.as_str() {
+                "unknown_function" => CallError::UnknownFunction(m),
+                "unavailable" => CallError::Unavailable(m),
+                "bad_value" => CallError::BadValue(m),
+                _ => CallError::Failed(m),
+            }))
+        }
+        _ => Err(malformed("a callback result")),
+    }
+}
+
+impl ToChild {
+    fn value(&self) -> Option<Value> {
+        Some(match self {
+            ToChild::Setup { context, paths, imports, preload, venv } => Value::Tuple(vec![
+                s("setup"),
+                Value::Int(*context as i64),
+                strs(paths),
+                strs(imports),
+                Value::Bytes(preload.clone()),
+                strs(venv),
+            ]),
+            ToChild::Run { seq, op, req } => Value::Tuple(vec![s("run"), Value::Int(*seq as i64), s(op_name(*op)?), request_value(req)?]),
+            ToChild::Interrupt { seq, timeout } => Value::Tuple(vec![s("interrupt"), Value::Int(*seq as i64), Value::Bool(*timeout)]),
+            ToChild::CallbackReply { seq, result } => {
+                Value::Tuple(vec![s("callback_reply"), Value::Int(*seq as i64), callback_value(result)])
+            }
+            ToChild::BridgeReply { id, value } => Value::Tuple(vec![s("bridge_reply"), Value::Int(*id as i64), value.clone()]),
+        })
+    }
+
+    fn of(v: Value) -> io::Result<ToChild> {
+        let Value::Tuple(t) = v else { return Err(malformed("a frame")) };
+        let tag = t.first().map(text).transpose()?;
+        Ok(match (tag.as_deref(), t.len()) {
+            (Some("setup"), 6) => ToChild::Setup {
+                context: u32::try_from(int(&t[1])?).map_err(|_| malformed("a context id"))?,
+                paths: texts(&t[2])?,
+                imports: texts(&t[3])?,
+                preload: bytes(&t[4])?,
+                venv: texts(&t[5])?,
+            },
+            (Some("run"), 4) => ToChild::Run { seq: u64_of(&t[1])?, op: op_of(&text(&t[2])?)?, req: request_of(&t[3])? },
+            (Some("interrupt"), 3) => ToChild::Interrupt { seq: u64_of(&t[1])?, timeout: t[2] == Value::Bool(true) },
+            (Some("callback_reply"), 3) => ToChild::CallbackReply { seq: u64_of(&t[1])?, result: callback_of(&t[2])? },
+            (Some("bridge_reply"), 3) => ToChild::BridgeReply { id: u64_of(&t[1])?, value: t[2].clone() },
+            _ => return Err(malformed("a frame to the child")),
+        })
+    }
+}
+
+impl ToParent {
+    fn value(&self) -> Value {
+        let opt = |o: &Option<String>| o.as_ref().map_or(Value::None, |t| s(t));
+        match self {
+            ToParent::Ready { pid } => Value::Tuple(vec![s("ready"), Value::Int(*pid as i64)]),
+            ToParent::SetupFailed(m) => Value::Tuple(vec![s("setup_failed"), s(m)]),
+            ToParent::Done { seq, result } => Value::Tuple(vec![s("done"), Value::Int(*seq as i64), result_value(result)]),
+            ToParent::Callback { seq, name, args } => {
+                Value::Tuple(vec![s("callback"), Value::Int(*seq as i64), name.clone(), Value::List(args.clone())])
+            }
+            ToParent::Output { seq, fd, text } => Value::Tuple(vec![s("output"), Value::Int(*seq as i64), Value::Int(*fd as i64), s(text)]),
+            ToParent::Send { to, msg } => Value::Tuple(vec![s("send"), to.clone(), msg.clone()]),
+            ToParent::Query { id, what } => {
+                let what = match what {
+                    Query::StateGet(k) => Value::Tuple(vec![s("state_get"), k.clone()]),
+                    Query::StateKeys => Value::Tuple(vec![s("state_keys")]),
+                    Query::StateIncr(k, by) => Value::Tuple(vec![s("state_incr"), k.clone(), Value::Int(*by)]),
+                    Query::Whereis(n) => Value::Tuple(vec![s("whereis"), s(n)]),
+                    Query::IsRegistered(n) => Value::Tuple(vec![s("is_registered"), s(n)]),
+                };
+                Value::Tuple(vec![s("query"), Value::Int(*id as i64), what])
+            }
+            ToParent::StateSet { key, value } => Value::Tuple(vec![s("state_set"), key.clone(), value.clone()]),
+            ToParent::StateDelete { key } => Value::Tuple(vec![s("state_delete"), key.clone()]),
+            ToParent::Log { level, logger, message, file, line, traceback } => Value::Tuple(vec![
+                s("log"),
+                Value::Int(*level as i64),
+                s(logger),
+                s(message),
+                s(file),
+                Value::Int(*line as i64),
+                opt(traceback),
+            ]),
+        }
+    }
+
+    fn of(v: Value) -> io::Result<ToParent> {
+        let Value::Tuple(t) = v else { return Err(malformed("a frame")) };
+        let tag = t.first().map(text).transpose()?;
+        Ok(match (tag.as_deref(), t.len()) {
+            (Some("ready"), 2) => ToParent::Ready { pid: u32::try_from(int(&t[1])?).map_err(|_| malformed("a pid"))? },
+            (Some("setup_failed"), 2) => ToParent::SetupFailed(text(&t[1])?),
+            (Some("done"), 3) => ToParent::Done { seq: u64_of(&t[1])?, result: result_of(&t[2])? },
+            (Some("callback"), 4) => ToParent::Callback { seq: u64_of(&t[1])?, name: t[2].clone(), args: list(&t[3])?.to_vec() },
+            (Some("output"), 4) => {
+                ToParent::Output { seq: u64_of(&t[1])?, fd: u8::try_from(int(&t[2])?).map_err(|_| malformed("an fd"))?, text: text(&t[3])? }
+            }
+            (Some("send"), 3) => ToParent::Send { to: t[1].clone(), msg: t[2].clone() },
+            (Some("query"), 3) => {
+                let Value::Tuple(q) = &t[2] else { return Err(malformed("a query")) };
+                let what = match (q.first().map(text).transpose()?.as_deref(), q.len()) {
+                    (Some("state_get"), 2) => Query::StateGet(q[1].clone()),
+                    (Some("state_keys"), 1) => Query::StateKeys,
+                    (Some("state_incr"), 3) => Query::StateIncr(q[1].clone(), int(&q[2])?),
+                    (Some("whereis"), 2) => Query::Whereis(text(&q[1])?),
+                    (Some("is_registered"), 2) => Query::IsRegistered(text(&q[1])?),
+                    _ => return Err(malformed("a query")),
+                };
+                ToParent::Query { id: u64_of(&t[1])?, what }
+            }
+            (Some("state_set"), 3) => ToParent::StateSet { key: t[1].clone(), value: t[2].clone() },
+            (Some("state_delete"), 2) => ToParent::StateDelete { key: t[1].clone() },
+            (Some("log"), 7) => ToParent::Log {
+                level: int(&t[1])? as i32,
+                logger: text(&t[2])?,
+                message: text(&t[3])?,
+                file: text(&t[4])?,
+                line: u32::try_from(int(&t[5])?).unwrap_or(0),
+                traceback: match &t[6] {
+                    Value::None => None,
+                    v => Some(text(v)?),
+                },
+            },
+            _ => return Err(malformed("a frame to the parent")),
+        })
+    }
+}
+
+/// Writes one frame. A value that cannot be encoded (a ref, a channel) is an
+/// `InvalidInput` error and nothing is written.
+fn write_value(w: &mut impl Write, v: &Value) -> io::Result<()> {
+    let body = etf::encode(v).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.message()))?;
+    let len = u32::try_from(body.len())
+        .ok()
+        .filter(|&n| (n as usize) <= MAX_FRAME)
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "frame larger than 1 GiB"))?;
+    let mut frame = Vec::with_capacity(4 + body.len());
+    frame.extend_from_slice(&len.to_be_bytes());
+    frame.extend_from_slice(&body);
+    w.write_all(&frame)?;
+    w.flush()
+}
+
+/// Reads one frame's value; `UnexpectedEof` when the other side closed.
+fn read_value(r: &mut impl Read) -> io::Result<Value> {
+    let mut len = [0u8; 4];
+    r.read_exact(&mut len)?;
+    let len = u32::from_be_bytes(len) as usize;
+    if len > MAX_FRAME {
+        return Err(io::Error::new(io::ErrorKind::InvalidData, "frame larger than 1 GiB"));
+    }
+    let mut body = vec![0u8; len];
+    r.read_exact(&mut body)?;
+    etf::decode(&body).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.message()))
+}
+
+/// Sends a frame to the child. A request that cannot travel (an op or a value
+/// only this node's interpreters take) is `InvalidInput`.
+pub fn send_to_child(w: &mut impl Write, f: &ToChild) -> io::Result<()> {
+    let v = f.value().ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "not supported by process-isolated contexts"))?;
+    write_value(w, &v)
+}
+
+pub fn recv_from_parent(r: &mut impl Read) -> io::Result<ToChild> {
+    ToChild::of(read_value(r)?)
+}
+
+pub fn send_to_parent(w: &mut impl Write, f: &ToParent) -> io::Result<()> {
+    write_value(w, &f.value())
+}
+
+pub fn recv_from_child(r: &mut impl Read) -> io::Result<ToParent> {
+    ToParent::of(read_value(r)?)
+}
