@@ -10,13 +10,13 @@
 -export([all/0, init_per_suite/1, end_per_suite/1, init_per_testcase/2, end_per_testcase/2]).
 -export([runs_in_its_own_process/1, calls_eval_exec/1, segfault/1, os_exit_and_abort/1,
          memory_limit/1, others_do_not_notice/1, callbacks/1, state_and_send/1,
-         timeout_interrupts/1, unsupported_is_an_error/1, in_load/1,
+         timeout_interrupts/1, refs/1, streams/1, in_load/1,
          no_child_after_stop_pool/1, no_child_after_application_stop/1, bad_options/1]).
 
 all() ->
     [runs_in_its_own_process, calls_eval_exec, segfault, os_exit_and_abort, memory_limit,
      others_do_not_notice, callbacks, state_and_send, timeout_interrupts,
-     unsupported_is_an_error, in_load, bad_options, no_child_after_stop_pool,
+     refs, streams, in_load, bad_options, no_child_after_stop_pool,
      no_child_after_application_stop].
 
 init_per_suite(Config) ->
@@ -164,12 +164,58 @@ timeout_interrupts(Config) ->
     %% interrupted, not killed
     Pid = os_pid(Ctx).
 
-%% What a child cannot do yet is a clear error, and the child keeps going.
-unsupported_is_an_error(Config) ->
+%% Python objects by reference live in the child: methods, attributes, the
+%% object converted, passed back as an argument; a ref of an earlier child
+%% (before a crash) names nothing in the new one.
+refs(Config) ->
     Ctx = ?config(a, Config),
-    {error, {bad_argument, _}} = py:call(Ctx, builtins, list, [[1]], #{return => ref}),
-    {error, {bad_argument, _}} = py:call(Ctx, builtins, id, [make_ref()]),
+    {ok, L} = py:call(Ctx, builtins, list, [[1, 2, 3]], #{return => ref}),
+    true = py:is_ref(L),
+    {ok, none} = py:call_method(L, append, [4]),
+    {ok, [1, 2, 3, 4]} = py:to_term(L),
+    {ok, 4} = py:call(Ctx, builtins, len, [L]),
+    {ok, D} = py:eval(Ctx, <<"{'n': 1}">>, #{}, #{return => ref}),
+    {ok, 1} = py:call_method(D, get, [<<"n">>]),
+    {ok, Real} = py:call(Ctx, builtins, complex, [1, 2], #{return => ref}),
+    {ok, 1.0} = py:getattr(Real, real),
+    %% an object of this node's own interpreters does not cross
+    {ok, Here} = py:call(py:context(main), builtins, list, [[1]], #{return => ref}),
+    {error, _} = py:call(Ctx, builtins, len, [Here]),
+    {error, {context_crashed, _}} = py:eval(Ctx, <<"__import__('os')._exit(1)">>),
+    {error, _} = py:to_term(L),
+    {ok, 2} = py:eval(Ctx, <<"1 + 1">>),
+    %% an Erlang reference still cannot cross
+    {error, {bad_argument, _}} = py:call(Ctx, builtins, id, [make_ref()]).
+
+%% Streams: py:stream_start on an isolated context pulls from the child with
+%% flow control; stream_cancel runs the generator's finally there.
+streams(Config) ->
+    Ctx = ?config(a, Config),
+    ok = py:exec(Ctx, <<"def gen(n):\n"
+                        "    try:\n"
+                        "        for i in range(n):\n"
+                        "            yield i\n"
+                        "    finally:\n"
+                        "        erlang.state_set('iso_gen_closed', True)\n">>),
+    {ok, Ref} = py:stream_start('__main__', gen, [300], #{context => Ctx}),
+    Items = collect(Ref, []),
+    Items = lists:seq(0, 299),
+    {ok, true} = py:state_fetch(<<"iso_gen_closed">>),
+    py:state_remove(<<"iso_gen_closed">>),
+    {ok, R2} = py:stream_start('__main__', gen, [1000000], #{context => Ctx, active => 2}),
+    receive {py_chunk, R2, 0} -> ok after 10000 -> ct:fail(no_chunk) end,
+    ok = py:stream_cancel(R2),
+    ok = py_test_util:wait_until(fun() -> py:state_fetch(<<"iso_gen_closed">>) =:= {ok, true} end),
+    py:state_remove(<<"iso_gen_closed">>),
     {ok, 2} = py:eval(Ctx, <<"1 + 1">>).
+
+collect(Ref, Acc) ->
+    receive
+        {py_chunk, Ref, X} -> collect(Ref, [X | Acc]);
+        {py_end, Ref} -> lists:reverse(Acc);
+        {py_error, Ref, E} -> ct:fail({stream_error, E})
+    after 20000 -> ct:fail({stream_stalled, length(Acc)})
+    end.
 
 %% The isolated contexts are in py:load() with their OS pid and restarts.
 in_load(Config) ->

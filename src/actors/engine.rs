@@ -1,7 +1,7 @@
 //! What a pinned actor's thread serves requests with: an interpreter of this
 //! process ([`Host`]), or the child OS process of a process-isolated context
-//! ([`Isolated`]). Jobs see one interface; what the child does not support
-//! (streams kept open, asyncio, refs) answers as a request the child refuses.
+//! ([`Isolated`]). Jobs see one interface; asyncio calls, which the child
+//! does not run, are refused with `bad_argument`.
 
 use super::isolated::Isolated;
 use crate::interp::bridge::{Caller, Place};
@@ -52,14 +52,16 @@ impl Engine {
     }
 
     pub fn stream_close(&self, id: u64) {
-        if let Engine::Local(h) = self {
-            h.stream_close(id)
+        match self {
+            Engine::Local(h) => h.stream_close(id),
+            Engine::Child(c) => c.stream_close(id),
         }
     }
 
     pub fn release_ref(&self, place: Place, id: u64) {
-        if let Engine::Local(h) = self {
-            h.release_ref(place, id)
+        match self {
+            Engine::Local(h) => h.release_ref(place, id),
+            Engine::Child(c) => c.release_ref(id),
         }
     }
 
@@ -70,10 +72,10 @@ impl Engine {
         }
     }
 
-    pub fn pull(&self, id: u64, max: u64, mut each: impl FnMut(Pulled)) {
+    pub fn pull(&mut self, id: u64, max: u64, each: impl FnMut(Pulled)) {
         match self {
             Engine::Local(h) => h.pull(id, max, each),
-            Engine::Child(_) => each(Pulled::Gone),
+            Engine::Child(c) => c.pull(id, max, each),
         }
     }
 }

@@ -16,9 +16,10 @@
 
 use crate::interp::bridge::{self, CallError, Caller, ChainMsg, LogRecord, Stored};
 use crate::interp::exec::{Op, Outcome};
+use crate::interp::host::Pulled;
 use crate::interp::interrupt::Raise;
 use crate::interp::value::{Failure, Request, Value};
-use crate::interp::wire::{self, Query, ToChild, ToParent};
+use crate::interp::wire::{self, PullEnd, Query, ToChild, ToParent};
 use dashmap::DashMap;
 use std::io::{BufReader, BufWriter};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
@@ -157,6 +158,7 @@ impl Isolated {
         let setup = crate::interp::setup::current();
         let first = ToChild::Setup {
             context,
+            generation: self.restarts,
             paths: setup.paths,
             imports: setup.imports,
             preload: setup.preload,
@@ -204,10 +206,8 @@ impl Isolated {
     /// Runs `req` in the child. A child that dies meanwhile answers
     /// `ContextCrashed`; the next request starts another.
     pub fn serve(&mut self, op: Op, req: &Request, caller: Arc<dyn Caller>) -> Result<Outcome, Failure> {
-        if wire::op_name(op).is_none() || matches!(req, Request::OnRef { .. }) {
-            return Err(Failure::BadArgument(
-                "not supported by process-isolated contexts: refs, streams started with stream_start, asyncio".into(),
-            ));
+        if wire::op_value(op).is_none() {
+            return Err(Failure::BadArgument("asyncio calls are not supported by process-isolated contexts".into()));
         }
         if self.running.is_none() {
             self.respawn().map_err(|e| Failure::ContextCrashed(format!("cannot restart: {e}")))?;
@@ -229,7 +229,11 @@ impl Isolated {
     /// Sends request `seq` and waits for its end, serving its callbacks.
     fn run(&mut self, seq: u64, op: Op, req: &Request, caller: &Arc<dyn Caller>) -> Result<Outcome, Failure> {
         let Some(r) = &self.running else { return Err(self.gone()) };
-        match send(&r.line.writer, &ToChild::Run { seq, op, req: copy(req) }) {
+        let sent = {
+            let mut w = r.line.writer.lock().unwrap_or_else(|e| e.into_inner());
+            wire::send_run(&mut *w, seq, op, req)
+        };
+        match sent {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::InvalidInput => return Err(Failure::BadArgument(e.to_string())),
             Err(_) => return Err(self.crashed()),
@@ -260,8 +264,8 @@ impl Isolated {
                     Ok(ChainMsg::Reply(r)) => break r,
                     Ok(ChainMsg::Nested(n)) => {
                         let mut run = |op: Op, req: &Request, c: &Arc<dyn Caller>| {
-                            if wire::op_name(op).is_none() {
-                                return Err(Failure::BadArgument("not supported by process-isolated contexts".into()));
+                            if wire::op_value(op).is_none() {
+                                return Err(Failure::BadArgument("asyncio calls are not supported by process-isolated contexts".into()));
                             }
                             let s = self.seq();
                             self.run(s, op, req, c)
@@ -276,6 +280,61 @@ impl Isolated {
         };
         if let Some(r) = &self.running {
             let _ = send(&r.line.writer, &ToChild::CallbackReply { seq, result: answer });
+        }
+    }
+
+    /// Up to `max` steps of stream `id`, handed to `each` (the child's stream
+    /// registry holds the iterator). A child that died: the stream failed.
+    pub fn pull(&mut self, id: u64, max: u64, mut each: impl FnMut(Pulled)) {
+        let Some(r) = &self.running else { return each(Pulled::Gone) };
+        if send(&r.line.writer, &ToChild::Pull { id, max }).is_err() {
+            return each(Pulled::Failed(self.crashed()));
+        }
+        loop {
+            let next = match &self.running {
+                Some(r) => r.frames.recv().unwrap_or(Incoming::Closed),
+                None => return each(Pulled::Failed(self.gone())),
+            };
+            match next {
+                Incoming::Frame(ToParent::Pulled { id: i, items, end }) if i == id => {
+                    items.into_iter().for_each(|v| each(Pulled::Item(v)));
+                    match end {
+                        PullEnd::More => {}
+                        PullEnd::End => each(Pulled::End),
+                        PullEnd::Gone => each(Pulled::Gone),
+                        PullEnd::Failed(f) => each(Pulled::Failed(f)),
+                    }
+                    return;
+                }
+                // A generator's erlang.call has no caller waiting on it.
+                Incoming::Frame(ToParent::Callback { seq, .. }) => {
+                    if let Some(r) = &self.running {
+                        let result = Err(CallError::Unavailable("erlang.call from a stream's generator has no caller".into()));
+                        let _ = send(&r.line.writer, &ToChild::CallbackReply { seq, result });
+                    }
+                }
+                Incoming::Frame(ToParent::Output { fd, text, .. }) => {
+                    if let Some(n) = bridge::erlang() {
+                        n.output(fd, &text)
+                    }
+                }
+                Incoming::Frame(_) => {}
+                Incoming::Closed => return each(Pulled::Failed(self.crashed())),
+            }
+        }
+    }
+
+    /// Closes stream `id` in the child (its `finally` runs there).
+    pub fn stream_close(&self, id: u64) {
+        if let Some(r) = &self.running {
+            let _ = send(&r.line.writer, &ToChild::StreamClose { id });
+        }
+    }
+
+    /// Forgets the object the child keeps under `id`.
+    pub fn release_ref(&self, id: u64) {
+        if let Some(r) = &self.running {
+            let _ = send(&r.line.writer, &ToChild::RefRelease { id });
         }
     }
 
@@ -317,18 +376,6 @@ impl Drop for Isolated {
             let _ = r.process.kill();
             let _ = r.process.wait();
         }
-    }
-}
-
-/// A request for the wire (requests are not `Clone`: refs and channels never go).
-fn copy(req: &Request) -> Request {
-    match req {
-        Request::Call { module, function, args, kwargs } => {
-            Request::Call { module: module.clone(), function: function.clone(), args: args.clone(), kwargs: kwargs.clone() }
-        }
-        Request::Eval { code, locals } => Request::Eval { code: code.clone(), locals: locals.clone() },
-        Request::Exec { code } => Request::Exec { code: code.clone() },
-        Request::OnRef { id, .. } => Request::OnRef { id: *id, op: crate::interp::value::RefOp::ToTerm },
     }
 }
 

@@ -474,7 +474,7 @@ impl Job {
 
     /// Sends the next batch of this pull job's stream, then queues the next
     /// pull, pauses (`{py_passive, Ref}`) or stops.
-    fn pull(&self, host: &Engine) {
+    fn pull(&self, host: &mut Engine) {
         rustler::atoms! { py_chunk, py_end, py_error, py_passive }
         /// Items per pull job: other requests of the context run between batches.
         const BATCH: u64 = 64;

@@ -19,8 +19,9 @@
 use super::bridge::{self, CallError, Caller, ChainMsg, ChannelEnd, Erlang, LogRecord, Nested, Place, Run, SendError, Stored, ThreadCall};
 use super::exec::Op;
 use super::host::Host;
+use super::host::Pulled;
 use super::value::{Request, Value};
-use super::wire::{self, Query, ToChild, ToParent};
+use super::wire::{self, PullEnd, Query, ToChild, ToParent};
 use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::io::{BufReader, BufWriter, Write};
@@ -195,9 +196,17 @@ impl Nested for ChildNested {
     }
 }
 
+/// What the main thread is handed.
+enum Work {
+    Run(u64, Op, Request),
+    Pull(u64, u64),
+    StreamClose(u64),
+    RefRelease(u64),
+}
+
 /// Routes the node's frames (the reader thread). Ends the process when the
 /// node's end closes.
-fn read_frames(mut input: BufReader<File>, requests: Sender<(u64, Op, Request)>) {
+fn read_frames(mut input: BufReader<File>, requests: Sender<Work>) {
     let c = child();
     loop {
         let frame = match wire::recv_from_parent(&mut input) {
@@ -213,7 +222,7 @@ fn read_frames(mut input: BufReader<File>, requests: Sender<(u64, Op, Request)>)
                     }
                     None => {
                         drop(chains);
-                        let _ = requests.send((seq, op, req));
+                        let _ = requests.send(Work::Run(seq, op, req));
                     }
                 }
             }
@@ -245,6 +254,15 @@ fn read_frames(mut input: BufReader<File>, requests: Sender<(u64, Op, Request)>)
                     let _ = tx.send(value);
                 }
             }
+            ToChild::Pull { id, max } => {
+                let _ = requests.send(Work::Pull(id, max));
+            }
+            ToChild::StreamClose { id } => {
+                let _ = requests.send(Work::StreamClose(id));
+            }
+            ToChild::RefRelease { id } => {
+                let _ = requests.send(Work::RefRelease(id));
+            }
             ToChild::Setup { .. } => {}
         }
     }
@@ -270,9 +288,11 @@ pub fn main() -> ! {
     };
     let mut input = BufReader::new(input);
     let out = BufWriter::new(output);
-    let Ok(ToChild::Setup { context, paths, imports, preload, venv }) = wire::recv_from_parent(&mut input) else {
+    let Ok(ToChild::Setup { context, generation, paths, imports, preload, venv }) = wire::recv_from_parent(&mut input) else {
         std::process::exit(2);
     };
+    // Refs of earlier children of this context never name an object here.
+    super::refs::first_id((generation + 1) << 40);
     let _ = CHILD.set(Child {
         out: Mutex::new(out),
         context,
@@ -301,15 +321,32 @@ pub fn main() -> ! {
         .unwrap_or_else(|_| std::process::exit(2));
     c.send(&ToParent::Ready { pid: std::process::id() });
     let (interp, thread) = host.ids();
-    for (seq, op, req) in queue {
-        *c.running.lock().unwrap_or_else(|e| e.into_inner()) = Some((seq, interp, thread, false));
-        let result = host.serve(Place::Own, op, &req, Arc::new(ChildCaller { seq }));
-        let ended = c.running.lock().unwrap_or_else(|e| e.into_inner()).take();
-        if matches!(ended, Some((_, _, _, true))) {
-            host.clear_pending_interrupt();
+    for work in queue {
+        match work {
+            Work::Run(seq, op, req) => {
+                *c.running.lock().unwrap_or_else(|e| e.into_inner()) = Some((seq, interp, thread, false));
+                let result = host.serve(Place::Own, op, &req, Arc::new(ChildCaller { seq }));
+                let ended = c.running.lock().unwrap_or_else(|e| e.into_inner()).take();
+                if matches!(ended, Some((_, _, _, true))) {
+                    host.clear_pending_interrupt();
+                }
+                c.gave_up.lock().unwrap_or_else(|e| e.into_inner()).remove(&seq);
+                c.send(&ToParent::Done { seq, result });
+            }
+            Work::Pull(id, max) => {
+                let mut items = Vec::new();
+                let mut end = PullEnd::More;
+                host.pull(id, max, |step| match step {
+                    Pulled::Item(v) => items.push(v),
+                    Pulled::End => end = PullEnd::End,
+                    Pulled::Gone => end = PullEnd::Gone,
+                    Pulled::Failed(f) => end = PullEnd::Failed(f),
+                });
+                c.send(&ToParent::Pulled { id, items, end });
+            }
+            Work::StreamClose(id) => host.stream_close(id),
+            Work::RefRelease(id) => host.release_ref(Place::Own, id),
         }
-        c.gave_up.lock().unwrap_or_else(|e| e.into_inner()).remove(&seq);
-        c.send(&ToParent::Done { seq, result });
     }
     std::process::exit(0)
 }

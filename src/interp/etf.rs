@@ -175,7 +175,21 @@ fn term(r: &mut Reader<'_>, depth: usize) -> R {
             ext.extend_from_slice(&r.buf[start..r.pos]);
             Ok(Value::Pid { ext, text: format!("<0.{id}.{serial}>") })
         }
-        90 | 114 | 101 => Err(ConvError::Invalid("references cannot cross to Python".into())),
+        90 => {
+            // A ref of a process-isolated context, as `encode` writes it; any
+            // other reference cannot cross.
+            let words = r.u16()?;
+            let node = atom_name(r)?;
+            let _creation = r.take(4)?;
+            let w = r.take(words.checked_mul(4).ok_or_else(|| bad("reference"))?)?;
+            let word = |i: usize| u32::from_be_bytes([w[4 * i], w[4 * i + 1], w[4 * i + 2], w[4 * i + 3]]);
+            if node == REF_NODE.as_bytes() && words == 3 {
+                Ok(Value::Ref { key: word(0), id: (u64::from(word(1)) << 32) | u64::from(word(2)) })
+            } else {
+                Err(ConvError::Invalid("references cannot cross to Python".into()))
+            }
+        }
+        114 | 101 => Err(ConvError::Invalid("references cannot cross to Python".into())),
         89 | 102 | 120 | 121 => Err(ConvError::Invalid("ports cannot cross to Python".into())),
         112 | 113 | 117 => Err(ConvError::Invalid("funs cannot cross to Python".into())),
         77 => Err(ConvError::Invalid("bitstrings that are not binaries cannot cross".into())),
@@ -183,10 +197,14 @@ fn term(r: &mut Reader<'_>, depth: usize) -> R {
     }
 }
 
+/// The node name of refs (`Value::Ref`) in frames.
+const REF_NODE: &str = "$py_ref";
+
 /// Encodes a value in external term format (with the version byte), as the
 /// table above reads it back: `str` as a UTF-8 binary, `bytes` as
 /// `{'$bytes', Bin}`, `None`/`True`/`False` as atoms, a pid as its own
-/// encoding. Refs and channels name objects of this node only: `Err`.
+/// encoding, a ref as a reference of the node `'$py_ref'` (read back as the
+/// same ref). Channels belong to this node's process: `Err`.
 /// (The frames of process-isolated contexts, `interp::wire`, use it.)
 pub fn encode(v: &Value) -> Result<Vec<u8>, ConvError> {
     let mut out = vec![131];
@@ -274,7 +292,16 @@ fn put(out: &mut Vec<u8>, v: &Value, depth: usize) -> Result<(), ConvError> {
             Some((131, rest)) => out.extend_from_slice(rest),
             _ => return Err(ConvError::Invalid("a pid without its encoding".into())),
         },
-        Value::Ref { .. } => return Err(ConvError::Invalid("refs belong to their node's process".into())),
+        Value::Ref { key, id } => {
+            // NEWER_REFERENCE_EXT on a node name no node has (no '@'): context
+            // key, then the id's two halves.
+            out.extend_from_slice(&[90, 0, 3]);
+            put_atom(out, REF_NODE);
+            out.extend_from_slice(&[0, 0, 0, 0]);
+            for w in [*key, (*id >> 32) as u32, *id as u32] {
+                out.extend_from_slice(&w.to_be_bytes());
+            }
+        }
         Value::Channel(_) => return Err(ConvError::Invalid("channels belong to their node's process".into())),
     }
     Ok(())

@@ -24,9 +24,16 @@ fn table<'py>(globals: &Bound<'py, PyDict>) -> PyResult<Bound<'py, PyDict>> {
     Ok(d)
 }
 
+static NEXT: AtomicU64 = AtomicU64::new(1);
+
+/// Ids are given from `first` on (a process-isolated context's child starts
+/// past every id its earlier children gave).
+pub fn first_id(first: u64) {
+    NEXT.store(first.max(1), Ordering::Relaxed);
+}
+
 /// Keeps `obj` in `globals`' table under a new id.
 pub fn keep(globals: &Bound<'_, PyDict>, obj: &Bound<'_, PyAny>) -> PyResult<u64> {
-    static NEXT: AtomicU64 = AtomicU64::new(1);
     let id = NEXT.fetch_add(1, Ordering::Relaxed);
     table(globals)?.set_item(id, obj)?;
     Ok(id)

@@ -11,7 +11,7 @@
 use super::bridge::CallError;
 use super::etf;
 use super::exec::{Op, Outcome};
-use super::value::{Failure, Request, Value};
+use super::value::{Failure, RefOp, Request, Value};
 use std::io::{self, Read, Write};
 use std::sync::Arc;
 
@@ -21,8 +21,10 @@ const MAX_FRAME: usize = 1 << 30;
 /// Parent → child.
 #[derive(Debug)]
 pub enum ToChild {
-    /// First frame: the context's id and the application's settings.
-    Setup { context: u32, paths: Vec<String>, imports: Vec<String>, preload: Vec<u8>, venv: Vec<String> },
+    /// First frame: the context's id, how many children it had before this
+    /// one (refs of an earlier child never name an object of this one), and
+    /// the application's settings.
+    Setup { context: u32, generation: u64, paths: Vec<String>, imports: Vec<String>, preload: Vec<u8>, venv: Vec<String> },
     /// Run request `seq` (a nested one while the child waits in `erlang.call`).
     Run { seq: u64, op: Op, req: Request },
     /// Interrupt request `seq` if it still runs (`timeout`: its caller gave up).
@@ -31,6 +33,24 @@ pub enum ToChild {
     CallbackReply { seq: u64, result: Result<Value, CallError> },
     /// The answer to bridge query `id`.
     BridgeReply { id: u64, value: Value },
+    /// Up to `max` steps of stream `id`, answered by [`ToParent::Pulled`].
+    Pull { id: u64, max: u64 },
+    /// Close stream `id` (its generator's `finally` runs).
+    StreamClose { id: u64 },
+    /// Forget the object kept by reference under `id`.
+    RefRelease { id: u64 },
+}
+
+/// How a batch of stream steps ended.
+#[derive(Debug)]
+pub enum PullEnd {
+    /// Not yet: more may be pulled.
+    More,
+    /// Exhausted.
+    End,
+    /// No such stream (a new child since).
+    Gone,
+    Failed(Failure),
 }
 
 /// Child → parent.
@@ -85,6 +105,12 @@ pub enum ToParent {
         file: String,
         line: u32,
         traceback: Option<String>,
+    },
+    /// Steps of stream `id`: its items, then how the batch ended.
+    Pulled {
+        id: u64,
+        items: Vec<Value>,
+        end: PullEnd,
     },
 }
 
@@ -154,31 +180,45 @@ fn kwargs(v: &Value) -> io::Result<Vec<(String, Value)>> {
     }
 }
 
-/// The ops a process-isolated context runs; others are refused before sending.
-pub fn op_name(op: Op) -> Option<&'static str> {
+/// An op as it travels; `None` for the ones a process-isolated context does
+/// not run (asyncio), refused before sending.
+pub fn op_value(op: Op) -> Option<Value> {
     Some(match op {
-        Op::Call => "call",
-        Op::Eval => "eval",
-        Op::Exec => "exec",
-        Op::StreamCall => "stream_call",
-        Op::StreamEval => "stream_eval",
-        _ => return None,
+        Op::Call => s("call"),
+        Op::Eval => s("eval"),
+        Op::Exec => s("exec"),
+        Op::StreamCall => s("stream_call"),
+        Op::StreamEval => s("stream_eval"),
+        Op::CallRef => s("call_ref"),
+        Op::EvalRef => s("eval_ref"),
+        Op::OnRef => s("on_ref"),
+        Op::StreamStart(id) => Value::Tuple(vec![s("stream_start"), Value::Int(id as i64)]),
+        Op::AsyncCall { .. } | Op::AsyncStream { .. } => return None,
     })
 }
 
-fn op_of(name: &str) -> io::Result<Op> {
-    Ok(match name {
+fn op_of(v: &Value) -> io::Result<Op> {
+    if let Value::Tuple(t) = v {
+        return match t.as_slice() {
+            [Value::Str(tag), id] if tag == "stream_start" => Ok(Op::StreamStart(u64_of(id)?)),
+            _ => Err(malformed("an op")),
+        };
+    }
+    Ok(match text(v)?.as_str() {
         "call" => Op::Call,
         "eval" => Op::Eval,
         "exec" => Op::Exec,
         "stream_call" => Op::StreamCall,
         "stream_eval" => Op::StreamEval,
+        "call_ref" => Op::CallRef,
+        "eval_ref" => Op::EvalRef,
+        "on_ref" => Op::OnRef,
         _ => return Err(malformed("an op")),
     })
 }
 
-fn request_value(r: &Request) -> Option<Value> {
-    Some(match r {
+fn request_value(r: &Request) -> Value {
+    match r {
         Request::Call { module, function, args, kwargs } => Value::Tuple(vec![
             s("call"),
             s(module),
@@ -188,8 +228,20 @@ fn request_value(r: &Request) -> Option<Value> {
         ]),
         Request::Eval { code, locals } => Value::Tuple(vec![s("eval"), Value::Bytes(code.clone()), Value::Map(locals.clone())]),
         Request::Exec { code } => Value::Tuple(vec![s("exec"), Value::Bytes(code.clone())]),
-        Request::OnRef { .. } => return None,
-    })
+        Request::OnRef { id, op } => {
+            let op = match op {
+                RefOp::GetAttr(name) => Value::Tuple(vec![s("getattr"), s(name)]),
+                RefOp::Method { name, args, kwargs } => Value::Tuple(vec![
+                    s("method"),
+                    s(name),
+                    Value::List(args.clone()),
+                    Value::Map(kwargs.iter().map(|(k, v)| (s(k), v.clone())).collect()),
+                ]),
+                RefOp::ToTerm => Value::Tuple(vec![s("to_term")]),
+            };
+            Value::Tuple(vec![s("on_ref"), Value::Int(*id as i64), op])
+        }
+    }
 }
 
 fn request_of(v: &Value) -> io::Result<Request> {
@@ -206,6 +258,16 @@ fn request_of(v: &Value) -> io::Result<Request> {
             _ => Err(malformed("locals")),
         },
         (Some("exec"), 2) => Ok(Request::Exec { code: bytes(&t[1])? }),
+        (Some("on_ref"), 3) => {
+            let Value::Tuple(op) = &t[2] else { return Err(malformed("a ref op")) };
+            let op = match (op.first().map(text).transpose()?.as_deref(), op.len()) {
+                (Some("getattr"), 2) => RefOp::GetAttr(text(&op[1])?),
+                (Some("method"), 4) => RefOp::Method { name: text(&op[1])?, args: list(&op[2])?.to_vec(), kwargs: kwargs(&op[3])? },
+                (Some("to_term"), 1) => RefOp::ToTerm,
+                _ => return Err(malformed("a ref op")),
+            };
+            Ok(Request::OnRef { id: u64_of(&t[1])?, op })
+        }
         _ => Err(malformed("a request")),
     }
 }
@@ -213,7 +275,9 @@ fn request_of(v: &Value) -> io::Result<Request> {
 fn result_value(r: &Result<Outcome, Failure>) -> Value {
     match r {
         Ok(Outcome::Value(v)) => Value::Tuple(vec![s("value"), v.clone()]),
-        Ok(_) => Value::Tuple(vec![s("done")]),
+        Ok(Outcome::Ref(id)) => Value::Tuple(vec![s("ref"), Value::Int(*id as i64)]),
+        Ok(Outcome::Started) => Value::Tuple(vec![s("started")]),
+        Ok(Outcome::Done | Outcome::Scheduled) => Value::Tuple(vec![s("done")]),
         Err(f) => failure_value(f),
     }
 }
@@ -223,6 +287,8 @@ fn result_of(v: &Value) -> io::Result<Result<Outcome, Failure>> {
     match (t.first().map(text).transpose()?.as_deref(), t.len()) {
         (Some("value"), 2) => Ok(Ok(Outcome::Value(t[1].clone()))),
         (Some("done"), 1) => Ok(Ok(Outcome::Done)),
+        (Some("started"), 1) => Ok(Ok(Outcome::Started)),
+        (Some("ref"), 2) => Ok(Ok(Outcome::Ref(u64_of(&t[1])?))),
         _ => Ok(Err(failure_of(t)?)),
     }
 }
@@ -290,15 +356,19 @@ fn callback_of(v: &Value) -> io::Result<Result<Value, CallError>> {
 impl ToChild {
     fn value(&self) -> Option<Value> {
         Some(match self {
-            ToChild::Setup { context, paths, imports, preload, venv } => Value::Tuple(vec![
+            ToChild::Setup { context, generation, paths, imports, preload, venv } => Value::Tuple(vec![
                 s("setup"),
                 Value::Int(*context as i64),
+                Value::Int(*generation as i64),
                 strs(paths),
                 strs(imports),
                 Value::Bytes(preload.clone()),
                 strs(venv),
             ]),
-            ToChild::Run { seq, op, req } => Value::Tuple(vec![s("run"), Value::Int(*seq as i64), s(op_name(*op)?), request_value(req)?]),
+            ToChild::Run { seq, op, req } => Value::Tuple(vec![s("run"), Value::Int(*seq as i64), op_value(*op)?, request_value(req)]),
+            ToChild::Pull { id, max } => Value::Tuple(vec![s("pull"), Value::Int(*id as i64), Value::Int(*max as i64)]),
+            ToChild::StreamClose { id } => Value::Tuple(vec![s("stream_close"), Value::Int(*id as i64)]),
+            ToChild::RefRelease { id } => Value::Tuple(vec![s("ref_release"), Value::Int(*id as i64)]),
             ToChild::Interrupt { seq, timeout } => Value::Tuple(vec![s("interrupt"), Value::Int(*seq as i64), Value::Bool(*timeout)]),
             ToChild::CallbackReply { seq, result } => {
                 Value::Tuple(vec![s("callback_reply"), Value::Int(*seq as i64), callback_value(result)])
@@ -311,14 +381,18 @@ impl ToChild {
         let Value::Tuple(t) = v else { return Err(malformed("a frame")) };
         let tag = t.first().map(text).transpose()?;
         Ok(match (tag.as_deref(), t.len()) {
-            (Some("setup"), 6) => ToChild::Setup {
+            (Some("setup"), 7) => ToChild::Setup {
                 context: u32::try_from(int(&t[1])?).map_err(|_| malformed("a context id"))?,
-                paths: texts(&t[2])?,
-                imports: texts(&t[3])?,
-                preload: bytes(&t[4])?,
-                venv: texts(&t[5])?,
+                generation: u64_of(&t[2])?,
+                paths: texts(&t[3])?,
+                imports: texts(&t[4])?,
+                preload: bytes(&t[5])?,
+                venv: texts(&t[6])?,
             },
-            (Some("run"), 4) => ToChild::Run { seq: u64_of(&t[1])?, op: op_of(&text(&t[2])?)?, req: request_of(&t[3])? },
+            (Some("run"), 4) => ToChild::Run { seq: u64_of(&t[1])?, op: op_of(&t[2])?, req: request_of(&t[3])? },
+            (Some("pull"), 3) => ToChild::Pull { id: u64_of(&t[1])?, max: u64_of(&t[2])? },
+            (Some("stream_close"), 2) => ToChild::StreamClose { id: u64_of(&t[1])? },
+            (Some("ref_release"), 2) => ToChild::RefRelease { id: u64_of(&t[1])? },
             (Some("interrupt"), 3) => ToChild::Interrupt { seq: u64_of(&t[1])?, timeout: t[2] == Value::Bool(true) },
             (Some("callback_reply"), 3) => ToChild::CallbackReply { seq: u64_of(&t[1])?, result: callback_of(&t[2])? },
             (Some("bridge_reply"), 3) => ToChild::BridgeReply { id: u64_of(&t[1])?, value: t[2].clone() },
@@ -351,6 +425,15 @@ impl ToParent {
             }
             ToParent::StateSet { key, value } => Value::Tuple(vec![s("state_set"), key.clone(), value.clone()]),
             ToParent::StateDelete { key } => Value::Tuple(vec![s("state_delete"), key.clone()]),
+            ToParent::Pulled { id, items, end } => {
+                let end = match end {
+                    PullEnd::More => s("more"),
+                    PullEnd::End => s("end"),
+                    PullEnd::Gone => s("gone"),
+                    PullEnd::Failed(f) => failure_value(f),
+                };
+                Value::Tuple(vec![s("pulled"), Value::Int(*id as i64), Value::List(items.clone()), end])
+            }
             ToParent::Log { level, logger, message, file, line, traceback } => Value::Tuple(vec![
                 s("log"),
                 Value::Int(*level as i64),
@@ -387,6 +470,17 @@ impl ToParent {
                 };
                 ToParent::Query { id: u64_of(&t[1])?, what }
             }
+            (Some("pulled"), 4) => ToParent::Pulled {
+                id: u64_of(&t[1])?,
+                items: list(&t[2])?.to_vec(),
+                end: match &t[3] {
+                    Value::Str(e) if e == "more" => PullEnd::More,
+                    Value::Str(e) if e == "end" => PullEnd::End,
+                    Value::Str(e) if e == "gone" => PullEnd::Gone,
+                    Value::Tuple(f) => PullEnd::Failed(failure_of(f)?),
+                    _ => return Err(malformed("a pull's end")),
+                },
+            },
             (Some("state_set"), 3) => ToParent::StateSet { key: t[1].clone(), value: t[2].clone() },
             (Some("state_delete"), 2) => ToParent::StateDelete { key: t[1].clone() },
             (Some("log"), 7) => ToParent::Log {
@@ -438,6 +532,13 @@ fn read_value(r: &mut impl Read) -> io::Result<Value> {
 pub fn send_to_child(w: &mut impl Write, f: &ToChild) -> io::Result<()> {
     let v = f.value().ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "not supported by process-isolated contexts"))?;
     write_value(w, &v)
+}
+
+/// Sends request `seq` to the child (as [`ToChild::Run`], without taking the
+/// request).
+pub fn send_run(w: &mut impl Write, seq: u64, op: Op, req: &Request) -> io::Result<()> {
+    let op = op_value(op).ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "not supported by process-isolated contexts"))?;
+    write_value(w, &Value::Tuple(vec![s("run"), Value::Int(seq as i64), op, request_value(req)]))
 }
 
 pub fn recv_from_parent(r: &mut impl Read) -> io::Result<ToChild> {
