@@ -7,6 +7,7 @@
 %%   latency            prints "latency <py:call us> <enif_send echo us>"
 %%   serve Addr Secs    serves tokio-console on Addr while callers make calls
 %%   async              only the rows of calls that do not wait (make bench-async)
+%%   isolation          only the rows of process-isolated contexts (make bench-isolation)
 -mode(compile).
 
 -define(RUNS, 5).
@@ -31,6 +32,14 @@ main(["async"]) ->
     [py:call(math, sqrt, [16]) || _ <- lists:seq(1, 2000)],
     io:format("mode ~p~n| calls that do not wait | value | next to |~n|---|---|---|~n", [py:execution_mode()]),
     [io:format("| ~s | ~s | ~s |~n", [K, V, Next]) || {K, V, Next} <- async_rows()],
+    ok = application:stop(erlang_python);
+main(["isolation"]) ->
+    %% only the rows of process-isolated contexts (make bench-isolation)
+    {ok, _} = application:ensure_all_started(erlang_python),
+    [py:call(math, sqrt, [16]) || _ <- lists:seq(1, 2000)],
+    io:format("mode ~p~n| isolation => process | in-process pool | isolated pool | ratio |~n|---|---|---|---|~n",
+              [py:execution_mode()]),
+    [io:format("| ~s | ~s | ~s | ~s |~n", Row) || Row <- isolation_rows()],
     ok = application:stop(erlang_python);
 main(["serve", Addr, Secs]) ->
     ok = application:set_env(erlang_python, console_addr, Addr),
@@ -186,6 +195,34 @@ one_throughput(C, PerCaller, F) ->
     Served = lists:sum([receive {done, P, K} -> K end || P <- Pids]),
     T = erlang:monotonic_time(microsecond) - T0,
     Served / (T / 1.0e6).
+
+%% The same work on a pool of 2 in-process contexts and on a pool of 2
+%% process-isolated ones: trivial call latency, 100 callers, a 1 MB argument.
+isolation_rows() ->
+    {ok, [In | _]} = py_context_router:start_pool(bench_in, #{contexts => 2}),
+    {ok, [Iso | _]} = py_context_router:start_pool(bench_iso, #{contexts => 2, isolation => process}),
+    N = 5000,
+    Lat = fun(Ctx) -> us(fun() -> loop(N, fun() -> {ok, 3} = py:call(Ctx, operator, add, [1, 2]) end) end, N) end,
+    Many = fun(Pool) ->
+               Call = fun() -> case py:call(py:pool(Pool), operator, add, [1, 2]) of
+                                   {ok, 3} -> 1;
+                                   {error, {overloaded, _, _}} -> 0
+                               end end,
+               median([one_throughput(100, 200, Call) || _ <- lists:seq(1, ?RUNS)])
+           end,
+    Mb = binary:copy(<<"x">>, 1024 * 1024),
+    Big = fun(Ctx) -> us(fun() -> loop(50, fun() -> {ok, 1048576} = py:call(Ctx, builtins, len, [Mb]) end) end, 50) end,
+    [LIn, LIso] = [Lat(C) || C <- [In, Iso]],
+    [TIn, TIso] = [Many(P) || P <- [bench_in, bench_iso]],
+    [BIn, BIso] = [Big(C) || C <- [In, Iso]],
+    ok = py_context_router:stop_pool(bench_in),
+    ok = py_context_router:stop_pool(bench_iso),
+    [["py:call latency (operator.add), us", f1(LIn), f1(LIso), io_lib:format("~.1fx", [LIso / LIn])],
+     ["100 callers on the pool, calls/s", fmt_int(round(TIn)), fmt_int(round(TIso)), io_lib:format("~.2fx", [TIso / TIn])],
+     ["len(1 MB binary) latency, us", f1(BIn), f1(BIso), io_lib:format("~.1fx", [BIso / BIn])],
+     ["the 1 MB crossing the pipes (difference), us", "", f1(BIso - BIn), ""]].
+
+f1(X) -> io_lib:format("~.1f", [X]).
 
 count(0, _, K) -> K;
 count(N, F, K) -> count(N - 1, F, K + F()).

@@ -10,13 +10,13 @@
 -export([all/0, init_per_suite/1, end_per_suite/1, init_per_testcase/2, end_per_testcase/2]).
 -export([runs_in_its_own_process/1, calls_eval_exec/1, segfault/1, os_exit_and_abort/1,
          memory_limit/1, others_do_not_notice/1, callbacks/1, state_and_send/1,
-         timeout_interrupts/1, refs/1, streams/1, in_load/1,
+         timeout_interrupts/1, interrupt/1, refs/1, streams/1, in_load/1,
          no_child_after_stop_pool/1, no_child_after_application_stop/1, bad_options/1]).
 
 all() ->
     [runs_in_its_own_process, calls_eval_exec, segfault, os_exit_and_abort, memory_limit,
      others_do_not_notice, callbacks, state_and_send, timeout_interrupts,
-     refs, streams, in_load, bad_options, no_child_after_stop_pool,
+     interrupt, refs, streams, in_load, bad_options, no_child_after_stop_pool,
      no_child_after_application_stop].
 
 init_per_suite(Config) ->
@@ -163,6 +163,24 @@ timeout_interrupts(Config) ->
     {ok, 2} = py:call(Ctx, operator, add, [1, 1], #{timeout => 20000}),
     %% interrupted, not killed
     Pid = os_pid(Ctx).
+
+%% py:interrupt/1 raises KeyboardInterrupt in the child's running code.
+interrupt(Config) ->
+    Ctx = ?config(a, Config),
+    Self = self(),
+    spawn_link(fun() -> Self ! {looped, py:call(Ctx, builtins, exec, [<<"while True: pass">>])} end),
+    {py_context, Id} = Ctx,
+    ok = py_test_util:wait_until(fun() ->
+             #{contexts := Cs} = py:load(),
+             [N] = [F || F = #{id := I} <- Cs, I =:= Id],
+             maps:get(in_flight, N) > 0
+         end),
+    %% the loop may not have started in the child yet: interrupt until it ends
+    ok = py_test_util:wait_until(fun() ->
+             ok = py:interrupt(Ctx),
+             receive {looped, R} -> {error, {'KeyboardInterrupt', _}} = R, true after 50 -> false end
+         end),
+    {ok, 2} = py:eval(Ctx, <<"1 + 1">>).
 
 %% Python objects by reference live in the child: methods, attributes, the
 %% object converted, passed back as an argument; a ref of an earlier child

@@ -507,10 +507,8 @@ fn write_value(w: &mut impl Write, v: &Value) -> io::Result<()> {
         .ok()
         .filter(|&n| (n as usize) <= MAX_FRAME)
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "frame larger than 1 GiB"))?;
-    let mut frame = Vec::with_capacity(4 + body.len());
-    frame.extend_from_slice(&len.to_be_bytes());
-    frame.extend_from_slice(&body);
-    w.write_all(&frame)?;
+    w.write_all(&len.to_be_bytes())?;
+    w.write_all(&body)?;
     w.flush()
 }
 
