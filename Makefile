@@ -15,6 +15,7 @@
 #   make bench   the benchmark table (make bench-write also updates docs/benchmarks.md;
 #                make bench-async only the rows of casts, spawn_call and streams;
 #                make bench-reach only those of refs, channels, thread callbacks)
+#   make bench-flags the one-caller steadiness figures under several +sbwt/+swt settings
 #   make bench-isolation  process-isolated contexts next to in-process ones
 #   make bench-cluster   py_cluster over 1, 2 and 3 nodes of this machine, next to
 #                native Python processes; a remote call next to erpc
@@ -22,7 +23,7 @@
 # Pick the Python with PYTHON_CONFIG=/path/python3.X-config or PYTHON=/path/python3.
 export PYTHON PYTHON_CONFIG PERF_BUILD ELIXIR UV
 
-.PHONY: all build build-hooks setup check docs dep-check test bench-reach bench-cluster bench-isolation test-rust test-erlang demo shell console console-check bench bench-async bench-write clean python-3.13 python-3.13t
+.PHONY: all build build-hooks setup check docs dep-check test bench-reach bench-cluster bench-isolation bench-flags test-rust test-erlang demo shell console console-check bench bench-async bench-write clean python-3.13 python-3.13t
 
 all: build
 
@@ -80,6 +81,9 @@ bench-async: build-hooks
 
 bench-reach: build-hooks
 	escript scripts/bench.escript reach
+
+bench-flags: build-hooks
+	scripts/vm-flags
 
 bench-isolation: build-hooks
 	escript scripts/bench.escript isolation

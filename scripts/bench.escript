@@ -1,7 +1,9 @@
 #!/usr/bin/env escript
-%%! -pa erlang/_build/default/lib/erlang_python/ebin +sbwt none
+%%! -pa erlang/_build/default/lib/erlang_python/ebin
 %% The benchmark: latency and throughput of py:call / py:eval, each next to floors
-%% measured in the same run. Medians of 5 runs. Prints a Markdown table and, with
+%% measured in the same run. It runs with the VM's default scheduler flags
+%% (`make bench-flags` measures the others: `+sbwt none`, which earlier runs
+%% used, makes a callback round trip four times slower). Medians of 5 runs. Prints a Markdown table and, with
 %% the argument "write", replaces the results section of docs/benchmarks.md.
 %% Two more modes serve scripts/console-check:
 %%   latency            prints "latency <py:call us> <enif_send echo us>"
@@ -32,6 +34,18 @@ main(["async"]) ->
     [py:call(math, sqrt, [16]) || _ <- lists:seq(1, 2000)],
     io:format("mode ~p~n| calls that do not wait | value | next to |~n|---|---|---|~n", [py:execution_mode()]),
     [io:format("| ~s | ~s | ~s |~n", [K, V, Next]) || {K, V, Next} <- async_rows()],
+    ok = application:stop(erlang_python);
+main(["steady"]) ->
+    %% one line for scripts/vm-flags: the steadiness figures under the VM
+    %% flags this run was started with (ERL_ZFLAGS)
+    {ok, _} = application:ensure_all_started(erlang_python),
+    [py:call(math, sqrt, [16]) || _ <- lists:seq(1, 2000)],
+    [{_, _, {CMin, CMed, CMax}}, {_, _, {EMin, EMed, EMax}}, _, _] = steadiness_rows(20000),
+    Ctx1 = py:context(1),
+    ok = py:register_function(bench_echo, fun([X]) -> X end),
+    ok = py:exec(Ctx1, <<"import erlang\ndef cb(n):\n    for i in range(n):\n        erlang.bench_echo(i)\n">>),
+    Cb = us(fun() -> {ok, none} = py:call(Ctx1, '__main__', cb, [2000]) end, 2000),
+    io:format("steady ~.3f ~.3f ~.3f ~.3f ~.3f ~.3f ~.3f~n", [CMin, CMed, CMax, EMin, EMed, EMax, Cb]),
     ok = application:stop(erlang_python);
 main(["isolation"]) ->
     %% only the rows of process-isolated contexts (make bench-isolation)

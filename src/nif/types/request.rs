@@ -66,17 +66,40 @@ fn name_text(term: Term<'_>) -> Option<String> {
 /// Most programs call a few functions of a few modules over and over: their
 /// names are kept once, shared by every request (no allocation per call, and
 /// none freed on another thread). Names beyond the table's bound are allocated.
+///
+/// Each scheduler thread first looks in a few names it saw last (a compare of
+/// short strings, no hashing, no lock): a caller making the same call back to
+/// back finds its names there.
 fn intern(name: &str) -> std::sync::Arc<str> {
+    use std::cell::RefCell;
     use std::sync::{Arc, LazyLock};
     static NAMES: LazyLock<dashmap::DashMap<Box<str>, Arc<str>>> = LazyLock::new(dashmap::DashMap::new);
     const MAX_NAMES: usize = 4096;
-    if let Some(n) = NAMES.get(name) {
-        return n.clone();
+    const RECENT: usize = 8;
+    thread_local! {
+        static LAST: RefCell<Vec<Arc<str>>> = const { RefCell::new(Vec::new()) };
     }
-    let n: Arc<str> = Arc::from(name);
-    if NAMES.len() < MAX_NAMES {
-        NAMES.insert(name.into(), n.clone());
+    let hit = LAST.with(|l| l.borrow().iter().find(|n| &***n == name).cloned());
+    if let Some(n) = hit {
+        return n;
     }
+    let n = match NAMES.get(name) {
+        Some(n) => n.clone(),
+        None => {
+            let n: Arc<str> = Arc::from(name);
+            if NAMES.len() < MAX_NAMES {
+                NAMES.insert(name.into(), n.clone());
+            }
+            n
+        }
+    };
+    LAST.with(|l| {
+        let mut l = l.borrow_mut();
+        if l.len() == RECENT {
+            l.pop();
+        }
+        l.insert(0, n.clone());
+    });
     n
 }
 
