@@ -32,6 +32,9 @@ use std::time::{Duration, Instant};
 
 /// How long a new child may take to start Python and run the setup.
 const START_TIMEOUT: Duration = Duration::from_secs(120);
+/// How long the actor polls for the child's answer before sleeping on it: most
+/// answers come within this, and a thread woken from sleep costs more.
+const ANSWER_SPIN: Duration = Duration::from_micros(100);
 /// Crashes within this window count towards the back-off.
 const CRASH_WINDOW: Duration = Duration::from_secs(10);
 
@@ -247,7 +250,7 @@ impl Isolated {
         }
         loop {
             let next = match &self.running {
-                Some(r) => r.frames.recv().unwrap_or(Incoming::Closed),
+                Some(r) => wire::recv_spinning(&r.frames, ANSWER_SPIN).unwrap_or(Incoming::Closed),
                 None => return Err(self.gone()),
             };
             match next {
@@ -299,7 +302,7 @@ impl Isolated {
         }
         loop {
             let next = match &self.running {
-                Some(r) => r.frames.recv().unwrap_or(Incoming::Closed),
+                Some(r) => wire::recv_spinning(&r.frames, ANSWER_SPIN).unwrap_or(Incoming::Closed),
                 None => return each(Pulled::Failed(self.gone())),
             };
             match next {

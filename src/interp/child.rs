@@ -321,7 +321,9 @@ pub fn main() -> ! {
         .unwrap_or_else(|_| std::process::exit(2));
     c.send(&ToParent::Ready { pid: std::process::id() });
     let (interp, thread) = host.ids();
-    for work in queue {
+    // Polled briefly before sleeping: a caller making requests back to back
+    // finds this thread awake.
+    while let Ok(work) = wire::recv_spinning(&queue, std::time::Duration::from_micros(50)) {
         match work {
             Work::Run(seq, op, req) => {
                 *c.running.lock().unwrap_or_else(|e| e.into_inner()) = Some((seq, interp, thread, false));

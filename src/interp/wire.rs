@@ -525,6 +525,21 @@ fn read_value(r: &mut impl Read) -> io::Result<Value> {
     etf::decode(&body).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.message()))
 }
 
+/// `rx.recv()`, polling for up to `spin` first (yielding the core between
+/// polls): a thread handed work often within microseconds is not put to sleep
+/// and woken for each.
+pub fn recv_spinning<T>(rx: &std::sync::mpsc::Receiver<T>, spin: std::time::Duration) -> Result<T, std::sync::mpsc::RecvError> {
+    let until = std::time::Instant::now() + spin;
+    loop {
+        match rx.try_recv() {
+            Ok(v) => return Ok(v),
+            Err(std::sync::mpsc::TryRecvError::Disconnected) => return Err(std::sync::mpsc::RecvError),
+            Err(std::sync::mpsc::TryRecvError::Empty) if std::time::Instant::now() < until => std::thread::yield_now(),
+            Err(std::sync::mpsc::TryRecvError::Empty) => return rx.recv(),
+        }
+    }
+}
+
 /// Sends a frame to the child. A request that cannot travel (an op or a value
 /// only this node's interpreters take) is `InvalidInput`.
 pub fn send_to_child(w: &mut impl Write, f: &ToChild) -> io::Result<()> {
