@@ -11,13 +11,14 @@
 -export([runs_in_its_own_process/1, calls_eval_exec/1, segfault/1, os_exit_and_abort/1,
          memory_limit/1, others_do_not_notice/1, callbacks/1, state_and_send/1,
          timeout_interrupts/1, interrupt/1, refs/1, streams/1, in_load/1,
-         no_child_after_stop_pool/1, no_child_after_application_stop/1, bad_options/1]).
+         no_child_after_stop_pool/1, no_child_after_application_stop/1, bad_options/1,
+         setup_after_restart/1]).
 
 all() ->
     [runs_in_its_own_process, calls_eval_exec, segfault, os_exit_and_abort, memory_limit,
      others_do_not_notice, callbacks, state_and_send, timeout_interrupts,
-     interrupt, refs, streams, in_load, bad_options, no_child_after_stop_pool,
-     no_child_after_application_stop].
+     interrupt, refs, streams, in_load, bad_options, setup_after_restart,
+     no_child_after_stop_pool, no_child_after_application_stop].
 
 init_per_suite(Config) ->
     py_test_util:start_app(Config).
@@ -270,6 +271,33 @@ no_child_after_stop_pool(Config) ->
     ok = py_test_util:wait_until(fun() -> not lists:any(fun alive/1, Pids) end),
     %% end_per_testcase stops it again: nothing to do
     {ok, _} = py_context_router:start_pool(iso, #{contexts => 2, isolation => process}).
+
+%% A new child gets the application's python_path, imports and preload_code
+%% again: after a crash, the preloaded names are back.
+setup_after_restart(Config) ->
+    Dir = filename:join(?config(priv_dir, Config), "iso_path"),
+    ok = filelib:ensure_dir(filename:join(Dir, "x")),
+    ok = file:write_file(filename:join(Dir, "iso_helper.py"), <<"def hello():\n    return 'from python_path'\n">>),
+    ok = py_context_router:stop_pool(iso),
+    ok = application:stop(erlang_python),
+    ok = application:set_env(erlang_python, python_path, [Dir]),
+    ok = application:set_env(erlang_python, preload_code, <<"PRELOADED = 7">>),
+    try
+        {ok, _} = application:ensure_all_started(erlang_python),
+        {ok, [Ctx]} = py_context_router:start_pool(iso, #{contexts => 1, isolation => process}),
+        {ok, 7} = py:eval(Ctx, <<"PRELOADED">>),
+        {ok, <<"from python_path">>} = py:call(Ctx, iso_helper, hello, []),
+        {error, {context_crashed, _}} = py:eval(Ctx, <<"__import__('os')._exit(1)">>),
+        {ok, 7} = py:eval(Ctx, <<"PRELOADED">>),
+        {ok, <<"from python_path">>} = py:call(Ctx, iso_helper, hello, [])
+    after
+        py_context_router:stop_pool(iso),
+        ok = application:stop(erlang_python),
+        application:unset_env(erlang_python, python_path),
+        application:unset_env(erlang_python, preload_code),
+        {ok, _} = application:ensure_all_started(erlang_python),
+        {ok, _} = py_context_router:start_pool(iso, #{contexts => 2, isolation => process})
+    end.
 
 no_child_after_application_stop(Config) ->
     Pids = [os_pid(?config(K, Config)) || K <- [a, b]],
