@@ -131,6 +131,8 @@ callbacks(Config) ->
         ok = py:exec(Ctx, <<"def g(n):\n    return n * 2\n"
                             "def f(n):\n    return erlang.call('iso_back', n) + 1\n">>),
         {ok, 11} = py:call(Ctx, '__main__', f, [5]),
+        %% from a Python thread of the child too (run in a process of the node)
+        {ok, [8, 10]} = thread_calls(Ctx),
         %% as in-process: an exception in Python, the context goes on
         {error, {_, _}} = py:eval(Ctx, <<"erlang.call('iso_no_such_function')">>),
         {ok, 2} = py:eval(Ctx, <<"1 + 1">>)
@@ -138,6 +140,17 @@ callbacks(Config) ->
         py:unregister_function(iso_double),
         py:unregister_function(iso_back)
     end.
+
+thread_calls(Ctx) ->
+    ok = py:exec(Ctx, <<"import threading\n"
+                        "def from_threads():\n"
+                        "    out = []\n"
+                        "    ts = [threading.Thread(target=lambda v=v: out.append(erlang.call('iso_double', v))) for v in (4, 5)]\n"
+                        "    [t.start() for t in ts]\n"
+                        "    [t.join() for t in ts]\n"
+                        "    return sorted(out)\n">>),
+    {ok, [8, 10]} = py:call(Ctx, '__main__', from_threads, []),
+    {ok, [8, 10]}.
 
 %% The shared state is the node's; erlang.send reaches Erlang processes.
 state_and_send(Config) ->

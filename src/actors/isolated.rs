@@ -471,6 +471,29 @@ fn read_frames(mut input: BufReader<std::process::ChildStdout>, writer: Writer, 
                     n.output(fd, &text)
                 }
             }
+            ToParent::ThreadCall { id, name, args } => {
+                // Waits for a permit and for the Erlang function: on a thread
+                // of its own, so this reader keeps serving the child.
+                let writer = writer.clone();
+                let _ = std::thread::Builder::new().name("ep-isolated-call".into()).spawn(move || {
+                    let result = match node {
+                        None => Err(CallError::Unavailable("erlang_python is not running".into())),
+                        Some(n) => n.call_from_thread(&name, &args).and_then(|call| {
+                            // Its caller accepts no nested request: only the answer comes.
+                            let answer = loop {
+                                match call.answers.recv() {
+                                    Ok(ChainMsg::Reply(r)) => break r,
+                                    Ok(ChainMsg::Nested(_)) => continue,
+                                    Err(_) => break Err(CallError::Failed("erlang_python stopped during the call".into())),
+                                }
+                            };
+                            drop(call.permit);
+                            answer
+                        }),
+                    };
+                    let _ = send(&writer, &ToChild::ThreadReply { id, result });
+                });
+            }
             other => {
                 if tx.send(Incoming::Frame(other)).is_err() {
                     return;

@@ -45,6 +45,8 @@ struct Child {
     running: Mutex<Option<(u64, usize, u64, bool)>>,
     /// Requests whose caller gave up (their `erlang.call`s end).
     gave_up: Mutex<HashSet<u64>>,
+    /// `erlang.call`s of Python threads waiting for their answer, by id.
+    thread_calls: Mutex<HashMap<u64, Sender<ChainMsg>>>,
 }
 
 static CHILD: OnceLock<Child> = OnceLock::new();
@@ -128,8 +130,15 @@ impl Erlang for Node {
             _ => Err(crate::state::IncrError::NotAnInteger),
         }
     }
-    fn call_from_thread(&self, _name: &Value, _args: &[Value]) -> Result<ThreadCall, CallError> {
-        Err(CallError::Unavailable("erlang.call from a thread that serves no request is not supported in process-isolated contexts".into()))
+    fn call_from_thread(&self, name: &Value, args: &[Value]) -> Result<ThreadCall, CallError> {
+        // Run by the node in a process of the application, holding a permit
+        // there (see `actors::isolated`); the answer comes back by frame.
+        let c = child();
+        let id = c.next_query.fetch_add(1, Ordering::Relaxed);
+        let (tx, answers) = mpsc::channel();
+        c.thread_calls.lock().unwrap_or_else(|e| e.into_inner()).insert(id, tx);
+        c.send(&ToParent::ThreadCall { id, name: name.clone(), args: args.to_vec() });
+        Ok(ThreadCall { answers, permit: Box::new(()) })
     }
     fn task_done(&self, _tid: u64, _result: Result<Value, super::value::Failure>) {}
     fn log(&self, r: LogRecord) {
@@ -263,6 +272,11 @@ fn read_frames(mut input: BufReader<File>, requests: Sender<Work>) {
             ToChild::RefRelease { id } => {
                 let _ = requests.send(Work::RefRelease(id));
             }
+            ToChild::ThreadReply { id, result } => {
+                if let Some(tx) = c.thread_calls.lock().unwrap_or_else(|e| e.into_inner()).remove(&id) {
+                    let _ = tx.send(ChainMsg::Reply(result));
+                }
+            }
             ToChild::Setup { .. } => {}
         }
     }
@@ -301,6 +315,7 @@ pub fn main() -> ! {
         chains: Mutex::default(),
         running: Mutex::default(),
         gave_up: Mutex::default(),
+        thread_calls: Mutex::default(),
     });
     super::setup::configure(super::setup::Setup { paths, imports, preload });
     super::setup::configure_venv(venv);

@@ -39,6 +39,8 @@ pub enum ToChild {
     StreamClose { id: u64 },
     /// Forget the object kept by reference under `id`.
     RefRelease { id: u64 },
+    /// The answer to [`ToParent::ThreadCall`] `id`.
+    ThreadReply { id: u64, result: Result<Value, CallError> },
 }
 
 /// How a batch of stream steps ended.
@@ -111,6 +113,12 @@ pub enum ToParent {
         id: u64,
         items: Vec<Value>,
         end: PullEnd,
+    },
+    /// `erlang.call` from a Python thread that serves no request.
+    ThreadCall {
+        id: u64,
+        name: Value,
+        args: Vec<Value>,
     },
 }
 
@@ -369,6 +377,7 @@ impl ToChild {
             ToChild::Pull { id, max } => Value::Tuple(vec![s("pull"), Value::Int(*id as i64), Value::Int(*max as i64)]),
             ToChild::StreamClose { id } => Value::Tuple(vec![s("stream_close"), Value::Int(*id as i64)]),
             ToChild::RefRelease { id } => Value::Tuple(vec![s("ref_release"), Value::Int(*id as i64)]),
+            ToChild::ThreadReply { id, result } => Value::Tuple(vec![s("thread_reply"), Value::Int(*id as i64), callback_value(result)]),
             ToChild::Interrupt { seq, timeout } => Value::Tuple(vec![s("interrupt"), Value::Int(*seq as i64), Value::Bool(*timeout)]),
             ToChild::CallbackReply { seq, result } => {
                 Value::Tuple(vec![s("callback_reply"), Value::Int(*seq as i64), callback_value(result)])
@@ -393,6 +402,7 @@ impl ToChild {
             (Some("pull"), 3) => ToChild::Pull { id: u64_of(&t[1])?, max: u64_of(&t[2])? },
             (Some("stream_close"), 2) => ToChild::StreamClose { id: u64_of(&t[1])? },
             (Some("ref_release"), 2) => ToChild::RefRelease { id: u64_of(&t[1])? },
+            (Some("thread_reply"), 3) => ToChild::ThreadReply { id: u64_of(&t[1])?, result: callback_of(&t[2])? },
             (Some("interrupt"), 3) => ToChild::Interrupt { seq: u64_of(&t[1])?, timeout: t[2] == Value::Bool(true) },
             (Some("callback_reply"), 3) => ToChild::CallbackReply { seq: u64_of(&t[1])?, result: callback_of(&t[2])? },
             (Some("bridge_reply"), 3) => ToChild::BridgeReply { id: u64_of(&t[1])?, value: t[2].clone() },
@@ -425,6 +435,9 @@ impl ToParent {
             }
             ToParent::StateSet { key, value } => Value::Tuple(vec![s("state_set"), key.clone(), value.clone()]),
             ToParent::StateDelete { key } => Value::Tuple(vec![s("state_delete"), key.clone()]),
+            ToParent::ThreadCall { id, name, args } => {
+                Value::Tuple(vec![s("thread_call"), Value::Int(*id as i64), name.clone(), Value::List(args.clone())])
+            }
             ToParent::Pulled { id, items, end } => {
                 let end = match end {
                     PullEnd::More => s("more"),
@@ -470,6 +483,7 @@ impl ToParent {
                 };
                 ToParent::Query { id: u64_of(&t[1])?, what }
             }
+            (Some("thread_call"), 4) => ToParent::ThreadCall { id: u64_of(&t[1])?, name: t[2].clone(), args: list(&t[3])?.to_vec() },
             (Some("pulled"), 4) => ToParent::Pulled {
                 id: u64_of(&t[1])?,
                 items: list(&t[2])?.to_vec(),
