@@ -10,14 +10,14 @@
 -export([all/0, init_per_suite/1, end_per_suite/1, init_per_testcase/2, end_per_testcase/2]).
 -export([runs_in_its_own_process/1, calls_eval_exec/1, segfault/1, os_exit_and_abort/1,
          memory_limit/1, others_do_not_notice/1, callbacks/1, state_and_send/1,
-         timeout_interrupts/1, interrupt/1, refs/1, streams/1, in_load/1,
+         timeout_interrupts/1, blocked_call_is_killed/1, interrupt/1, refs/1, streams/1, in_load/1,
          no_child_after_stop_pool/1, no_child_after_application_stop/1, bad_options/1,
          setup_after_restart/1]).
 
 all() ->
     [runs_in_its_own_process, calls_eval_exec, segfault, os_exit_and_abort, memory_limit,
      others_do_not_notice, callbacks, state_and_send, timeout_interrupts,
-     interrupt, refs, streams, in_load, bad_options, setup_after_restart,
+     blocked_call_is_killed, interrupt, refs, streams, in_load, bad_options, setup_after_restart,
      no_child_after_stop_pool, no_child_after_application_stop].
 
 init_per_suite(Config) ->
@@ -177,6 +177,17 @@ timeout_interrupts(Config) ->
     {ok, 2} = py:call(Ctx, operator, add, [1, 1], #{timeout => 20000}),
     %% interrupted, not killed
     Pid = os_pid(Ctx).
+
+%% A blocking call that no interruption reaches (time.sleep) and whose caller
+%% gave up: its child is killed after a grace period, and the context answers
+%% again long before the sleep would have ended.
+blocked_call_is_killed(Config) ->
+    Ctx = ?config(a, Config),
+    Pid = os_pid(Ctx),
+    {error, timeout} = py:call(Ctx, time, sleep, [600], #{timeout => 200}),
+    {ok, 2} = py:call(Ctx, operator, add, [1, 1], #{timeout => 60000}),
+    true = os_pid(Ctx) =/= Pid,
+    false = alive(Pid).
 
 %% py:interrupt/1 raises KeyboardInterrupt in the child's running code.
 interrupt(Config) ->

@@ -35,6 +35,12 @@ const START_TIMEOUT: Duration = Duration::from_secs(120);
 /// How long the actor polls for the child's answer before sleeping on it: most
 /// answers come within this, and a thread woken from sleep costs more.
 const ANSWER_SPIN: Duration = Duration::from_micros(100);
+/// A request whose caller gave up is interrupted; if it has not ended this
+/// long after (a blocking C call, which no interruption reaches), its child is
+/// killed and the next request gets a new one.
+const KILL_GRACE: Duration = Duration::from_secs(2);
+/// How often the actor looks at whether its caller gave up meanwhile.
+const WATCH: Duration = Duration::from_millis(100);
 /// Crashes within this window count towards the back-off.
 const CRASH_WINDOW: Duration = Duration::from_secs(10);
 
@@ -75,6 +81,8 @@ enum Incoming {
 /// A running child process.
 struct Running {
     process: std::process::Child,
+    /// Killed because a request kept running after its caller gave up.
+    killed: bool,
     line: Arc<Line>,
     frames: Receiver<Incoming>,
     pid: u32,
@@ -186,7 +194,7 @@ impl Isolated {
             Ok(Incoming::Frame(ToParent::Ready { pid })) => {
                 LINES.insert(self.key, line.clone());
                 super::stats::ISOLATED.insert(self.context, (pid, self.restarts));
-                self.running = Some(Running { process, line, frames, pid });
+                self.running = Some(Running { process, killed: false, line, frames, pid });
                 Ok(())
             }
             Ok(Incoming::Frame(ToParent::SetupFailed(why))) => failed(&mut process, why),
@@ -248,10 +256,28 @@ impl Isolated {
             Err(e) if e.kind() == std::io::ErrorKind::InvalidInput => return Err(Failure::BadArgument(e.to_string())),
             Err(_) => return Err(self.crashed()),
         }
+        let mut abandoned: Option<Instant> = None;
         loop {
-            let next = match &self.running {
-                Some(r) => wire::recv_spinning(&r.frames, ANSWER_SPIN).unwrap_or(Incoming::Closed),
+            let next = match &mut self.running {
                 None => return Err(self.gone()),
+                Some(r) => match wire::recv_spinning_timeout(&r.frames, ANSWER_SPIN, WATCH) {
+                    Ok(frame) => frame,
+                    Err(RecvTimeoutError::Disconnected) => Incoming::Closed,
+                    Err(RecvTimeoutError::Timeout) => {
+                        if caller.gave_up() {
+                            let since = *abandoned.get_or_insert_with(Instant::now);
+                            if since.elapsed() >= KILL_GRACE && !r.killed {
+                                tracing::warn!(
+                                    "isolated context {}: a request still runs {KILL_GRACE:?} after its caller gave up; killing its child",
+                                    self.context
+                                );
+                                r.killed = true;
+                                let _ = r.process.kill();
+                            }
+                        }
+                        continue;
+                    }
+                },
             };
             match next {
                 Incoming::Frame(ToParent::Done { seq: s, result }) if s == seq => return result,
@@ -371,7 +397,11 @@ impl Isolated {
                 }
             }
         };
-        let why = status.map_or_else(|| "the child process is gone".to_string(), describe);
+        let why = if r.killed {
+            format!("killed: a request kept running {KILL_GRACE:?} after its caller gave up")
+        } else {
+            status.map_or_else(|| "the child process is gone".to_string(), describe)
+        };
         tracing::warn!("isolated context {} (OS pid {}): {why}", self.context, r.pid);
         self.last_crash = Some(why.clone());
         Failure::ContextCrashed(why)

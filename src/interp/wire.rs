@@ -554,6 +554,24 @@ pub fn recv_spinning<T>(rx: &std::sync::mpsc::Receiver<T>, spin: std::time::Dura
     }
 }
 
+/// [`recv_spinning`], giving up after `timeout` of sleep.
+pub fn recv_spinning_timeout<T>(
+    rx: &std::sync::mpsc::Receiver<T>,
+    spin: std::time::Duration,
+    timeout: std::time::Duration,
+) -> Result<T, std::sync::mpsc::RecvTimeoutError> {
+    use std::sync::mpsc::{RecvTimeoutError, TryRecvError};
+    let until = std::time::Instant::now() + spin;
+    loop {
+        match rx.try_recv() {
+            Ok(v) => return Ok(v),
+            Err(TryRecvError::Disconnected) => return Err(RecvTimeoutError::Disconnected),
+            Err(TryRecvError::Empty) if std::time::Instant::now() < until => std::thread::yield_now(),
+            Err(TryRecvError::Empty) => return rx.recv_timeout(timeout),
+        }
+    }
+}
+
 /// Sends a frame to the child. A request that cannot travel (an op or a value
 /// only this node's interpreters take) is `InvalidInput`.
 pub fn send_to_child(w: &mut impl Write, f: &ToChild) -> io::Result<()> {
