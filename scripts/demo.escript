@@ -1,7 +1,8 @@
 #!/usr/bin/env escript
 %%! -pa erlang/_build/default/lib/erlang_python/ebin
 %% The main demo: starts erlang_python and shows calls, eval, exec, types, errors,
-%% calls that do not wait, refs and channels, and a virtual environment.
+%% calls that do not wait, refs and channels, a virtual environment, and a
+%% process-isolated context surviving a segfault.
 -mode(compile).
 
 main(_) ->
@@ -61,6 +62,7 @@ main(_) ->
     ok = py:channel_close(Ch),
     show("sum(ch) in Python over 1..100 sent with py:channel_send", receive {total, Total} -> Total end),
     venv_step(),
+    isolation_step(),
     ok = application:stop(erlang_python).
 
 %% What the project is for: CPU-bound Python on every core. The same pure-Python
@@ -90,6 +92,16 @@ parallel_step() ->
             ok
     end,
     io:format("~n").
+
+%% A context whose interpreter runs in a child OS process: a segfault in C code
+%% ends that child only, and the context answers again.
+isolation_step() ->
+    io:format("~na process-isolated context (isolation => process):~n"),
+    {ok, [Ctx]} = py_context_router:start_pool(demo_isolated, #{contexts => 1, isolation => process}),
+    show("py:call(Ctx, os, getpid, [])  (not the node's OS pid " ++ os:getpid() ++ ")", py:call(Ctx, os, getpid, [])),
+    show("py:call(Ctx, ctypes, string_at, [0])  (reads address 0: a segfault)", py:call(Ctx, ctypes, string_at, [0])),
+    show("py:eval(Ctx, <<\"1 + 1\">>)  (a new child answers)", py:eval(Ctx, <<"1 + 1">>)),
+    ok = py_context_router:stop_pool(demo_isolated).
 
 %% A virtual environment made with the linked Python, and a package installed
 %% into it from a wheel built here (no network), used from a context.
