@@ -126,16 +126,6 @@ impl Isolated {
         (0, self.key)
     }
 
-    /// The child's OS pid, if one runs.
-    pub fn os_pid(&self) -> Option<u32> {
-        self.running.as_ref().map(|r| r.pid)
-    }
-
-    /// Children started after a crash.
-    pub fn restarts(&self) -> u64 {
-        self.restarts
-    }
-
     fn spawn(&mut self) -> Result<(), String> {
         let path = child_path()?;
         let mut cmd = Command::new(&path);
@@ -224,9 +214,6 @@ impl Isolated {
     /// Runs `req` in the child. A child that dies meanwhile answers
     /// `ContextCrashed`; the next request starts another.
     pub fn serve(&mut self, op: Op, req: &Request, caller: Arc<dyn Caller>) -> Result<Outcome, Failure> {
-        if wire::op_value(op).is_none() {
-            return Err(Failure::BadArgument("asyncio calls are not supported by process-isolated contexts".into()));
-        }
         if self.running.is_none() {
             self.respawn().map_err(|e| Failure::ContextCrashed(format!("cannot restart: {e}")))?;
         }
@@ -300,9 +287,6 @@ impl Isolated {
                     Ok(ChainMsg::Reply(r)) => break r,
                     Ok(ChainMsg::Nested(n)) => {
                         let mut run = |op: Op, req: &Request, c: &Arc<dyn Caller>| {
-                            if wire::op_value(op).is_none() {
-                                return Err(Failure::BadArgument("asyncio calls are not supported by process-isolated contexts".into()));
-                            }
                             let s = self.seq();
                             self.run(s, op, req, c)
                         };

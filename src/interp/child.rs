@@ -56,7 +56,7 @@ fn child() -> &'static Child {
 }
 
 impl Child {
-    fn send(&self, f: &ToParent) {
+    fn send(&self, f: ToParent) {
         let mut out = self.out.lock().unwrap_or_else(|e| e.into_inner());
         if wire::send_to_parent(&mut *out, f).is_err() {
             // The node's end is gone: nothing is left to serve.
@@ -68,7 +68,7 @@ impl Child {
         let id = self.next_query.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = mpsc::channel();
         self.queries.lock().unwrap_or_else(|e| e.into_inner()).insert(id, tx);
-        self.send(&ToParent::Query { id, what });
+        self.send(ToParent::Query { id, what });
         rx.recv().unwrap_or(Value::None)
     }
 }
@@ -83,7 +83,7 @@ impl Erlang for Node {
         if !matches!(to, Value::Pid { .. }) {
             return Err(SendError::NotAPid);
         }
-        child().send(&ToParent::Send { to: to.clone(), msg: msg.clone() });
+        child().send(ToParent::Send { to: to.clone(), msg: msg.clone() });
         Ok(())
     }
     fn whereis(&self, name: &str) -> Option<Value> {
@@ -96,7 +96,7 @@ impl Erlang for Node {
         child().query(Query::IsRegistered(name.to_owned())) == Value::Bool(true)
     }
     fn state_set(&self, key: &Value, value: &Value) {
-        child().send(&ToParent::StateSet { key: key.clone(), value: value.clone() });
+        child().send(ToParent::StateSet { key: key.clone(), value: value.clone() });
     }
     fn state_get(&self, key: &Value) -> Option<Stored> {
         match child().query(Query::StateGet(key.clone())) {
@@ -109,7 +109,7 @@ impl Erlang for Node {
         }
     }
     fn state_delete(&self, key: &Value) {
-        child().send(&ToParent::StateDelete { key: key.clone() });
+        child().send(ToParent::StateDelete { key: key.clone() });
     }
     fn state_keys(&self) -> Vec<Vec<u8>> {
         match child().query(Query::StateKeys) {
@@ -137,12 +137,12 @@ impl Erlang for Node {
         let id = c.next_query.fetch_add(1, Ordering::Relaxed);
         let (tx, answers) = mpsc::channel();
         c.thread_calls.lock().unwrap_or_else(|e| e.into_inner()).insert(id, tx);
-        c.send(&ToParent::ThreadCall { id, name: name.clone(), args: args.to_vec() });
+        c.send(ToParent::ThreadCall { id, name: name.clone(), args: args.to_vec() });
         Ok(ThreadCall { answers, permit: Box::new(()) })
     }
     fn task_done(&self, _tid: u64, _result: Result<Value, super::value::Failure>) {}
     fn log(&self, r: LogRecord) {
-        child().send(&ToParent::Log {
+        child().send(ToParent::Log {
             level: r.level,
             logger: r.logger,
             message: r.message,
@@ -152,7 +152,7 @@ impl Erlang for Node {
         });
     }
     fn output(&self, fd: u8, text: &str) {
-        child().send(&ToParent::Output { seq: 0, fd, text: text.to_owned() });
+        child().send(ToParent::Output { seq: 0, fd, text: text.to_owned() });
     }
     fn channel_recv(&self, _id: u64, _timeout: Option<std::time::Duration>) -> Result<Value, ChannelEnd> {
         Err(ChannelEnd::Closed)
@@ -169,14 +169,14 @@ impl Caller for ChildCaller {
         let c = child();
         let (tx, rx) = mpsc::channel();
         c.chains.lock().unwrap_or_else(|e| e.into_inner()).push(tx);
-        c.send(&ToParent::Callback { seq: self.seq, name: name.clone(), args: args.to_vec() });
+        c.send(ToParent::Callback { seq: self.seq, name: name.clone(), args: args.to_vec() });
         Ok(rx)
     }
     fn gave_up(&self) -> bool {
         child().gave_up.lock().unwrap_or_else(|e| e.into_inner()).contains(&self.seq)
     }
     fn output(&self, fd: u8, text: &str) {
-        child().send(&ToParent::Output { seq: self.seq, fd, text: text.to_owned() });
+        child().send(ToParent::Output { seq: self.seq, fd, text: text.to_owned() });
     }
     fn context(&self) -> u32 {
         child().context
@@ -198,7 +198,7 @@ impl Nested for ChildNested {
     fn serve(self: Box<Self>, run: &mut Run<'_>) {
         let caller: Arc<dyn Caller> = Arc::new(ChildCaller { seq: self.seq });
         let result = run(self.op, &self.req, &caller);
-        child().send(&ToParent::Done { seq: self.seq, result });
+        child().send(ToParent::Done { seq: self.seq, result });
     }
     fn into_any(self: Box<Self>) -> Box<dyn std::any::Any + Send> {
         self
@@ -324,7 +324,7 @@ pub fn main() -> ! {
     let c = child();
     let started = super::runtime::ensure_initialized().and_then(|_| super::runtime::apply_setup_to_main());
     if let Err(e) = started {
-        c.send(&ToParent::SetupFailed(e));
+        c.send(ToParent::SetupFailed(e));
         let _ = c.out.lock().map(|mut o| o.flush());
         std::process::exit(1);
     }
@@ -334,7 +334,7 @@ pub fn main() -> ! {
         .name("py-child-reader".into())
         .spawn(move || read_frames(input, requests))
         .unwrap_or_else(|_| std::process::exit(2));
-    c.send(&ToParent::Ready { pid: std::process::id() });
+    c.send(ToParent::Ready { pid: std::process::id() });
     let (interp, thread) = host.ids();
     // Polled briefly before sleeping: a caller making requests back to back
     // finds this thread awake.
@@ -348,7 +348,7 @@ pub fn main() -> ! {
                     host.clear_pending_interrupt();
                 }
                 c.gave_up.lock().unwrap_or_else(|e| e.into_inner()).remove(&seq);
-                c.send(&ToParent::Done { seq, result });
+                c.send(ToParent::Done { seq, result });
             }
             Work::Pull(id, max) => {
                 let mut items = Vec::new();
@@ -359,7 +359,7 @@ pub fn main() -> ! {
                     Pulled::Gone => end = PullEnd::Gone,
                     Pulled::Failed(f) => end = PullEnd::Failed(f),
                 });
-                c.send(&ToParent::Pulled { id, items, end });
+                c.send(ToParent::Pulled { id, items, end });
             }
             Work::StreamClose(id) => host.stream_close(id),
             Work::RefRelease(id) => host.release_ref(Place::Own, id),

@@ -15,6 +15,9 @@ use super::value::{Failure, RefOp, Request, Value};
 use std::io::{self, Read, Write};
 use std::sync::Arc;
 
+/// Why a request is not sent to a child.
+const ASYNCIO_REFUSED: &str = "asyncio calls are not supported by process-isolated contexts";
+
 /// The largest frame either side accepts (a request or result of 1 GiB).
 const MAX_FRAME: usize = 1 << 30;
 
@@ -252,17 +255,25 @@ fn request_value(r: &Request) -> Value {
     }
 }
 
-fn request_of(v: &Value) -> io::Result<Request> {
-    let Value::Tuple(t) = v else { return Err(malformed("a request")) };
+/// A list's items, taken (not copied) out of the frame.
+fn take_list(v: Value) -> io::Result<Vec<Value>> {
+    match v {
+        Value::List(l) => Ok(l),
+        _ => Err(malformed("a list")),
+    }
+}
+
+fn request_of(v: Value) -> io::Result<Request> {
+    let Value::Tuple(mut t) = v else { return Err(malformed("a request")) };
     match (t.first().map(text).transpose()?.as_deref(), t.len()) {
         (Some("call"), 5) => Ok(Request::Call {
             module: Arc::from(text(&t[1])?),
             function: Arc::from(text(&t[2])?),
-            args: list(&t[3])?.to_vec(),
             kwargs: kwargs(&t[4])?,
+            args: take_list(std::mem::replace(&mut t[3], Value::None))?,
         }),
-        (Some("eval"), 3) => match &t[2] {
-            Value::Map(locals) => Ok(Request::Eval { code: bytes(&t[1])?, locals: locals.clone() }),
+        (Some("eval"), 3) => match std::mem::replace(&mut t[2], Value::None) {
+            Value::Map(locals) => Ok(Request::Eval { code: bytes(&t[1])?, locals }),
             _ => Err(malformed("locals")),
         },
         (Some("exec"), 2) => Ok(Request::Exec { code: bytes(&t[1])? }),
@@ -280,24 +291,24 @@ fn request_of(v: &Value) -> io::Result<Request> {
     }
 }
 
-fn result_value(r: &Result<Outcome, Failure>) -> Value {
+fn result_value(r: Result<Outcome, Failure>) -> Value {
     match r {
-        Ok(Outcome::Value(v)) => Value::Tuple(vec![s("value"), v.clone()]),
-        Ok(Outcome::Ref(id)) => Value::Tuple(vec![s("ref"), Value::Int(*id as i64)]),
+        Ok(Outcome::Value(v)) => Value::Tuple(vec![s("value"), v]),
+        Ok(Outcome::Ref(id)) => Value::Tuple(vec![s("ref"), Value::Int(id as i64)]),
         Ok(Outcome::Started) => Value::Tuple(vec![s("started")]),
         Ok(Outcome::Done | Outcome::Scheduled) => Value::Tuple(vec![s("done")]),
-        Err(f) => failure_value(f),
+        Err(f) => failure_value(&f),
     }
 }
 
-fn result_of(v: &Value) -> io::Result<Result<Outcome, Failure>> {
-    let Value::Tuple(t) = v else { return Err(malformed("a result")) };
+fn result_of(v: Value) -> io::Result<Result<Outcome, Failure>> {
+    let Value::Tuple(mut t) = v else { return Err(malformed("a result")) };
     match (t.first().map(text).transpose()?.as_deref(), t.len()) {
-        (Some("value"), 2) => Ok(Ok(Outcome::Value(t[1].clone()))),
+        (Some("value"), 2) => Ok(Ok(Outcome::Value(t.pop().unwrap_or(Value::None)))),
         (Some("done"), 1) => Ok(Ok(Outcome::Done)),
         (Some("started"), 1) => Ok(Ok(Outcome::Started)),
         (Some("ref"), 2) => Ok(Ok(Outcome::Ref(u64_of(&t[1])?))),
-        _ => Ok(Err(failure_of(t)?)),
+        _ => Ok(Err(failure_of(&t)?)),
     }
 }
 
@@ -373,7 +384,7 @@ impl ToChild {
                 Value::Bytes(preload.clone()),
                 strs(venv),
             ]),
-            ToChild::Run { seq, op, req } => Value::Tuple(vec![s("run"), Value::Int(*seq as i64), op_value(*op)?, request_value(req)]),
+            ToChild::Run { seq, op, req } => run_value(*seq, *op, req)?,
             ToChild::Pull { id, max } => Value::Tuple(vec![s("pull"), Value::Int(*id as i64), Value::Int(*max as i64)]),
             ToChild::StreamClose { id } => Value::Tuple(vec![s("stream_close"), Value::Int(*id as i64)]),
             ToChild::RefRelease { id } => Value::Tuple(vec![s("ref_release"), Value::Int(*id as i64)]),
@@ -387,7 +398,7 @@ impl ToChild {
     }
 
     fn of(v: Value) -> io::Result<ToChild> {
-        let Value::Tuple(t) = v else { return Err(malformed("a frame")) };
+        let Value::Tuple(mut t) = v else { return Err(malformed("a frame")) };
         let tag = t.first().map(text).transpose()?;
         Ok(match (tag.as_deref(), t.len()) {
             (Some("setup"), 7) => ToChild::Setup {
@@ -398,7 +409,9 @@ impl ToChild {
                 preload: bytes(&t[5])?,
                 venv: texts(&t[6])?,
             },
-            (Some("run"), 4) => ToChild::Run { seq: u64_of(&t[1])?, op: op_of(&t[2])?, req: request_of(&t[3])? },
+            (Some("run"), 4) => {
+                ToChild::Run { seq: u64_of(&t[1])?, op: op_of(&t[2])?, req: request_of(std::mem::replace(&mut t[3], Value::None))? }
+            }
             (Some("pull"), 3) => ToChild::Pull { id: u64_of(&t[1])?, max: u64_of(&t[2])? },
             (Some("stream_close"), 2) => ToChild::StreamClose { id: u64_of(&t[1])? },
             (Some("ref_release"), 2) => ToChild::RefRelease { id: u64_of(&t[1])? },
@@ -412,61 +425,63 @@ impl ToChild {
 }
 
 impl ToParent {
-    fn value(&self) -> Value {
-        let opt = |o: &Option<String>| o.as_ref().map_or(Value::None, |t| s(t));
+    fn into_value(self) -> Value {
+        let opt = |o: Option<String>| o.map_or(Value::None, Value::Str);
         match self {
-            ToParent::Ready { pid } => Value::Tuple(vec![s("ready"), Value::Int(*pid as i64)]),
-            ToParent::SetupFailed(m) => Value::Tuple(vec![s("setup_failed"), s(m)]),
-            ToParent::Done { seq, result } => Value::Tuple(vec![s("done"), Value::Int(*seq as i64), result_value(result)]),
-            ToParent::Callback { seq, name, args } => {
-                Value::Tuple(vec![s("callback"), Value::Int(*seq as i64), name.clone(), Value::List(args.clone())])
+            ToParent::Ready { pid } => Value::Tuple(vec![s("ready"), Value::Int(pid as i64)]),
+            ToParent::SetupFailed(m) => Value::Tuple(vec![s("setup_failed"), Value::Str(m)]),
+            ToParent::Done { seq, result } => Value::Tuple(vec![s("done"), Value::Int(seq as i64), result_value(result)]),
+            ToParent::Callback { seq, name, args } => Value::Tuple(vec![s("callback"), Value::Int(seq as i64), name, Value::List(args)]),
+            ToParent::Output { seq, fd, text } => {
+                Value::Tuple(vec![s("output"), Value::Int(seq as i64), Value::Int(fd as i64), Value::Str(text)])
             }
-            ToParent::Output { seq, fd, text } => Value::Tuple(vec![s("output"), Value::Int(*seq as i64), Value::Int(*fd as i64), s(text)]),
-            ToParent::Send { to, msg } => Value::Tuple(vec![s("send"), to.clone(), msg.clone()]),
+            ToParent::Send { to, msg } => Value::Tuple(vec![s("send"), to, msg]),
             ToParent::Query { id, what } => {
                 let what = match what {
-                    Query::StateGet(k) => Value::Tuple(vec![s("state_get"), k.clone()]),
+                    Query::StateGet(k) => Value::Tuple(vec![s("state_get"), k]),
                     Query::StateKeys => Value::Tuple(vec![s("state_keys")]),
-                    Query::StateIncr(k, by) => Value::Tuple(vec![s("state_incr"), k.clone(), Value::Int(*by)]),
-                    Query::Whereis(n) => Value::Tuple(vec![s("whereis"), s(n)]),
-                    Query::IsRegistered(n) => Value::Tuple(vec![s("is_registered"), s(n)]),
+                    Query::StateIncr(k, by) => Value::Tuple(vec![s("state_incr"), k, Value::Int(by)]),
+                    Query::Whereis(n) => Value::Tuple(vec![s("whereis"), Value::Str(n)]),
+                    Query::IsRegistered(n) => Value::Tuple(vec![s("is_registered"), Value::Str(n)]),
                 };
-                Value::Tuple(vec![s("query"), Value::Int(*id as i64), what])
+                Value::Tuple(vec![s("query"), Value::Int(id as i64), what])
             }
-            ToParent::StateSet { key, value } => Value::Tuple(vec![s("state_set"), key.clone(), value.clone()]),
-            ToParent::StateDelete { key } => Value::Tuple(vec![s("state_delete"), key.clone()]),
-            ToParent::ThreadCall { id, name, args } => {
-                Value::Tuple(vec![s("thread_call"), Value::Int(*id as i64), name.clone(), Value::List(args.clone())])
-            }
+            ToParent::StateSet { key, value } => Value::Tuple(vec![s("state_set"), key, value]),
+            ToParent::StateDelete { key } => Value::Tuple(vec![s("state_delete"), key]),
+            ToParent::ThreadCall { id, name, args } => Value::Tuple(vec![s("thread_call"), Value::Int(id as i64), name, Value::List(args)]),
             ToParent::Pulled { id, items, end } => {
                 let end = match end {
                     PullEnd::More => s("more"),
                     PullEnd::End => s("end"),
                     PullEnd::Gone => s("gone"),
-                    PullEnd::Failed(f) => failure_value(f),
+                    PullEnd::Failed(f) => failure_value(&f),
                 };
-                Value::Tuple(vec![s("pulled"), Value::Int(*id as i64), Value::List(items.clone()), end])
+                Value::Tuple(vec![s("pulled"), Value::Int(id as i64), Value::List(items), end])
             }
             ToParent::Log { level, logger, message, file, line, traceback } => Value::Tuple(vec![
                 s("log"),
-                Value::Int(*level as i64),
-                s(logger),
-                s(message),
-                s(file),
-                Value::Int(*line as i64),
+                Value::Int(level as i64),
+                Value::Str(logger),
+                Value::Str(message),
+                Value::Str(file),
+                Value::Int(line as i64),
                 opt(traceback),
             ]),
         }
     }
 
     fn of(v: Value) -> io::Result<ToParent> {
-        let Value::Tuple(t) = v else { return Err(malformed("a frame")) };
+        let Value::Tuple(mut t) = v else { return Err(malformed("a frame")) };
         let tag = t.first().map(text).transpose()?;
         Ok(match (tag.as_deref(), t.len()) {
             (Some("ready"), 2) => ToParent::Ready { pid: u32::try_from(int(&t[1])?).map_err(|_| malformed("a pid"))? },
             (Some("setup_failed"), 2) => ToParent::SetupFailed(text(&t[1])?),
-            (Some("done"), 3) => ToParent::Done { seq: u64_of(&t[1])?, result: result_of(&t[2])? },
-            (Some("callback"), 4) => ToParent::Callback { seq: u64_of(&t[1])?, name: t[2].clone(), args: list(&t[3])?.to_vec() },
+            (Some("done"), 3) => ToParent::Done { seq: u64_of(&t[1])?, result: result_of(std::mem::replace(&mut t[2], Value::None))? },
+            (Some("callback"), 4) => ToParent::Callback {
+                seq: u64_of(&t[1])?,
+                args: take_list(std::mem::replace(&mut t[3], Value::None))?,
+                name: std::mem::replace(&mut t[2], Value::None),
+            },
             (Some("output"), 4) => {
                 ToParent::Output { seq: u64_of(&t[1])?, fd: u8::try_from(int(&t[2])?).map_err(|_| malformed("an fd"))?, text: text(&t[3])? }
             }
@@ -575,23 +590,28 @@ pub fn recv_spinning_timeout<T>(
 /// Sends a frame to the child. A request that cannot travel (an op or a value
 /// only this node's interpreters take) is `InvalidInput`.
 pub fn send_to_child(w: &mut impl Write, f: &ToChild) -> io::Result<()> {
-    let v = f.value().ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "not supported by process-isolated contexts"))?;
+    let v = f.value().ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, ASYNCIO_REFUSED))?;
     write_value(w, &v)
 }
 
+/// Request `seq` as it travels; `None` for an op the child does not run.
+fn run_value(seq: u64, op: Op, req: &Request) -> Option<Value> {
+    Some(Value::Tuple(vec![s("run"), Value::Int(seq as i64), op_value(op)?, request_value(req)]))
+}
+
 /// Sends request `seq` to the child (as [`ToChild::Run`], without taking the
-/// request).
+/// request); an op it does not run (asyncio) is `InvalidInput`.
 pub fn send_run(w: &mut impl Write, seq: u64, op: Op, req: &Request) -> io::Result<()> {
-    let op = op_value(op).ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "not supported by process-isolated contexts"))?;
-    write_value(w, &Value::Tuple(vec![s("run"), Value::Int(seq as i64), op, request_value(req)]))
+    let v = run_value(seq, op, req).ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, ASYNCIO_REFUSED))?;
+    write_value(w, &v)
 }
 
 pub fn recv_from_parent(r: &mut impl Read) -> io::Result<ToChild> {
     ToChild::of(read_value(r)?)
 }
 
-pub fn send_to_parent(w: &mut impl Write, f: &ToParent) -> io::Result<()> {
-    write_value(w, &f.value())
+pub fn send_to_parent(w: &mut impl Write, f: ToParent) -> io::Result<()> {
+    write_value(w, &f.into_value())
 }
 
 pub fn recv_from_child(r: &mut impl Read) -> io::Result<ToParent> {
