@@ -57,27 +57,35 @@ pub enum Outcome {
     Ref(u64),
 }
 
-/// Compiled code kept per pinned thread, keyed by source text and mode. Compiled
-/// code does not depend on globals, so one cache serves every namespace the
-/// thread runs in. Owned by one thread and dropped on it, attached.
+/// What a pinned thread keeps between requests, in its own interpreter: code
+/// compiled for `eval`/`exec`, keyed by source text (compiled code does not
+/// depend on globals, so one cache serves every namespace the thread runs in),
+/// and the names of the modules and functions it was asked to call (see
+/// [`Names`]). Owned by one thread and dropped on it, attached.
 #[derive(Default)]
 pub struct CodeCache {
-    code: HashMap<(Vec<u8>, i32), Py<PyAny>>,
+    /// `Py_eval_input` code, then `Py_file_input` code: looked up by the
+    /// source's bytes, with no copy of them.
+    eval: HashMap<Vec<u8>, Py<PyAny>>,
+    file: HashMap<Vec<u8>, Py<PyAny>>,
+    names: Names,
 }
 
-/// Compiled snippets kept per thread before the cache is flushed.
+/// Compiled snippets kept per thread (per mode) before the cache is flushed.
 const CODE_CACHE_LIMIT: usize = 512;
 
 impl CodeCache {
     /// Drops every Python reference held, with the GIL of their interpreter held
     /// (pyo3's reference pool is disabled on purpose).
     pub fn release(&mut self, _py: Python<'_>) {
-        self.code.clear();
+        self.eval.clear();
+        self.file.clear();
+        self.names = Names::default();
     }
 
     fn compile<'py>(&mut self, py: Python<'py>, code: &[u8], mode: i32) -> PyResult<Bound<'py, PyAny>> {
-        let key = (code.to_vec(), mode);
-        if let Some(c) = self.code.get(&key) {
+        let table = if mode == ffi::Py_eval_input { &mut self.eval } else { &mut self.file };
+        if let Some(c) = table.get(code) {
             return Ok(c.bind(py).clone());
         }
         let src = CString::new(code).map_err(|_| pyo3::exceptions::PyValueError::new_err("source code contains a NUL byte"))?;
@@ -87,11 +95,86 @@ impl CodeCache {
             let ptr = ffi::Py_CompileString(src.as_ptr(), c"<erlang>".as_ptr(), mode);
             Bound::from_owned_ptr_or_err(py, ptr)?
         };
-        if self.code.len() >= CODE_CACHE_LIMIT {
-            self.code.clear();
+        if table.len() >= CODE_CACHE_LIMIT {
+            table.clear();
         }
-        self.code.insert(key, compiled.clone().unbind());
+        table.insert(code.to_vec(), compiled.clone().unbind());
         Ok(compiled)
+    }
+}
+
+/// The module and function names a thread was asked to call, as interned Python
+/// strings, and each module as last found fully imported.
+///
+/// A call names its module and function as shared Rust strings (the NIF keeps
+/// one per name it sees often: `nif::types::request`), so this table is keyed by
+/// their address: no hashing, a bounded table, one slot per address. Made
+/// afresh, a name costs an allocation, a UTF-8 decode and a hash for each
+/// lookup (about 1,300 instructions of a trivial call: docs/benchmarks.md).
+///
+/// The module is only a shortcut for `PyImport_GetModule`'s check that the
+/// module is not half-imported by another thread: when `sys.modules` still
+/// holds the very object found imported before, that check is not repeated.
+/// `sys.modules` itself is read on every call, so a reload or a replaced module
+/// is seen at once.
+pub struct Names {
+    slots: Vec<Option<NameSlot>>,
+}
+
+struct NameSlot {
+    /// Keeps the address unique while the slot names it.
+    key: std::sync::Arc<str>,
+    name: Py<PyString>,
+    module: Option<Py<PyAny>>,
+}
+
+/// Slots of the names table (a power of two).
+const NAME_SLOTS: usize = 64;
+
+impl Default for Names {
+    fn default() -> Self {
+        Names { slots: (0..NAME_SLOTS).map(|_| None).collect() }
+    }
+}
+
+impl Names {
+    fn slot(&mut self, py: Python<'_>, key: &std::sync::Arc<str>) -> &mut NameSlot {
+        let addr = std::sync::Arc::as_ptr(key) as *const u8 as usize;
+        // Allocations are 16-byte aligned: the low bits say nothing.
+        let i = (addr >> 4) & (NAME_SLOTS - 1);
+        let hit = matches!(&self.slots[i], Some(s) if std::sync::Arc::ptr_eq(&s.key, key));
+        if !hit {
+            self.slots[i] = Some(NameSlot { key: key.clone(), name: PyString::intern(py, key).unbind(), module: None });
+        }
+        self.slots[i].as_mut().expect("filled above")
+    }
+
+    /// `name` as an interned Python string.
+    fn name<'py>(&mut self, py: Python<'py>, name: &std::sync::Arc<str>) -> Bound<'py, PyString> {
+        self.slot(py, name).name.bind(py).clone()
+    }
+
+    /// The module `name`: `sys.modules[name]` if already imported, else a real import.
+    fn module<'py>(&mut self, py: Python<'py>, name: &std::sync::Arc<str>) -> PyResult<Bound<'py, PyAny>> {
+        let slot = self.slot(py, name);
+        let pyname = slot.name.bind(py).clone();
+        // SAFETY: the GIL of the interpreter `py` is attached to is held;
+        // PyImport_GetModuleDict returns a borrowed reference to that
+        // interpreter's sys.modules, PyDict_GetItemWithError a borrowed
+        // reference or NULL (an exception set only on a real error, taken below).
+        let current = unsafe {
+            let modules = ffi::PyImport_GetModuleDict();
+            Bound::from_borrowed_ptr_or_opt(py, ffi::PyDict_GetItemWithError(modules, pyname.as_ptr()))
+        };
+        if let (Some(m), Some(known)) = (&current, &slot.module) {
+            if m.as_ptr() == known.as_ptr() {
+                return Ok(current.expect("matched above"));
+            }
+        }
+        let _ = PyErr::take(py);
+        let module = import(py, &pyname)?;
+        slot.module = Some(module.clone().unbind());
+        Ok(module)
     }
 }
 
@@ -116,10 +199,36 @@ impl Globals<'_> {
     }
 }
 
-/// The `__main__` module's globals of the attached interpreter.
+/// The `__main__` module's globals of the attached interpreter. Looked up in
+/// `sys.modules`, not imported: an import runs the import machinery, about
+/// 12,000 instructions of a trivial call's 18,000 (docs/benchmarks.md). The main
+/// interpreter's are kept after the first lookup (its `__main__` module stays
+/// for the node's life); a sub-interpreter's context keeps its own in its
+/// `Host`.
 pub fn main_globals(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
-    let main = py.import("__main__")?;
-    Ok(main.getattr("__dict__")?.cast_into::<PyDict>()?)
+    static MAIN: std::sync::OnceLock<Py<PyDict>> = std::sync::OnceLock::new();
+    // SAFETY: the GIL of the interpreter `py` is attached to is held, so there is
+    // a current interpreter to compare.
+    let on_main = unsafe { ffi::PyInterpreterState_Get() == ffi::PyInterpreterState_Main() };
+    if let (true, Some(g)) = (on_main, MAIN.get()) {
+        return Ok(g.bind(py).clone());
+    }
+    // SAFETY: as above; PyImport_AddModule returns a borrowed reference to that
+    // interpreter's `sys.modules['__main__']` (made if missing) or NULL with an
+    // exception set, and PyModule_GetDict a borrowed reference to its dict
+    // (never NULL for a module); both are made owned before anything else runs.
+    let globals = unsafe {
+        let main = ffi::PyImport_AddModule(c"__main__".as_ptr());
+        let main = Bound::from_borrowed_ptr_or_err(py, main)?;
+        let dict = ffi::PyModule_GetDict(main.as_ptr());
+        Bound::from_borrowed_ptr_or_err(py, dict)?.cast_into::<PyDict>()?
+    };
+    if on_main {
+        // Another thread may have set it meanwhile: then ours is dropped here,
+        // with the main interpreter's GIL held.
+        let _ = MAIN.set(globals.clone().unbind());
+    }
+    Ok(globals)
 }
 
 /// A fresh, empty module namespace, as `__main__` starts: for contexts that share
@@ -156,7 +265,7 @@ pub fn run<'py>(py: Python<'py>, cache: &mut CodeCache, globals: &Bound<'py, PyD
     let fail = |e: PyErr| python_failure(py, e);
     let value = match req {
         Request::Call { module, function, args, kwargs } => {
-            let callable = resolve(py, globals, module, function).map_err(fail)?;
+            let callable = resolve(py, &mut cache.names, globals, module, function).map_err(fail)?;
             let args = convert_args(py, args)?;
             let kwargs = convert_kwargs(py, kwargs)?;
             if &**module == "builtins" && FRAME_BUILTINS.contains(&&**function) {
@@ -248,18 +357,28 @@ fn collect<'py>(py: Python<'py>, value: &Bound<'py, PyAny>) -> Result<Bound<'py,
 
 /// Finds `module.function`; `__main__` means the globals the request runs in, and a dotted
 /// function name walks attributes (`path.join`).
-fn resolve<'py>(py: Python<'py>, globals: &Bound<'py, PyDict>, module: &str, function: &str) -> PyResult<Bound<'py, PyAny>> {
+fn resolve<'py>(
+    py: Python<'py>,
+    names: &mut Names,
+    globals: &Bound<'py, PyDict>,
+    module: &std::sync::Arc<str>,
+    function: &std::sync::Arc<str>,
+) -> PyResult<Bound<'py, PyAny>> {
+    if !function.contains('.') {
+        // The common case: the names come from the table.
+        let name = names.name(py, function);
+        return if &**module == "__main__" {
+            globals.get_item(&name)?.ok_or_else(|| not_defined(function))
+        } else {
+            names.module(py, module)?.getattr(name)
+        };
+    }
     let mut parts = function.split('.');
     let first = parts.next().unwrap_or("");
-    let mut obj = if module == "__main__" {
-        match globals.get_item(first)? {
-            Some(v) => v,
-            None => {
-                return Err(pyo3::exceptions::PyNameError::new_err(format!("name '{first}' is not defined")));
-            }
-        }
+    let mut obj = if &**module == "__main__" {
+        globals.get_item(first)?.ok_or_else(|| not_defined(first))?
     } else {
-        import(py, module)?.getattr(first)?
+        names.module(py, module)?.getattr(first)?
     };
     for part in parts {
         obj = obj.getattr(part)?;
@@ -267,9 +386,13 @@ fn resolve<'py>(py: Python<'py>, globals: &Bound<'py, PyDict>, module: &str, fun
     Ok(obj)
 }
 
-/// `sys.modules[name]` if already imported, else a real import.
-fn import<'py>(py: Python<'py>, name: &str) -> PyResult<Bound<'py, PyAny>> {
-    let pyname = PyString::new(py, name);
+fn not_defined(name: &str) -> PyErr {
+    pyo3::exceptions::PyNameError::new_err(format!("name '{name}' is not defined"))
+}
+
+/// `sys.modules[name]` if already imported (once it is fully initialised),
+/// else a real import.
+fn import<'py>(py: Python<'py>, pyname: &Bound<'py, PyString>) -> PyResult<Bound<'py, PyAny>> {
     // SAFETY: the GIL of the interpreter `py` is attached to is held (modules are
     // looked up in that interpreter's sys.modules); PyImport_GetModule returns a new reference or NULL
     // (with an exception set only on a real error, which we clear and retry via import).
@@ -278,7 +401,7 @@ fn import<'py>(py: Python<'py>, name: &str) -> PyResult<Bound<'py, PyAny>> {
         Some(m) => Ok(m),
         None => {
             let _ = PyErr::take(py);
-            Ok(py.import(pyname)?.into_any())
+            Ok(py.import(pyname.clone())?.into_any())
         }
     }
 }
