@@ -2,7 +2,7 @@
 %% CPython once per node) and the supervision tree.
 -module(erlang_python_app).
 -behaviour(application).
--export([start/2, prep_stop/1, stop/1]).
+-export([start/2, prep_stop/1, stop/1, config_change/3]).
 
 -define(START_TIMEOUT, 120000).
 
@@ -22,8 +22,9 @@ start(_Type, _Args) ->
                  config(imports, [], fun names/1),
                  config(preload_code, <<>>, fun is_text/1)]).
 
-maybe_start([{ok, Executors}, {ok, Contexts}, {ok, Max}, {ok, _}, {ok, _}, {ok, _}, {ok, _},
+maybe_start([{ok, Executors}, {ok, Contexts}, {ok, Max}, {ok, CallTimeout}, {ok, _}, {ok, _}, {ok, _},
              {ok, Path}, {ok, Imports}, {ok, Preload}]) ->
+    keep_call_timeout(CallTimeout),
     ok = py_nif:semaphore_set_max(Max),
     ok = py_nif:setup([text(P) || P <- Path], [text(M) || M <- Imports], text(Preload)),
     start_console(),
@@ -45,6 +46,26 @@ maybe_start(Configs) ->
     {error, {invalid_config, Key, Value}} = hd([E || {error, _} = E <- Configs]),
     logger:error("erlang_python: invalid value for ~p: ~p (expected ~ts)", [Key, Value, expected(Key)]),
     {error, {invalid_config, Key, Value}}.
+
+%% `call_timeout' is read by every call that names no timeout: kept where
+%% reading it costs no ETS lookup (py:default_timeout/0), and kept again when a
+%% release upgrade changes it.
+-spec config_change(Changed :: [{atom(), term()}], New :: [{atom(), term()}], Removed :: [atom()]) -> ok.
+config_change(Changed, New, Removed) ->
+    case lists:keyfind(call_timeout, 1, Changed ++ New) of
+        {call_timeout, T} -> keep_call_timeout(T);
+        false ->
+            case lists:member(call_timeout, Removed) of
+                true -> keep_call_timeout(30000);
+                false -> ok
+            end
+    end.
+
+keep_call_timeout(T) ->
+    case persistent_term:get({erlang_python, call_timeout}, undefined) of
+        T -> ok;
+        _ -> persistent_term:put({erlang_python, call_timeout}, T)
+    end.
 
 -spec prep_stop(term()) -> term().
 prep_stop(State) ->

@@ -68,6 +68,7 @@
 -define(CHAIN, '$py_chain').
 %% The calling process's own context, resolved by the router in the NIF.
 -define(AUTO, {py_context, auto}).
+-define(CALL_TIMEOUT, {erlang_python, call_timeout}).
 -type ctx() :: py_context_router:context().
 -type call_opts() :: #{kwargs => kwargs(), timeout => timeout(), return => value | ref}.
 -type eval_opts() :: #{timeout => timeout(), return => value | ref}.
@@ -908,8 +909,13 @@ atom_keys(M) ->
                  (K, V, Acc) -> Acc#{K => V}
               end, #{}, M).
 
+%% Read on every call: kept in a persistent term by the application (see
+%% erlang_python_app), an ETS read of the application environment otherwise.
 default_timeout() ->
-    application:get_env(erlang_python, call_timeout, 30000).
+    case persistent_term:get(?CALL_TIMEOUT, undefined) of
+        undefined -> application:get_env(erlang_python, call_timeout, 30000);
+        T -> T
+    end.
 
 maybe_request({py_context, Target}, Build, Timeout) ->
     try Build() of
@@ -959,18 +965,20 @@ submit_call(_, _, _) ->
 -spec wait_reply(pending() | {error, error()}, timeout()) -> {ok, value()} | {error, error()}.
 wait_reply({error, _} = E, _Timeout) ->
     E;
+wait_reply({Tag, Handle, none}, Timeout) ->
+    %% The first wait is the whole timeout, just begun: one clock read per call.
+    wait_reply(Tag, Handle, none, deadline(Timeout), Timeout);
 wait_reply({Tag, Handle, WaitDeadline}, Timeout) ->
-    wait_reply(Tag, Handle, WaitDeadline, deadline(Timeout)).
+    wait_reply(Tag, Handle, WaitDeadline, deadline(Timeout), left(WaitDeadline)).
 
-%% Waits for the reply, running the Erlang functions Python calls meanwhile. A
-%% request still queued for a permit (`WaitDeadline' is not `none') is withdrawn
-%% when its `overload_wait' is over, unless it was handed one meanwhile (a reply
-%% or a callback also shows it was).
-wait_reply(Tag, Handle, WaitDeadline, Deadline) ->
-    Until = case WaitDeadline of
-                none -> Deadline;
-                _ -> WaitDeadline
-            end,
+wait_reply(Tag, Handle, none, Deadline) ->
+    wait_reply(Tag, Handle, none, Deadline, left(Deadline)).
+
+%% Waits for the reply, at most `After' ms, running the Erlang functions Python
+%% calls meanwhile. A request still queued for a permit (`WaitDeadline' is not
+%% `none') is withdrawn when its `overload_wait' is over, unless it was handed
+%% one meanwhile (a reply or a callback also shows it was).
+wait_reply(Tag, Handle, WaitDeadline, Deadline, After) ->
     receive
         {py_reply, Tag, Result} -> Result;
         {py_reply, Tag, Error, Traceback} -> put(py_last_traceback, Traceback), Error;
@@ -981,7 +989,7 @@ wait_reply(Tag, Handle, WaitDeadline, Deadline) ->
             %% print/sys.stdout/sys.stderr of the request: our group leader
             io:put_chars(Text),
             wait_reply(Tag, Handle, none, Deadline)
-    after left(Until) ->
+    after After ->
         expired(WaitDeadline, Tag, Handle, Deadline)
     end.
 

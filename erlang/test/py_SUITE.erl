@@ -11,7 +11,7 @@ all() ->
 groups() ->
     [{types, [parallel], [ints, big_ints, floats, special_floats, strings, bytes, atoms, lists,
                           tuples, maps, big_maps, nested, pids, kwargs_keys]},
-     {calls, [], [call_forms, eval_forms, exec_then_call, code_as_string, dotted_function,
+     {calls, [], [call_forms, eval_forms, exec_then_call, replaced_names, code_as_string, dotted_function,
                   info_functions, c_extensions, concurrent_callers]},
      {errors, [], [python_exceptions, traceback, unsupported_terms, invalid_utf8, deep_nesting,
                    unsupported_results, system_exit, keyboard_interrupt, bad_call_arguments,
@@ -170,6 +170,34 @@ exec_then_call(_) ->
     ok = py:exec("counter_value = 41"),
     ?assertEqual({ok, 42}, py:eval(<<"counter_value + 1">>)),
     ?assertEqual({ok, 10}, py:eval(<<"double(x)">>, #{x => 5})).
+
+%% Each context thread keeps the names it was asked to call and the modules it
+%% found imported: a function rebound, a module replaced in sys.modules, a module
+%% removed and one reloaded are all seen by the very next call.
+replaced_names(_) ->
+    ok = py:exec(<<"import sys, types\n"
+                   "m = types.ModuleType('ep_names')\n"
+                   "m.f = lambda: 1\n"
+                   "sys.modules['ep_names'] = m\n">>),
+    ?assertEqual({ok, 1}, py:call(ep_names, f, [])),
+    ?assertEqual({ok, 1}, py:call(ep_names, f, [])),
+    ok = py:exec(<<"sys.modules['ep_names'].f = lambda: 2">>),
+    ?assertEqual({ok, 2}, py:call(ep_names, f, [])),
+    ok = py:exec(<<"m2 = types.ModuleType('ep_names')\n"
+                   "m2.f = lambda: 3\n"
+                   "sys.modules['ep_names'] = m2\n">>),
+    ?assertEqual({ok, 3}, py:call(ep_names, f, [])),
+    ok = py:exec(<<"del sys.modules['ep_names']">>),
+    ?assertMatch({error, {'ModuleNotFoundError', _}}, py:call(ep_names, f, [])),
+    %% a module of the standard library, reloaded: the new object is called
+    ok = py:exec(<<"import importlib, json\n"
+                   "old_json = json\n"
+                   "new_json = importlib.reload(json)\n">>),
+    ?assertEqual({ok, <<"[1]">>}, py:call(json, dumps, [[1]])),
+    ok = py:exec(<<"json.dumps = lambda x: 'patched'">>),
+    ?assertEqual({ok, <<"patched">>}, py:call(json, dumps, [[1]])),
+    ok = py:exec(<<"json.dumps = importlib.reload(json).dumps">>),
+    ?assertEqual({ok, <<"[1]">>}, py:call(json, dumps, [[1]])).
 
 code_as_string(_) ->
     ?assertEqual({ok, <<"é"/utf8>>}, py:eval("'é'")),
