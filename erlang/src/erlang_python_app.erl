@@ -20,12 +20,14 @@ start(_Type, _Args) ->
                  config(slow_call_ms, 1000, Timeout),
                  config(python_path, [], fun texts/1),
                  config(imports, [], fun names/1),
-                 config(preload_code, <<>>, fun is_text/1)]).
+                 config(preload_code, <<>>, fun is_text/1),
+                 config(pin_threads, false, fun is_boolean/1)]).
 
 maybe_start([{ok, Executors}, {ok, Contexts}, {ok, Max}, {ok, CallTimeout}, {ok, _}, {ok, _}, {ok, _},
-             {ok, Path}, {ok, Imports}, {ok, Preload}]) ->
+             {ok, Path}, {ok, Imports}, {ok, Preload}, {ok, Pin}]) ->
     keep_call_timeout(CallTimeout),
     ok = py_nif:semaphore_set_max(Max),
+    ok = py_nif:pin_threads(Pin),
     ok = py_nif:setup([text(P) || P <- Path], [text(M) || M <- Imports], text(Preload)),
     start_console(),
     case start_python(Executors, Contexts) of
@@ -107,6 +109,7 @@ expected(trace_level) -> "none, error, warning, notice, info or debug";
 expected(python_path) -> "a list of directories (strings or binaries)";
 expected(imports) -> "a list of module names (atoms, strings or binaries)";
 expected(preload_code) -> "Python source (a string or a binary)";
+expected(pin_threads) -> "true or false";
 expected(_) -> "a non-negative integer of milliseconds or infinity".
 
 is_text(T) -> is_binary(T) orelse (is_list(T) andalso io_lib:printable_unicode_list(T)).

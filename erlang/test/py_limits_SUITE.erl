@@ -9,7 +9,8 @@
 all() ->
     [defaults, limit_holds_under_500_callers, overload_only_when_exhausted,
      permits_returned_after_storm, set_max_up_and_down, flood_stays_bounded,
-     load_figures, memory_stats_every_context, gc_and_tracemalloc, invalid_config_rejected].
+     load_figures, memory_stats_every_context, gc_and_tracemalloc, invalid_config_rejected,
+     pin_threads_bind_cores].
 
 init_per_suite(Config) ->
     py_test_util:start_app(Config).
@@ -311,12 +312,79 @@ invalid_config_rejected(_) ->
                  {ok, V} -> application:set_env(erlang_python, Key, V)
              end
          end || {Key, Bad} <- [{num_contexts, 0}, {num_contexts, 65}, {num_executors, foo},
-                               {max_concurrent, -1}, {call_timeout, soon},
+                               {max_concurrent, -1}, {call_timeout, soon}, {pin_threads, yes},
                                {trace_level, loud}, {slow_call_ms, -5}]]
     after
         {ok, _} = application:ensure_all_started(erlang_python)
     end,
     ?assertEqual({ok, 2}, py:eval(<<"1 + 1">>)).
+
+%% pin_threads: each executor and context thread (named after its actor) is
+%% bound to one core, the cores dealt in turn; without it they may use every
+%% core the node may.
+pin_threads_bind_cores(_) ->
+    All = allowed(self_status()),
+    try
+        restart_with_pinning(true),
+        ?assertEqual({ok, 2}, py:eval(<<"1 + 1">>)),
+        %% (the threads of the previous start end shortly after it stopped)
+        py_test_util:wait_until(fun() -> lists:all(fun({_, Cpus}) -> length(Cpus) =:= 1 end, actor_threads()) end),
+        Pinned = actor_threads(),
+        %% the default contexts and executors, each on a single allowed core,
+        %% the cores dealt in turn
+        ?assert(length(Pinned) >= 2),
+        [?assert(lists:member(C, All)) || {_, [C]} <- Pinned],
+        Used = lists:usort([C || {_, [C]} <- Pinned]),
+        ?assertEqual(min(length(All), length(Pinned)), length(Used)),
+        restart_with_pinning(false),
+        ?assertEqual({ok, 2}, py:eval(<<"1 + 1">>)),
+        py_test_util:wait_until(fun() -> lists:all(fun({_, Cpus}) -> Cpus =:= All end, actor_threads()) end),
+        ?assert(length(actor_threads()) >= 2)
+    after
+        application:unset_env(erlang_python, pin_threads),
+        ok = application:stop(erlang_python),
+        {ok, _} = application:ensure_all_started(erlang_python)
+    end.
+
+restart_with_pinning(Pin) ->
+    ok = application:stop(erlang_python),
+    ok = application:set_env(erlang_python, pin_threads, Pin),
+    {ok, _} = application:ensure_all_started(erlang_python).
+
+%% {Name, Cpus} of this node's executor and context threads.
+actor_threads() ->
+    Dir = "/proc/self/task",
+    {ok, Tids} = file:list_dir(Dir),
+    lists:append(
+      [case file:read_file(filename:join([Dir, T, "comm"])) of
+           {ok, <<"ep-", Rest/binary>> = Comm} when Rest =/= <<"runtime\n">> ->
+               case binary:match(Rest, [<<"executor">>, <<"context">>]) of
+                   nomatch -> [];
+                   _ -> [{Comm, allowed(task_status(Dir, T))}]
+               end;
+           _ -> []
+       end || T <- Tids]).
+
+self_status() ->
+    {ok, B} = file:read_file("/proc/self/status"),
+    B.
+
+task_status(Dir, T) ->
+    case file:read_file(filename:join([Dir, T, "status"])) of
+        {ok, B} -> B;
+        {error, _} -> <<>>
+    end.
+
+%% The Cpus_allowed_list of a status file, as a sorted list of cores.
+allowed(Status) ->
+    {match, [List]} = re:run(Status, "Cpus_allowed_list:\\s*(\\S+)", [{capture, all_but_first, binary}]),
+    lists:usort(lists:append([range(R) || R <- binary:split(List, <<",">>, [global])])).
+
+range(R) ->
+    case binary:split(R, <<"-">>) of
+        [A, B] -> lists:seq(binary_to_integer(A), binary_to_integer(B));
+        [A] -> [binary_to_integer(A)]
+    end.
 
 %%% Helpers
 

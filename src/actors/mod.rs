@@ -2,6 +2,7 @@
 //! is touched in this room: interpreters are driven through `interp::host`.
 //!
 //! * [`runtime`]: the tokio runtime actors are spawned from (never a BEAM thread).
+//! * [`affinity`]: actor threads' names and, with `pin_threads`, their cores.
 //! * [`job`]: the message a NIF puts in a mailbox, with its cancellation token.
 //! * [`callback`]: Python → Erlang → Python chains on a suspended thread.
 //! * [`console`]: tokio-console server (feature `console`).
@@ -30,6 +31,7 @@
 // caller can be answered; boxing it would cost an allocation per request.
 #![allow(clippy::result_large_err)]
 
+pub mod affinity;
 pub mod bridge;
 pub mod callback;
 pub mod channel;

@@ -78,6 +78,14 @@ fn start<'a>(env: Env<'a>, executors: usize, contexts: usize, tag: Term<'a>) -> 
     })
 }
 
+/// `pin_threads(Pin) -> ok`: whether actor threads started from now on are
+/// each bound to one core (the `pin_threads` application setting).
+#[rustler::nif]
+fn pin_threads(on: bool) -> Atom {
+    crate::actors::affinity::configure(on);
+    atoms::ok()
+}
+
 /// `setup(PythonPath, Imports, PreloadCode) -> ok`: what every interpreter and
 /// context gets from now on (see `interp::setup`); applied to the main
 /// interpreter by `start/3`.
