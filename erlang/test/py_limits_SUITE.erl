@@ -10,7 +10,7 @@ all() ->
     [defaults, limit_holds_under_500_callers, overload_only_when_exhausted,
      permits_returned_after_storm, set_max_up_and_down, flood_stays_bounded,
      load_figures, memory_stats_every_context, gc_and_tracemalloc, invalid_config_rejected,
-     pin_threads_bind_cores].
+     pin_threads_bind_cores, call_timeout_kept_and_changed].
 
 init_per_suite(Config) ->
     py_test_util:start_app(Config).
@@ -345,6 +345,24 @@ pin_threads_bind_cores(_) ->
         ok = application:stop(erlang_python),
         {ok, _} = application:ensure_all_started(erlang_python)
     end.
+
+%% call_timeout is read at start and kept where calls read it without an ETS
+%% lookup; a release upgrade that changes it (config_change/3) is seen by the
+%% next call, and one that removes it brings back the default.
+call_timeout_kept_and_changed(_) ->
+    Sleep = fun() -> py:call(time, sleep, [0.5]) end,
+    ?assertEqual({ok, none}, Sleep()),
+    try
+        ok = erlang_python_app:config_change([{call_timeout, 100}], [], []),
+        ?assertEqual({error, timeout}, Sleep()),
+        ok = erlang_python_app:config_change([], [], [call_timeout]),
+        ?assertEqual({ok, none}, Sleep()),
+        ok = erlang_python_app:config_change([], [{call_timeout, 100}], []),
+        ?assertEqual({error, timeout}, Sleep())
+    after
+        erlang_python_app:config_change([{call_timeout, 30000}], [], [])
+    end,
+    ?assertEqual({ok, none}, Sleep()).
 
 restart_with_pinning(Pin) ->
     ok = application:stop(erlang_python),
