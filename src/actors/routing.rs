@@ -127,7 +127,41 @@ impl Entry {
     }
 }
 
-static PROCESSES: LazyLock<DashMap<LocalPid, Entry>> = LazyLock::new(DashMap::new);
+static PROCESSES: LazyLock<DashMap<LocalPid, Entry, PidHash>> = LazyLock::new(|| DashMap::with_hasher(PidHash));
+
+/// Hashes a pid for [`PROCESSES`], read on every unbound call. A local pid is
+/// one word the VM made unique, so it needs mixing, not SipHash's resistance
+/// to chosen keys (callers cannot choose their pids): one multiplication
+/// spreads it over the high bits dashmap picks its shard with.
+#[derive(Clone, Copy, Default)]
+struct PidHash;
+
+impl std::hash::BuildHasher for PidHash {
+    type Hasher = PidHasher;
+    fn build_hasher(&self) -> PidHasher {
+        PidHasher(0)
+    }
+}
+
+#[derive(Default)]
+struct PidHasher(u64);
+
+impl std::hash::Hasher for PidHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.write_u64(u64::from(*b));
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+    fn write_usize(&mut self, n: usize) {
+        self.write_u64(n as u64);
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
 
 /// Where a request goes, and whether the process is new to the map (its caller
 /// must then monitor it, so the entry goes when the process does).
@@ -142,24 +176,33 @@ pub fn resolve(routes: &Routes, pid: LocalPid, want: Want<'_>) -> Result<Routed,
         Want::Exactly(t) => return Ok(Routed { target: t, watch: false }),
         Want::Pool(name) => (Some(name), routes.pools.get(name).ok_or_else(|| RouteError::NoPool(name.into()))?),
         Want::Auto { module } => {
-            if let Some(e) = PROCESSES.get(&pid) {
-                match &e.bound {
+            // One lookup serves the binding and the default group's placement
+            // (the common case: a process calling again). The read guard is
+            // gone before the entry is written below (same shard).
+            let placed = match PROCESSES.get(&pid) {
+                Some(e) => match &e.bound {
                     Some(Binding::Target(t)) => return Ok(Routed { target: *t, watch: false }),
                     Some(Binding::Pool(p)) => {
                         let p = p.clone();
                         drop(e);
                         return resolve(routes, pid, Want::Pool(&p));
                     }
-                    None => {}
-                }
-            }
+                    None => routes.default.as_ref().and_then(|g| e.place(None, g.gen)),
+                },
+                None => None,
+            };
             if let Some(m) = module.filter(|_| !routes.main_modules.is_empty()) {
                 if routes.main_modules.contains(top_level(m)) {
                     return Ok(Routed { target: Target::Main, watch: false });
                 }
             }
             match &routes.default {
-                Some(g) if !g.members.is_empty() => (None, g),
+                Some(g) if !g.members.is_empty() => {
+                    if let Some(id) = placed {
+                        return Ok(Routed { target: Target::Context(id), watch: false });
+                    }
+                    (None, g)
+                }
                 _ => return Ok(Routed { target: Target::Main, watch: false }),
             }
         }
