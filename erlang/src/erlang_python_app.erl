@@ -2,19 +2,21 @@
 %% CPython once per node) and the supervision tree.
 -module(erlang_python_app).
 -behaviour(application).
--export([start/2, prep_stop/1, stop/1, config_change/3]).
+-export([start/2, prep_stop/1, stop/1, config_change/3, call_timeout/0]).
 
 -define(START_TIMEOUT, 120000).
+-define(CALL_TIMEOUT, {erlang_python, call_timeout}).
+-define(DEFAULT_CALL_TIMEOUT, 30000).
 
 -spec start(application:start_type(), term()) -> {ok, pid()} | {error, term()}.
 start(_Type, _Args) ->
     InRange = fun(N) -> is_integer(N) andalso N >= 1 andalso N =< 64 end,
     Positive = fun(N) -> is_integer(N) andalso N >= 1 end,
-    Timeout = fun(T) -> T =:= infinity orelse (is_integer(T) andalso T >= 0) end,
+    Timeout = fun valid_timeout/1,
     maybe_start([config(num_executors, 4, InRange),
                  config(num_contexts, erlang:system_info(schedulers), InRange),
                  config(max_concurrent, py_semaphore:default_max(), Positive),
-                 config(call_timeout, 30000, Timeout),
+                 config(call_timeout, ?DEFAULT_CALL_TIMEOUT, Timeout),
                  config(overload_wait, 1000, Timeout),
                  config(trace_level, none, fun py_trace:valid_level/1),
                  config(slow_call_ms, 1000, Timeout),
@@ -49,25 +51,45 @@ maybe_start(Configs) ->
     logger:error("erlang_python: invalid value for ~p: ~p (expected ~ts)", [Key, Value, expected(Key)]),
     {error, {invalid_config, Key, Value}}.
 
-%% `call_timeout' is read by every call that names no timeout: kept where
-%% reading it costs no ETS lookup (py:default_timeout/0), and kept again when a
-%% release upgrade changes it.
+%% @doc The default timeout of calls that name none (`call_timeout', ms). It is
+%% read by every such call, so it is kept in a persistent term (no ETS lookup):
+%% set at start and again when a release upgrade changes it; the application
+%% environment (or the default) before the application started.
+-spec call_timeout() -> timeout().
+call_timeout() ->
+    case persistent_term:get(?CALL_TIMEOUT, undefined) of
+        undefined -> application:get_env(erlang_python, call_timeout, ?DEFAULT_CALL_TIMEOUT);
+        T -> T
+    end.
+
+%% @private A release upgrade changed the environment: a new `call_timeout' is
+%% kept (one that is not a timeout is refused, with a log line, and the current
+%% one stays); a removed one gives the default back.
 -spec config_change(Changed :: [{atom(), term()}], New :: [{atom(), term()}], Removed :: [atom()]) -> ok.
 config_change(Changed, New, Removed) ->
     case lists:keyfind(call_timeout, 1, Changed ++ New) of
-        {call_timeout, T} -> keep_call_timeout(T);
+        {call_timeout, T} ->
+            case valid_timeout(T) of
+                true -> keep_call_timeout(T);
+                false ->
+                    logger:error("erlang_python: invalid value for call_timeout: ~p (expected ~ts); kept ~p",
+                                 [T, expected(call_timeout), call_timeout()])
+            end;
         false ->
             case lists:member(call_timeout, Removed) of
-                true -> keep_call_timeout(30000);
+                true -> keep_call_timeout(?DEFAULT_CALL_TIMEOUT);
                 false -> ok
             end
     end.
 
 keep_call_timeout(T) ->
-    case persistent_term:get({erlang_python, call_timeout}, undefined) of
+    case persistent_term:get(?CALL_TIMEOUT, undefined) of
         T -> ok;
-        _ -> persistent_term:put({erlang_python, call_timeout}, T)
+        _ -> persistent_term:put(?CALL_TIMEOUT, T)
     end.
+
+valid_timeout(T) ->
+    T =:= infinity orelse (is_integer(T) andalso T >= 0).
 
 -spec prep_stop(term()) -> term().
 prep_stop(State) ->

@@ -68,7 +68,6 @@
 -define(CHAIN, '$py_chain').
 %% The calling process's own context, resolved by the router in the NIF.
 -define(AUTO, {py_context, auto}).
--define(CALL_TIMEOUT, {erlang_python, call_timeout}).
 -type ctx() :: py_context_router:context().
 -type call_opts() :: #{kwargs => kwargs(), timeout => timeout(), return => value | ref}.
 -type eval_opts() :: #{timeout => timeout(), return => value | ref}.
@@ -909,13 +908,8 @@ atom_keys(M) ->
                  (K, V, Acc) -> Acc#{K => V}
               end, #{}, M).
 
-%% Read on every call: kept in a persistent term by the application (see
-%% erlang_python_app), an ETS read of the application environment otherwise.
 default_timeout() ->
-    case persistent_term:get(?CALL_TIMEOUT, undefined) of
-        undefined -> application:get_env(erlang_python, call_timeout, 30000);
-        T -> T
-    end.
+    erlang_python_app:call_timeout().
 
 maybe_request({py_context, Target}, Build, Timeout) ->
     try Build() of

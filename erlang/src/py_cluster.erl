@@ -213,7 +213,7 @@ valid_opts(Opts) ->
     end.
 
 default_timeout() ->
-    application:get_env(erlang_python, call_timeout, 30000).
+    erlang_python_app:call_timeout().
 
 deadline(infinity) -> infinity;
 deadline(T) -> erlang:monotonic_time(millisecond) + T.

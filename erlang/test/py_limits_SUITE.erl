@@ -348,12 +348,17 @@ pin_threads_bind_cores(_) ->
 
 %% call_timeout is read at start and kept where calls read it without an ETS
 %% lookup; a release upgrade that changes it (config_change/3) is seen by the
-%% next call, and one that removes it brings back the default.
+%% next call, one that removes it brings back the default, and a value that is
+%% no timeout is refused.
 call_timeout_kept_and_changed(_) ->
     Sleep = fun() -> py:call(time, sleep, [0.5]) end,
     ?assertEqual({ok, none}, Sleep()),
     try
         ok = erlang_python_app:config_change([{call_timeout, 100}], [], []),
+        ?assertEqual({error, timeout}, Sleep()),
+        %% a value that is no timeout is refused: the current one stays
+        ok = erlang_python_app:config_change([{call_timeout, soon}], [], []),
+        ?assertEqual(100, erlang_python_app:call_timeout()),
         ?assertEqual({error, timeout}, Sleep()),
         ok = erlang_python_app:config_change([], [], [call_timeout]),
         ?assertEqual({ok, none}, Sleep()),
