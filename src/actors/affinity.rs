@@ -9,37 +9,31 @@
 //! measured. Threads a context's Python code starts, and isolated contexts'
 //! child processes, inherit their actor thread's core.
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
-static PIN: AtomicBool = AtomicBool::new(false);
-/// The next core to deal, as an index into [`CORES`].
-static NEXT: AtomicUsize = AtomicUsize::new(0);
-/// The cores the node may use, read when pinning was turned on.
-static CORES: Mutex<Vec<usize>> = Mutex::new(Vec::new());
+/// The cores to deal (read when pinning was turned on; empty: pinning is off)
+/// and the index of the next one.
+static DEAL: Mutex<(Vec<usize>, usize)> = Mutex::new((Vec::new(), 0));
 
 /// Turns pinning on or off for actor threads started from now on; dealing
 /// starts again at the first core the calling thread may use.
 pub fn configure(on: bool) {
     let cores = if on { allowed_cores() } else { Vec::new() };
-    *CORES.lock().unwrap_or_else(|e| e.into_inner()) = cores;
-    NEXT.store(0, Ordering::Relaxed);
-    PIN.store(on, Ordering::Relaxed);
+    *DEAL.lock().unwrap_or_else(|e| e.into_inner()) = (cores, 0);
 }
 
 /// Names the calling thread after its actor and, with pinning on, binds it to
 /// the next core: the core, if it was bound.
 pub fn enter(actor: &str) -> Option<usize> {
     set_name(&format!("ep-{actor}"));
-    if !PIN.load(Ordering::Relaxed) {
-        return None;
-    }
     let core = {
-        let cores = CORES.lock().unwrap_or_else(|e| e.into_inner());
+        let mut deal = DEAL.lock().unwrap_or_else(|e| e.into_inner());
+        let (cores, next) = &mut *deal;
         if cores.is_empty() {
             return None;
         }
-        cores[NEXT.fetch_add(1, Ordering::Relaxed) % cores.len()]
+        *next += 1;
+        cores[(*next - 1) % cores.len()]
     };
     // SAFETY: a zeroed cpu_set_t is an empty set; CPU_SET writes inside it
     // (core < CPU_SETSIZE, as allowed_cores only returns such); pid 0 is the

@@ -143,7 +143,6 @@ impl std::hash::BuildHasher for PidHash {
     }
 }
 
-#[derive(Default)]
 struct PidHasher(u64);
 
 impl std::hash::Hasher for PidHasher {
