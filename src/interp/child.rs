@@ -215,7 +215,26 @@ enum Work {
 
 /// Routes the node's frames (the reader thread). Ends the process when the
 /// node's end closes.
-fn read_frames(mut input: BufReader<File>, requests: Sender<Work>) {
+/// Raises the interruptions the node asks for (the interrupter thread).
+fn raise_interrupts(interrupts: Receiver<(u64, bool)>) {
+    let c = child();
+    for (seq, timeout) in interrupts {
+        let mut running = c.running.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((s, interp, thread, interrupted)) = running.as_mut() {
+            if *s == seq {
+                let exc = if timeout { super::interrupt::Raise::Timeout } else { super::interrupt::Raise::KeyboardInterrupt };
+                // SAFETY: this thread has no Python thread state; the
+                // `running` lock keeps the request (and the interpreter, the
+                // child's main one, never finalised) from ending meanwhile:
+                // the main thread clears it only detached.
+                unsafe { super::interrupt::raise(*interp, *thread, exc) };
+                *interrupted = true;
+            }
+        }
+    }
+}
+
+fn read_frames(mut input: BufReader<File>, requests: Sender<Work>, interrupts: Sender<(u64, bool)>) {
     let c = child();
     loop {
         let frame = match wire::recv_from_parent(&mut input) {
@@ -239,18 +258,10 @@ fn read_frames(mut input: BufReader<File>, requests: Sender<Work>) {
                 if timeout {
                     c.gave_up.lock().unwrap_or_else(|e| e.into_inner()).insert(seq);
                 }
-                let mut running = c.running.lock().unwrap_or_else(|e| e.into_inner());
-                if let Some((s, interp, thread, interrupted)) = running.as_mut() {
-                    if *s == seq {
-                        let exc = if timeout { super::interrupt::Raise::Timeout } else { super::interrupt::Raise::KeyboardInterrupt };
-                        // SAFETY: this thread has no Python thread state; the
-                        // `running` lock keeps the request (and the interpreter,
-                        // the child's main one, never finalised) from ending
-                        // meanwhile: the main thread clears it only detached.
-                        unsafe { super::interrupt::raise(*interp, *thread, exc) };
-                        *interrupted = true;
-                    }
-                }
+                // Raised by the interrupter: raising takes the GIL, which the
+                // request may hold while it waits for an answer only this
+                // thread can read (`Child::query`).
+                let _ = interrupts.send((seq, timeout));
             }
             ToChild::CallbackReply { result, .. } => {
                 let top = c.chains.lock().unwrap_or_else(|e| e.into_inner()).pop();
@@ -330,9 +341,14 @@ pub fn main() -> ! {
     }
     let mut host = Host::executor();
     let (requests, queue) = mpsc::channel();
+    let (interrupts, to_raise) = mpsc::channel();
+    std::thread::Builder::new()
+        .name("py-child-intr".into())
+        .spawn(move || raise_interrupts(to_raise))
+        .unwrap_or_else(|_| std::process::exit(2));
     std::thread::Builder::new()
         .name("py-child-reader".into())
-        .spawn(move || read_frames(input, requests))
+        .spawn(move || read_frames(input, requests, interrupts))
         .unwrap_or_else(|_| std::process::exit(2));
     c.send(ToParent::Ready { pid: std::process::id() });
     let (interp, thread) = host.ids();
