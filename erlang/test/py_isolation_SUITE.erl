@@ -10,14 +10,16 @@
 -export([all/0, init_per_suite/1, end_per_suite/1, init_per_testcase/2, end_per_testcase/2]).
 -export([runs_in_its_own_process/1, calls_eval_exec/1, segfault/1, os_exit_and_abort/1,
          memory_limit/1, others_do_not_notice/1, callbacks/1, state_and_send/1,
-         timeout_interrupts/1, blocked_call_is_killed/1, interrupt/1, refs/1, streams/1, in_load/1,
+         timeout_interrupts/1, blocked_call_is_killed/1, interrupt/1, interrupt_during_query/1,
+         refs/1, refs_of_an_earlier_pool/1, streams/1, in_load/1,
          no_child_after_stop_pool/1, no_child_after_application_stop/1, bad_options/1,
          setup_after_restart/1]).
 
 all() ->
     [runs_in_its_own_process, calls_eval_exec, segfault, os_exit_and_abort, memory_limit,
      others_do_not_notice, callbacks, state_and_send, timeout_interrupts,
-     blocked_call_is_killed, interrupt, refs, streams, in_load, bad_options, setup_after_restart,
+     blocked_call_is_killed, interrupt, interrupt_during_query, refs, refs_of_an_earlier_pool,
+     streams, in_load, bad_options, setup_after_restart,
      no_child_after_stop_pool, no_child_after_application_stop].
 
 init_per_suite(Config) ->
@@ -206,6 +208,45 @@ interrupt(Config) ->
              receive {looped, R} -> {error, {'KeyboardInterrupt', _}} = R, true after 50 -> false end
          end),
     {ok, 2} = py:eval(Ctx, <<"1 + 1">>).
+
+%% An interruption that arrives while the child's Python waits for the node's
+%% answer to a query (here erlang.state_get, with the GIL held) is raised once
+%% the answer is in: the frame reader never waits for the GIL, so the answer is
+%% read and the loop ends with KeyboardInterrupt in the same child.
+interrupt_during_query(Config) ->
+    Ctx = ?config(a, Config),
+    Pid = os_pid(Ctx),
+    ok = py:state_store(<<"iso_query">>, 1),
+    Self = self(),
+    spawn_link(fun() ->
+        Self ! {looped, py:call(Ctx, builtins, exec, [<<"import erlang\nwhile True: erlang.state_get('iso_query')">>])}
+    end),
+    {py_context, Id} = Ctx,
+    ok = py_test_util:wait_until(fun() ->
+             #{contexts := Cs} = py:load(),
+             [N] = [F || F = #{id := I} <- Cs, I =:= Id],
+             maps:get(in_flight, N) > 0
+         end),
+    ok = py_test_util:wait_until(fun() ->
+             ok = py:interrupt(Ctx),
+             receive {looped, R} -> {error, {'KeyboardInterrupt', _}} = R, true after 50 -> false end
+         end),
+    {ok, 2} = py:eval(Ctx, <<"1 + 1">>),
+    %% interrupted, not killed
+    Pid = os_pid(Ctx).
+
+%% A pool stopped and started again reuses its context ids: a ref of the
+%% earlier pool's child names nothing in the new one (refs of each child start
+%% in a block of ids of their own, node-wide).
+refs_of_an_earlier_pool(Config) ->
+    {py_context, Id} = Ctx = ?config(a, Config),
+    {ok, Old} = py:call(Ctx, builtins, list, [[<<"old">>]], #{return => ref}),
+    ok = py_context_router:stop_pool(iso),
+    {ok, [{py_context, Id} = Ctx2, _]} = py_context_router:start_pool(iso, #{contexts => 2, isolation => process}),
+    {ok, New} = py:call(Ctx2, builtins, list, [[<<"new">>]], #{return => ref}),
+    {ok, [<<"new">>]} = py:to_term(New),
+    {error, context_stopped} = py:to_term(Old),
+    {ok, [<<"new">>]} = py:to_term(New).
 
 %% Python objects by reference live in the child: methods, attributes, the
 %% object converted, passed back as an argument; a ref of an earlier child

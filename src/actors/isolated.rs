@@ -30,6 +30,10 @@ use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::sync::{Arc, LazyLock, Mutex};
 use std::time::{Duration, Instant};
 
+/// Children started by this node so far: each child's refs start in a block of
+/// ids of its own (see `interp::refs::first_id`).
+static CHILDREN: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 /// How long a new child may take to start Python and run the setup.
 const START_TIMEOUT: Duration = Duration::from_secs(120);
 /// How long the actor polls for the child's answer before sleeping on it: most
@@ -166,7 +170,10 @@ impl Isolated {
         let setup = crate::interp::setup::current();
         let first = ToChild::Setup {
             context,
-            generation: self.restarts,
+            // Node-wide, not per context: a pool stopped and started again
+            // reuses context ids, and a ref of its earlier children must not
+            // name an object of the new ones.
+            generation: CHILDREN.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             paths: setup.paths,
             imports: setup.imports,
             preload: setup.preload,

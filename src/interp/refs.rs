@@ -26,8 +26,8 @@ fn table<'py>(globals: &Bound<'py, PyDict>) -> PyResult<Bound<'py, PyDict>> {
 
 static NEXT: AtomicU64 = AtomicU64::new(1);
 
-/// Ids are given from `first` on (a process-isolated context's child starts
-/// past every id its earlier children gave).
+/// Ids are given from `first` on (each child of a process-isolated context
+/// starts in a block of ids of its own, past every earlier child's).
 pub fn first_id(first: u64) {
     NEXT.store(first.max(1), Ordering::Relaxed);
 }
