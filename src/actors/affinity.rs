@@ -6,8 +6,9 @@
 //! they start (executors and contexts alike). A context's thread then never
 //! migrates between cores, at the price of never moving off a core a BEAM
 //! scheduler also wants. Off by default: `docs/benchmarks.md` has the two ways
-//! measured. Threads a context's Python code starts, and isolated contexts'
-//! child processes, inherit their actor thread's core.
+//! measured. Threads a context's Python code starts inherit its core. A
+//! process-isolated context's actor thread is not pinned: its child process
+//! would inherit the core, and share it with the actor that waits for it.
 
 use std::sync::Mutex;
 
@@ -22,10 +23,13 @@ pub fn configure(on: bool) {
     *DEAL.lock().unwrap_or_else(|e| e.into_inner()) = (cores, 0);
 }
 
-/// Names the calling thread after its actor and, with pinning on, binds it to
-/// the next core: the core, if it was bound.
-pub fn enter(actor: &str) -> Option<usize> {
+/// Names the calling thread after its actor and, with pinning on and `pin`,
+/// binds it to the next core: the core, if it was bound.
+pub fn enter(actor: &str, pin: bool) -> Option<usize> {
     set_name(&format!("ep-{actor}"));
+    if !pin {
+        return None;
+    }
     let core = {
         let mut deal = DEAL.lock().unwrap_or_else(|e| e.into_inner());
         let (cores, next) = &mut *deal;

@@ -62,7 +62,7 @@ impl ThreadLocalActor for Pinned {
 
     async fn pre_start(&self, me: ActorRef<Wake>, (role, lane, rx): Self::Arguments) -> Result<Worker<PinnedState>, ActorProcessingErr> {
         // On the actor's own thread, before its interpreter is made.
-        super::affinity::enter(me.get_name().as_deref().unwrap_or("actor"));
+        super::affinity::enter(me.get_name().as_deref().unwrap_or("actor"), !matches!(role, Role::Isolated(..)));
         let host = match role {
             Role::Executor => Engine::Local(Host::executor()),
             Role::Context(id) => Engine::Local(Host::context(id).map_err(|e| format!("context {id}: {e}"))?),
