@@ -188,3 +188,43 @@ fn encode_then_decode_gives_the_value_back() {
         })
         .unwrap();
 }
+
+/// A request's frame is encoded with its arguments borrowed: byte for byte what
+/// the same shape built as a `Value` encodes to.
+#[test]
+fn borrowed_encodes_as_the_value_of_the_same_shape() {
+    let shapes = (
+        prop::collection::vec(values(), 0..5),
+        prop::collection::vec((".{0,6}", values()), 0..3),
+        prop::collection::vec(any::<u8>(), 0..16),
+    );
+    runner()
+        .run(&shapes, |(args, kwargs, code)| {
+            use etf::Borrowed as B;
+            let inner = Value::Tuple(args.clone());
+            let borrowed = B::Tuple(vec![
+                B::Str("call"),
+                B::Owned(Value::Int(7)),
+                B::List(&args),
+                B::Named(&kwargs),
+                B::Bytes(&code),
+                B::Value(&inner),
+            ]);
+            let value = Value::Tuple(vec![
+                Value::Str("call".into()),
+                Value::Int(7),
+                Value::List(args.clone()),
+                Value::Map(kwargs.iter().map(|(k, v)| (Value::Str(k.clone()), v.clone())).collect()),
+                Value::Bytes(code.clone()),
+                Value::Tuple(args.clone()),
+            ]);
+            prop_assert_eq!(etf::encode_borrowed(&borrowed).expect("encodable"), etf::encode(&value).expect("encodable"));
+            let pairs: Vec<(Value, Value)> = kwargs.iter().map(|(k, v)| (Value::Str(k.clone()), v.clone())).collect();
+            prop_assert_eq!(
+                etf::encode_borrowed(&B::Map(&pairs)).expect("encodable"),
+                etf::encode(&Value::Map(pairs.clone())).expect("encodable")
+            );
+            Ok(())
+        })
+        .unwrap();
+}

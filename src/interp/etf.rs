@@ -212,6 +212,105 @@ pub fn encode(v: &Value) -> Result<Vec<u8>, ConvError> {
     Ok(out)
 }
 
+/// A term to encode whose large parts are borrowed, so that a request's
+/// arguments, code and locals go into a frame without first being copied into
+/// a [`Value`] tree. Encodes as the `Value` of the same shape would.
+pub enum Borrowed<'a> {
+    Value(&'a Value),
+    /// A small value of the frame's own (a sequence number, an op).
+    Owned(Value),
+    /// As `Value::Str`.
+    Str(&'a str),
+    /// As `Value::Bytes`.
+    Bytes(&'a [u8]),
+    Tuple(Vec<Borrowed<'a>>),
+    /// As `Value::List`.
+    List(&'a [Value]),
+    /// As `Value::Map`.
+    Map(&'a [(Value, Value)]),
+    /// As `Value::Map` with `Value::Str` keys (keyword arguments).
+    Named(&'a [(String, Value)]),
+}
+
+/// Encodes `t` as [`encode`] would the `Value` of the same shape.
+pub fn encode_borrowed(t: &Borrowed<'_>) -> Result<Vec<u8>, ConvError> {
+    let mut out = vec![131];
+    put_borrowed(&mut out, t, 0)?;
+    Ok(out)
+}
+
+fn put_borrowed(out: &mut Vec<u8>, t: &Borrowed<'_>, depth: usize) -> Result<(), ConvError> {
+    match t {
+        Borrowed::Value(v) => put(out, v, depth),
+        Borrowed::Owned(v) => put(out, v, depth),
+        Borrowed::Str(s) => put_str(out, s),
+        Borrowed::Bytes(b) => put_bytes(out, b),
+        Borrowed::Tuple(items) => {
+            put_tuple_header(out, items.len())?;
+            items.iter().try_for_each(|i| put_borrowed(out, i, depth + 1))
+        }
+        Borrowed::List(items) => put_list(out, items, depth),
+        Borrowed::Map(pairs) => {
+            put_map_header(out, pairs.len())?;
+            pairs.iter().try_for_each(|(k, v)| {
+                put(out, k, depth + 1)?;
+                put(out, v, depth + 1)
+            })
+        }
+        Borrowed::Named(pairs) => {
+            put_map_header(out, pairs.len())?;
+            pairs.iter().try_for_each(|(k, v)| {
+                put_str(out, k)?;
+                put(out, v, depth + 1)
+            })
+        }
+    }
+}
+
+fn put_str(out: &mut Vec<u8>, s: &str) -> Result<(), ConvError> {
+    out.push(109);
+    put_len(out, s.len())?;
+    out.extend_from_slice(s.as_bytes());
+    Ok(())
+}
+
+fn put_bytes(out: &mut Vec<u8>, b: &[u8]) -> Result<(), ConvError> {
+    out.extend_from_slice(&[104, 2]);
+    put_atom(out, "$bytes");
+    out.push(109);
+    put_len(out, b.len())?;
+    out.extend_from_slice(b);
+    Ok(())
+}
+
+fn put_list(out: &mut Vec<u8>, items: &[Value], depth: usize) -> Result<(), ConvError> {
+    if !items.is_empty() {
+        out.push(108);
+        put_len(out, items.len())?;
+        for i in items {
+            put(out, i, depth + 1)?;
+        }
+    }
+    out.push(106);
+    Ok(())
+}
+
+fn put_tuple_header(out: &mut Vec<u8>, n: usize) -> Result<(), ConvError> {
+    match u8::try_from(n) {
+        Ok(n) => out.extend_from_slice(&[104, n]),
+        Err(_) => {
+            out.push(105);
+            put_len(out, n)?;
+        }
+    }
+    Ok(())
+}
+
+fn put_map_header(out: &mut Vec<u8>, n: usize) -> Result<(), ConvError> {
+    out.push(116);
+    put_len(out, n)
+}
+
 fn put_atom(out: &mut Vec<u8>, name: &str) {
     // SMALL_ATOM_UTF8_EXT: names here are ours and short.
     out.push(119);
@@ -244,45 +343,17 @@ fn put(out: &mut Vec<u8>, v: &Value, depth: usize) -> Result<(), ConvError> {
             out.push(70);
             out.extend_from_slice(&f.to_be_bytes());
         }
-        Value::Str(s) => {
-            out.push(109);
-            put_len(out, s.len())?;
-            out.extend_from_slice(s.as_bytes());
-        }
-        Value::Bytes(b) => {
-            out.extend_from_slice(&[104, 2]);
-            put_atom(out, "$bytes");
-            out.push(109);
-            put_len(out, b.len())?;
-            out.extend_from_slice(b);
-        }
-        Value::List(items) => {
-            if items.is_empty() {
-                out.push(106);
-            } else {
-                out.push(108);
-                put_len(out, items.len())?;
-                for i in items {
-                    put(out, i, depth + 1)?;
-                }
-                out.push(106);
-            }
-        }
+        Value::Str(s) => put_str(out, s)?,
+        Value::Bytes(b) => put_bytes(out, b)?,
+        Value::List(items) => put_list(out, items, depth)?,
         Value::Tuple(items) => {
-            match u8::try_from(items.len()) {
-                Ok(n) => out.extend_from_slice(&[104, n]),
-                Err(_) => {
-                    out.push(105);
-                    put_len(out, items.len())?;
-                }
-            }
+            put_tuple_header(out, items.len())?;
             for i in items {
                 put(out, i, depth + 1)?;
             }
         }
         Value::Map(pairs) => {
-            out.push(116);
-            put_len(out, pairs.len())?;
+            put_map_header(out, pairs.len())?;
             for (k, v) in pairs {
                 put(out, k, depth + 1)?;
                 put(out, v, depth + 1)?;

@@ -9,7 +9,7 @@
 //! path hands between rooms ([`Request`], [`Outcome`], [`Failure`]).
 
 use super::bridge::CallError;
-use super::etf;
+use super::etf::{self, Borrowed};
 use super::exec::{Op, Outcome};
 use super::value::{Failure, RefOp, Request, Value};
 use std::io::{self, Read, Write};
@@ -228,29 +228,27 @@ fn op_of(v: &Value) -> io::Result<Op> {
     })
 }
 
-fn request_value(r: &Request) -> Value {
+/// A request as it travels, its arguments, code and locals borrowed.
+fn request_term(r: &Request) -> Borrowed<'_> {
     match r {
-        Request::Call { module, function, args, kwargs } => Value::Tuple(vec![
-            s("call"),
-            s(module),
-            s(function),
-            Value::List(args.clone()),
-            Value::Map(kwargs.iter().map(|(k, v)| (s(k), v.clone())).collect()),
+        Request::Call { module, function, args, kwargs } => Borrowed::Tuple(vec![
+            Borrowed::Str("call"),
+            Borrowed::Str(module),
+            Borrowed::Str(function),
+            Borrowed::List(args),
+            Borrowed::Named(kwargs),
         ]),
-        Request::Eval { code, locals } => Value::Tuple(vec![s("eval"), Value::Bytes(code.clone()), Value::Map(locals.clone())]),
-        Request::Exec { code } => Value::Tuple(vec![s("exec"), Value::Bytes(code.clone())]),
+        Request::Eval { code, locals } => Borrowed::Tuple(vec![Borrowed::Str("eval"), Borrowed::Bytes(code), Borrowed::Map(locals)]),
+        Request::Exec { code } => Borrowed::Tuple(vec![Borrowed::Str("exec"), Borrowed::Bytes(code)]),
         Request::OnRef { id, op } => {
             let op = match op {
-                RefOp::GetAttr(name) => Value::Tuple(vec![s("getattr"), s(name)]),
-                RefOp::Method { name, args, kwargs } => Value::Tuple(vec![
-                    s("method"),
-                    s(name),
-                    Value::List(args.clone()),
-                    Value::Map(kwargs.iter().map(|(k, v)| (s(k), v.clone())).collect()),
-                ]),
-                RefOp::ToTerm => Value::Tuple(vec![s("to_term")]),
+                RefOp::GetAttr(name) => Borrowed::Tuple(vec![Borrowed::Str("getattr"), Borrowed::Str(name)]),
+                RefOp::Method { name, args, kwargs } => {
+                    Borrowed::Tuple(vec![Borrowed::Str("method"), Borrowed::Str(name), Borrowed::List(args), Borrowed::Named(kwargs)])
+                }
+                RefOp::ToTerm => Borrowed::Tuple(vec![Borrowed::Str("to_term")]),
             };
-            Value::Tuple(vec![s("on_ref"), Value::Int(*id as i64), op])
+            Borrowed::Tuple(vec![Borrowed::Str("on_ref"), Borrowed::Owned(Value::Int(*id as i64)), op])
         }
     }
 }
@@ -384,7 +382,8 @@ impl ToChild {
                 Value::Bytes(preload.clone()),
                 strs(venv),
             ]),
-            ToChild::Run { seq, op, req } => run_value(*seq, *op, req)?,
+            // Encoded with its request borrowed: `send_run`.
+            ToChild::Run { .. } => return None,
             ToChild::Pull { id, max } => Value::Tuple(vec![s("pull"), Value::Int(*id as i64), Value::Int(*max as i64)]),
             ToChild::StreamClose { id } => Value::Tuple(vec![s("stream_close"), Value::Int(*id as i64)]),
             ToChild::RefRelease { id } => Value::Tuple(vec![s("ref_release"), Value::Int(*id as i64)]),
@@ -531,7 +530,12 @@ impl ToParent {
 /// Writes one frame. A value that cannot be encoded (a ref, a channel) is an
 /// `InvalidInput` error and nothing is written.
 fn write_value(w: &mut impl Write, v: &Value) -> io::Result<()> {
-    let body = etf::encode(v).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.message()))?;
+    write_body(w, etf::encode(v))
+}
+
+/// Writes one encoded frame (see [`write_value`]).
+fn write_body(w: &mut impl Write, body: Result<Vec<u8>, super::conv_error::ConvError>) -> io::Result<()> {
+    let body = body.map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.message()))?;
     let len = u32::try_from(body.len())
         .ok()
         .filter(|&n| (n as usize) <= MAX_FRAME)
@@ -590,20 +594,28 @@ pub fn recv_spinning_timeout<T>(
 /// Sends a frame to the child. A request that cannot travel (an op or a value
 /// only this node's interpreters take) is `InvalidInput`.
 pub fn send_to_child(w: &mut impl Write, f: &ToChild) -> io::Result<()> {
-    let v = f.value().ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, ASYNCIO_REFUSED))?;
-    write_value(w, &v)
+    match (f, f.value()) {
+        (ToChild::Run { seq, op, req }, _) => send_run(w, *seq, *op, req),
+        (_, Some(v)) => write_value(w, &v),
+        (_, None) => Err(io::Error::new(io::ErrorKind::InvalidInput, "a frame that does not travel")),
+    }
 }
 
 /// Request `seq` as it travels; `None` for an op the child does not run.
-fn run_value(seq: u64, op: Op, req: &Request) -> Option<Value> {
-    Some(Value::Tuple(vec![s("run"), Value::Int(seq as i64), op_value(op)?, request_value(req)]))
+fn run_term(seq: u64, op: Op, req: &Request) -> Option<Borrowed<'_>> {
+    Some(Borrowed::Tuple(vec![
+        Borrowed::Str("run"),
+        Borrowed::Owned(Value::Int(seq as i64)),
+        Borrowed::Owned(op_value(op)?),
+        request_term(req),
+    ]))
 }
 
 /// Sends request `seq` to the child (as [`ToChild::Run`], without taking the
 /// request); an op it does not run (asyncio) is `InvalidInput`.
 pub fn send_run(w: &mut impl Write, seq: u64, op: Op, req: &Request) -> io::Result<()> {
-    let v = run_value(seq, op, req).ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, ASYNCIO_REFUSED))?;
-    write_value(w, &v)
+    let t = run_term(seq, op, req).ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, ASYNCIO_REFUSED))?;
+    write_body(w, etf::encode_borrowed(&t))
 }
 
 pub fn recv_from_parent(r: &mut impl Read) -> io::Result<ToChild> {
