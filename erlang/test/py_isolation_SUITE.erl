@@ -194,19 +194,7 @@ blocked_call_is_killed(Config) ->
 %% py:interrupt/1 raises KeyboardInterrupt in the child's running code.
 interrupt(Config) ->
     Ctx = ?config(a, Config),
-    Self = self(),
-    spawn_link(fun() -> Self ! {looped, py:call(Ctx, builtins, exec, [<<"while True: pass">>])} end),
-    {py_context, Id} = Ctx,
-    ok = py_test_util:wait_until(fun() ->
-             #{contexts := Cs} = py:load(),
-             [N] = [F || F = #{id := I} <- Cs, I =:= Id],
-             maps:get(in_flight, N) > 0
-         end),
-    %% the loop may not have started in the child yet: interrupt until it ends
-    ok = py_test_util:wait_until(fun() ->
-             ok = py:interrupt(Ctx),
-             receive {looped, R} -> {error, {'KeyboardInterrupt', _}} = R, true after 50 -> false end
-         end),
+    interrupt_loop(Ctx, <<"while True: pass">>),
     {ok, 2} = py:eval(Ctx, <<"1 + 1">>).
 
 %% An interruption that arrives while the child's Python waits for the node's
@@ -217,23 +205,27 @@ interrupt_during_query(Config) ->
     Ctx = ?config(a, Config),
     Pid = os_pid(Ctx),
     ok = py:state_store(<<"iso_query">>, 1),
+    interrupt_loop(Ctx, <<"import erlang\nwhile True: erlang.state_get('iso_query')">>),
+    {ok, 2} = py:eval(Ctx, <<"1 + 1">>),
+    %% interrupted, not killed
+    Pid = os_pid(Ctx).
+
+%% Runs the endless `Loop' in `Ctx' and interrupts it with py:interrupt/1
+%% until it ends: with KeyboardInterrupt.
+interrupt_loop(Ctx, Loop) ->
     Self = self(),
-    spawn_link(fun() ->
-        Self ! {looped, py:call(Ctx, builtins, exec, [<<"import erlang\nwhile True: erlang.state_get('iso_query')">>])}
-    end),
+    spawn_link(fun() -> Self ! {looped, py:call(Ctx, builtins, exec, [Loop])} end),
     {py_context, Id} = Ctx,
     ok = py_test_util:wait_until(fun() ->
              #{contexts := Cs} = py:load(),
              [N] = [F || F = #{id := I} <- Cs, I =:= Id],
              maps:get(in_flight, N) > 0
          end),
+    %% the loop may not have started in the child yet: interrupt until it ends
     ok = py_test_util:wait_until(fun() ->
              ok = py:interrupt(Ctx),
              receive {looped, R} -> {error, {'KeyboardInterrupt', _}} = R, true after 50 -> false end
-         end),
-    {ok, 2} = py:eval(Ctx, <<"1 + 1">>),
-    %% interrupted, not killed
-    Pid = os_pid(Ctx).
+         end).
 
 %% A pool stopped and started again reuses its context ids: a ref of the
 %% earlier pool's child names nothing in the new one (refs of each child start
