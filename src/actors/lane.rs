@@ -1,6 +1,6 @@
 //! The request lane of a pinned actor: a lock-free queue the NIF pushes jobs
-//! into, drained in batches by the actor's own thread, which spins briefly after
-//! each batch before parking again.
+//! into, drained in batches by the actor's own thread, which polls for more
+//! for a short while after each batch (`interp::spin`) before parking again.
 //!
 //! Waking a parked thread costs far more than the Python call it runs (see
 //! `docs/benchmarks.md`), so the actor's ractor mailbox only carries a [`Wake`]
@@ -20,7 +20,7 @@ use ractor::ActorRef;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, OnceLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// The only message in a pinned actor's ractor mailbox: "look at your lane".
 #[derive(Debug)]
@@ -74,16 +74,7 @@ impl Lane {
                 serve(job);
             }
             self.spinning.store(true, Ordering::SeqCst);
-            let until = Instant::now() + SPIN;
-            let mut next = None;
-            while Instant::now() < until {
-                if let Ok(job) = rx.try_recv() {
-                    next = Some(job);
-                    break;
-                }
-                // Give the core to BEAM schedulers (or anyone) that want it.
-                std::thread::yield_now();
-            }
+            let next = crate::interp::spin::spin(SPIN, || rx.try_recv().ok());
             self.spinning.store(false, Ordering::SeqCst);
             match next.or_else(|| rx.try_recv().ok()) {
                 Some(job) => serve(job),

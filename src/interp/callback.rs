@@ -26,7 +26,7 @@ use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
 use std::cell::RefCell;
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -138,15 +138,7 @@ fn wait<'py>(
         let (back, got) = py.detach(move || {
             // The answer usually comes within microseconds: poll briefly before
             // sleeping on the channel (waking a sleeping thread costs more).
-            let until = std::time::Instant::now() + SPIN;
-            while std::time::Instant::now() < until {
-                match rx.try_recv() {
-                    Ok(m) => return (rx, Ok(m)),
-                    Err(mpsc::TryRecvError::Disconnected) => return (rx, Err(RecvTimeoutError::Disconnected)),
-                    Err(mpsc::TryRecvError::Empty) => std::thread::yield_now(),
-                }
-            }
-            let got = rx.recv_timeout(POLL);
+            let got = super::wire::recv_spinning_timeout(&rx, SPIN, POLL);
             (rx, got)
         });
         rx = back;

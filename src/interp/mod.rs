@@ -46,6 +46,7 @@ pub mod refs;
 pub mod runtime;
 pub mod setup;
 pub mod shared_contexts;
+pub mod spin;
 pub mod stream;
 pub mod thread;
 pub mod types;

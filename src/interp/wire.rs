@@ -558,18 +558,21 @@ fn read_value(r: &mut impl Read) -> io::Result<Value> {
     etf::decode(&body).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.message()))
 }
 
-/// `rx.recv()`, polling for up to `spin` first (yielding the core between
-/// polls): a thread handed work often within microseconds is not put to sleep
-/// and woken for each.
+/// `rx.try_recv()` as a poll of [`super::spin::spin`]: `None` while empty.
+fn polled<T>(rx: &std::sync::mpsc::Receiver<T>) -> Option<Result<T, ()>> {
+    match rx.try_recv() {
+        Ok(v) => Some(Ok(v)),
+        Err(std::sync::mpsc::TryRecvError::Disconnected) => Some(Err(())),
+        Err(std::sync::mpsc::TryRecvError::Empty) => None,
+    }
+}
+
+/// `rx.recv()`, polling for up to `spin` first ([`super::spin`]): a thread
+/// handed work often within microseconds is not put to sleep and woken for each.
 pub fn recv_spinning<T>(rx: &std::sync::mpsc::Receiver<T>, spin: std::time::Duration) -> Result<T, std::sync::mpsc::RecvError> {
-    let until = std::time::Instant::now() + spin;
-    loop {
-        match rx.try_recv() {
-            Ok(v) => return Ok(v),
-            Err(std::sync::mpsc::TryRecvError::Disconnected) => return Err(std::sync::mpsc::RecvError),
-            Err(std::sync::mpsc::TryRecvError::Empty) if std::time::Instant::now() < until => std::thread::yield_now(),
-            Err(std::sync::mpsc::TryRecvError::Empty) => return rx.recv(),
-        }
+    match super::spin::spin(spin, || polled(rx)) {
+        Some(got) => got.map_err(|()| std::sync::mpsc::RecvError),
+        None => rx.recv(),
     }
 }
 
@@ -579,15 +582,9 @@ pub fn recv_spinning_timeout<T>(
     spin: std::time::Duration,
     timeout: std::time::Duration,
 ) -> Result<T, std::sync::mpsc::RecvTimeoutError> {
-    use std::sync::mpsc::{RecvTimeoutError, TryRecvError};
-    let until = std::time::Instant::now() + spin;
-    loop {
-        match rx.try_recv() {
-            Ok(v) => return Ok(v),
-            Err(TryRecvError::Disconnected) => return Err(RecvTimeoutError::Disconnected),
-            Err(TryRecvError::Empty) if std::time::Instant::now() < until => std::thread::yield_now(),
-            Err(TryRecvError::Empty) => return rx.recv_timeout(timeout),
-        }
+    match super::spin::spin(spin, || polled(rx)) {
+        Some(got) => got.map_err(|()| std::sync::mpsc::RecvTimeoutError::Disconnected),
+        None => rx.recv_timeout(timeout),
     }
 }
 
