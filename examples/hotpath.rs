@@ -18,7 +18,7 @@ mod state;
 use interp::bridge::{CallError, Caller, ChainMsg, Place};
 use interp::exec::Op;
 use interp::host::Host;
-use interp::value::{Request, Value};
+use interp::value::{Name, Request, Value};
 use std::sync::mpsc::Receiver;
 use std::sync::Arc;
 
@@ -45,10 +45,9 @@ fn main() {
     interp::runtime::ensure_initialized().expect("Python starts");
     let mut host = if in_context { Host::context(1).expect("a context starts") } else { Host::executor() };
     let place = if in_context { Place::Own } else { Place::Main };
-    let (module, function): (Arc<str>, Arc<str>) = ("math".into(), "sqrt".into());
     for _ in 0..n {
-        // As the NIF hands it over: the names shared, the arguments decoded.
-        let req = Request::Call { module: module.clone(), function: function.clone(), args: vec![Value::Int(16)], kwargs: vec![] };
+        // As the NIF hands it over: the names kept, the arguments decoded.
+        let req = Request::Call { module: Name::new("math"), function: Name::new("sqrt"), args: vec![Value::Int(16)], kwargs: vec![] };
         let out = host.serve(place, Op::Call, &req, Arc::new(Quiet));
         assert!(matches!(out, Ok(interp::exec::Outcome::Value(Value::Float(f))) if f == 4.0));
     }

@@ -197,7 +197,17 @@ replaced_names(_) ->
     ok = py:exec(<<"json.dumps = lambda x: 'patched'">>),
     ?assertEqual({ok, <<"patched">>}, py:call(json, dumps, [[1]])),
     ok = py:exec(<<"json.dumps = importlib.reload(json).dumps">>),
-    ?assertEqual({ok, <<"[1]">>}, py:call(json, dumps, [[1]])).
+    ?assertEqual({ok, <<"[1]">>}, py:call(json, dumps, [[1]])),
+    %% names too long to be kept (allocated per call): the same, uncached
+    Long = binary:copy(<<"n">>, 300),
+    ok = py:exec(<<"mod = types.ModuleType('", Long/binary, "')\n"
+                   "mod.", Long/binary, " = lambda: 4\n"
+                   "sys.modules['", Long/binary, "'] = mod\n">>),
+    ?assertEqual({ok, 4}, py:call(Long, Long, [])),
+    ok = py:exec(<<"sys.modules['", Long/binary, "'].", Long/binary, " = lambda: 5">>),
+    ?assertEqual({ok, 5}, py:call(Long, Long, [])),
+    ok = py:exec(<<"del sys.modules['", Long/binary, "']">>),
+    ?assertMatch({error, {'ModuleNotFoundError', _}}, py:call(Long, Long, [])).
 
 code_as_string(_) ->
     ?assertEqual({ok, <<"é"/utf8>>}, py:eval("'é'")),

@@ -5,7 +5,7 @@
 //! GIL is given back. No Erlang term is touched in this room.
 
 use super::types::{dict_to_py, from_py, to_py, type_name};
-use super::value::{Failure, RefOp, Request, Value};
+use super::value::{Failure, Name, RefOp, Request, Value};
 use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString, PyTuple};
@@ -106,11 +106,11 @@ impl CodeCache {
 /// The module and function names a thread was asked to call, as interned Python
 /// strings, and each module as last found fully imported.
 ///
-/// A call names its module and function as shared Rust strings (the NIF keeps
-/// one per name it sees often: `nif::types::request`), so this table is keyed by
-/// their address: no hashing, a bounded table, one slot per address. Made
-/// afresh, a name costs an allocation, a UTF-8 decode and a hash for each
-/// lookup (about 1,300 instructions of a trivial call: docs/benchmarks.md).
+/// A call names its module and function as kept Rust strings ([`Name`]: each
+/// is kept once, for good), so this table is keyed by their address: no
+/// hashing, a bounded table, one slot per address. Made afresh, a name costs an
+/// allocation, a UTF-8 decode and a hash for each lookup (about 1,300
+/// instructions of a trivial call: docs/benchmarks.md).
 ///
 /// The module is only a shortcut for `PyImport_GetModule`'s check that the
 /// module is not half-imported by another thread: when `sys.modules` still
@@ -122,8 +122,8 @@ pub struct Names {
 }
 
 struct NameSlot {
-    /// Keeps the address unique while the slot names it.
-    key: std::sync::Arc<str>,
+    /// The kept name's address (`Name::key`) this slot holds.
+    key: usize,
     name: Py<PyString>,
     module: Option<Py<PyAny>>,
 }
@@ -138,25 +138,33 @@ impl Default for Names {
 }
 
 impl Names {
-    fn slot(&mut self, py: Python<'_>, key: &std::sync::Arc<str>) -> &mut NameSlot {
-        let addr = std::sync::Arc::as_ptr(key) as *const u8 as usize;
-        // Allocations are 16-byte aligned: the low bits say nothing.
-        let i = (addr >> 4) & (NAME_SLOTS - 1);
-        let hit = matches!(&self.slots[i], Some(s) if std::sync::Arc::ptr_eq(&s.key, key));
+    /// The slot of a kept name (`None` for an allocated one: it is not kept
+    /// here either).
+    fn slot(&mut self, py: Python<'_>, name: &Name) -> Option<&mut NameSlot> {
+        let key = name.key()?;
+        // Kept names are separate allocations, at least 16 bytes apart: the
+        // low bits say little.
+        let i = (key >> 4) & (NAME_SLOTS - 1);
+        let hit = matches!(&self.slots[i], Some(s) if s.key == key);
         if !hit {
-            self.slots[i] = Some(NameSlot { key: key.clone(), name: PyString::intern(py, key).unbind(), module: None });
+            self.slots[i] = Some(NameSlot { key, name: PyString::intern(py, name).unbind(), module: None });
         }
-        self.slots[i].as_mut().expect("filled above")
+        self.slots[i].as_mut()
     }
 
     /// `name` as an interned Python string.
-    fn name<'py>(&mut self, py: Python<'py>, name: &std::sync::Arc<str>) -> Bound<'py, PyString> {
-        self.slot(py, name).name.bind(py).clone()
+    fn name<'py>(&mut self, py: Python<'py>, name: &Name) -> Bound<'py, PyString> {
+        match self.slot(py, name) {
+            Some(slot) => slot.name.bind(py).clone(),
+            None => PyString::intern(py, name),
+        }
     }
 
     /// The module `name`: `sys.modules[name]` if already imported, else a real import.
-    fn module<'py>(&mut self, py: Python<'py>, name: &std::sync::Arc<str>) -> PyResult<Bound<'py, PyAny>> {
-        let slot = self.slot(py, name);
+    fn module<'py>(&mut self, py: Python<'py>, name: &Name) -> PyResult<Bound<'py, PyAny>> {
+        let Some(slot) = self.slot(py, name) else {
+            return import(py, &PyString::new(py, name));
+        };
         let pyname = slot.name.bind(py).clone();
         // SAFETY: the GIL of the interpreter `py` is attached to is held;
         // PyImport_GetModuleDict returns a borrowed reference to that
@@ -371,8 +379,8 @@ fn resolve<'py>(
     py: Python<'py>,
     names: &mut Names,
     globals: &Bound<'py, PyDict>,
-    module: &std::sync::Arc<str>,
-    function: &std::sync::Arc<str>,
+    module: &Name,
+    function: &Name,
 ) -> PyResult<Bound<'py, PyAny>> {
     if !function.contains('.') {
         // The common case: the names come from the table.

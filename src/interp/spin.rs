@@ -36,7 +36,7 @@ pub fn spin<T>(budget: Duration, mut poll: impl FnMut() -> Option<T>) -> Option<
             return Some(v);
         }
         polls = polls.wrapping_add(1);
-        if polls % POLLS_PER_CLOCK_READ != 0 {
+        if !polls.is_multiple_of(POLLS_PER_CLOCK_READ) {
             std::hint::spin_loop();
             continue;
         }

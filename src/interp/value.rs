@@ -50,10 +50,8 @@ pub enum Value {
 /// result).
 #[derive(Debug)]
 pub enum Request {
-    /// `Module.Function(*args, **kwargs)`; `Function` may be dotted. Names are
-    /// shared (`nif::types::request` interns the ones it sees often), so a call
-    /// allocates nothing for them.
-    Call { module: std::sync::Arc<str>, function: std::sync::Arc<str>, args: Vec<Value>, kwargs: Vec<(String, Value)> },
+    /// `Module.Function(*args, **kwargs)`; `Function` may be dotted.
+    Call { module: Name, function: Name, args: Vec<Value>, kwargs: Vec<(String, Value)> },
     /// An expression, with extra local names (none: the globals are the locals).
     Eval { code: Vec<u8>, locals: Vec<(Value, Value)> },
     /// Statements, run in the globals.
@@ -61,6 +59,82 @@ pub enum Request {
     /// Work on the object kept under `id` (`py:getattr/2`, `py:call_method/3,4`,
     /// `py:to_term/1`).
     OnRef { id: u64, op: RefOp },
+}
+
+/// A module or function name of a call.
+///
+/// Programs call a few functions of a few modules over and over. A name is
+/// kept once, for good, in a bounded table, and requests carry it as a
+/// `&'static str`: no allocation, and no shared reference count. A shared count
+/// would be incremented on the caller's scheduler and decremented on the
+/// serving thread, moving its cache line between two cores twice per name and
+/// per call. Names beyond the table's bound (or long ones) are allocated per
+/// request. `interp::exec::Names` keys its interned Python strings by a kept
+/// name's address.
+#[derive(Clone, Debug)]
+pub enum Name {
+    Kept(&'static str),
+    Own(Box<str>),
+}
+
+/// Names kept at most (a program that makes up names, say one per call, gets
+/// the rest allocated).
+const MAX_KEPT_NAMES: usize = 4096;
+/// Longer names are not kept.
+const MAX_KEPT_LEN: usize = 256;
+/// Names a thread saw last, looked at before the table: a caller making the
+/// same call back to back finds its names here (short compares, no hash, no lock).
+const RECENT_NAMES: usize = 8;
+
+impl Name {
+    /// `name`, kept if it was kept before or there is room to keep it.
+    pub fn new(name: &str) -> Name {
+        use std::cell::RefCell;
+        use std::sync::LazyLock;
+        static KEPT: LazyLock<dashmap::DashMap<&'static str, ()>> = LazyLock::new(dashmap::DashMap::new);
+        thread_local! {
+            static RECENT: RefCell<Vec<&'static str>> = const { RefCell::new(Vec::new()) };
+        }
+        if let Some(n) = RECENT.with(|r| r.borrow().iter().copied().find(|n| *n == name)) {
+            return Name::Kept(n);
+        }
+        let kept = match KEPT.get(name) {
+            Some(e) => *e.key(),
+            None if name.len() <= MAX_KEPT_LEN && KEPT.len() < MAX_KEPT_NAMES => {
+                // Two threads may both miss and keep the same name: the entry
+                // API keeps the first, the other copy is a few bytes kept once.
+                let leaked: &'static str = Box::leak(name.into());
+                *KEPT.entry(leaked).or_insert(()).key()
+            }
+            None => return Name::Own(name.into()),
+        };
+        RECENT.with(|r| {
+            let mut r = r.borrow_mut();
+            if r.len() == RECENT_NAMES {
+                r.pop();
+            }
+            r.insert(0, kept);
+        });
+        Name::Kept(kept)
+    }
+
+    /// The address identifying a kept name (`None` for an allocated one).
+    pub fn key(&self) -> Option<usize> {
+        match self {
+            Name::Kept(s) => Some(s.as_ptr() as usize),
+            Name::Own(_) => None,
+        }
+    }
+}
+
+impl std::ops::Deref for Name {
+    type Target = str;
+    fn deref(&self) -> &str {
+        match self {
+            Name::Kept(s) => s,
+            Name::Own(s) => s,
+        }
+    }
 }
 
 /// What is done with an object kept by reference.

@@ -11,9 +11,8 @@
 use super::bridge::CallError;
 use super::etf::{self, Borrowed};
 use super::exec::{Op, Outcome};
-use super::value::{Failure, RefOp, Request, Value};
+use super::value::{Failure, Name, RefOp, Request, Value};
 use std::io::{self, Read, Write};
-use std::sync::Arc;
 
 /// Why a request is not sent to a child.
 const ASYNCIO_REFUSED: &str = "asyncio calls are not supported by process-isolated contexts";
@@ -172,6 +171,13 @@ fn list(v: &Value) -> io::Result<&[Value]> {
     }
 }
 
+fn name(v: &Value) -> io::Result<Name> {
+    match v {
+        Value::Str(t) => Ok(Name::new(t)),
+        _ => Err(malformed("a name")),
+    }
+}
+
 fn texts(v: &Value) -> io::Result<Vec<String>> {
     list(v)?.iter().map(text).collect()
 }
@@ -265,8 +271,8 @@ fn request_of(v: Value) -> io::Result<Request> {
     let Value::Tuple(mut t) = v else { return Err(malformed("a request")) };
     match (t.first().map(text).transpose()?.as_deref(), t.len()) {
         (Some("call"), 5) => Ok(Request::Call {
-            module: Arc::from(text(&t[1])?),
-            function: Arc::from(text(&t[2])?),
+            module: name(&t[1])?,
+            function: name(&t[2])?,
             kwargs: kwargs(&t[4])?,
             args: take_list(std::mem::replace(&mut t[3], Value::None))?,
         }),

@@ -4,7 +4,7 @@
 
 use super::{atom_name, decode as decode_value};
 use crate::interp::exec::Op;
-use crate::interp::value::{RefOp, Request, Value};
+use crate::interp::value::{Name, RefOp, Request, Value};
 use rustler::types::tuple::get_tuple;
 use rustler::{Binary, Term};
 
@@ -16,8 +16,8 @@ pub fn decode(op: Op, payload: Term<'_>) -> Result<Request, String> {
             Op::Call | Op::CallRef | Op::StreamCall | Op::StreamStart(_) | Op::AsyncCall { .. } | Op::AsyncStream { .. },
             [module, function, args, kwargs],
         ) => Ok(Request::Call {
-            module: intern(text(*module).ok_or("module name must be text")?),
-            function: intern(text(*function).ok_or("function name must be text")?),
+            module: Name::new(text(*module).ok_or("module name must be text")?),
+            function: Name::new(text(*function).ok_or("function name must be text")?),
             args: decode_args(*args)?,
             kwargs: decode_kwargs(*kwargs)?,
         }),
@@ -61,46 +61,6 @@ fn name_text(term: Term<'_>) -> Option<String> {
     } else {
         text(term).map(str::to_owned)
     }
-}
-
-/// Most programs call a few functions of a few modules over and over: their
-/// names are kept once, shared by every request (no allocation per call, and
-/// none freed on another thread). Names beyond the table's bound are allocated.
-///
-/// Each scheduler thread first looks in a few names it saw last (a compare of
-/// short strings, no hashing, no lock): a caller making the same call back to
-/// back finds its names there.
-fn intern(name: &str) -> std::sync::Arc<str> {
-    use std::cell::RefCell;
-    use std::sync::{Arc, LazyLock};
-    static NAMES: LazyLock<dashmap::DashMap<Box<str>, Arc<str>>> = LazyLock::new(dashmap::DashMap::new);
-    const MAX_NAMES: usize = 4096;
-    const RECENT: usize = 8;
-    thread_local! {
-        static LAST: RefCell<Vec<Arc<str>>> = const { RefCell::new(Vec::new()) };
-    }
-    let hit = LAST.with(|l| l.borrow().iter().find(|n| &***n == name).cloned());
-    if let Some(n) = hit {
-        return n;
-    }
-    let n = match NAMES.get(name) {
-        Some(n) => n.clone(),
-        None => {
-            let n: Arc<str> = Arc::from(name);
-            if NAMES.len() < MAX_NAMES {
-                NAMES.insert(name.into(), n.clone());
-            }
-            n
-        }
-    };
-    LAST.with(|l| {
-        let mut l = l.borrow_mut();
-        if l.len() == RECENT {
-            l.pop();
-        }
-        l.insert(0, n.clone());
-    });
-    n
 }
 
 fn text<'a>(term: Term<'a>) -> Option<&'a str> {
