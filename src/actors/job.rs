@@ -88,7 +88,8 @@ pub enum Payload {
 /// One request, self-contained: its tag lives in its own environment, which also
 /// carries the reply.
 pub struct Job {
-    env: OwnedEnv,
+    /// Back to the pool (`actors::envs`) when the job is dropped.
+    env: super::envs::Pooled,
     work: Work,
     payload: Payload,
     tag: SavedTerm,
@@ -120,7 +121,7 @@ pub struct Job {
 }
 
 impl Job {
-    /// Copies `tag` (and an echo's term) into a fresh environment; returns the
+    /// Copies `tag` (and an echo's term) into an environment of the pool; returns the
     /// job and the caller's half of its token.
     pub fn new(
         work: Work,
@@ -130,7 +131,7 @@ impl Job {
         reply_to: LocalPid,
         permit: Option<Permit>,
     ) -> (Job, Arc<CallToken>) {
-        let env = OwnedEnv::new();
+        let env = super::envs::Pooled::default();
         let payload = match payload {
             Ok(r) => Payload::Request(r),
             Err(t) => Payload::Echo(env.save(t)),
@@ -186,7 +187,7 @@ impl Job {
     /// A job the runtime makes for itself: no payload, no permit, no caller
     /// waiting on its token.
     fn internal(work: Work, target: Target, owner: LocalPid, stream: Option<Arc<Stream>>) -> Job {
-        let env = OwnedEnv::new();
+        let env = super::envs::Pooled::default();
         let tag = env.run(|e| env.save(atoms::ok().to_term(e)));
         Job {
             env,

@@ -19,6 +19,7 @@
 //! * [`looper`]: the threads that wait for asyncio loops to have work.
 //! * [`tasks`]: asyncio tasks in flight and who waits for each.
 //! * [`lane`]: the lock-free request queue each pinned actor drains.
+//! * [`envs`]: the environments requests carry, reused from one to the next.
 //! * [`registry`]: names of the Erlang functions registered for Python.
 //! * [`router`]: starts, supervises and publishes executors, contexts and routes.
 //! * [`routing`]: which context a request goes to (bindings, placements, pools).
@@ -37,6 +38,7 @@ pub mod callback;
 pub mod channel;
 pub mod console;
 pub mod engine;
+pub mod envs;
 pub mod interrupt;
 pub mod isolated;
 pub mod job;
