@@ -120,7 +120,7 @@ call(Module, Function, Args, Kwargs, Timeout) ->
             %% 3.12): learned by the router, and this call runs on main.
             case refuses_subinterpreters(Msg) andalso py_nif:binding() =:= undefined of
                 true ->
-                    learn_main_module(name(Module, module)),
+                    learn_main_module(text(name(Module, module))),
                     maybe_request({py_context, main}, Build, Timeout);
                 false ->
                     E
@@ -1042,10 +1042,15 @@ invoke(Fun, Args) -> error({bad_arity, Fun, length(Args)}).
 restore(Key, undefined) -> erase(Key);
 restore(Key, Value) -> put(Key, Value).
 
-name(A, _) when is_atom(A) -> atom_to_binary(A, utf8);
+%% An atom goes to the NIF as it is (it keeps atoms' names by the atom: no
+%% binary is made per call); a binary or a string is checked to be UTF-8 here.
+name(A, _) when is_atom(A) -> A;
 name(B, What) when is_binary(B) -> utf8(B, What);
 name(L, What) when is_list(L) -> chars(L, What);
 name(_, What) -> bad(What, <<" name must be an atom, binary or string">>).
+
+text(A) when is_atom(A) -> atom_to_binary(A, utf8);
+text(B) -> B.
 
 code(B) when is_binary(B) -> no_nul(utf8(B, code));
 code(L) when is_list(L) -> no_nul(chars(L, code));

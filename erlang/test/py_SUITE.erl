@@ -207,7 +207,16 @@ replaced_names(_) ->
     ok = py:exec(<<"sys.modules['", Long/binary, "'].", Long/binary, " = lambda: 5">>),
     ?assertEqual({ok, 5}, py:call(Long, Long, [])),
     ok = py:exec(<<"del sys.modules['", Long/binary, "']">>),
-    ?assertMatch({error, {'ModuleNotFoundError', _}}, py:call(Long, Long, [])).
+    ?assertMatch({error, {'ModuleNotFoundError', _}}, py:call(Long, Long, [])),
+    %% atoms beyond Latin-1, and Latin-1 ones that are not ASCII, name the same
+    %% function as their UTF-8 text
+    Pi = list_to_atom([960, $_, $f]),
+    Nandu = list_to_atom([$n, 241, $a, $n, $d, 250]),
+    ok = py:exec(<<"def ", (atom_to_binary(Pi, utf8))/binary, "(): return 'pi'\n"
+                   "def ", (atom_to_binary(Nandu, utf8))/binary, "(): return 'nandu'\n">>),
+    [?assertEqual({ok, <<"pi">>}, py:call('__main__', Pi, [])) || _ <- [1, 2]],
+    [?assertEqual({ok, <<"nandu">>}, py:call('__main__', Nandu, [])) || _ <- [1, 2]],
+    ?assertEqual({ok, <<"pi">>}, py:call(<<"__main__">>, atom_to_binary(Pi, utf8), [])).
 
 code_as_string(_) ->
     ?assertEqual({ok, <<"é"/utf8>>}, py:eval("'é'")),

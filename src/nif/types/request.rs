@@ -16,8 +16,8 @@ pub fn decode(op: Op, payload: Term<'_>) -> Result<Request, String> {
             Op::Call | Op::CallRef | Op::StreamCall | Op::StreamStart(_) | Op::AsyncCall { .. } | Op::AsyncStream { .. },
             [module, function, args, kwargs],
         ) => Ok(Request::Call {
-            module: Name::new(text(*module).ok_or("module name must be text")?),
-            function: Name::new(text(*function).ok_or("function name must be text")?),
+            module: call_name(*module).ok_or("module name must be text")?,
+            function: call_name(*function).ok_or("function name must be text")?,
             args: decode_args(*args)?,
             kwargs: decode_kwargs(*kwargs)?,
         }),
@@ -63,6 +63,39 @@ fn name_text(term: Term<'_>) -> Option<String> {
     }
 }
 
+/// A module or function name, given as an atom (what `py.erl` passes on for
+/// an atom) or a binary.
+///
+/// An atom is one word for the whole life of the node, so each scheduler
+/// thread keeps the names of the last few atoms it saw by that word: the
+/// common call finds both names without reading any text.
+fn call_name(term: Term<'_>) -> Option<Name> {
+    use rustler::sys::ErlNifTerm;
+    use std::cell::RefCell;
+    const RECENT: usize = 8;
+    thread_local! {
+        static ATOMS: RefCell<Vec<(ErlNifTerm, &'static str)>> = const { RefCell::new(Vec::new()) };
+    }
+    if !term.is_atom() {
+        return text(term).map(Name::new);
+    }
+    let word = term.as_c_arg();
+    if let Some(name) = ATOMS.with(|a| a.borrow().iter().find(|(w, _)| *w == word).map(|(_, n)| *n)) {
+        return Some(Name::Kept(name));
+    }
+    let name = Name::new(&atom_name(term).ok()?);
+    if let Name::Kept(kept) = name {
+        ATOMS.with(|a| {
+            let mut a = a.borrow_mut();
+            if a.len() == RECENT {
+                a.pop();
+            }
+            a.insert(0, (word, kept));
+        });
+    }
+    Some(name)
+}
+
 fn text<'a>(term: Term<'a>) -> Option<&'a str> {
     let bin: Binary = term.decode().ok()?;
     std::str::from_utf8(bin.as_slice()).ok()
@@ -82,8 +115,13 @@ fn decode_kwargs(kwargs: Term<'_>) -> Result<Vec<(String, Value)>, String> {
     if !kwargs.is_map() {
         return Err("keyword arguments must be a map".into());
     }
+    let size = kwargs.map_size().unwrap_or(0);
+    if size == 0 {
+        // The common case: no iterator made.
+        return Ok(Vec::new());
+    }
     let iter = rustler::types::map::MapIterator::new(kwargs).ok_or("bad map")?;
-    let mut out = Vec::with_capacity(kwargs.map_size().unwrap_or(0));
+    let mut out = Vec::with_capacity(size);
     for (k, v) in iter {
         let key = if k.is_atom() {
             atom_name(k).map_err(|e| e.message())?
