@@ -14,7 +14,7 @@
 //! its thread's [`Engine`] and encodes what comes back (`nif::types`) into the reply:
 //! no Python object is touched here.
 
-use super::callback::{Accept, JobCaller};
+use super::callback::{Accept, JobCaller, JobTag};
 use super::engine::Engine;
 use crate::atoms;
 use crate::interp::bridge::{Caller, Nested, Place, Run};
@@ -350,10 +350,10 @@ impl Job {
         (caller, module, function)
     }
 
-    /// The Erlang side of this job, for the `erlang.call`s of its Python code.
-    fn caller(&self, accept: Accept) -> Arc<dyn Caller> {
-        let tag = self.env.run(|env| self.tag.load(env).to_binary().as_slice().to_vec());
-        Arc::new(JobCaller::new(self.reply_to, tag, self.token.clone(), accept, self.target))
+    /// The Erlang side of this job, for the `erlang.call`s of its Python code:
+    /// make it on the serving thread, and retire it when the code has returned.
+    fn caller(&self, accept: Accept) -> Arc<JobCaller> {
+        Arc::new(JobCaller::new(self.reply_to, JobTag::new(&self.env, &self.tag), self.token.clone(), accept, self.target))
     }
 
     fn serve_python(&self, host: &mut Engine, place: Place, op: Op) {
@@ -372,7 +372,12 @@ impl Job {
             },
         };
         let result = match &self.payload {
-            Payload::Request(req) => host.serve(place, op, req, self.caller(accept)),
+            Payload::Request(req) => {
+                let caller = self.caller(accept);
+                let result = host.serve(place, op, req, caller.clone());
+                caller.retire();
+                result
+            }
             _ => Err(Failure::BadArgument("malformed request".into())),
         };
         self.answer(op, result, Some(host));
@@ -555,7 +560,12 @@ impl Nested for Job {
             Work::Python(op) => {
                 let accept = self.chain.map_or(Accept::Same(self.target), |(_, a)| a);
                 let result = match &self.payload {
-                    Payload::Request(req) => run(op, req, &self.caller(accept)),
+                    Payload::Request(req) => {
+                        let caller = self.caller(accept);
+                        let result = run(op, req, &(caller.clone() as Arc<dyn Caller>));
+                        caller.retire();
+                        result
+                    }
                     _ => Err(Failure::BadArgument("malformed request".into())),
                 };
                 self.answer(op, result, None);
