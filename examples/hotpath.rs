@@ -47,7 +47,12 @@ fn main() {
     let place = if in_context { Place::Own } else { Place::Main };
     for _ in 0..n {
         // As the NIF hands it over: the names kept, the arguments decoded.
-        let req = Request::Call { module: Name::new("math"), function: Name::new("sqrt"), args: vec![Value::Int(16)], kwargs: vec![] };
+        let req = Request::Call {
+            module: Name::new("math"),
+            function: Name::new("sqrt"),
+            args: [Value::Int(16)].into_iter().collect(),
+            kwargs: vec![],
+        };
         let out = host.serve(place, Op::Call, &req, Arc::new(Quiet));
         assert!(matches!(out, Ok(interp::exec::Outcome::Value(Value::Float(f))) if f == 4.0));
     }

@@ -274,7 +274,7 @@ fn request_of(v: Value) -> io::Result<Request> {
             module: name(&t[1])?,
             function: name(&t[2])?,
             kwargs: kwargs(&t[4])?,
-            args: take_list(std::mem::replace(&mut t[3], Value::None))?,
+            args: take_list(std::mem::replace(&mut t[3], Value::None))?.into(),
         }),
         (Some("eval"), 3) => match std::mem::replace(&mut t[2], Value::None) {
             Value::Map(locals) => Ok(Request::Eval { code: bytes(&t[1])?, locals }),

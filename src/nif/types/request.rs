@@ -4,14 +4,15 @@
 
 use super::{atom_name, decode as decode_value};
 use crate::interp::exec::Op;
-use crate::interp::value::{Name, RefOp, Request, Value};
-use rustler::types::tuple::get_tuple;
+use crate::interp::value::{Args, Name, RefOp, Request, Value};
+use rustler::sys::ErlNifTerm;
 use rustler::{Binary, Term};
 
 /// The request `payload` carries for `op`, or the `{bad_argument, Message}` text.
 pub fn decode(op: Op, payload: Term<'_>) -> Result<Request, String> {
-    let fields = get_tuple(payload).map_err(|_| "malformed request".to_string())?;
-    match (op, fields.as_slice()) {
+    let mut buf = [payload; MAX_FIELDS];
+    let fields = fields(payload, &mut buf).ok_or_else(|| "malformed request".to_string())?;
+    match (op, fields) {
         (
             Op::Call | Op::CallRef | Op::StreamCall | Op::StreamStart(_) | Op::AsyncCall { .. } | Op::AsyncStream { .. },
             [module, function, args, kwargs],
@@ -42,7 +43,7 @@ pub fn decode(op: Op, payload: Term<'_>) -> Result<Request, String> {
                 ("getattr", [name]) => RefOp::GetAttr(name_text(*name).ok_or("attribute name must be text")?),
                 ("call_method", [name, args, kwargs]) => RefOp::Method {
                     name: name_text(*name).ok_or("method name must be text")?,
-                    args: decode_args(*args)?,
+                    args: decode_args(*args)?.into_vec(),
                     kwargs: decode_kwargs(*kwargs)?,
                 },
                 ("to_term", []) => RefOp::ToTerm,
@@ -52,6 +53,33 @@ pub fn decode(op: Op, payload: Term<'_>) -> Result<Request, String> {
         }
         _ => Err("malformed request".into()),
     }
+}
+
+/// The most elements a request tuple has.
+const MAX_FIELDS: usize = 5;
+
+/// The elements of tuple `t`, copied into `buf` (rustler's `get_tuple` makes a
+/// `Vec` of them: an allocation per request).
+fn fields<'a, 'b>(t: Term<'a>, buf: &'b mut [Term<'a>; MAX_FIELDS]) -> Option<&'b [Term<'a>]> {
+    let mut arity: std::ffi::c_int = 0;
+    let mut array: *const ErlNifTerm = std::ptr::null();
+    // SAFETY: `t` is a term of the live environment `t.get_env()`; on success
+    // enif_get_tuple points `array` at the tuple's `arity` elements, which
+    // live as long as the term does (they are read right here).
+    let elements = unsafe {
+        if rustler::sys::enif_get_tuple(t.get_env().as_c_arg(), t.as_c_arg(), &mut arity, &mut array) == 0 {
+            return None;
+        }
+        std::slice::from_raw_parts(array, usize::try_from(arity).ok()?)
+    };
+    if elements.len() > MAX_FIELDS {
+        return None;
+    }
+    for (slot, e) in buf.iter_mut().zip(elements) {
+        // SAFETY: each element is a term of `t`'s environment.
+        *slot = unsafe { Term::new(t.get_env(), *e) };
+    }
+    Some(&buf[..elements.len()])
 }
 
 /// A name given as a binary or an atom.
@@ -101,14 +129,19 @@ fn text<'a>(term: Term<'a>) -> Option<&'a str> {
     std::str::from_utf8(bin.as_slice()).ok()
 }
 
-fn decode_args(args: Term<'_>) -> Result<Vec<Value>, String> {
+fn decode_args(args: Term<'_>) -> Result<Args, String> {
     if !args.is_list() {
         return Err("arguments must be a list".into());
     }
-    match decode_value(args, 0).map_err(|e| e.message())? {
-        Value::List(items) => Ok(items),
-        _ => Err("arguments must be a list".into()),
+    // Element by element, as the list decoder does, but into inline storage.
+    let mut items = Args::new();
+    let mut rest = args;
+    while !rest.is_empty_list() {
+        let (head, tail) = rest.list_get_cell().map_err(|_| "improper lists cannot cross".to_string())?;
+        items.push(decode_value(head, 1).map_err(|e| e.message())?);
+        rest = tail;
     }
+    Ok(items)
 }
 
 fn decode_kwargs(kwargs: Term<'_>) -> Result<Vec<(String, Value)>, String> {
@@ -137,6 +170,7 @@ fn decode_kwargs(kwargs: Term<'_>) -> Result<Vec<(String, Value)>, String> {
 
 /// The context keeping the object of a ref request `{Ref, …}`.
 pub fn ref_target(payload: Term<'_>) -> Option<crate::actors::job::Target> {
-    let first = get_tuple(payload).ok()?.into_iter().next()?;
+    let mut buf = [payload; MAX_FIELDS];
+    let first = *fields(payload, &mut buf)?.first()?;
     first.decode::<rustler::ResourceArc<crate::actors::refs::RefHandle>>().ok().map(|r| r.target)
 }
