@@ -11,7 +11,7 @@ all() ->
      exited_processes_leave_nothing, million_short_lived_callers,
      bind_to_context_main_and_pool, pool_lifecycle, pool_placement_spreads,
      pool_survives_default_restart, unknown_pool, parallel_uses_distinct_contexts,
-     refused_module_routes_to_main, real_refusal_ctypes].
+     refused_module_routes_to_main, real_refusal_ctypes, back_to_back_routes_follow_changes].
 
 init_per_suite(Config) ->
     py_test_util:start_app(Config).
@@ -271,3 +271,28 @@ routed_processes() ->
 %% processes (the test's own and the application's, placed before).
 wait_routed_at_most(N) ->
     py_test_util:wait_until(fun() -> routed_processes() =< N end, 30000).
+
+%% A process calling back to back is routed from its scheduler's memory of its
+%% last route; every change is still seen by its next call: a binding, its
+%% removal, a pool binding, the default contexts replaced.
+back_to_back_routes_follow_changes(_) ->
+    Mark = fun() -> [ok = py:exec(py:context(I), <<"ep_mark = ", (integer_to_binary(I))/binary>>)
+                     || I <- lists:seq(1, py_context_router:num_contexts())] end,
+    Mark(),
+    Where = fun() -> [{ok, M}] = lists:usort([py:eval(<<"ep_mark">>) || _ <- lists:seq(1, 50)]), M end,
+    Placed = Where(),
+    Other = Placed rem py_context_router:num_contexts() + 1,
+    ok = py_context_router:bind_context(py:context(Other)),
+    ?assertEqual(Other, Where()),
+    ok = py_context_router:unbind_context(),
+    ?assertEqual(Placed, Where()),
+    {ok, [P]} = py_context_router:start_pool(ep_marks, #{contexts => 1}),
+    ok = py:exec(P, <<"ep_mark = 'pool'">>),
+    ok = py_context_router:bind_context(py:pool(ep_marks)),
+    ?assertEqual(<<"pool">>, Where()),
+    ok = py_context_router:unbind_context(),
+    ?assertEqual(Placed, Where()),
+    %% new default contexts: the old placement is gone, and so is its route
+    {ok, _} = py_context_router:start(#{contexts => 2}),
+    Mark(),
+    ?assert(lists:member(Where(), [1, 2])).

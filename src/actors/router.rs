@@ -93,9 +93,10 @@ impl SubmitError {
 
 /// Routes a request of `pid` (see [`routing`]).
 pub fn route(pid: rustler::LocalPid, want: Want<'_>) -> Result<Routed, SubmitError> {
+    let epoch = routing::epoch();
     let guard = TABLE.load();
     let Some(t) = guard.as_ref() else { return Err(SubmitError::NotStarted) };
-    routing::resolve(&t.routes, pid, want).map_err(|routing::RouteError::NoPool(p)| SubmitError::NoPool(p))
+    routing::resolve(&t.routes, pid, want, epoch).map_err(|routing::RouteError::NoPool(p)| SubmitError::NoPool(p))
 }
 
 /// Targets for a batch of `k` calls spread over the default contexts.
@@ -333,6 +334,7 @@ impl RouterState {
             last: AtomicUsize::new(0),
         };
         TABLE.store(Some(Arc::new(t)));
+        routing::changed();
     }
 
     /// Starts contexts with these ids (actors, or namespaces of the executors;
@@ -551,6 +553,7 @@ impl Actor for Router {
                 Self::stop_executors(st).await;
                 st.main_modules.clear();
                 TABLE.store(None);
+                routing::changed();
                 let _ = reply.send(());
             }
             RouterMsg::StartPool { name, n, isolation, reply } => {

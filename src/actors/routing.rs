@@ -24,8 +24,9 @@ use super::job::Target;
 use super::stats::SlotStats;
 use dashmap::DashMap;
 use rustler::LocalPid;
+use std::cell::Cell;
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, LazyLock};
 
 /// A context's load as placement sees it.
@@ -169,8 +170,50 @@ pub struct Routed {
     pub watch: bool,
 }
 
-/// Routes a request of process `pid`.
-pub fn resolve(routes: &Routes, pid: LocalPid, want: Want<'_>) -> Result<Routed, RouteError> {
+/// Bumped after every change of what routing reads: a binding, a placement,
+/// a process forgotten, new routes published ([`changed`]).
+static EPOCH: AtomicU64 = AtomicU64::new(0);
+
+thread_local! {
+    /// The last unbound route this scheduler thread resolved: the process,
+    /// the epoch it was resolved in, and where it went. A process calling back
+    /// to back is routed by one atomic load and a compare.
+    static LAST: Cell<Option<(LocalPid, u64, Target)>> = const { Cell::new(None) };
+}
+
+/// What routing reads changed: every thread's last route is stale. Call after
+/// the change is visible.
+pub fn changed() {
+    EPOCH.fetch_add(1, Ordering::AcqRel);
+}
+
+/// The epoch now: read it before the routes and the map that
+/// [`resolve`] is then given or reads, so a change made meanwhile leaves
+/// nothing stale behind.
+pub fn epoch() -> u64 {
+    EPOCH.load(Ordering::Acquire)
+}
+
+/// Routes a request of process `pid`, with `routes` loaded after `epoch`
+/// was read ([`epoch`]).
+pub fn resolve(routes: &Routes, pid: LocalPid, want: Want<'_>, epoch: u64) -> Result<Routed, RouteError> {
+    // Modules learned to need the main interpreter make a route depend on the
+    // module too: then nothing is kept.
+    if !matches!(want, Want::Auto { .. }) || !routes.main_modules.is_empty() {
+        return resolve_now(routes, pid, want);
+    }
+    if let Some((_, _, target)) = LAST.get().filter(|(p, e, _)| *p == pid && *e == epoch) {
+        return Ok(Routed { target, watch: false });
+    }
+    let routed = resolve_now(routes, pid, want)?;
+    // A first placement changed the map (and the epoch) already.
+    if !routed.watch {
+        LAST.set(Some((pid, epoch, routed.target)));
+    }
+    Ok(routed)
+}
+
+fn resolve_now(routes: &Routes, pid: LocalPid, want: Want<'_>) -> Result<Routed, RouteError> {
     let (group_name, group) = match want {
         Want::Exactly(t) => return Ok(Routed { target: t, watch: false }),
         Want::Pool(name) => (Some(name), routes.pools.get(name).ok_or_else(|| RouteError::NoPool(name.into()))?),
@@ -184,7 +227,7 @@ pub fn resolve(routes: &Routes, pid: LocalPid, want: Want<'_>) -> Result<Routed,
                     Some(Binding::Pool(p)) => {
                         let p = p.clone();
                         drop(e);
-                        return resolve(routes, pid, Want::Pool(&p));
+                        return resolve_now(routes, pid, Want::Pool(&p));
                     }
                     None => routes.default.as_ref().and_then(|g| e.place(None, g.gen)),
                 },
@@ -220,6 +263,8 @@ pub fn resolve(routes: &Routes, pid: LocalPid, want: Want<'_>) -> Result<Routed,
     e.places.retain(|p| p.group.as_deref() != group_name);
     load.placed.fetch_add(1, Ordering::Relaxed);
     e.places.push(Place { group: group_name.map(str::to_owned), gen: group.gen, id: *id, placed: load.placed.clone() });
+    drop(e);
+    changed();
     Ok(Routed { target: Target::Context(*id), watch })
 }
 
@@ -242,6 +287,7 @@ pub fn bind(pid: LocalPid, binding: Option<Binding>) -> bool {
             }
         }
     }
+    changed();
     watch
 }
 
@@ -253,6 +299,7 @@ pub fn binding(pid: LocalPid) -> Option<Binding> {
 /// The process exited: its binding and placements go.
 pub fn forget(pid: LocalPid) {
     PROCESSES.remove(&pid);
+    changed();
 }
 
 /// Processes with a binding or a placement.
