@@ -18,7 +18,7 @@ mod state;
 use interp::bridge::{CallError, Caller, ChainMsg, Place};
 use interp::exec::Op;
 use interp::host::Host;
-use interp::value::{Name, Request, Value};
+use interp::value::{Args, Name, Request, Value};
 use std::sync::mpsc::Receiver;
 use std::sync::Arc;
 
@@ -45,14 +45,13 @@ fn main() {
     interp::runtime::ensure_initialized().expect("Python starts");
     let mut host = if in_context { Host::context(1).expect("a context starts") } else { Host::executor() };
     let place = if in_context { Place::Own } else { Place::Main };
+    // Kept once, as the NIF keeps them (it finds them again by the atom).
+    let (module, function) = (Name::new("math"), Name::new("sqrt"));
     for _ in 0..n {
-        // As the NIF hands it over: the names kept, the arguments decoded.
-        let req = Request::Call {
-            module: Name::new("math"),
-            function: Name::new("sqrt"),
-            args: [Value::Int(16)].into_iter().collect(),
-            kwargs: vec![],
-        };
+        // As the NIF hands it over: the names kept, the argument inline.
+        let mut args = Args::new();
+        args.push(Value::Int(16));
+        let req = Request::Call { module: module.clone(), function: function.clone(), args, kwargs: vec![] };
         let out = host.serve(place, Op::Call, &req, Arc::new(Quiet));
         assert!(matches!(out, Ok(interp::exec::Outcome::Value(Value::Float(f))) if f == 4.0));
     }
