@@ -16,6 +16,7 @@
 #                make bench-async only the rows of casts, spawn_call and streams;
 #                make bench-reach only those of refs, channels, thread callbacks)
 #   make bench-flags the one-caller steadiness figures under several +sbwt/+swt settings
+#   make stage-probe cycles per step of one call and of one echo (scripts/stage-probe)
 #   make bench-isolation  process-isolated contexts next to in-process ones
 #   make bench-cluster   py_cluster over 1, 2 and 3 nodes of this machine, next to
 #                native Python processes; a remote call next to erpc
@@ -23,7 +24,7 @@
 # Pick the Python with PYTHON_CONFIG=/path/python3.X-config or PYTHON=/path/python3.
 export PYTHON PYTHON_CONFIG PERF_BUILD ELIXIR UV
 
-.PHONY: all build build-hooks setup check docs dep-check test bench-reach bench-cluster bench-isolation bench-flags test-rust test-erlang demo shell console console-check bench bench-async bench-write clean python-3.13 python-3.13t
+.PHONY: all build build-hooks setup check docs dep-check test stage-probe bench-reach bench-cluster bench-isolation bench-flags test-rust test-erlang demo shell console console-check bench bench-async bench-write clean python-3.13 python-3.13t
 
 all: build
 
@@ -49,6 +50,7 @@ docs:
 
 check:
 	bash -c '. scripts/python-env && cargo clippy --all-targets --features test-hooks -- -D warnings -D clippy::undocumented_unsafe_blocks'
+	bash -c '. scripts/python-env && cargo clippy --lib --features test-hooks,stage-probe -- -D warnings -D clippy::undocumented_unsafe_blocks'
 	cargo fmt --check
 	cd erlang && rebar3 xref
 	cd erlang && rebar3 dialyzer
@@ -84,6 +86,9 @@ bench-reach: build-hooks
 
 bench-flags: build-hooks
 	scripts/vm-flags
+
+stage-probe:
+	scripts/stage-probe
 
 bench-isolation: build-hooks
 	escript scripts/bench.escript isolation

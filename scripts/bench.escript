@@ -10,6 +10,7 @@
 %%   serve Addr Secs    serves tokio-console on Addr while callers make calls
 %%   async              only the rows of calls that do not wait (make bench-async)
 %%   isolation          only the rows of process-isolated contexts (make bench-isolation)
+%%   probe call|echo    1,000,000 of them back to back, for scripts/stage-probe
 -mode(compile).
 
 -define(RUNS, 5).
@@ -46,6 +47,17 @@ main(["steady"]) ->
     ok = py:exec(Ctx1, <<"import erlang\ndef cb(n):\n    for i in range(n):\n        erlang.bench_echo(i)\n">>),
     Cb = us(fun() -> {ok, none} = py:call(Ctx1, '__main__', cb, [2000]) end, 2000),
     io:format("steady ~.3f ~.3f ~.3f ~.3f ~.3f ~.3f ~.3f~n", [CMin, CMed, CMax, EMin, EMed, EMax, Cb]),
+    ok = application:stop(erlang_python);
+main(["probe", What]) ->
+    %% scripts/stage-probe: 1,000,000 back-to-back calls (or echoes) for a
+    %% build with the stage-probe feature, which prints its cycle counts
+    {ok, _} = application:ensure_all_started(erlang_python),
+    F = case What of
+            "call" -> fun() -> {ok, 4.0} = py:call(math, sqrt, [16]) end;
+            "echo" -> fun echo/0
+        end,
+    loop(1000000, F),
+    timer:sleep(200),
     ok = application:stop(erlang_python);
 main(["isolation"]) ->
     %% only the rows of process-isolated contexts (make bench-isolation)

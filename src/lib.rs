@@ -15,6 +15,7 @@ pub mod actors;
 pub mod atoms;
 pub mod interp;
 pub mod nif;
+pub mod probe;
 pub mod state;
 
 rustler::init!("py_nif", load = nif::load);

@@ -22,6 +22,7 @@ use crate::interp::exec::{Op, Outcome};
 use crate::interp::host::Pulled;
 use crate::interp::value::{Failure, Request};
 use crate::nif::types::failure;
+use crate::probe::{self, Stage};
 use rustler::env::SavedTerm;
 use rustler::{Encoder, Env, LocalPid, OwnedEnv, Term};
 use std::sync::Arc;
@@ -267,6 +268,7 @@ impl Job {
     /// Runs the job on `host`, in the globals `place` names, and replies, unless
     /// the caller gave up.
     pub fn serve(mut self, host: &mut Engine, place: Place) {
+        let taken = probe::now();
         if let Some(s) = &self.stats {
             s.started();
         }
@@ -276,7 +278,11 @@ impl Job {
         let t0 = std::time::Instant::now();
         self.started_at = Some(t0);
         match self.work {
-            Work::Echo => self.echo(),
+            Work::Echo => {
+                probe::add(Stage::Start, taken);
+                self.echo();
+                probe::done("serve echo");
+            }
             #[cfg(feature = "test-hooks")]
             Work::Crash => panic!("crash requested for a supervision test"),
             Work::StreamPull => self.pull(host),
@@ -321,8 +327,10 @@ impl Job {
                 let _entered = span.enter();
                 // Marks the run ended however it ends, a panic included, so no
                 // interruption aims at a job (or an interpreter) that is gone.
+                probe::add(Stage::Start, taken);
                 let run = RunGuard::new(&self.token);
                 self.serve_python(host, place, op);
+                probe::done("serve call");
                 if let Some(s) = &self.stats {
                     s.set_current(None);
                 }
@@ -373,8 +381,12 @@ impl Job {
         };
         let result = match &self.payload {
             Payload::Request(req) => {
+                let t = probe::now();
                 let caller = self.caller(accept);
+                probe::add(Stage::Caller, t);
+                let t = probe::now();
                 let result = host.serve(place, op, req, caller.clone());
+                probe::add(Stage::Python, t);
                 caller.retire();
                 result
             }
@@ -384,6 +396,7 @@ impl Job {
     }
 
     fn echo(&self) {
+        let t = probe::now();
         self.env.run(|env| {
             let payload = match &self.payload {
                 Payload::Echo(t) => t.load(env),
@@ -392,7 +405,10 @@ impl Job {
             let msg = (atoms::py_echo(), self.tag.load(env), payload).encode(env);
             if self.token.finish() {
                 self.release_permit();
+                probe::add(Stage::Encode, t);
+                let t = probe::now();
                 send(env, &self.reply_to, msg);
+                probe::add(Stage::Send, t);
             }
         })
     }
@@ -420,6 +436,7 @@ impl Job {
     /// `{py_reply, Tag, {error, Reason}, Traceback}`. An async call's task
     /// answers later instead; a stream's start is followed by its pulls.
     fn answer(&self, op: Op, result: Result<Outcome, Failure>, host: Option<&Engine>) {
+        let t = probe::now();
         if let (Ok(Outcome::Scheduled), Op::AsyncCall { task, key } | Op::AsyncStream { task, key }) = (&result, op) {
             self.hand_over(host, task, key);
             return;
@@ -442,7 +459,10 @@ impl Job {
             };
             if self.token.finish() {
                 self.release_permit();
+                probe::add(Stage::Encode, t);
+                let t = probe::now();
                 send(env, &self.reply_to, msg);
+                probe::add(Stage::Send, t);
                 if let (true, Some(s)) = (started, &self.stream) {
                     if s.flow.started() {
                         queue_pull(s.clone());

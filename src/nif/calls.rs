@@ -8,6 +8,7 @@ use crate::actors::semaphore;
 use crate::atoms;
 use crate::interp::bridge::CallError;
 use crate::interp::exec::Op;
+use crate::probe::{self, Stage};
 use rustler::{Atom, Encoder, Env, LocalPid, NifResult, OwnedEnv, Resource, ResourceArc, Term};
 use std::sync::Arc;
 
@@ -125,11 +126,14 @@ fn crash_work() -> Option<Work> {
 /// semaphore's queue until the caller withdraws it (`withdraw/1`).
 #[rustler::nif]
 fn submit<'a>(env: Env<'a>, target: Term<'a>, op: Atom, payload: Term<'a>, tag: Term<'a>, chain: Term<'a>) -> NifResult<Term<'a>> {
+    let t0 = probe::now();
     let work = work_of(op).ok_or(rustler::Error::BadArg)?;
     let request = match request_of(work, payload) {
         Ok(r) => r,
         Err(msg) => return Ok(bad_argument(env, msg)),
     };
+    probe::add(Stage::Decode, t0);
+    let t1 = probe::now();
     let module = if op == call() { request.as_ref().ok().and_then(|r| r.module()) } else { None };
     // Work on a ref goes to the context that keeps its object, whoever calls.
     let owner = match request.as_ref().ok() {
@@ -147,6 +151,7 @@ fn submit<'a>(env: Env<'a>, target: Term<'a>, op: Atom, payload: Term<'a>, tag: 
             Err(why) => return Ok(submit_error(env, why)),
         },
     };
+    probe::add(Stage::Route, t1);
     let chain = chain.decode::<ResourceArc<CallbackHandle>>().ok();
     // An async call becomes an asyncio task of its target's loop, with an id.
     let (work, task) = match work {
@@ -160,7 +165,9 @@ fn submit<'a>(env: Env<'a>, target: Term<'a>, op: Atom, payload: Term<'a>, tag: 
         }
         w => (w, None),
     };
+    let t2 = probe::now();
     let (job, token) = Job::new(work, target, request, tag, env.pid(), None);
+    probe::add(Stage::Job, t2);
     let handle = |queued| ResourceArc::new(CallHandle { token: token.clone(), queued, cast: false, task });
     // A call made from inside a callback belongs to a chain that already holds a
     // permit: nested calls take none, so a deep chain cannot starve itself. It
@@ -178,10 +185,15 @@ fn submit<'a>(env: Env<'a>, target: Term<'a>, op: Atom, payload: Term<'a>, tag: 
             }
         });
     }
-    Ok(match queue_job(env, job, token, task) {
+    let t3 = probe::now();
+    let queued = match queue_job(env, job, token, task) {
         Ok((state, h)) => (state, h).encode(env),
         Err(e) => e,
-    })
+    };
+    probe::add(Stage::Queue, t3);
+    probe::add(Stage::Submit, t0);
+    probe::done("submit");
+    Ok(queued)
 }
 
 /// Queues `job` with a permit: at once if one is free (`ok`), else in the
