@@ -750,7 +750,9 @@ interrupt({py_context, Target}) ->
 %% any, is returned (the others still reload).
 -spec reload(name()) -> ok | {error, error()}.
 reload(Module) ->
-    try name(Module, module) of
+    %% the name as text: an atom would reach Python as itself only if it is not
+    %% true, false, none, nil or undefined
+    try text(name(Module, module)) of
         Name ->
             Code = <<"None if m not in __import__('sys').modules else "
                      "[__import__('importlib').reload(__import__('sys').modules[m]), None][1]">>,

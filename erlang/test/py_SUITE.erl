@@ -11,7 +11,7 @@ all() ->
 groups() ->
     [{types, [parallel], [ints, big_ints, floats, special_floats, strings, bytes, atoms, lists,
                           tuples, maps, big_maps, nested, pids, kwargs_keys]},
-     {calls, [], [call_forms, eval_forms, exec_then_call, replaced_names, code_as_string, dotted_function,
+     {calls, [], [call_forms, eval_forms, exec_then_call, replaced_names, reload_module, code_as_string, dotted_function,
                   info_functions, c_extensions, concurrent_callers]},
      {errors, [], [python_exceptions, traceback, unsupported_terms, invalid_utf8, deep_nesting,
                    unsupported_results, system_exit, keyboard_interrupt, bad_call_arguments,
@@ -217,6 +217,25 @@ replaced_names(_) ->
     [?assertEqual({ok, <<"pi">>}, py:call('__main__', Pi, [])) || _ <- [1, 2]],
     [?assertEqual({ok, <<"nandu">>}, py:call('__main__', Nandu, [])) || _ <- [1, 2]],
     ?assertEqual({ok, <<"pi">>}, py:call(<<"__main__">>, atom_to_binary(Pi, utf8), [])).
+
+%% py:reload/1 reloads a module where it was imported, whatever its name: an
+%% atom such as `nil' names the module "nil", not Python's None.
+reload_module(Config) ->
+    Dir = filename:join(?config(priv_dir, Config), "reload"),
+    ok = filelib:ensure_dir(filename:join(Dir, "x")),
+    File = filename:join(Dir, "nil.py"),
+    ok = file:write_file(File, <<"VALUE = 1\n">>),
+    ok = py:exec(<<"import sys\nsys.path.insert(0, ", (py_repr(Dir))/binary, ")\nimport nil">>),
+    ?assertEqual({ok, 1}, py:eval(<<"__import__('nil').VALUE">>)),
+    %% another size: a cached .pyc of the same size and second would be kept
+    ok = file:write_file(File, <<"VALUE = 2  # changed\n">>),
+    ok = py:exec(<<"import importlib\nimportlib.invalidate_caches()">>),
+    ok = py:reload(nil),
+    ?assertEqual({ok, 2}, py:eval(<<"__import__('nil').VALUE">>)),
+    ok = py:exec(<<"del sys.modules['nil']\nsys.path.remove(", (py_repr(Dir))/binary, ")">>).
+
+py_repr(Text) ->
+    iolist_to_binary([$', string:replace(Text, "'", "\\'", all), $']).
 
 code_as_string(_) ->
     ?assertEqual({ok, <<"é"/utf8>>}, py:eval("'é'")),
