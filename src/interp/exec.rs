@@ -122,8 +122,8 @@ pub struct Names {
 }
 
 struct NameSlot {
-    /// The kept name's address (`Name::key`) this slot holds.
-    key: usize,
+    /// The kept name's address and length (`Name::key`) this slot holds.
+    key: (usize, usize),
     name: Py<PyString>,
     module: Option<Py<PyAny>>,
 }
@@ -144,7 +144,7 @@ impl Names {
         let key = name.key()?;
         // Kept names are separate allocations, at least 16 bytes apart: the
         // low bits say little.
-        let i = (key >> 4) & (NAME_SLOTS - 1);
+        let i = (key.0 >> 4) & (NAME_SLOTS - 1);
         let hit = matches!(&self.slots[i], Some(s) if s.key == key);
         if !hit {
             self.slots[i] = Some(NameSlot { key, name: PyString::intern(py, name).unbind(), module: None });
@@ -156,7 +156,9 @@ impl Names {
     fn name<'py>(&mut self, py: Python<'py>, name: &Name) -> Bound<'py, PyString> {
         match self.slot(py, name) {
             Some(slot) => slot.name.bind(py).clone(),
-            None => PyString::intern(py, name),
+            // Not interned: an interned string lives for good (3.12+), and
+            // these are the names a program makes up.
+            None => PyString::new(py, name),
         }
     }
 

@@ -124,10 +124,12 @@ impl Name {
         Name::Kept(kept)
     }
 
-    /// The address identifying a kept name (`None` for an allocated one).
-    pub fn key(&self) -> Option<usize> {
+    /// The address and length identifying a kept name (`None` for an
+    /// allocated one). Kept names are never freed, so no two different names
+    /// share both.
+    pub fn key(&self) -> Option<(usize, usize)> {
         match self {
-            Name::Kept(s) => Some(s.as_ptr() as usize),
+            Name::Kept(s) => Some((s.as_ptr() as usize, s.len())),
             Name::Own(_) => None,
         }
     }
