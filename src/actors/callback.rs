@@ -157,9 +157,19 @@ impl JobCaller {
         JobCaller { reply_to, tag, token, accept, target }
     }
 
-    /// The job's Python code has returned (see [`JobTag::retire`]).
-    pub fn retire(&self) {
-        self.tag.retire();
+    /// Retires the tag (see [`JobTag::retire`]) when the guard drops: when
+    /// the job's Python code has returned, or unwound.
+    pub fn retiring(self: &Arc<Self>) -> Retire {
+        Retire(self.clone())
+    }
+}
+
+/// Retires a [`JobCaller`]'s tag when dropped.
+pub struct Retire(Arc<JobCaller>);
+
+impl Drop for Retire {
+    fn drop(&mut self) {
+        self.0.tag.retire();
     }
 }
 
@@ -167,6 +177,11 @@ impl Caller for JobCaller {
     fn callback(&self, name: &Value, args: &[Value]) -> Result<Receiver<ChainMsg>, CallError> {
         if !self.tag.usable() {
             return Err(CallError::Failed("the request this erlang.call belongs to is over".into()));
+        }
+        if self.token.is_cancelled() {
+            // Its caller stopped waiting: a callback message would stay in
+            // its mailbox for good.
+            return Err(CallError::Failed("the Erlang caller stopped waiting".into()));
         }
         let (handle, rx) = CallbackHandle::open(self.accept);
         if !send_callback(&self.reply_to, |e| self.tag.term(e), &handle, name, args) {

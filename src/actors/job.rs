@@ -385,9 +385,9 @@ impl Job {
                 let caller = self.caller(accept);
                 probe::add(Stage::Caller, t);
                 let t = probe::now();
+                let _retire = caller.retiring();
                 let result = host.serve(place, op, req, caller.clone());
                 probe::add(Stage::Python, t);
-                caller.retire();
                 result
             }
             _ => Err(Failure::BadArgument("malformed request".into())),
@@ -582,9 +582,8 @@ impl Nested for Job {
                 let result = match &self.payload {
                     Payload::Request(req) => {
                         let caller = self.caller(accept);
-                        let result = run(op, req, &(caller.clone() as Arc<dyn Caller>));
-                        caller.retire();
-                        result
+                        let _retire = caller.retiring();
+                        run(op, req, &(caller.clone() as Arc<dyn Caller>))
                     }
                     _ => Err(Failure::BadArgument("malformed request".into())),
                 };
