@@ -289,8 +289,10 @@ impl Isolated {
     fn callback(&mut self, seq: u64, name: &Value, args: &[Value], caller: &Arc<dyn Caller>) {
         let answer = match caller.callback(name, args) {
             Err(e) => Err(e),
+            // The answer usually comes within microseconds: polled briefly
+            // first, as every hand-off is (`interp::spin`).
             Ok(rx) => loop {
-                match rx.recv_timeout(Duration::from_millis(50)) {
+                match wire::recv_spinning_timeout(&rx, ANSWER_SPIN, Duration::from_millis(50)) {
                     Ok(ChainMsg::Reply(r)) => break r,
                     Ok(ChainMsg::Nested(n)) => {
                         let mut run = |op: Op, req: &Request, c: &Arc<dyn Caller>| {

@@ -44,9 +44,36 @@ struct Child {
     /// whether it was interrupted. Taken by the main thread only detached.
     running: Mutex<Option<(u64, usize, u64, bool)>>,
     /// Requests whose caller gave up (their `erlang.call`s end).
-    gave_up: Mutex<HashSet<u64>>,
+    gave_up: Mutex<GaveUp>,
+    /// The highest request number read from the parent so far.
+    last_read: AtomicU64,
     /// `erlang.call`s of Python threads waiting for their answer, by id.
     thread_calls: Mutex<HashMap<u64, Sender<ChainMsg>>>,
+}
+
+/// Requests whose caller gave up, among those that have not ended.
+#[derive(Default)]
+struct GaveUp {
+    seqs: HashSet<u64>,
+    /// Every request up to this number has ended: a timeout's interruption
+    /// that arrives later is not kept (it would stay in `seqs` for good).
+    ended_through: u64,
+}
+
+impl GaveUp {
+    fn add(&mut self, seq: u64) {
+        if seq > self.ended_through {
+            self.seqs.insert(seq);
+        }
+    }
+
+    /// A top-level request ended, after every request read before it (its
+    /// nested ones end first, and the parent sends the next only after this
+    /// one's answer): all of them are over.
+    fn ended(&mut self, through: u64) {
+        self.ended_through = self.ended_through.max(through);
+        self.seqs.clear();
+    }
 }
 
 static CHILD: OnceLock<Child> = OnceLock::new();
@@ -173,7 +200,7 @@ impl Caller for ChildCaller {
         Ok(rx)
     }
     fn gave_up(&self) -> bool {
-        child().gave_up.lock().unwrap_or_else(|e| e.into_inner()).contains(&self.seq)
+        child().gave_up.lock().unwrap_or_else(|e| e.into_inner()).seqs.contains(&self.seq)
     }
     fn output(&self, fd: u8, text: &str) {
         child().send(ToParent::Output { seq: self.seq, fd, text: text.to_owned() });
@@ -243,6 +270,7 @@ fn read_frames(mut input: BufReader<File>, requests: Sender<Work>, interrupts: S
         };
         match frame {
             ToChild::Run { seq, op, req } => {
+                c.last_read.fetch_max(seq, Ordering::AcqRel);
                 let chains = c.chains.lock().unwrap_or_else(|e| e.into_inner());
                 match chains.last() {
                     Some(chain) => {
@@ -256,7 +284,7 @@ fn read_frames(mut input: BufReader<File>, requests: Sender<Work>, interrupts: S
             }
             ToChild::Interrupt { seq, timeout } => {
                 if timeout {
-                    c.gave_up.lock().unwrap_or_else(|e| e.into_inner()).insert(seq);
+                    c.gave_up.lock().unwrap_or_else(|e| e.into_inner()).add(seq);
                 }
                 // Raised by the interrupter: raising takes the GIL, which the
                 // request may hold while it waits for an answer only this
@@ -326,6 +354,7 @@ pub fn main() -> ! {
         chains: Mutex::default(),
         running: Mutex::default(),
         gave_up: Mutex::default(),
+        last_read: AtomicU64::new(0),
         thread_calls: Mutex::default(),
     });
     super::setup::configure(super::setup::Setup { paths, imports, preload });
@@ -363,7 +392,7 @@ pub fn main() -> ! {
                 if matches!(ended, Some((_, _, _, true))) {
                     host.clear_pending_interrupt();
                 }
-                c.gave_up.lock().unwrap_or_else(|e| e.into_inner()).remove(&seq);
+                c.gave_up.lock().unwrap_or_else(|e| e.into_inner()).ended(c.last_read.load(Ordering::Acquire).max(seq));
                 c.send(ToParent::Done { seq, result });
             }
             Work::Pull(id, max) => {
