@@ -10,7 +10,7 @@
 -export([all/0, init_per_suite/1, end_per_suite/1, init_per_testcase/2, end_per_testcase/2]).
 -export([runs_in_its_own_process/1, calls_eval_exec/1, segfault/1, os_exit_and_abort/1,
          memory_limit/1, others_do_not_notice/1, callbacks/1, state_and_send/1,
-         timeout_interrupts/1, blocked_call_is_killed/1, interrupt/1, interrupt_during_query/1,
+         timeout_interrupts/1, blocked_call_is_killed/1, printing_call_is_killed/1, interrupt/1, interrupt_during_query/1,
          refs/1, refs_of_an_earlier_pool/1, streams/1, in_load/1,
          no_child_after_stop_pool/1, no_child_after_application_stop/1, bad_options/1,
          setup_after_restart/1]).
@@ -18,7 +18,7 @@
 all() ->
     [runs_in_its_own_process, calls_eval_exec, segfault, os_exit_and_abort, memory_limit,
      others_do_not_notice, callbacks, state_and_send, timeout_interrupts,
-     blocked_call_is_killed, interrupt, interrupt_during_query, refs, refs_of_an_earlier_pool,
+     blocked_call_is_killed, printing_call_is_killed, interrupt, interrupt_during_query, refs, refs_of_an_earlier_pool,
      streams, in_load, bad_options, setup_after_restart,
      no_child_after_stop_pool, no_child_after_application_stop].
 
@@ -188,6 +188,30 @@ blocked_call_is_killed(Config) ->
     Pid = os_pid(Ctx),
     {error, timeout} = py:call(Ctx, time, sleep, [600], #{timeout => 200}),
     {ok, 2} = py:call(Ctx, operator, add, [1, 1], #{timeout => 60000}),
+    true = os_pid(Ctx) =/= Pid,
+    false = alive(Pid).
+
+%% The same for a request that swallows the interruption (TimeoutError when
+%% its caller gave up) and keeps printing:
+%% its output frames never let the parent's wait time out, and the child is
+%% still killed after the grace period (without the fix, the second call
+%% times out).
+printing_call_is_killed(Config) ->
+    Ctx = ?config(a, Config),
+    Pid = os_pid(Ctx),
+    %% the inner loop's jump back, where the interruption is raised, is
+    %% inside the try: it is always caught
+    ok = py:exec(Ctx, <<"import time\n"
+                        "def chatter():\n"
+                        "    while True:\n"
+                        "        try:\n"
+                        "            while True:\n"
+                        "                print('x')\n"
+                        "                time.sleep(0.001)\n"
+                        "        except (TimeoutError, KeyboardInterrupt):\n"
+                        "            continue\n">>),
+    {error, timeout} = py:call(Ctx, '__main__', chatter, [], #{timeout => 200}),
+    {ok, 2} = py:call(Ctx, operator, add, [1, 1], #{timeout => 15000}),
     true = os_pid(Ctx) =/= Pid,
     false = alive(Pid).
 

@@ -254,24 +254,27 @@ impl Isolated {
         loop {
             let next = match &mut self.running {
                 None => return Err(self.gone()),
-                Some(r) => match wire::recv_spinning_timeout(&r.frames, ANSWER_SPIN, WATCH) {
-                    Ok(frame) => frame,
-                    Err(RecvTimeoutError::Disconnected) => Incoming::Closed,
-                    Err(RecvTimeoutError::Timeout) => {
-                        if caller.gave_up() {
-                            let since = *abandoned.get_or_insert_with(Instant::now);
-                            if since.elapsed() >= KILL_GRACE && !r.killed {
-                                tracing::warn!(
-                                    "isolated context {}: a request still runs {KILL_GRACE:?} after its caller gave up; killing its child",
-                                    self.context
-                                );
-                                r.killed = true;
-                                let _ = r.process.kill();
-                            }
+                Some(r) => {
+                    // Looked at before every frame, not only when none came
+                    // for a while: a request that keeps printing sends frames
+                    // without end.
+                    if caller.gave_up() {
+                        let since = *abandoned.get_or_insert_with(Instant::now);
+                        if since.elapsed() >= KILL_GRACE && !r.killed {
+                            tracing::warn!(
+                                "isolated context {}: a request still runs {KILL_GRACE:?} after its caller gave up; killing its child",
+                                self.context
+                            );
+                            r.killed = true;
+                            let _ = r.process.kill();
                         }
-                        continue;
                     }
-                },
+                    match wire::recv_spinning_timeout(&r.frames, ANSWER_SPIN, WATCH) {
+                        Ok(frame) => frame,
+                        Err(RecvTimeoutError::Disconnected) => Incoming::Closed,
+                        Err(RecvTimeoutError::Timeout) => continue,
+                    }
+                }
             };
             match next {
                 Incoming::Frame(ToParent::Done { seq: s, result }) if s == seq => return result,
