@@ -9,7 +9,8 @@
 //!
 //! * **hot** (the first [`HOT`]): a pause instruction between polls and no
 //!   syscall, so a back-to-back caller's next request is seen within
-//!   nanoseconds;
+//!   nanoseconds (skipped when the process has one core: the caller could
+//!   not run meanwhile);
 //! * **yielding** (the rest of the budget): `sched_yield` between polls, so a
 //!   BEAM scheduler (or anyone) that wants the core gets it. One yield is a
 //!   syscall of about a microsecond on a virtual machine: polling only this way
@@ -22,6 +23,15 @@ use std::time::{Duration, Instant};
 /// How long a wait polls without yielding its core.
 pub const HOT: Duration = Duration::from_micros(10);
 
+/// Whether this process may run on one core only (a container's CPU limit, a
+/// `taskset`): then whoever would hand work over can only run once this thread
+/// gives the core up, and the hot phase would only delay it.
+fn one_core() -> bool {
+    use std::sync::OnceLock;
+    static ONE: OnceLock<bool> = OnceLock::new();
+    *ONE.get_or_init(|| std::thread::available_parallelism().is_ok_and(|n| n.get() == 1))
+}
+
 /// Polls between two clock reads in the hot phase.
 pub const POLLS_PER_CLOCK_READ: u32 = 16;
 
@@ -29,7 +39,7 @@ pub const POLLS_PER_CLOCK_READ: u32 = 16;
 /// passed (`None`: the caller then sleeps its own way, or gives up).
 pub fn spin<T>(budget: Duration, mut poll: impl FnMut() -> Option<T>) -> Option<T> {
     let start = Instant::now();
-    let hot = HOT.min(budget);
+    let hot = if one_core() { Duration::ZERO } else { HOT.min(budget) };
     let mut polls = 0u32;
     loop {
         if let Some(v) = poll() {
