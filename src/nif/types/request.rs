@@ -133,14 +133,8 @@ fn decode_args(args: Term<'_>) -> Result<Args, String> {
     if !args.is_list() {
         return Err("arguments must be a list".into());
     }
-    // Element by element, as the list decoder does, but into inline storage.
     let mut items = Args::new();
-    let mut rest = args;
-    while !rest.is_empty_list() {
-        let (head, tail) = rest.list_get_cell().map_err(|_| "improper lists cannot cross".to_string())?;
-        items.push(decode_value(head, 1).map_err(|e| e.message())?);
-        rest = tail;
-    }
+    super::list::decode_into(args, 0, &mut items).map_err(|e| e.message())?;
     Ok(items)
 }
 
