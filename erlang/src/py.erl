@@ -962,13 +962,15 @@ submit_call(_, _, _) ->
 wait_reply({error, _} = E, _Timeout) ->
     E;
 wait_reply({Tag, Handle, none}, Timeout) ->
-    %% The first wait is the whole timeout, just begun: one clock read per call.
-    wait_reply(Tag, Handle, none, deadline(Timeout), Timeout);
+    %% The first wait is the whole timeout, just begun. It counts from the
+    %% handle's making (`{since, Timeout}'), so no clock is read here: only a
+    %% callback or an output line, which waits again, asks what is left.
+    wait_reply(Tag, Handle, none, {since, Timeout}, Timeout);
 wait_reply({Tag, Handle, WaitDeadline}, Timeout) ->
     wait_reply(Tag, Handle, WaitDeadline, deadline(Timeout), left(WaitDeadline)).
 
 wait_reply(Tag, Handle, none, Deadline) ->
-    wait_reply(Tag, Handle, none, Deadline, left(Deadline)).
+    wait_reply(Tag, Handle, none, Deadline, left(Handle, Deadline)).
 
 %% Waits for the reply, at most `After' ms, running the Erlang functions Python
 %% calls meanwhile. A request still queued for a permit (`WaitDeadline' is not
@@ -1008,6 +1010,12 @@ deadline(T) -> erlang:monotonic_time(millisecond) + T.
 
 left(infinity) -> infinity;
 left(D) -> max(0, D - erlang:monotonic_time(millisecond)).
+
+%% What is left of a call's timeout: `{since, T}' counts from the making of
+%% its handle (`py_nif:waited/1'), anything else is a deadline.
+left(_Handle, {since, infinity}) -> infinity;
+left(Handle, {since, T}) -> max(0, T - py_nif:waited(Handle));
+left(_Handle, Deadline) -> left(Deadline).
 
 flush_callbacks(Tag) ->
     receive

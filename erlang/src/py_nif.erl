@@ -3,10 +3,10 @@
 %% actor mailboxes in Rust and answered by message.
 -module(py_nif).
 -export([state_store/2, state_fetch/1, state_remove/1, state_keys/0, state_clear/0, state_incr/2,
-         submit/5, cast/4, callback_registered/2, callback_registry_reset/0, withdraw/1, stream_start/4, stream_active/2, stream_cancel/1, stream_done/1, interrupt/1, callback_reply/2, cancel/1, semaphore_get/1, semaphore_set_max/1, pin_threads/1, start/3, start_contexts/2, start_pool/4, stop_pool/2, setup/3, venv_configure/1, logging_configure/1, logging_handled/1, logging_dropped/0, route/1, bind/1, binding/0, spread/1, routes/0, route_to_main/1, is_ref/1, channel_open/1, channel_send/2, channel_close/1, channel_len/1, stop_contexts/1, stop/1, info/0, load/0, console/1, trace_config/3, trace_dropped/0, direct_call/1, noop/0]).
+         submit/5, cast/4, callback_registered/2, callback_registry_reset/0, withdraw/1, stream_start/4, stream_active/2, stream_cancel/1, stream_done/1, interrupt/1, callback_reply/2, cancel/1, waited/1, semaphore_get/1, semaphore_set_max/1, pin_threads/1, start/3, start_contexts/2, start_pool/4, stop_pool/2, setup/3, venv_configure/1, logging_configure/1, logging_handled/1, logging_dropped/0, route/1, bind/1, binding/0, spread/1, routes/0, route_to_main/1, is_ref/1, channel_open/1, channel_send/2, channel_close/1, channel_len/1, stop_contexts/1, stop/1, info/0, load/0, console/1, trace_config/3, trace_dropped/0, direct_call/1, noop/0]).
 -on_load(init/0).
 -nifs([state_store/2, state_fetch/1, state_remove/1, state_keys/0, state_clear/0, state_incr/2,
-       submit/5, cast/4, callback_registered/2, callback_registry_reset/0, withdraw/1, stream_start/4, stream_active/2, stream_cancel/1, stream_done/1, interrupt/1, callback_reply/2, cancel/1, semaphore_get/1, semaphore_set_max/1, pin_threads/1, start/3, start_contexts/2, start_pool/4, stop_pool/2, setup/3, venv_configure/1, logging_configure/1, logging_handled/1, logging_dropped/0, route/1, bind/1, binding/0, spread/1, routes/0, route_to_main/1, is_ref/1, channel_open/1, channel_send/2, channel_close/1, channel_len/1, stop_contexts/1, stop/1, info/0, load/0, console/1, trace_config/3, trace_dropped/0, direct_call/1, noop/0]).
+       submit/5, cast/4, callback_registered/2, callback_registry_reset/0, withdraw/1, stream_start/4, stream_active/2, stream_cancel/1, stream_done/1, interrupt/1, callback_reply/2, cancel/1, waited/1, semaphore_get/1, semaphore_set_max/1, pin_threads/1, start/3, start_contexts/2, start_pool/4, stop_pool/2, setup/3, venv_configure/1, logging_configure/1, logging_handled/1, logging_dropped/0, route/1, bind/1, binding/0, spread/1, routes/0, route_to_main/1, is_ref/1, channel_open/1, channel_send/2, channel_close/1, channel_len/1, stop_contexts/1, stop/1, info/0, load/0, console/1, trace_config/3, trace_dropped/0, direct_call/1, noop/0]).
 
 %% Where a request goes: the main interpreter, a context, the caller's context
 %% (`auto': bound, else placed by the router), or a context of a pool.
@@ -56,6 +56,11 @@ callback_registry_reset() -> erlang:nif_error(not_loaded).
 
 -spec callback_registered(binary(), boolean()) -> ok.
 callback_registered(_Name, _Registered) -> erlang:nif_error(not_loaded).
+
+%% How long the caller of a call handle has waited so far, in milliseconds
+%% (since the handle was made).
+-spec waited(reference()) -> non_neg_integer().
+waited(_Handle) -> erlang:nif_error(not_loaded).
 
 -spec withdraw(reference()) -> boolean().
 withdraw(_Handle) -> erlang:nif_error(not_loaded).

@@ -11,6 +11,7 @@ use crate::interp::exec::Op;
 use crate::probe::{self, Stage};
 use rustler::{Atom, Encoder, Env, LocalPid, NifResult, OwnedEnv, Resource, ResourceArc, Term};
 use std::sync::Arc;
+use std::time::Instant;
 
 /// The caller's side of a job. When the caller's process dies its heap is freed,
 /// this resource with it, and the job is withdrawn if it has not run yet.
@@ -24,11 +25,20 @@ pub struct CallHandle {
     /// An async call: its asyncio task (id, context, caller), cancelled when the
     /// caller gives up.
     task: Option<(u64, Target, LocalPid)>,
+    /// When the handle was made: a caller's timeout counts from here
+    /// ([`waited`]), so `py:call` reads no clock of its own on the way in.
+    made: Instant,
 }
 
 impl Resource for CallHandle {}
 
 impl CallHandle {
+    /// A handle made once its job is on its way (or in the semaphore's queue):
+    /// the clock read here runs while the job is served, not before it.
+    fn new(token: Arc<CallToken>, queued: Option<u64>, cast: bool, task: Option<(u64, Target, LocalPid)>) -> ResourceArc<CallHandle> {
+        ResourceArc::new(CallHandle { token, queued, cast, task, made: Instant::now() })
+    }
+
     /// The caller stops waiting: true if the reply will never be sent; then the
     /// job's Python code, if it is running, is interrupted.
     fn give_up(&self) -> bool {
@@ -168,7 +178,7 @@ fn submit<'a>(env: Env<'a>, target: Term<'a>, op: Atom, payload: Term<'a>, tag: 
     let t2 = probe::now();
     let (job, token) = Job::new(work, target, request, tag, env.pid(), None);
     probe::add(Stage::Job, t2);
-    let handle = |queued| ResourceArc::new(CallHandle { token: token.clone(), queued, cast: false, task });
+    let handle = |queued| CallHandle::new(token.clone(), queued, false, task);
     // A call made from inside a callback belongs to a chain that already holds a
     // permit: nested calls take none, so a deep chain cannot starve itself. It
     // goes to the thread suspended in the chain when that serves its target.
@@ -208,7 +218,7 @@ pub(super) fn queue_job<'a>(
     let target = job.target;
     match semaphore::try_acquire() {
         Ok(permit) => match router::submit(job.with_permit(permit)) {
-            Ok(()) => Ok((atoms::ok(), ResourceArc::new(CallHandle { token, queued: None, cast: false, task }))),
+            Ok(()) => Ok((atoms::ok(), CallHandle::new(token, None, false, task))),
             Err((job, why)) => {
                 job.abandon();
                 Err(submit_error(env, why))
@@ -220,7 +230,7 @@ pub(super) fn queue_job<'a>(
                 return Err(submit_error(env, why));
             }
             let id = semaphore::enqueue(Box::new(move |permit| grant(job, permit)));
-            Ok((queued(), ResourceArc::new(CallHandle { token, queued: Some(id), cast: false, task })))
+            Ok((queued(), CallHandle::new(token, Some(id), false, task)))
         }
     }
 }
@@ -275,7 +285,7 @@ fn cast<'a>(env: Env<'a>, target: Term<'a>, payload: Term<'a>, tag: Term<'a>, si
                 send_granted(caller, notice, notice_tag);
                 unused
             }));
-            let handle = ResourceArc::new(CallHandle { token, queued: Some(id), cast: true, task: None });
+            let handle = CallHandle::new(token, Some(id), true, None);
             return Ok((queued(), handle).encode(env));
         }
     };
@@ -396,4 +406,11 @@ fn semaphore_set_max(n: usize) -> Atom {
 #[rustler::nif]
 fn cancel(handle: ResourceArc<CallHandle>) -> bool {
     handle.give_up()
+}
+
+/// `waited(Handle) -> Ms`: the milliseconds since the handle was made, which is
+/// how long its caller has waited so far (its timeout counts from there).
+#[rustler::nif]
+fn waited(handle: ResourceArc<CallHandle>) -> u64 {
+    handle.made.elapsed().as_millis() as u64
 }
