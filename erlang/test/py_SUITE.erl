@@ -11,7 +11,7 @@ all() ->
 groups() ->
     [{types, [parallel], [ints, big_ints, floats, special_floats, strings, bytes, atoms, lists,
                           tuples, maps, big_maps, nested, pids, kwargs_keys]},
-     {calls, [], [call_forms, eval_forms, exec_then_call, replaced_names, reload_module, code_as_string, dotted_function,
+     {calls, [], [call_forms, eval_forms, exec_then_call, replaced_names, reload_module, called_function_follows_changes, code_as_string, dotted_function,
                   info_functions, c_extensions, concurrent_callers]},
      {errors, [], [python_exceptions, traceback, unsupported_terms, invalid_utf8, deep_nesting,
                    unsupported_results, system_exit, keyboard_interrupt, bad_call_arguments,
@@ -233,6 +233,37 @@ reload_module(Config) ->
     ok = py:reload(nil),
     ?assertEqual({ok, 2}, py:eval(<<"__import__('nil').VALUE">>)),
     ok = py:exec(<<"del sys.modules['nil']\nsys.path.remove(", (py_repr(Dir))/binary, ")">>).
+
+called_function_follows_changes(Config) ->
+    %% A call remembers the function it found while neither sys.modules nor the
+    %% module's dict changes: a patched attribute, a reload, a module replaced
+    %% in sys.modules and a module __getattr__ are each seen by the next call.
+    ?assertEqual({ok, 4.0}, py:call(math, sqrt, [16])),
+    ok = py:exec(<<"import math\nmath.ep_sqrt = math.sqrt\nmath.sqrt = lambda x: -1.0">>),
+    try
+        ?assertEqual({ok, -1.0}, py:call(math, sqrt, [16]))
+    after
+        ok = py:exec(<<"import math\nmath.sqrt = math.ep_sqrt\ndel math.ep_sqrt">>)
+    end,
+    ?assertEqual({ok, 4.0}, py:call(math, sqrt, [16])),
+    Dir = filename:join(?config(priv_dir, Config), "follows"),
+    ok = filelib:ensure_dir(filename:join(Dir, "x")),
+    File = filename:join(Dir, "ep_follows.py"),
+    ok = file:write_file(File, <<"def f():\n    return 1\n">>),
+    ok = py:exec(<<"import sys\nsys.path.insert(0, ", (py_repr(Dir))/binary, ")">>),
+    ?assertEqual({ok, 1}, py:call(ep_follows, f, [])),
+    ok = file:write_file(File, <<"def f():\n    return 2  # changed\n">>),
+    ok = py:exec(<<"import importlib\nimportlib.invalidate_caches()">>),
+    ok = py:reload(ep_follows),
+    ?assertEqual({ok, 2}, py:call(ep_follows, f, [])),
+    ok = py:exec(<<"import sys, types\nm = types.ModuleType('ep_follows')\nm.f = lambda: 3\nsys.modules['ep_follows'] = m">>),
+    ?assertEqual({ok, 3}, py:call(ep_follows, f, [])),
+    %% a name the module makes on each lookup is looked up on each call
+    ok = py:exec(<<"import sys, types, itertools\nm = types.ModuleType('ep_follows')\nc = itertools.count()\n"
+                   "m.__getattr__ = lambda name: (lambda n=next(c): n)\nsys.modules['ep_follows'] = m">>),
+    ?assertEqual({ok, 0}, py:call(ep_follows, g, [])),
+    ?assertEqual({ok, 1}, py:call(ep_follows, g, [])),
+    ok = py:exec(<<"del sys.modules['ep_follows']\nsys.path.remove(", (py_repr(Dir))/binary, ")">>).
 
 py_repr(Text) ->
     iolist_to_binary([$', string:replace(Text, "'", "\\'", all), $']).

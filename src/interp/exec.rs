@@ -119,6 +119,28 @@ impl CodeCache {
 /// is seen at once.
 pub struct Names {
     slots: Vec<Option<NameSlot>>,
+    found: Vec<Option<Found>>,
+}
+
+/// A function found in a module, and the versions of `sys.modules` and of the
+/// module's dict it was found under.
+///
+/// Every change to a dict gives it a new version number, unique in its
+/// interpreter (PEP 509's `ma_version_tag`, kept up to 3.13). While both
+/// versions are the same, `sys.modules` maps the name to the same module and
+/// that module's dict holds the same function, so the two lookups and the
+/// attribute machinery (about 400 of a trivial call's 2,260 instructions on
+/// 3.11: docs/benchmarks.md) are skipped. Anything that changes either dict (an
+/// import anywhere, a reload, a patched attribute, a module replaced in
+/// `sys.modules`) gives it a new version, and the next call looks again.
+struct Found {
+    /// The kept module and function names' keys (`Name::key`).
+    key: ((usize, usize), (usize, usize)),
+    modules_version: u64,
+    /// The module's dict (held: its address cannot be another dict's while kept).
+    dict: Py<PyDict>,
+    dict_version: u64,
+    function: Py<PyAny>,
 }
 
 struct NameSlot {
@@ -133,8 +155,31 @@ const NAME_SLOTS: usize = 64;
 
 impl Default for Names {
     fn default() -> Self {
-        Names { slots: (0..NAME_SLOTS).map(|_| None).collect() }
+        Names { slots: (0..NAME_SLOTS).map(|_| None).collect(), found: (0..NAME_SLOTS).map(|_| None).collect() }
     }
+}
+
+/// The version of `dict` (see [`Found`]); `None` where CPython no longer keeps
+/// one (3.14), and then nothing is remembered.
+///
+/// SAFETY: the caller holds the GIL of the interpreter `dict` belongs to (on a
+/// free-threaded build: is attached to it) and `dict` is a live dict. The field
+/// is read, not written; on a free-threaded build a concurrent writer makes it
+/// at worst a version that no longer matches, so the lookup is done again.
+#[cfg(not(Py_3_14))]
+#[allow(deprecated)]
+unsafe fn dict_version(dict: *mut ffi::PyObject) -> Option<u64> {
+    Some(unsafe { std::ptr::read_volatile(&(*dict.cast::<ffi::PyDictObject>()).ma_version_tag) })
+}
+
+#[cfg(Py_3_14)]
+unsafe fn dict_version(_dict: *mut ffi::PyObject) -> Option<u64> {
+    None
+}
+
+/// The slot of the function table for a kept module name and function name.
+fn found_slot(key: ((usize, usize), (usize, usize))) -> usize {
+    ((key.0 .0 >> 4) ^ (key.1 .0 >> 3)) & (NAME_SLOTS - 1)
 }
 
 impl Names {
@@ -159,6 +204,55 @@ impl Names {
             // Not interned: an interned string lives for good (3.12+), and
             // these are the names a program makes up.
             None => PyString::new(py, name),
+        }
+    }
+
+    /// `module.function`, as found by the last call of the same names, if
+    /// neither `sys.modules` nor the module's dict changed since (see [`Found`]).
+    fn found<'py>(&self, py: Python<'py>, module: &Name, function: &Name) -> Option<Bound<'py, PyAny>> {
+        let key = (module.key()?, function.key()?);
+        let f = self.found[found_slot(key)].as_ref().filter(|f| f.key == key)?;
+        // SAFETY: the GIL of the interpreter `py` is attached to is held; the
+        // table belongs to this interpreter's thread, so `f.dict` is a live dict
+        // of it, and PyImport_GetModuleDict returns its (borrowed, live) sys.modules.
+        let same = unsafe {
+            dict_version(ffi::PyImport_GetModuleDict()) == Some(f.modules_version) && dict_version(f.dict.as_ptr()) == Some(f.dict_version)
+        };
+        same.then(|| f.function.bind(py).clone())
+    }
+
+    /// Remembers `function` as `module.function` when it is the module's own
+    /// entry: `module_obj` is `sys.modules[module]`, a plain module (no class
+    /// of its own with its own attribute lookup), and `function` its dict's
+    /// entry (not made by a module `__getattr__`).
+    fn remember(&mut self, py: Python<'_>, module: &Name, function: &Name, module_obj: &Bound<'_, PyAny>, found: &Bound<'_, PyAny>) {
+        let (Some(m), Some(f)) = (module.key(), function.key()) else { return };
+        let Some(pyname) = self.slot(py, function).map(|s| s.name.clone_ref(py)) else { return };
+        // SAFETY: the GIL of the interpreter `py` is attached to is held;
+        // PyModule_CheckExact reads the type; PyModule_GetDict returns a borrowed
+        // reference to the module's dict (never NULL for a module), made owned
+        // here; PyDict_GetItemWithError a borrowed reference or NULL;
+        // dict_version's conditions hold for both dicts.
+        unsafe {
+            if ffi::PyModule_CheckExact(module_obj.as_ptr()) == 0 {
+                return;
+            }
+            let modules = ffi::PyImport_GetModuleDict();
+            let current = ffi::PyDict_GetItemWithError(modules, self.slot(py, module).map_or(std::ptr::null_mut(), |s| s.name.as_ptr()));
+            if current != module_obj.as_ptr() {
+                let _ = PyErr::take(py);
+                return;
+            }
+            let Ok(dict) = Bound::from_borrowed_ptr(py, ffi::PyModule_GetDict(module_obj.as_ptr())).cast_into::<PyDict>() else { return };
+            let entry = ffi::PyDict_GetItemWithError(dict.as_ptr(), pyname.as_ptr());
+            if entry != found.as_ptr() {
+                let _ = PyErr::take(py);
+                return;
+            }
+            let (Some(modules_version), Some(dict_version)) = (dict_version(modules), dict_version(dict.as_ptr())) else { return };
+            let key = (m, f);
+            self.found[found_slot(key)] =
+                Some(Found { key, modules_version, dict: dict.unbind(), dict_version, function: found.clone().unbind() });
         }
     }
 
@@ -386,12 +480,18 @@ fn resolve<'py>(
 ) -> PyResult<Bound<'py, PyAny>> {
     if !function.contains('.') {
         // The common case: the names come from the table.
+        if &**module == "__main__" {
+            let name = names.name(py, function);
+            return globals.get_item(&name)?.ok_or_else(|| not_defined(function));
+        }
+        if let Some(found) = names.found(py, module, function) {
+            return Ok(found);
+        }
         let name = names.name(py, function);
-        return if &**module == "__main__" {
-            globals.get_item(&name)?.ok_or_else(|| not_defined(function))
-        } else {
-            names.module(py, module)?.getattr(name)
-        };
+        let m = names.module(py, module)?;
+        let found = m.getattr(name)?;
+        names.remember(py, module, function, &m, &found);
+        return Ok(found);
     }
     let mut parts = function.split('.');
     let first = parts.next().unwrap_or("");
