@@ -110,23 +110,36 @@ call({py_context, _} = Ctx, Module, Function, Args, Opts) when is_map(Opts) ->
                                  kwargs(maps:get(kwargs, Opts, #{}))}}
     end, maps:get(timeout, Opts, default_timeout()));
 call(Module, Function, Args, Kwargs, Timeout) ->
-    Build = fun() ->
-                    {call, {name(Module, module), name(Function, function),
-                            list(Args), kwargs(Kwargs)}}
-            end,
-    case maybe_request(?AUTO, Build, Timeout) of
-        {error, {'ImportError', Msg}} = E ->
-            %% A module that refuses sub-interpreters (numpy, torch, _ctypes on
-            %% 3.12): learned by the router, and this call runs on main.
-            case refuses_subinterpreters(Msg) andalso py_nif:binding() =:= undefined of
-                true ->
-                    learn_main_module(text(name(Module, module))),
-                    maybe_request({py_context, main}, Build, Timeout);
-                false ->
-                    E
-            end;
-        Result ->
-            Result
+    case call_payload(Module, Function, Args, Kwargs) of
+        {error, _} = Bad ->
+            Bad;
+        Payload ->
+            case request(auto, call, Payload, Timeout) of
+                {error, {'ImportError', Msg}} = E ->
+                    %% A module that refuses sub-interpreters (numpy, torch,
+                    %% _ctypes on 3.12): learned by the router, and this call
+                    %% runs on main.
+                    case refuses_subinterpreters(Msg) andalso py_nif:binding() =:= undefined of
+                        true ->
+                            learn_main_module(text(element(1, Payload))),
+                            request(main, call, Payload, Timeout);
+                        false ->
+                            E
+                    end;
+                Result ->
+                    Result
+            end
+    end.
+
+%% A call's payload, checked. The common call names its module and function
+%% as atoms: nothing to convert, no closure, no `try'.
+call_payload(M, F, A, K) when is_atom(M), is_atom(F), is_list(A), is_map(K) ->
+    {M, F, A, K};
+call_payload(M, F, A, K) ->
+    try
+        {name(M, module), name(F, function), list(A), kwargs(K)}
+    catch
+        throw:{bad_argument, _} = Bad -> {error, Bad}
     end.
 
 %% The router learns that unbound calls naming `Name' go to the main
