@@ -94,6 +94,11 @@ impl SubmitError {
 /// Routes a request of `pid` (see [`routing`]).
 pub fn route(pid: rustler::LocalPid, want: Want<'_>) -> Result<Routed, SubmitError> {
     let epoch = routing::epoch();
+    // A back-to-back caller: routed before the routes table is even loaded
+    // (router::submit checks the table the job then goes through).
+    if let Some(target) = routing::remembered(pid, &want, epoch) {
+        return Ok(Routed { target, watch: false });
+    }
     let guard = TABLE.load();
     let Some(t) = guard.as_ref() else { return Err(SubmitError::NotStarted) };
     routing::resolve(&t.routes, pid, want, epoch).map_err(|routing::RouteError::NoPool(p)| SubmitError::NoPool(p))

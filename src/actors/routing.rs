@@ -194,6 +194,17 @@ pub fn epoch() -> u64 {
     EPOCH.load(Ordering::Acquire)
 }
 
+/// The route this thread remembers for `pid` in `epoch`, for an unbound
+/// request (see [`LAST`]). A route is remembered only while no module is
+/// learned to need main, and every new routes table bumps the epoch after it
+/// is published: a hit needs no routes table loaded at all.
+pub fn remembered(pid: LocalPid, want: &Want<'_>, epoch: u64) -> Option<Target> {
+    if !matches!(want, Want::Auto { .. }) {
+        return None;
+    }
+    LAST.get().filter(|(p, e, _)| *p == pid && *e == epoch).map(|(_, _, target)| target)
+}
+
 /// Routes a request of process `pid`, with `routes` loaded after `epoch`
 /// was read ([`epoch`]).
 pub fn resolve(routes: &Routes, pid: LocalPid, want: Want<'_>, epoch: u64) -> Result<Routed, RouteError> {
@@ -202,7 +213,7 @@ pub fn resolve(routes: &Routes, pid: LocalPid, want: Want<'_>, epoch: u64) -> Re
     if !matches!(want, Want::Auto { .. }) || !routes.main_modules.is_empty() {
         return resolve_now(routes, pid, want);
     }
-    if let Some((_, _, target)) = LAST.get().filter(|(p, e, _)| *p == pid && *e == epoch) {
+    if let Some(target) = remembered(pid, &want, epoch) {
         return Ok(Routed { target, watch: false });
     }
     let routed = resolve_now(routes, pid, want)?;
