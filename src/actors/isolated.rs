@@ -278,7 +278,7 @@ impl Isolated {
             };
             match next {
                 Incoming::Frame(ToParent::Done { seq: s, result }) if s == seq => return result,
-                Incoming::Frame(ToParent::Callback { seq: s, name, args }) => self.callback(s, &name, &args, caller),
+                Incoming::Frame(ToParent::Callback { id, name, args }) => self.callback(id, &name, &args, caller),
                 Incoming::Frame(ToParent::Output { fd, text, .. }) => caller.output(fd, &text),
                 Incoming::Frame(_) => {}
                 Incoming::Closed => return Err(self.crashed()),
@@ -286,10 +286,11 @@ impl Isolated {
         }
     }
 
-    /// Runs an `erlang.call` of the child's request `seq` through its caller,
-    /// and sends the answer back; requests of the same chain (the Erlang
-    /// function calling this context again) run in the child meanwhile.
-    fn callback(&mut self, seq: u64, name: &Value, args: &[Value], caller: &Arc<dyn Caller>) {
+    /// Runs the child's `erlang.call` number `id` through the request's caller,
+    /// and sends the answer back under that number; requests of the same chain
+    /// (the Erlang function calling this context again) run in the child
+    /// meanwhile.
+    fn callback(&mut self, id: u64, name: &Value, args: &[Value], caller: &Arc<dyn Caller>) {
         let answer = match caller.callback(name, args) {
             Err(e) => Err(e),
             // The answer usually comes within microseconds: polled briefly
@@ -311,7 +312,7 @@ impl Isolated {
             },
         };
         if let Some(r) = &self.running {
-            let _ = send(&r.line.writer, &ToChild::CallbackReply { seq, result: answer });
+            let _ = send(&r.line.writer, &ToChild::CallbackReply { id, result: answer });
         }
     }
 
@@ -339,10 +340,10 @@ impl Isolated {
                     return;
                 }
                 // A generator's erlang.call has no caller waiting on it.
-                Incoming::Frame(ToParent::Callback { seq, .. }) => {
+                Incoming::Frame(ToParent::Callback { id, .. }) => {
                     if let Some(r) = &self.running {
                         let result = Err(CallError::Unavailable("erlang.call from a stream's generator has no caller".into()));
-                        let _ = send(&r.line.writer, &ToChild::CallbackReply { seq, result });
+                        let _ = send(&r.line.writer, &ToChild::CallbackReply { id, result });
                     }
                 }
                 Incoming::Frame(ToParent::Output { fd, text, .. }) => {

@@ -17,6 +17,7 @@
 //! `{error, {context_crashed, Why}}` and starts a new child.
 
 use super::bridge::{self, CallError, Caller, ChainMsg, ChannelEnd, Erlang, LogRecord, Nested, Place, Run, SendError, Stored, ThreadCall};
+use super::chains::Chains;
 use super::exec::Op;
 use super::host::Host;
 use super::host::Pulled;
@@ -39,7 +40,7 @@ struct Child {
     next_query: AtomicU64,
     /// The `erlang.call`s waiting, innermost last: where answers and nested
     /// requests go.
-    chains: Mutex<Vec<Sender<ChainMsg>>>,
+    chains: Mutex<Chains<ChainMsg>>,
     /// The request the main thread runs, with where (interpreter, thread), and
     /// whether it was interrupted. Taken by the main thread only detached.
     running: Mutex<Option<(u64, usize, u64, bool)>>,
@@ -195,8 +196,8 @@ impl Caller for ChildCaller {
     fn callback(&self, name: &Value, args: &[Value]) -> Result<Receiver<ChainMsg>, CallError> {
         let c = child();
         let (tx, rx) = mpsc::channel();
-        c.chains.lock().unwrap_or_else(|e| e.into_inner()).push(tx);
-        c.send(ToParent::Callback { seq: self.seq, name: name.clone(), args: args.to_vec() });
+        let id = c.chains.lock().unwrap_or_else(|e| e.into_inner()).open(tx);
+        c.send(ToParent::Callback { id, name: name.clone(), args: args.to_vec() });
         Ok(rx)
     }
     fn gave_up(&self) -> bool {
@@ -271,14 +272,11 @@ fn read_frames(mut input: BufReader<File>, requests: Sender<Work>, interrupts: S
         match frame {
             ToChild::Run { seq, op, req } => {
                 c.last_read.fetch_max(seq, Ordering::AcqRel);
-                let chains = c.chains.lock().unwrap_or_else(|e| e.into_inner());
-                match chains.last() {
-                    Some(chain) => {
-                        let _ = chain.send(ChainMsg::Nested(Box::new(ChildNested { seq, op, req })));
-                    }
-                    None => {
-                        drop(chains);
-                        let _ = requests.send(Work::Run(seq, op, req));
+                let nested =
+                    c.chains.lock().unwrap_or_else(|e| e.into_inner()).nested(ChainMsg::Nested(Box::new(ChildNested { seq, op, req })));
+                if let Err(ChainMsg::Nested(n)) = nested {
+                    if let Ok(n) = n.into_any().downcast::<ChildNested>() {
+                        let _ = requests.send(Work::Run(n.seq, n.op, n.req));
                     }
                 }
             }
@@ -291,11 +289,8 @@ fn read_frames(mut input: BufReader<File>, requests: Sender<Work>, interrupts: S
                 // thread can read (`Child::query`).
                 let _ = interrupts.send((seq, timeout));
             }
-            ToChild::CallbackReply { result, .. } => {
-                let top = c.chains.lock().unwrap_or_else(|e| e.into_inner()).pop();
-                if let Some(chain) = top {
-                    let _ = chain.send(ChainMsg::Reply(result));
-                }
+            ToChild::CallbackReply { id, result } => {
+                c.chains.lock().unwrap_or_else(|e| e.into_inner()).answer(id, ChainMsg::Reply(result));
             }
             ToChild::BridgeReply { id, value } => {
                 if let Some(tx) = c.queries.lock().unwrap_or_else(|e| e.into_inner()).remove(&id) {

@@ -24,6 +24,7 @@
 //! * [`guards`]: `os.fork`, `os._exit` and friends refused (they act on the whole VM).
 //! * [`wire`]: the frames between the node and a process-isolated context's child.
 //! * [`child`]: that child process's main loop (the `py_child` binary).
+//! * [`chains`]: the child's `erlang.call`s waiting for their answers, by number.
 //!
 //! Rule of the room: every `unsafe` block says which interpreter's GIL it assumes
 //! is held by the current thread.
@@ -31,6 +32,7 @@
 pub mod asyncio;
 pub mod bridge;
 pub mod callback;
+pub mod chains;
 pub mod child;
 pub mod conv_error;
 #[cfg(feature = "test-hooks")]

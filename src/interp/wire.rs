@@ -31,8 +31,8 @@ pub enum ToChild {
     Run { seq: u64, op: Op, req: Request },
     /// Interrupt request `seq` if it still runs (`timeout`: its caller gave up).
     Interrupt { seq: u64, timeout: bool },
-    /// The answer to the `erlang.call` request `seq` made.
-    CallbackReply { seq: u64, result: Result<Value, CallError> },
+    /// The answer to the child's `erlang.call` number `id`.
+    CallbackReply { id: u64, result: Result<Value, CallError> },
     /// The answer to bridge query `id`.
     BridgeReply { id: u64, value: Value },
     /// Up to `max` steps of stream `id`, answered by [`ToParent::Pulled`].
@@ -71,9 +71,10 @@ pub enum ToParent {
         seq: u64,
         result: Result<Outcome, Failure>,
     },
-    /// Request `seq`'s Python code called `erlang.call(name, *args)`.
+    /// The running request's Python code called `erlang.call(name, *args)`;
+    /// `id` numbers the call, and its answer names it back.
     Callback {
-        seq: u64,
+        id: u64,
         name: Value,
         args: Vec<Value>,
     },
@@ -395,8 +396,8 @@ impl ToChild {
             ToChild::RefRelease { id } => Value::Tuple(vec![s("ref_release"), Value::Int(*id as i64)]),
             ToChild::ThreadReply { id, result } => Value::Tuple(vec![s("thread_reply"), Value::Int(*id as i64), callback_value(result)]),
             ToChild::Interrupt { seq, timeout } => Value::Tuple(vec![s("interrupt"), Value::Int(*seq as i64), Value::Bool(*timeout)]),
-            ToChild::CallbackReply { seq, result } => {
-                Value::Tuple(vec![s("callback_reply"), Value::Int(*seq as i64), callback_value(result)])
+            ToChild::CallbackReply { id, result } => {
+                Value::Tuple(vec![s("callback_reply"), Value::Int(*id as i64), callback_value(result)])
             }
             ToChild::BridgeReply { id, value } => Value::Tuple(vec![s("bridge_reply"), Value::Int(*id as i64), value.clone()]),
         })
@@ -422,7 +423,7 @@ impl ToChild {
             (Some("ref_release"), 2) => ToChild::RefRelease { id: u64_of(&t[1])? },
             (Some("thread_reply"), 3) => ToChild::ThreadReply { id: u64_of(&t[1])?, result: callback_of(&t[2])? },
             (Some("interrupt"), 3) => ToChild::Interrupt { seq: u64_of(&t[1])?, timeout: t[2] == Value::Bool(true) },
-            (Some("callback_reply"), 3) => ToChild::CallbackReply { seq: u64_of(&t[1])?, result: callback_of(&t[2])? },
+            (Some("callback_reply"), 3) => ToChild::CallbackReply { id: u64_of(&t[1])?, result: callback_of(&t[2])? },
             (Some("bridge_reply"), 3) => ToChild::BridgeReply { id: u64_of(&t[1])?, value: t[2].clone() },
             _ => return Err(malformed("a frame to the child")),
         })
@@ -436,7 +437,7 @@ impl ToParent {
             ToParent::Ready { pid } => Value::Tuple(vec![s("ready"), Value::Int(pid as i64)]),
             ToParent::SetupFailed(m) => Value::Tuple(vec![s("setup_failed"), Value::Str(m)]),
             ToParent::Done { seq, result } => Value::Tuple(vec![s("done"), Value::Int(seq as i64), result_value(result)]),
-            ToParent::Callback { seq, name, args } => Value::Tuple(vec![s("callback"), Value::Int(seq as i64), name, Value::List(args)]),
+            ToParent::Callback { id, name, args } => Value::Tuple(vec![s("callback"), Value::Int(id as i64), name, Value::List(args)]),
             ToParent::Output { seq, fd, text } => {
                 Value::Tuple(vec![s("output"), Value::Int(seq as i64), Value::Int(fd as i64), Value::Str(text)])
             }
@@ -483,7 +484,7 @@ impl ToParent {
             (Some("setup_failed"), 2) => ToParent::SetupFailed(text(&t[1])?),
             (Some("done"), 3) => ToParent::Done { seq: u64_of(&t[1])?, result: result_of(std::mem::replace(&mut t[2], Value::None))? },
             (Some("callback"), 4) => ToParent::Callback {
-                seq: u64_of(&t[1])?,
+                id: u64_of(&t[1])?,
                 args: take_list(std::mem::replace(&mut t[3], Value::None))?,
                 name: std::mem::replace(&mut t[2], Value::None),
             },
