@@ -31,7 +31,7 @@ thread_local! {
 
 /// An empty environment: one of this thread's, else a batch from the shared
 /// stack, else a new one.
-pub fn take() -> OwnedEnv {
+fn take() -> OwnedEnv {
     LOCAL
         .try_with(|l| {
             let mut l = l.borrow_mut();
@@ -49,7 +49,7 @@ pub fn take() -> OwnedEnv {
 
 /// Gives `env` back once nothing of it is needed any more (its terms are
 /// cleared here: every `SavedTerm` of it is invalid from now on).
-pub fn give(mut env: OwnedEnv) {
+fn give(mut env: OwnedEnv) {
     env.clear();
     // A thread being torn down has no stack left: the environment is freed.
     let _ = LOCAL.try_with(|l| {

@@ -88,9 +88,33 @@ pub enum Name {
 const MAX_KEPT_NAMES: usize = 4096;
 /// Longer names are not kept.
 const MAX_KEPT_LEN: usize = 256;
-/// Names a thread saw last, looked at before the table: a caller making the
-/// same call back to back finds its names here (short compares, no hash, no lock).
-const RECENT_NAMES: usize = 8;
+/// Names a thread saw last, looked at before the table ([`Recent`]).
+pub const RECENT_NAMES: usize = 8;
+
+/// The last few things a thread saw, most recent first: a caller making the
+/// same call back to back finds them with a few short compares, no hash and
+/// no lock. Both name caches use it: kept names by text ([`Name::new`]) and by
+/// atom word (the NIF's request decoder).
+pub struct Recent<T, const N: usize>(Vec<T>);
+
+impl<T: Copy, const N: usize> Recent<T, N> {
+    pub const fn new() -> Self {
+        Recent(Vec::new())
+    }
+
+    /// The most recent entry that `hit` accepts.
+    pub fn find(&self, hit: impl Fn(&T) -> bool) -> Option<T> {
+        self.0.iter().find(|t| hit(t)).copied()
+    }
+
+    /// `t` is now the most recent; the oldest of `N` goes.
+    pub fn remember(&mut self, t: T) {
+        if self.0.len() == N {
+            self.0.pop();
+        }
+        self.0.insert(0, t);
+    }
+}
 
 impl Name {
     /// `name`, kept if it was kept before or there is room to keep it.
@@ -99,9 +123,9 @@ impl Name {
         use std::sync::LazyLock;
         static KEPT: LazyLock<dashmap::DashMap<&'static str, ()>> = LazyLock::new(dashmap::DashMap::new);
         thread_local! {
-            static RECENT: RefCell<Vec<&'static str>> = const { RefCell::new(Vec::new()) };
+            static RECENT: RefCell<Recent<&'static str, RECENT_NAMES>> = const { RefCell::new(Recent::new()) };
         }
-        if let Some(n) = RECENT.with(|r| r.borrow().iter().copied().find(|n| *n == name)) {
+        if let Some(n) = RECENT.with(|r| r.borrow().find(|n| *n == name)) {
             return Name::Kept(n);
         }
         let kept = match KEPT.get(name) {
@@ -114,13 +138,7 @@ impl Name {
             }
             None => return Name::Own(name.into()),
         };
-        RECENT.with(|r| {
-            let mut r = r.borrow_mut();
-            if r.len() == RECENT_NAMES {
-                r.pop();
-            }
-            r.insert(0, kept);
-        });
+        RECENT.with(|r| r.borrow_mut().remember(kept));
         Name::Kept(kept)
     }
 

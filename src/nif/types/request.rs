@@ -98,28 +98,22 @@ fn name_text(term: Term<'_>) -> Option<String> {
 /// thread keeps the names of the last few atoms it saw by that word: the
 /// common call finds both names without reading any text.
 fn call_name(term: Term<'_>) -> Option<Name> {
+    use crate::interp::value::{Recent, RECENT_NAMES};
     use rustler::sys::ErlNifTerm;
     use std::cell::RefCell;
-    const RECENT: usize = 8;
     thread_local! {
-        static ATOMS: RefCell<Vec<(ErlNifTerm, &'static str)>> = const { RefCell::new(Vec::new()) };
+        static ATOMS: RefCell<Recent<(ErlNifTerm, &'static str), RECENT_NAMES>> = const { RefCell::new(Recent::new()) };
     }
     if !term.is_atom() {
         return text(term).map(Name::new);
     }
     let word = term.as_c_arg();
-    if let Some(name) = ATOMS.with(|a| a.borrow().iter().find(|(w, _)| *w == word).map(|(_, n)| *n)) {
+    if let Some((_, name)) = ATOMS.with(|a| a.borrow().find(|(w, _)| *w == word)) {
         return Some(Name::Kept(name));
     }
     let name = Name::new(&atom_name(term).ok()?);
     if let Name::Kept(kept) = name {
-        ATOMS.with(|a| {
-            let mut a = a.borrow_mut();
-            if a.len() == RECENT {
-                a.pop();
-            }
-            a.insert(0, (word, kept));
-        });
+        ATOMS.with(|a| a.borrow_mut().remember((word, kept)));
     }
     Some(name)
 }
