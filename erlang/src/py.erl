@@ -934,7 +934,16 @@ maybe_request({py_context, Target}, Build, Timeout) ->
     end.
 
 request(Target, Op, Payload, Timeout) ->
-    wait_reply(submit(Target, Op, Payload, Timeout), Timeout).
+    case submit(Target, Op, Payload, Timeout) of
+        {Tag, Handle, none} ->
+            %% The wait begins as the handle is made: the timeout counts from
+            %% the handle's making (`{since, Timeout}'), so no clock is read
+            %% here; only a callback or an output line, which waits again,
+            %% asks what is left.
+            wait_reply(Tag, Handle, none, {since, Timeout}, Timeout);
+        Pending ->
+            wait_reply(Pending, Timeout)
+    end.
 
 %% Queues a request. When every permit is taken it waits its turn in the
 %% semaphore's queue (first come, first served): `await' withdraws it when its
@@ -975,10 +984,9 @@ submit_call(_, _, _) ->
 wait_reply({error, _} = E, _Timeout) ->
     E;
 wait_reply({Tag, Handle, none}, Timeout) ->
-    %% The first wait is the whole timeout, just begun. It counts from the
-    %% handle's making (`{since, Timeout}'), so no clock is read here: only a
-    %% callback or an output line, which waits again, asks what is left.
-    wait_reply(Tag, Handle, none, {since, Timeout}, Timeout);
+    %% The first wait is the whole timeout, just begun (an awaited call's
+    %% handle may be much older than this wait: the deadline is taken here).
+    wait_reply(Tag, Handle, none, deadline(Timeout), Timeout);
 wait_reply({Tag, Handle, WaitDeadline}, Timeout) ->
     wait_reply(Tag, Handle, WaitDeadline, deadline(Timeout), left(WaitDeadline)).
 

@@ -11,7 +11,8 @@ all() ->
      cast_overloaded_after_wait,
      cast_callback_runs_elsewhere,
      spawn_call_await_in_order, spawn_call_forms, await_unknown_ref, await_twice,
-     await_from_another_process, await_timeout_cancels, spawn_call_errors,
+     await_from_another_process, await_timeout_cancels, await_timeout_counts_from_the_await,
+     spawn_call_errors,
      spawn_caller_dies_cancels,
      stream_generator, stream_any_iterable, stream_eval_forms, stream_not_iterable,
      stream_item_cannot_convert, stream_raises_midway,
@@ -162,6 +163,17 @@ await_timeout_cancels(_) ->
     %% and nothing of the cancelled call arrives later
     receive Msg -> ct:fail({late, Msg}) after 200 -> ok end,
     ok = wait_until(fun() -> py_semaphore:current() =:= 0 end).
+
+await_timeout_counts_from_the_await(_) ->
+    %% The call asks Erlang for something at once; its caller awaits it only
+    %% later, longer than the timeout it then gives. The timeout counts from
+    %% the await: the callback is run and the call answers in time.
+    ok = py:register_function(ep_await_cb, fun([]) -> 1 end),
+    Ctx = py:context(1),
+    ok = py:exec(Ctx, <<"import erlang\ndef calls_back():\n    return erlang.ep_await_cb() + 1\n">>),
+    R = py:spawn_call(Ctx, '__main__', calls_back, [], #{}),
+    timer:sleep(1200),
+    ?assertEqual({ok, 2}, py:await(R, 1000)).
 
 spawn_call_errors(_) ->
     ?assertMatch({error, {'ZeroDivisionError', _}}, py:await(py:spawn_call(operator, truediv, [1, 0]))),
