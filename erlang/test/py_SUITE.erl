@@ -237,7 +237,8 @@ reload_module(Config) ->
 called_function_follows_changes(Config) ->
     %% A call remembers the function it found while neither sys.modules nor the
     %% module's dict changes: a patched attribute, a reload, a module replaced
-    %% in sys.modules and a module __getattr__ are each seen by the next call.
+    %% in sys.modules, a module's class changed and a module __getattr__ are
+    %% each seen by the next call.
     ?assertEqual({ok, 4.0}, py:call(math, sqrt, [16])),
     ok = py:exec(<<"import math\nmath.ep_sqrt = math.sqrt\nmath.sqrt = lambda x: -1.0">>),
     try
@@ -258,6 +259,10 @@ called_function_follows_changes(Config) ->
     ?assertEqual({ok, 2}, py:call(ep_follows, f, [])),
     ok = py:exec(<<"import sys, types\nm = types.ModuleType('ep_follows')\nm.f = lambda: 3\nsys.modules['ep_follows'] = m">>),
     ?assertEqual({ok, 3}, py:call(ep_follows, f, [])),
+    %% a module whose class becomes one with an attribute of its own
+    ok = py:exec(<<"import sys, types\nclass EpModule(types.ModuleType):\n    f = property(lambda self: (lambda: 4))\n"
+                   "sys.modules['ep_follows'].__class__ = EpModule">>),
+    ?assertEqual({ok, 4}, py:call(ep_follows, f, [])),
     %% a name the module makes on each lookup is looked up on each call
     ok = py:exec(<<"import sys, types, itertools\nm = types.ModuleType('ep_follows')\nc = itertools.count()\n"
                    "m.__getattr__ = lambda name: (lambda n=next(c): n)\nsys.modules['ep_follows'] = m">>),

@@ -10,6 +10,8 @@
 
 use std::sync::mpsc::{SendError, Sender};
 
+/// The waiting calls: each call's number and where its answer (or a request of
+/// its chain) goes, innermost last.
 pub struct Chains<M> {
     last_id: u64,
     open: Vec<(u64, Sender<M>)>,
@@ -39,19 +41,23 @@ impl<M> Chains<M> {
     }
 
     /// A request of the innermost waiting call's chain, to the thread waiting
-    /// in it; calls that stopped waiting are passed over and forgotten. `Err`:
-    /// no call waits, and the request is the main thread's.
-    pub fn nested(&mut self, mut msg: M) -> Result<(), M> {
+    /// in it; calls that stopped waiting are passed over and forgotten.
+    pub fn nested(&mut self, mut msg: M) -> Nested<M> {
+        let had_calls = !self.open.is_empty();
         while let Some((_, tx)) = self.open.last() {
             match tx.send(msg) {
-                Ok(()) => return Ok(()),
+                Ok(()) => return Nested::Sent,
                 Err(SendError(back)) => {
                     msg = back;
                     self.open.pop();
                 }
             }
         }
-        Err(msg)
+        if had_calls {
+            Nested::Abandoned(msg)
+        } else {
+            Nested::NoCall(msg)
+        }
     }
 
     /// Calls waiting (or whose answer has not come yet).
@@ -59,7 +65,20 @@ impl<M> Chains<M> {
         self.open.len()
     }
 
+    /// No call waits.
     pub fn is_empty(&self) -> bool {
         self.open.is_empty()
     }
+}
+
+/// Where [`Chains::nested`] put a request.
+#[derive(Debug, PartialEq)]
+pub enum Nested<M> {
+    /// To the thread waiting in the innermost call.
+    Sent,
+    /// No call waits: the request is the main thread's.
+    NoCall(M),
+    /// Calls waited, but every one had stopped waiting (their caller gave
+    /// up): the request's chain is gone, and nobody would serve it in time.
+    Abandoned(M),
 }

@@ -17,11 +17,11 @@
 //! `{error, {context_crashed, Why}}` and starts a new child.
 
 use super::bridge::{self, CallError, Caller, ChainMsg, ChannelEnd, Erlang, LogRecord, Nested, Place, Run, SendError, Stored, ThreadCall};
-use super::chains::Chains;
+use super::chains::{self, Chains};
 use super::exec::Op;
 use super::host::Host;
 use super::host::Pulled;
-use super::value::{Request, Value};
+use super::value::{Failure, Request, Value};
 use super::wire::{self, PullEnd, Query, ToChild, ToParent};
 use std::collections::{HashMap, HashSet};
 use std::fs::File;
@@ -274,9 +274,18 @@ fn read_frames(mut input: BufReader<File>, requests: Sender<Work>, interrupts: S
                 c.last_read.fetch_max(seq, Ordering::AcqRel);
                 let nested =
                     c.chains.lock().unwrap_or_else(|e| e.into_inner()).nested(ChainMsg::Nested(Box::new(ChildNested { seq, op, req })));
-                if let Err(ChainMsg::Nested(n)) = nested {
-                    if let Ok(n) = n.into_any().downcast::<ChildNested>() {
-                        let _ = requests.send(Work::Run(n.seq, n.op, n.req));
+                match nested {
+                    chains::Nested::Sent => {}
+                    chains::Nested::NoCall(ChainMsg::Nested(n)) => {
+                        if let Ok(n) = n.into_any().downcast::<ChildNested>() {
+                            let _ = requests.send(Work::Run(n.seq, n.op, n.req));
+                        }
+                    }
+                    // Its chain's `erlang.call` stopped waiting (the caller
+                    // gave up): the thread that made it has moved on, and the
+                    // node waits for this request's end. It ends here.
+                    chains::Nested::Abandoned(_) | chains::Nested::NoCall(_) => {
+                        c.send(ToParent::Done { seq, result: Err(Failure::Cancelled) })
                     }
                 }
             }

@@ -115,8 +115,9 @@ impl CodeCache {
 /// The module is only a shortcut for `PyImport_GetModule`'s check that the
 /// module is not half-imported by another thread: when `sys.modules` still
 /// holds the very object found imported before, that check is not repeated.
-/// `sys.modules` itself is read on every call, so a reload or a replaced module
-/// is seen at once.
+/// The function a call found is kept too, while the versions of `sys.modules`
+/// and of the module's dict stay the same ([`Found`]); otherwise both are read
+/// again, so a reload or a replaced module is seen at once.
 pub struct Names {
     slots: Vec<Option<NameSlot>>,
     found: Vec<Option<Found>>,
@@ -137,6 +138,11 @@ struct Found {
     /// The kept module and function names' keys (`Name::key`).
     key: ((usize, usize), (usize, usize)),
     modules_version: u64,
+    /// The module (`sys.modules` holds it as long as its version stands): its
+    /// class is looked at on every use, since `module.__class__` may be
+    /// rebound to a subclass with an attribute lookup of its own, which
+    /// changes neither dict.
+    module: Py<PyAny>,
     /// The module's dict (held: its address cannot be another dict's while kept).
     dict: Py<PyDict>,
     dict_version: u64,
@@ -164,12 +170,15 @@ impl Default for Names {
 ///
 /// SAFETY: the caller holds the GIL of the interpreter `dict` belongs to (on a
 /// free-threaded build: is attached to it) and `dict` is a live dict. The field
-/// is read, not written; on a free-threaded build a concurrent writer makes it
-/// at worst a version that no longer matches, so the lookup is done again.
+/// is only read, as an atomic: on a free-threaded build another thread may
+/// write it meanwhile, and CPython stores a changed entry before its new
+/// version, so a version read before a lookup never vouches for a value
+/// stored after it.
 #[cfg(not(Py_3_14))]
 #[allow(deprecated)]
 unsafe fn dict_version(dict: *mut ffi::PyObject) -> Option<u64> {
-    Some(unsafe { std::ptr::read_volatile(&(*dict.cast::<ffi::PyDictObject>()).ma_version_tag) })
+    let field = unsafe { std::ptr::addr_of_mut!((*dict.cast::<ffi::PyDictObject>()).ma_version_tag) };
+    Some(unsafe { std::sync::atomic::AtomicU64::from_ptr(field) }.load(std::sync::atomic::Ordering::Acquire))
 }
 
 #[cfg(Py_3_14)]
@@ -209,16 +218,26 @@ impl Names {
 
     /// `module.function`, as found by the last call of the same names, if
     /// neither `sys.modules` nor the module's dict changed since (see [`Found`]).
-    fn found<'py>(&self, py: Python<'py>, module: &Name, function: &Name) -> Option<Bound<'py, PyAny>> {
+    /// What no longer holds is dropped (with the interpreter attached), so a
+    /// module taken out of `sys.modules` is not kept alive here.
+    fn found<'py>(&mut self, py: Python<'py>, module: &Name, function: &Name) -> Option<Bound<'py, PyAny>> {
         let key = (module.key()?, function.key()?);
-        let f = self.found[found_slot(key)].as_ref().filter(|f| f.key == key)?;
+        let slot = &mut self.found[found_slot(key)];
+        let f = slot.as_ref().filter(|f| f.key == key)?;
         // SAFETY: the GIL of the interpreter `py` is attached to is held; the
         // table belongs to this interpreter's thread, so `f.dict` is a live dict
-        // of it, and PyImport_GetModuleDict returns its (borrowed, live) sys.modules.
+        // of it and `f.module` a live object; PyImport_GetModuleDict returns its
+        // (borrowed, live) sys.modules; PyModule_CheckExact reads a type.
         let same = unsafe {
-            dict_version(ffi::PyImport_GetModuleDict()) == Some(f.modules_version) && dict_version(f.dict.as_ptr()) == Some(f.dict_version)
+            dict_version(ffi::PyImport_GetModuleDict()) == Some(f.modules_version)
+                && dict_version(f.dict.as_ptr()) == Some(f.dict_version)
+                && ffi::PyModule_CheckExact(f.module.as_ptr()) != 0
         };
-        same.then(|| f.function.bind(py).clone())
+        if !same {
+            *slot = None;
+            return None;
+        }
+        Some(f.function.bind(py).clone())
     }
 
     /// Remembers `function` as `module.function` when it is the module's own
@@ -238,21 +257,30 @@ impl Names {
                 return;
             }
             let modules = ffi::PyImport_GetModuleDict();
+            let Ok(dict) = Bound::from_borrowed_ptr(py, ffi::PyModule_GetDict(module_obj.as_ptr())).cast_into::<PyDict>() else { return };
+            // Read before the entries are looked at (see dict_version): a
+            // change made meanwhile leaves a newer version, and the next call
+            // looks again.
+            let (Some(modules_version), Some(dict_version)) = (dict_version(modules), dict_version(dict.as_ptr())) else { return };
             let current = ffi::PyDict_GetItemWithError(modules, self.slot(py, module).map_or(std::ptr::null_mut(), |s| s.name.as_ptr()));
             if current != module_obj.as_ptr() {
                 let _ = PyErr::take(py);
                 return;
             }
-            let Ok(dict) = Bound::from_borrowed_ptr(py, ffi::PyModule_GetDict(module_obj.as_ptr())).cast_into::<PyDict>() else { return };
             let entry = ffi::PyDict_GetItemWithError(dict.as_ptr(), pyname.as_ptr());
             if entry != found.as_ptr() {
                 let _ = PyErr::take(py);
                 return;
             }
-            let (Some(modules_version), Some(dict_version)) = (dict_version(modules), dict_version(dict.as_ptr())) else { return };
             let key = (m, f);
-            self.found[found_slot(key)] =
-                Some(Found { key, modules_version, dict: dict.unbind(), dict_version, function: found.clone().unbind() });
+            self.found[found_slot(key)] = Some(Found {
+                key,
+                modules_version,
+                module: module_obj.clone().unbind(),
+                dict: dict.unbind(),
+                dict_version,
+                function: found.clone().unbind(),
+            });
         }
     }
 
