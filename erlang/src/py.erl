@@ -948,7 +948,7 @@ request(Target, Op, Payload, Timeout) ->
 %% Queues a request. When every permit is taken it waits its turn in the
 %% semaphore's queue (first come, first served): `await' withdraws it when its
 %% `overload_wait' is over.
--spec submit(main | pos_integer(), atom(), term(), timeout()) -> pending() | {error, error()}.
+-spec submit(py_nif:target(), atom(), term(), timeout()) -> pending() | {error, error()}.
 submit(Target, Op, Payload, Timeout) ->
     Tag = make_ref(),
     case py_nif:submit(Target, Op, Payload, Tag, get(?CHAIN)) of

@@ -177,7 +177,11 @@ impl Default for Names {
 #[cfg(not(Py_3_14))]
 #[allow(deprecated)]
 unsafe fn dict_version(dict: *mut ffi::PyObject) -> Option<u64> {
+    // SAFETY: `dict` is a live dict (the caller's condition): the field's
+    // address is taken, nothing is read or referenced yet.
     let field = unsafe { std::ptr::addr_of_mut!((*dict.cast::<ffi::PyDictObject>()).ma_version_tag) };
+    // SAFETY: an aligned u64 of a live dict; CPython writes it with plain or
+    // atomic stores, and it is only loaded here.
     Some(unsafe { std::sync::atomic::AtomicU64::from_ptr(field) }.load(std::sync::atomic::Ordering::Acquire))
 }
 

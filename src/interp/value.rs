@@ -97,6 +97,12 @@ pub const RECENT_NAMES: usize = 8;
 /// atom word (the NIF's request decoder).
 pub struct Recent<T, const N: usize>(Vec<T>);
 
+impl<T: Copy, const N: usize> Default for Recent<T, N> {
+    fn default() -> Self {
+        Recent::new()
+    }
+}
+
 impl<T: Copy, const N: usize> Recent<T, N> {
     pub const fn new() -> Self {
         Recent(Vec::new())
