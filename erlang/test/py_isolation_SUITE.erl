@@ -11,7 +11,7 @@
 -export([runs_in_its_own_process/1, calls_eval_exec/1, segfault/1, os_exit_and_abort/1,
          memory_limit/1, others_do_not_notice/1, callbacks/1, state_and_send/1,
          timeout_interrupts/1, blocked_call_is_killed/1, printing_call_is_killed/1, interrupt/1, interrupt_during_query/1,
-         refs/1, refs_of_an_earlier_pool/1, streams/1, in_load/1,
+         refs/1, refs_of_an_earlier_pool/1, streams/1, too_large_to_travel/1, in_load/1,
          no_child_after_stop_pool/1, no_child_after_application_stop/1, bad_options/1,
          setup_after_restart/1]).
 
@@ -19,7 +19,7 @@ all() ->
     [runs_in_its_own_process, calls_eval_exec, segfault, os_exit_and_abort, memory_limit,
      others_do_not_notice, callbacks, state_and_send, timeout_interrupts,
      blocked_call_is_killed, printing_call_is_killed, interrupt, interrupt_during_query, refs, refs_of_an_earlier_pool,
-     streams, in_load, bad_options, setup_after_restart,
+     streams, too_large_to_travel, in_load, bad_options, setup_after_restart,
      no_child_after_stop_pool, no_child_after_application_stop].
 
 init_per_suite(Config) ->
@@ -344,6 +344,20 @@ alive(OsPid) ->
         {error, _} ->
             false
     end.
+
+too_large_to_travel(Config) ->
+    %% Test builds bound a frame at 64 MiB (1 GiB otherwise). What cannot
+    %% cross fails the call that sent it, and the child goes on: a result, the
+    %% arguments of an erlang.call, the arguments of a call.
+    Ctx = ?config(a, Config),
+    Pid = os_pid(Ctx),
+    {error, {bad_result, Why}} = py:eval(Ctx, <<"b'x' * (65 << 20)">>),
+    {match, _} = re:run(Why, "larger than 64 MiB"),
+    ok = py:register_function(ep_takes_big, fun([B]) -> byte_size(B) end),
+    {error, {_, _}} = py:eval(Ctx, <<"__import__('erlang').ep_takes_big(b'x' * (65 << 20))">>),
+    {error, {bad_argument, _}} = py:call(Ctx, builtins, len, [binary:copy(<<"x">>, 65 bsl 20)]),
+    {ok, 3} = py:call(Ctx, builtins, len, [<<"abc">>]),
+    Pid = os_pid(Ctx).
 
 no_child_after_stop_pool(Config) ->
     Pids = [os_pid(?config(K, Config)) || K <- [a, b]],

@@ -71,8 +71,8 @@ pub fn interrupt(key: u64, raise: Raise) {
 }
 
 fn send(w: &Writer, f: &ToChild) -> std::io::Result<()> {
-    let mut w = w.lock().unwrap_or_else(|e| e.into_inner());
-    wire::send_to_child(&mut *w, f)
+    let frame = wire::to_child(f)?;
+    frame.write(&mut *w.lock().unwrap_or_else(|e| e.into_inner()))
 }
 
 /// What the reader thread hands the actor's thread.
@@ -241,10 +241,9 @@ impl Isolated {
     /// Sends request `seq` and waits for its end, serving its callbacks.
     fn run(&mut self, seq: u64, op: Op, req: &Request, caller: &Arc<dyn Caller>) -> Result<Outcome, Failure> {
         let Some(r) = &self.running else { return Err(self.gone()) };
-        let sent = {
-            let mut w = r.line.writer.lock().unwrap_or_else(|e| e.into_inner());
-            wire::send_run(&mut *w, seq, op, req)
-        };
+        // Encoded before the writer is locked (see `wire::Frame`).
+        let sent =
+            wire::run_frame(seq, op, req).and_then(|frame| frame.write(&mut *r.line.writer.lock().unwrap_or_else(|e| e.into_inner())));
         match sent {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::InvalidInput => return Err(Failure::BadArgument(e.to_string())),

@@ -84,11 +84,41 @@ fn child() -> &'static Child {
 }
 
 impl Child {
+    /// Sends `f`, encoded before the pipe is locked (see `wire::Frame`). A
+    /// frame that cannot travel (larger than 1 GiB) fails what sent it, not
+    /// the child: a request's end becomes an error, an `erlang.call` or a query
+    /// is answered here, a stream's batch ends failed; anything else is
+    /// dropped, with a line on stderr.
     fn send(&self, f: ToParent) {
-        let mut out = self.out.lock().unwrap_or_else(|e| e.into_inner());
-        if wire::send_to_parent(&mut *out, f).is_err() {
+        let kind = Unsent::of(&f);
+        let frame = match wire::to_parent(f) {
+            Ok(frame) => frame,
+            Err(e) => return self.unsent(kind, e.to_string()),
+        };
+        if frame.write(&mut *self.out.lock().unwrap_or_else(|e| e.into_inner())).is_err() {
             // The node's end is gone: nothing is left to serve.
             std::process::exit(0);
+        }
+    }
+
+    fn unsent(&self, kind: Unsent, why: String) {
+        match kind {
+            Unsent::Done(seq) => self.send(ToParent::Done { seq, result: Err(Failure::BadResult(why)) }),
+            Unsent::Callback(id) => {
+                self.chains.lock().unwrap_or_else(|e| e.into_inner()).answer(id, ChainMsg::Reply(Err(CallError::Failed(why))))
+            }
+            Unsent::ThreadCall(id) => {
+                if let Some(tx) = self.thread_calls.lock().unwrap_or_else(|e| e.into_inner()).remove(&id) {
+                    let _ = tx.send(ChainMsg::Reply(Err(CallError::Failed(why))));
+                }
+            }
+            Unsent::Query(id) => {
+                if let Some(tx) = self.queries.lock().unwrap_or_else(|e| e.into_inner()).remove(&id) {
+                    let _ = tx.send(Value::None);
+                }
+            }
+            Unsent::Pulled(id) => self.send(ToParent::Pulled { id, items: vec![], end: PullEnd::Failed(Failure::BadResult(why)) }),
+            Unsent::Other => eprintln!("py_child (context {}): a frame to the node was dropped: {why}", self.context),
         }
     }
 
@@ -98,6 +128,29 @@ impl Child {
         self.queries.lock().unwrap_or_else(|e| e.into_inner()).insert(id, tx);
         self.send(ToParent::Query { id, what });
         rx.recv().unwrap_or(Value::None)
+    }
+}
+
+/// What a frame that could not be sent was, for [`Child::unsent`].
+enum Unsent {
+    Done(u64),
+    Callback(u64),
+    ThreadCall(u64),
+    Query(u64),
+    Pulled(u64),
+    Other,
+}
+
+impl Unsent {
+    fn of(f: &ToParent) -> Unsent {
+        match f {
+            ToParent::Done { seq, .. } => Unsent::Done(*seq),
+            ToParent::Callback { id, .. } => Unsent::Callback(*id),
+            ToParent::ThreadCall { id, .. } => Unsent::ThreadCall(*id),
+            ToParent::Query { id, .. } => Unsent::Query(*id),
+            ToParent::Pulled { id, .. } => Unsent::Pulled(*id),
+            _ => Unsent::Other,
+        }
     }
 }
 

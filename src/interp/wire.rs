@@ -18,7 +18,16 @@ use std::io::{self, Read, Write};
 const ASYNCIO_REFUSED: &str = "asyncio calls are not supported by process-isolated contexts";
 
 /// The largest frame either side accepts (a request or result of 1 GiB).
+/// Test builds (`test-hooks`) take 64 MiB, so a test can cross the bound.
+#[cfg(not(feature = "test-hooks"))]
 const MAX_FRAME: usize = 1 << 30;
+#[cfg(feature = "test-hooks")]
+const MAX_FRAME: usize = 64 << 20;
+
+/// Why a frame past [`MAX_FRAME`] is refused.
+fn too_large() -> String {
+    format!("a frame larger than {} MiB cannot cross to or from a process-isolated context", MAX_FRAME >> 20)
+}
 
 /// Parent → child.
 #[derive(Debug)]
@@ -389,7 +398,7 @@ impl ToChild {
                 Value::Bytes(preload.clone()),
                 strs(venv),
             ]),
-            // Encoded with its request borrowed: `send_run`.
+            // Encoded with its request borrowed: `run_frame`.
             ToChild::Run { .. } => return None,
             ToChild::Pull { id, max } => Value::Tuple(vec![s("pull"), Value::Int(*id as i64), Value::Int(*max as i64)]),
             ToChild::StreamClose { id } => Value::Tuple(vec![s("stream_close"), Value::Int(*id as i64)]),
@@ -534,22 +543,29 @@ impl ToParent {
     }
 }
 
-/// Writes one frame. A value that cannot be encoded (a ref, a channel) is an
-/// `InvalidInput` error and nothing is written.
-fn write_value(w: &mut impl Write, v: &Value) -> io::Result<()> {
-    write_body(w, etf::encode(v))
-}
+/// One frame, encoded and checked, ready to be written. Frames are encoded
+/// before the writer's lock is taken, so a large one does not hold up the
+/// threads that share the pipe (an interruption, a log line) while it is
+/// encoded.
+pub struct Frame(Vec<u8>);
 
-/// Writes one encoded frame (see [`write_value`]).
-fn write_body(w: &mut impl Write, body: Result<Vec<u8>, super::conv_error::ConvError>) -> io::Result<()> {
-    let body = body.map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.message()))?;
-    let len = u32::try_from(body.len())
-        .ok()
-        .filter(|&n| (n as usize) <= MAX_FRAME)
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "frame larger than 1 GiB"))?;
-    w.write_all(&len.to_be_bytes())?;
-    w.write_all(&body)?;
-    w.flush()
+impl Frame {
+    /// A value that cannot be encoded (a ref, a channel) or a body larger than
+    /// [`MAX_FRAME`] is an `InvalidInput` error, and there is nothing to write.
+    fn of(body: Result<Vec<u8>, super::conv_error::ConvError>) -> io::Result<Frame> {
+        let body = body.map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.message()))?;
+        if body.len() > MAX_FRAME {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, too_large()));
+        }
+        Ok(Frame(body))
+    }
+
+    /// Writes the frame (its length, then its body) and flushes.
+    pub fn write(&self, w: &mut impl Write) -> io::Result<()> {
+        w.write_all(&(self.0.len() as u32).to_be_bytes())?;
+        w.write_all(&self.0)?;
+        w.flush()
+    }
 }
 
 /// Reads one frame's value; `UnexpectedEof` when the other side closed.
@@ -558,7 +574,7 @@ fn read_value(r: &mut impl Read) -> io::Result<Value> {
     r.read_exact(&mut len)?;
     let len = u32::from_be_bytes(len) as usize;
     if len > MAX_FRAME {
-        return Err(io::Error::new(io::ErrorKind::InvalidData, "frame larger than 1 GiB"));
+        return Err(io::Error::new(io::ErrorKind::InvalidData, too_large()));
     }
     let mut body = vec![0u8; len];
     r.read_exact(&mut body)?;
@@ -597,10 +613,11 @@ pub fn recv_spinning_timeout<T>(
 
 /// Sends a frame to the child. A request that cannot travel (an op or a value
 /// only this node's interpreters take) is `InvalidInput`.
-pub fn send_to_child(w: &mut impl Write, f: &ToChild) -> io::Result<()> {
+/// A frame to the child ([`Frame::of`] for what cannot travel).
+pub fn to_child(f: &ToChild) -> io::Result<Frame> {
     match (f, f.value()) {
-        (ToChild::Run { seq, op, req }, _) => send_run(w, *seq, *op, req),
-        (_, Some(v)) => write_value(w, &v),
+        (ToChild::Run { seq, op, req }, _) => run_frame(*seq, *op, req),
+        (_, Some(v)) => Frame::of(etf::encode(&v)),
         (_, None) => Err(io::Error::new(io::ErrorKind::InvalidInput, "a frame that does not travel")),
     }
 }
@@ -615,19 +632,20 @@ fn run_term(seq: u64, op: Op, req: &Request) -> Option<Borrowed<'_>> {
     ]))
 }
 
-/// Sends request `seq` to the child (as [`ToChild::Run`], without taking the
+/// Request `seq`'s frame to the child (as [`ToChild::Run`], without taking the
 /// request); an op it does not run (asyncio) is `InvalidInput`.
-pub fn send_run(w: &mut impl Write, seq: u64, op: Op, req: &Request) -> io::Result<()> {
+pub fn run_frame(seq: u64, op: Op, req: &Request) -> io::Result<Frame> {
     let t = run_term(seq, op, req).ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, ASYNCIO_REFUSED))?;
-    write_body(w, etf::encode_borrowed(&t))
+    Frame::of(etf::encode_borrowed(&t))
 }
 
 pub fn recv_from_parent(r: &mut impl Read) -> io::Result<ToChild> {
     ToChild::of(read_value(r)?)
 }
 
-pub fn send_to_parent(w: &mut impl Write, f: ToParent) -> io::Result<()> {
-    write_value(w, &f.into_value())
+/// A frame to the parent ([`Frame::of`] for what cannot travel).
+pub fn to_parent(f: ToParent) -> io::Result<Frame> {
+    Frame::of(etf::encode(&f.into_value()))
 }
 
 pub fn recv_from_child(r: &mut impl Read) -> io::Result<ToParent> {
