@@ -95,7 +95,8 @@ impl SubmitError {
 pub fn route(pid: rustler::LocalPid, want: Want<'_>) -> Result<Routed, SubmitError> {
     let epoch = routing::epoch();
     // A back-to-back caller: routed before the routes table is even loaded
-    // (router::submit checks the table the job then goes through).
+    // (router::submit checks the table the job then goes through). This is
+    // the only place a remembered route is looked at.
     if let Some(target) = routing::remembered(pid, &want, epoch) {
         return Ok(Routed { target, watch: false });
     }

@@ -205,16 +205,14 @@ pub fn remembered(pid: LocalPid, want: &Want<'_>, epoch: u64) -> Option<Target> 
     LAST.get().filter(|(p, e, _)| *p == pid && *e == epoch).map(|(_, _, target)| target)
 }
 
-/// Routes a request of process `pid`, with `routes` loaded after `epoch`
-/// was read ([`epoch`]).
+/// Routes a request of process `pid` that [`remembered`] did not, with
+/// `routes` loaded after `epoch` was read ([`epoch`]); an unbound route is
+/// remembered for the next call.
 pub fn resolve(routes: &Routes, pid: LocalPid, want: Want<'_>, epoch: u64) -> Result<Routed, RouteError> {
     // Modules learned to need the main interpreter make a route depend on the
     // module too: then nothing is kept.
     if !matches!(want, Want::Auto { .. }) || !routes.main_modules.is_empty() {
         return resolve_now(routes, pid, want);
-    }
-    if let Some(target) = remembered(pid, &want, epoch) {
-        return Ok(Routed { target, watch: false });
     }
     let routed = resolve_now(routes, pid, want)?;
     // A first placement changed the map (and the epoch) already.
