@@ -41,23 +41,19 @@ impl<M> Chains<M> {
     }
 
     /// A request of the innermost waiting call's chain, to the thread waiting
-    /// in it; calls that stopped waiting are passed over and forgotten.
-    pub fn nested(&mut self, mut msg: M) -> Nested<M> {
-        let had_calls = !self.open.is_empty();
+    /// in it; calls that stopped waiting are passed over and forgotten. `Err`:
+    /// no call waits any more (the request's chain is gone).
+    pub fn nested(&mut self, mut msg: M) -> Result<(), M> {
         while let Some((_, tx)) = self.open.last() {
             match tx.send(msg) {
-                Ok(()) => return Nested::Sent,
+                Ok(()) => return Ok(()),
                 Err(SendError(back)) => {
                     msg = back;
                     self.open.pop();
                 }
             }
         }
-        if had_calls {
-            Nested::Abandoned(msg)
-        } else {
-            Nested::NoCall(msg)
-        }
+        Err(msg)
     }
 
     /// Calls waiting (or whose answer has not come yet).
@@ -69,16 +65,4 @@ impl<M> Chains<M> {
     pub fn is_empty(&self) -> bool {
         self.open.is_empty()
     }
-}
-
-/// Where [`Chains::nested`] put a request.
-#[derive(Debug, PartialEq)]
-pub enum Nested<M> {
-    /// To the thread waiting in the innermost call.
-    Sent,
-    /// No call waits: the request is the main thread's.
-    NoCall(M),
-    /// Calls waited, but every one had stopped waiting (their caller gave
-    /// up): the request's chain is gone, and nobody would serve it in time.
-    Abandoned(M),
 }

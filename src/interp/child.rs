@@ -17,7 +17,7 @@
 //! `{error, {context_crashed, Why}}` and starts a new child.
 
 use super::bridge::{self, CallError, Caller, ChainMsg, ChannelEnd, Erlang, LogRecord, Nested, Place, Run, SendError, Stored, ThreadCall};
-use super::chains::{self, Chains};
+use super::chains::Chains;
 use super::exec::Op;
 use super::host::Host;
 use super::host::Pulled;
@@ -325,21 +325,17 @@ fn read_frames(mut input: BufReader<File>, requests: Sender<Work>, interrupts: S
         match frame {
             ToChild::Run { seq, op, req } => {
                 c.last_read.fetch_max(seq, Ordering::AcqRel);
-                let nested =
-                    c.chains.lock().unwrap_or_else(|e| e.into_inner()).nested(ChainMsg::Nested(Box::new(ChildNested { seq, op, req })));
-                match nested {
-                    chains::Nested::Sent => {}
-                    chains::Nested::NoCall(ChainMsg::Nested(n)) => {
-                        if let Ok(n) = n.into_any().downcast::<ChildNested>() {
-                            let _ = requests.send(Work::Run(n.seq, n.op, n.req));
-                        }
-                    }
+                let mut chains = c.chains.lock().unwrap_or_else(|e| e.into_inner());
+                if chains.is_empty() {
+                    // No erlang.call waits: a top-level request.
+                    drop(chains);
+                    let _ = requests.send(Work::Run(seq, op, req));
+                } else if chains.nested(ChainMsg::Nested(Box::new(ChildNested { seq, op, req }))).is_err() {
                     // Its chain's `erlang.call` stopped waiting (the caller
                     // gave up): the thread that made it has moved on, and the
                     // node waits for this request's end. It ends here.
-                    chains::Nested::Abandoned(_) | chains::Nested::NoCall(_) => {
-                        c.send(ToParent::Done { seq, result: Err(Failure::Cancelled) })
-                    }
+                    drop(chains);
+                    c.send(ToParent::Done { seq, result: Err(Failure::Cancelled) });
                 }
             }
             ToChild::Interrupt { seq, timeout } => {
