@@ -138,13 +138,13 @@ struct Found {
     /// The kept module and function names' keys (`Name::key`).
     key: ((usize, usize), (usize, usize)),
     modules_version: u64,
-    /// The module (`sys.modules` holds it as long as its version stands): its
-    /// class is looked at on every use, since `module.__class__` may be
-    /// rebound to a subclass with an attribute lookup of its own, which
-    /// changes neither dict.
+    /// The module (`sys.modules` holds it as long as its version stands; held
+    /// here too, so its dict is never another one). Its class is looked at on
+    /// every use, since `module.__class__` may be rebound to a subclass with an
+    /// attribute lookup of its own, which changes neither dict.
     module: Py<PyAny>,
-    /// The module's dict (held: its address cannot be another dict's while kept).
-    dict: Py<PyDict>,
+    /// The version of the module's dict (`PyModule_GetDict`: a module's dict
+    /// is never replaced).
     dict_version: u64,
     function: Py<PyAny>,
 }
@@ -229,13 +229,14 @@ impl Names {
         let slot = &mut self.found[found_slot(key)];
         let f = slot.as_ref().filter(|f| f.key == key)?;
         // SAFETY: the GIL of the interpreter `py` is attached to is held; the
-        // table belongs to this interpreter's thread, so `f.dict` is a live dict
-        // of it and `f.module` a live object; PyImport_GetModuleDict returns its
-        // (borrowed, live) sys.modules; PyModule_CheckExact reads a type.
+        // table belongs to this interpreter's thread, so `f.module` is a live
+        // object of it; PyImport_GetModuleDict returns its (borrowed, live)
+        // sys.modules; PyModule_CheckExact reads a type, and only for a module
+        // is PyModule_GetDict asked for its (borrowed, never NULL) dict.
         let same = unsafe {
             dict_version(ffi::PyImport_GetModuleDict()) == Some(f.modules_version)
-                && dict_version(f.dict.as_ptr()) == Some(f.dict_version)
                 && ffi::PyModule_CheckExact(f.module.as_ptr()) != 0
+                && dict_version(ffi::PyModule_GetDict(f.module.as_ptr())) == Some(f.dict_version)
         };
         if !same {
             *slot = None;
@@ -250,41 +251,36 @@ impl Names {
     /// entry (not made by a module `__getattr__`).
     fn remember(&mut self, py: Python<'_>, module: &Name, function: &Name, module_obj: &Bound<'_, PyAny>, found: &Bound<'_, PyAny>) {
         let (Some(m), Some(f)) = (module.key(), function.key()) else { return };
+        let Some(modname) = self.slot(py, module).map(|s| s.name.clone_ref(py)) else { return };
         let Some(pyname) = self.slot(py, function).map(|s| s.name.clone_ref(py)) else { return };
         // SAFETY: the GIL of the interpreter `py` is attached to is held;
         // PyModule_CheckExact reads the type; PyModule_GetDict returns a borrowed
-        // reference to the module's dict (never NULL for a module), made owned
-        // here; PyDict_GetItemWithError a borrowed reference or NULL;
-        // dict_version's conditions hold for both dicts.
+        // reference to the module's dict (never NULL for a module), alive while
+        // the module is; PyDict_GetItemWithError a borrowed reference or NULL,
+        // only compared; dict_version's conditions hold for both dicts.
         unsafe {
             if ffi::PyModule_CheckExact(module_obj.as_ptr()) == 0 {
                 return;
             }
             let modules = ffi::PyImport_GetModuleDict();
-            let Ok(dict) = Bound::from_borrowed_ptr(py, ffi::PyModule_GetDict(module_obj.as_ptr())).cast_into::<PyDict>() else { return };
+            let dict = ffi::PyModule_GetDict(module_obj.as_ptr());
             // Read before the entries are looked at (see dict_version): a
             // change made meanwhile leaves a newer version, and the next call
             // looks again.
-            let (Some(modules_version), Some(dict_version)) = (dict_version(modules), dict_version(dict.as_ptr())) else { return };
-            let current = ffi::PyDict_GetItemWithError(modules, self.slot(py, module).map_or(std::ptr::null_mut(), |s| s.name.as_ptr()));
+            let (Some(modules_version), Some(dict_version)) = (dict_version(modules), dict_version(dict)) else { return };
+            let current = ffi::PyDict_GetItemWithError(modules, modname.as_ptr());
             if current != module_obj.as_ptr() {
                 let _ = PyErr::take(py);
                 return;
             }
-            let entry = ffi::PyDict_GetItemWithError(dict.as_ptr(), pyname.as_ptr());
+            let entry = ffi::PyDict_GetItemWithError(dict, pyname.as_ptr());
             if entry != found.as_ptr() {
                 let _ = PyErr::take(py);
                 return;
             }
             let key = (m, f);
-            self.found[found_slot(key)] = Some(Found {
-                key,
-                modules_version,
-                module: module_obj.clone().unbind(),
-                dict: dict.unbind(),
-                dict_version,
-                function: found.clone().unbind(),
-            });
+            self.found[found_slot(key)] =
+                Some(Found { key, modules_version, module: module_obj.clone().unbind(), dict_version, function: found.clone().unbind() });
         }
     }
 

@@ -611,9 +611,8 @@ pub fn recv_spinning_timeout<T>(
     }
 }
 
-/// Sends a frame to the child. A request that cannot travel (an op or a value
-/// only this node's interpreters take) is `InvalidInput`.
-/// A frame to the child ([`Frame::of`] for what cannot travel).
+/// A frame to the child. A request that cannot travel (an op or a value only
+/// this node's interpreters take, or one past the size bound) is `InvalidInput`.
 pub fn to_child(f: &ToChild) -> io::Result<Frame> {
     match (f, f.value()) {
         (ToChild::Run { seq, op, req }, _) => run_frame(*seq, *op, req),
