@@ -221,18 +221,12 @@ replaced_names(_) ->
 %% py:reload/1 reloads a module where it was imported, whatever its name: an
 %% atom such as `nil' names the module "nil", not Python's None.
 reload_module(Config) ->
-    Dir = filename:join(?config(priv_dir, Config), "reload"),
-    ok = filelib:ensure_dir(filename:join(Dir, "x")),
-    File = filename:join(Dir, "nil.py"),
-    ok = file:write_file(File, <<"VALUE = 1\n">>),
-    ok = py:exec(<<"import sys\nsys.path.insert(0, ", (py_repr(Dir))/binary, ")\nimport nil">>),
+    {Dir, File} = module_file(Config, "reload", "nil", <<"VALUE = 1\n">>),
+    ok = py:exec(<<"import nil">>),
     ?assertEqual({ok, 1}, py:eval(<<"__import__('nil').VALUE">>)),
-    %% another size: a cached .pyc of the same size and second would be kept
-    ok = file:write_file(File, <<"VALUE = 2  # changed\n">>),
-    ok = py:exec(<<"import importlib\nimportlib.invalidate_caches()">>),
-    ok = py:reload(nil),
+    ok = rewrite_and_reload(File, nil, <<"VALUE = 2  # changed\n">>),
     ?assertEqual({ok, 2}, py:eval(<<"__import__('nil').VALUE">>)),
-    ok = py:exec(<<"del sys.modules['nil']\nsys.path.remove(", (py_repr(Dir))/binary, ")">>).
+    forget_module(nil, Dir).
 
 called_function_follows_changes(Config) ->
     %% A call remembers the function it found while neither sys.modules nor the
@@ -247,15 +241,9 @@ called_function_follows_changes(Config) ->
         ok = py:exec(<<"import math\nmath.sqrt = math.ep_sqrt\ndel math.ep_sqrt">>)
     end,
     ?assertEqual({ok, 4.0}, py:call(math, sqrt, [16])),
-    Dir = filename:join(?config(priv_dir, Config), "follows"),
-    ok = filelib:ensure_dir(filename:join(Dir, "x")),
-    File = filename:join(Dir, "ep_follows.py"),
-    ok = file:write_file(File, <<"def f():\n    return 1\n">>),
-    ok = py:exec(<<"import sys\nsys.path.insert(0, ", (py_repr(Dir))/binary, ")">>),
+    {Dir, File} = module_file(Config, "follows", "ep_follows", <<"def f():\n    return 1\n">>),
     ?assertEqual({ok, 1}, py:call(ep_follows, f, [])),
-    ok = file:write_file(File, <<"def f():\n    return 2  # changed\n">>),
-    ok = py:exec(<<"import importlib\nimportlib.invalidate_caches()">>),
-    ok = py:reload(ep_follows),
+    ok = rewrite_and_reload(File, ep_follows, <<"def f():\n    return 2  # changed\n">>),
     ?assertEqual({ok, 2}, py:call(ep_follows, f, [])),
     ok = py:exec(<<"import sys, types\nm = types.ModuleType('ep_follows')\nm.f = lambda: 3\nsys.modules['ep_follows'] = m">>),
     ?assertEqual({ok, 3}, py:call(ep_follows, f, [])),
@@ -268,7 +256,28 @@ called_function_follows_changes(Config) ->
                    "m.__getattr__ = lambda name: (lambda n=next(c): n)\nsys.modules['ep_follows'] = m">>),
     ?assertEqual({ok, 0}, py:call(ep_follows, g, [])),
     ?assertEqual({ok, 1}, py:call(ep_follows, g, [])),
-    ok = py:exec(<<"del sys.modules['ep_follows']\nsys.path.remove(", (py_repr(Dir))/binary, ")">>).
+    forget_module(ep_follows, Dir).
+
+%% Module `Name' with `Source', in a directory of this test put on the
+%% caller's sys.path: {Dir, File}.
+module_file(Config, Sub, Name, Source) ->
+    Dir = filename:join(?config(priv_dir, Config), Sub),
+    ok = filelib:ensure_dir(filename:join(Dir, "x")),
+    File = filename:join(Dir, Name ++ ".py"),
+    ok = file:write_file(File, Source),
+    ok = py:exec(<<"import sys\nsys.path.insert(0, ", (py_repr(Dir))/binary, ")">>),
+    {Dir, File}.
+
+%% The module's new source, reloaded. Another size than before: a cached .pyc
+%% of the same size and second would be kept.
+rewrite_and_reload(File, Module, Source) ->
+    ok = file:write_file(File, Source),
+    ok = py:exec(<<"import importlib\nimportlib.invalidate_caches()">>),
+    py:reload(Module).
+
+forget_module(Module, Dir) ->
+    ok = py:exec(<<"import sys\ndel sys.modules['", (atom_to_binary(Module))/binary, "']\n"
+                   "sys.path.remove(", (py_repr(Dir))/binary, ")">>).
 
 py_repr(Text) ->
     iolist_to_binary([$', string:replace(Text, "'", "\\'", all), $']).
