@@ -145,3 +145,77 @@ fn interrupt_running_needs_no_give_up_and_repeats() {
     assert!(run.finish());
     assert!(!t.interrupt_running(|_, _| panic!("the job ended")));
 }
+
+// The promise of a caller that waits with no timer (`actors::late`).
+
+#[test]
+fn unpromised_call_is_never_nudged() {
+    let t = CallToken::default();
+    assert!(t.start());
+    assert!(!t.is_promised());
+    assert!(!t.nudge(|| panic!("no promise: no nudge")));
+}
+
+#[test]
+fn promised_call_is_nudged_once() {
+    let t = CallToken::default();
+    t.promise();
+    assert!(t.start());
+    assert!(t.is_promised());
+    let mut sent = 0;
+    assert!(t.nudge(|| sent += 1));
+    assert!(!t.nudge(|| sent += 1));
+    assert_eq!(sent, 1);
+    assert!(!t.is_promised());
+    // The reply still goes after the nudge.
+    assert!(t.finish());
+}
+
+#[test]
+fn answered_call_is_not_nudged() {
+    let t = CallToken::default();
+    t.promise();
+    assert!(t.start());
+    assert!(t.finish());
+    assert!(!t.is_promised());
+    assert!(!t.nudge(|| panic!("answered: no nudge")));
+}
+
+#[test]
+fn call_given_up_or_dropped_is_not_nudged() {
+    let t = CallToken::default();
+    t.promise();
+    assert!(t.cancel());
+    assert!(!t.nudge(|| panic!("gave up: no nudge")));
+    let t = CallToken::default();
+    t.promise();
+    assert!(t.claim());
+    assert!(!t.nudge(|| panic!("answered from the destructor: no nudge")));
+}
+
+#[test]
+fn reply_waits_for_a_nudge_being_sent() {
+    // The nudge must reach the caller before the reply: a reply that comes
+    // while the nudge is being sent waits for it to be sent.
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let t = Arc::new(CallToken::default());
+    t.promise();
+    assert!(t.start());
+    let order = Arc::new(AtomicUsize::new(0));
+    let (in_send_tx, in_send_rx) = std::sync::mpsc::channel();
+    let nudger = {
+        let (t, order) = (t.clone(), order.clone());
+        std::thread::spawn(move || {
+            t.nudge(|| {
+                in_send_tx.send(()).unwrap();
+                std::thread::sleep(std::time::Duration::from_millis(100));
+                // Sent first: nothing else happened meanwhile.
+                assert_eq!(order.fetch_add(1, Ordering::SeqCst), 0);
+            })
+        })
+    };
+    in_send_rx.recv().unwrap();
+    assert!(t.finish());
+    assert_eq!(order.fetch_add(1, Ordering::SeqCst), 1, "the reply went before the nudge was sent");
+    assert!(nudger.join().unwrap());
+}

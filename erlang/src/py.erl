@@ -66,6 +66,9 @@
 -type name() :: atom() | binary() | string().
 -type code() :: binary() | string().
 -define(CHAIN, '$py_chain').
+%% A request with a shorter timeout arms its timer at once: a promised one
+%% (see request/4) hears of a long run only after 2 to 4 ms.
+-define(PROMISE_MIN_MS, 50).
 %% The calling process's own context, resolved by the router in the NIF.
 -define(AUTO, {py_context, auto}).
 -type ctx() :: py_context_router:context().
@@ -933,6 +936,21 @@ maybe_request({py_context, Target}, Build, Timeout) ->
         throw:{bad_argument, _} = Bad -> {error, Bad}
     end.
 
+request(Target, Op, Payload, Timeout) when is_integer(Timeout), Timeout >= ?PROMISE_MIN_MS ->
+    %% An integer tag asks to wait with no timer of our own: if the job finds
+    %% its context or executor idle, it is `promised', and we hear from it
+    %% within a few milliseconds, by its reply or by a `{py_late, Tag}' nudge
+    %% (see `actors::late'); only then is a timer armed, for what is left.
+    %% Tags are unique in the node, like references.
+    Tag = erlang:unique_integer(),
+    case py_nif:submit(Target, Op, Payload, Tag, get(?CHAIN)) of
+        {promised, Handle} -> wait_promised(Tag, Handle, Timeout);
+        {ok, Handle} -> wait_reply(Tag, Handle, none, {since, Timeout}, Timeout);
+        {queued, Handle} ->
+            WaitDeadline = deadline(overload_wait(Timeout)),
+            wait_reply(Tag, Handle, WaitDeadline, deadline(Timeout), left(WaitDeadline));
+        {error, _} = E -> E
+    end;
 request(Target, Op, Payload, Timeout) ->
     case submit(Target, Op, Payload, Timeout) of
         {Tag, Handle, none} ->
@@ -992,6 +1010,24 @@ wait_reply({Tag, Handle, WaitDeadline}, Timeout) ->
 
 wait_reply(Tag, Handle, none, Deadline) ->
     wait_reply(Tag, Handle, none, Deadline, left(Handle, Deadline)).
+
+%% Waits for a promised request's reply with no timer, running the Erlang
+%% functions Python calls meanwhile; a `{py_late, Tag}' nudge, which comes
+%% before the reply when the request runs long, turns it into a wait of what
+%% is left of `Timeout', counted from the handle's making.
+wait_promised(Tag, Handle, Timeout) ->
+    receive
+        {py_reply, Tag, Result} -> Result;
+        {py_reply, Tag, Error, Traceback} -> put(py_last_traceback, Traceback), Error;
+        {py_callback, Tag, Cb, Name, Args} ->
+            run_callback(Cb, Name, Args),
+            wait_promised(Tag, Handle, Timeout);
+        {py_output, Tag, _Fd, Text} ->
+            io:put_chars(Text),
+            wait_promised(Tag, Handle, Timeout);
+        {py_late, Tag} ->
+            wait_reply(Tag, Handle, none, {since, Timeout})
+    end.
 
 %% Waits for the reply, at most `After' ms, running the Erlang functions Python
 %% calls meanwhile. A request still queued for a permit (`WaitDeadline' is not

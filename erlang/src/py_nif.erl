@@ -30,8 +30,10 @@ callback_reply(_Handle, _Result) -> erlang:nif_error(not_loaded).
              | call_ref | eval_ref | ref | echo | '$crash',
              term(), term(),
              reference() | undefined) ->
-          {ok, reference()} | {queued, reference()}
+          {ok, reference()} | {promised, reference()} | {queued, reference()}
           | {error, refusal()}.
+%% An integer tag: the caller handles `{py_late, Tag}' (py:request/4), and
+%% `promised' says it may wait with no timer until that nudge comes.
 submit(_Target, _Op, _Payload, _Tag, _Chain) -> erlang:nif_error(not_loaded).
 
 -spec cast(target(), tuple(), reference(), pid()) ->

@@ -16,6 +16,7 @@ groups() ->
      {errors, [], [python_exceptions, traceback, unsupported_terms, invalid_utf8, deep_nesting,
                    unsupported_results, system_exit, keyboard_interrupt, bad_call_arguments,
                    unknown_names, timeout_no_late_reply, timeout_interrupts_python,
+                   late_call_nudged_before_reply, promised_calls_leave_no_message,
                    dead_caller_interrupts_python, dead_caller_job_skipped,
                    dead_caller_while_running]},
      {lifecycle, [], [restart_application]}].
@@ -442,6 +443,49 @@ timeout_no_late_reply(_) ->
     %% wait until both sleeps are over (an executor answers the next call only then)
     drain_all(),
     receive Stray -> ct:fail({late_reply, Stray}) after 0 -> ok end.
+
+%% A call with a timeout waits with no timer when its context or executor was
+%% idle (it is `promised', see py:request/4): a call that runs long is nudged
+%% with `{py_late, Tag}', always before its reply, and the caller then waits
+%% with a timer for what is left. Seen here by tracing what the caller receives.
+late_call_nudged_before_reply(_) ->
+    drain_all(),
+    Self = self(),
+    Caller = spawn(fun() ->
+                           receive go -> ok end,
+                           R = py:call(time, sleep, [0.3], #{}, 10000),
+                           {messages, Left} = process_info(self(), messages),
+                           Self ! {done, self(), R, Left}
+                   end),
+    1 = erlang:trace(Caller, true, ['receive']),
+    Caller ! go,
+    receive {done, Caller, R, Left} -> ?assertEqual({ok, none}, R), ?assertEqual([], Left)
+    after 30000 -> ct:fail(caller_stuck) end,
+    Got = trace_received(Caller, []),
+    Late = [T || {py_late, T} <- Got],
+    Replies = [T || {py_reply, T, _} <- Got],
+    ?assertMatch([_], Late),
+    ?assertEqual(Late, Replies),
+    %% the nudge came first
+    [{py_late, _} | _] = [M || M <- Got, element(1, M) =:= py_late orelse element(1, M) =:= py_reply],
+    %% a call that times out on a promise still times out: the nudge arms its timer
+    ?assertEqual({error, timeout}, py:call(time, sleep, [3], #{}, 200)),
+    drain_all().
+
+trace_received(Pid, Acc) ->
+    receive
+        {trace, Pid, 'receive', M} when is_tuple(M) -> trace_received(Pid, [M | Acc]);
+        {trace, Pid, 'receive', _} -> trace_received(Pid, Acc)
+    after 500 -> lists:reverse(Acc)
+    end.
+
+%% Calls of every length around the watch's tick, back to back: whichever of
+%% the reply and the nudge comes first, nothing is left in the caller's mailbox.
+promised_calls_leave_no_message(_) ->
+    drain_all(),
+    [{ok, none} = py:call(time, sleep, [(I rem 7) / 1000], #{}, 10000) || I <- lists:seq(1, 700)],
+    [{ok, 4.0} = py:call(math, sqrt, [16], #{}, 10000) || _ <- lists:seq(1, 2000)],
+    receive Stray -> ct:fail({stray, Stray}) after 100 -> ok end.
 
 %% Returns once every executor and context has finished what it was doing.
 drain_all() ->

@@ -223,6 +223,13 @@ impl Job {
         matches!(self.work, Work::LoopTick | Work::TaskCancel(_) | Work::Python(Op::AsyncCall { .. } | Op::AsyncStream { .. }))
     }
 
+    /// Promises the job's caller, which waits for it with no timer, a reply or
+    /// a `{py_late, Tag}` nudge (`actors::late`); `tag` is its integer tag.
+    pub(super) fn promise(&self, tag: i64) -> super::late::Promise {
+        self.token.promise();
+        super::late::Promise::new(self.token.clone(), self.reply_to, tag)
+    }
+
     /// The job with the permit it waited for (see `semaphore::enqueue`).
     pub fn with_permit(mut self, permit: Permit) -> Job {
         self.permit = Some(permit);

@@ -16,6 +16,7 @@
 //! * [`refs`]: the Erlang side of Python objects kept by reference.
 //! * [`logging`]: Python logging records on their way to `logger`, bounded.
 //! * [`interrupt`]: the thread that stops Python code whose caller gave up.
+//! * [`late`]: the watch that lets a synchronous caller wait with no timer.
 //! * [`looper`]: the threads that wait for asyncio loops to have work.
 //! * [`tasks`]: asyncio tasks in flight and who waits for each.
 //! * [`lane`]: the lock-free request queue each pinned actor drains.
@@ -43,6 +44,7 @@ pub mod interrupt;
 pub mod isolated;
 pub mod job;
 pub mod lane;
+pub mod late;
 pub mod logging;
 pub mod looper;
 pub mod pinned;

@@ -150,7 +150,28 @@ fn valid(t: &Table, target: Target) -> Result<Option<&Mailbox>, SubmitError> {
 
 /// Puts `job` in the mailbox that serves its target. A job that cannot be queued
 /// comes back with the reason, so that its caller can answer it.
-pub fn submit(mut job: Job) -> Result<(), (Job, SubmitError)> {
+pub fn submit(job: Job) -> Result<(), (Job, SubmitError)> {
+    place(job, None).map(|_| ())
+}
+
+/// [`submit`] for a synchronous caller that can wait with no timer: if the job
+/// finds its mailbox idle, its caller is promised (see `actors::late`) a reply
+/// or a `{py_late, Tag}` nudge, `tag` being its integer tag. True if promised.
+pub fn submit_promising(job: Job, tag: i64) -> Result<bool, (Job, SubmitError)> {
+    place(job, Some(tag))
+}
+
+/// Every executor's and context's load figures, for the late-call watch.
+pub fn each_slot(mut f: impl FnMut(&SlotStats)) {
+    let Some(t) = table() else { return };
+    for (_, stats) in t.executors.iter().chain(t.contexts.iter().flatten().flatten()) {
+        f(stats);
+    }
+}
+
+/// Puts `job` in its mailbox; with `promise`, promises its caller if the
+/// mailbox was idle (true).
+fn place(job: Job, promise: Option<i64>) -> Result<bool, (Job, SubmitError)> {
     let guard = TABLE.load();
     let Some(t) = guard.as_ref() else {
         return Err((job, SubmitError::NotStarted));
@@ -172,29 +193,37 @@ pub fn submit(mut job: Job) -> Result<(), (Job, SubmitError)> {
                 let n = t.executors.len();
                 let last = t.last.load(Ordering::Relaxed);
                 let idle = (0..n).map(|i| (last + i) % n).find(|&k| t.executors[k].1.try_reserve_idle());
-                let k = match idle {
+                let (k, idle) = match idle {
                     Some(k) => {
                         t.last.store(k, Ordering::Relaxed);
-                        k
+                        (k, true)
                     }
                     None => {
                         let k = t.next.fetch_add(1, Ordering::Relaxed) % n;
-                        t.executors[k].1.reserve();
-                        k
+                        (k, t.executors[k].1.reserve())
                     }
                 };
-                let (lane, stats) = &t.executors[k];
-                stats.submitted();
-                job.stats = Some(stats.clone());
-                return lane.push(job).map_err(|job| (job, SubmitError::Stopped));
+                return push(&t.executors[k], job, promise.filter(|_| idle));
             }
         },
     };
-    let (lane, stats) = (&mailbox.0, &mailbox.1);
-    stats.reserve();
+    let idle = mailbox.1.reserve();
+    push(mailbox, job, promise.filter(|_| idle))
+}
+
+/// Queues `job` (reserved already) in `mailbox`, promising its caller with
+/// the integer tag `promise`: kept before the job is queued, so it is watched
+/// from the start (the promise it replaces is dropped after).
+fn push((lane, stats): &Mailbox, mut job: Job, promise: Option<i64>) -> Result<bool, (Job, SubmitError)> {
     stats.submitted();
     job.stats = Some(stats.clone());
-    lane.push(job).map_err(|job| (job, SubmitError::Stopped))
+    let kept = promise.map(|tag| stats.keep_promise(job.promise(tag)));
+    lane.push(job).map_err(|job| (job, SubmitError::Stopped))?;
+    if kept.is_some() {
+        super::late::watch();
+    }
+    drop(kept);
+    Ok(promise.is_some())
 }
 
 /// Interrupts, with `KeyboardInterrupt`, the Python code running now for

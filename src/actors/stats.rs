@@ -21,6 +21,9 @@ pub struct SlotStats {
     /// context N) and its token. One at a time: a pinned thread serves one job
     /// (a callback chain's nested jobs run inside it, on the same thread).
     current: Mutex<Option<(u32, Arc<CallToken>)>>,
+    /// The promised call of this mailbox, if any (`actors::late`): only a call
+    /// that found the mailbox idle is promised, so there is at most one.
+    promise: Mutex<Option<super::late::Promise>>,
 }
 
 /// The child process of each process-isolated context, by context id: its OS
@@ -46,9 +49,20 @@ impl SlotStats {
         self.active.load(Ordering::Relaxed)
     }
 
-    /// Counts one more job for this mailbox.
-    pub fn reserve(&self) {
-        self.active.fetch_add(1, Ordering::AcqRel);
+    /// Counts one more job for this mailbox; true if it had none (idle).
+    pub fn reserve(&self) -> bool {
+        self.active.fetch_add(1, Ordering::AcqRel) == 0
+    }
+    /// Keeps `p` for the watch, before its job is queued here: that job found
+    /// the mailbox idle, so no other call can be promised here until it is
+    /// over. Gives back the promise it replaces (a call answered already), for
+    /// the caller to drop once the job is queued.
+    pub fn keep_promise(&self, p: super::late::Promise) -> Option<super::late::Promise> {
+        self.promise.lock().unwrap_or_else(|e| e.into_inner()).replace(p)
+    }
+    /// Runs `f` on this mailbox's promise, for the watch.
+    pub fn with_promise<R>(&self, f: impl FnOnce(&mut Option<super::late::Promise>) -> R) -> R {
+        f(&mut self.promise.lock().unwrap_or_else(|e| e.into_inner()))
     }
     pub fn submitted(&self) {
         self.submitted.fetch_add(1, Ordering::Relaxed);

@@ -10,6 +10,14 @@
 //! takes it only with its interpreter detached (an interrupter may be waiting
 //! for that interpreter's GIL).
 //!
+//! A synchronous caller with a timeout may also wait with no timer of its own
+//! (`actors::late`): the token then carries a promise that the caller hears
+//! from us within a few milliseconds, by its reply or by a `{py_late, Tag}`
+//! nudge, after which it arms its timer. The promise moves NONE -> PROMISED
+//! (before the job is queued) -> NUDGING -> SETTLED on the watch's side, or
+//! PROMISED -> SETTLED on the reply's; a reply waits out a nudge being sent, so
+//! a nudge always reaches the caller before its reply and never after it.
+//!
 //! No rustler or Python here, so it is tested on its own in tests/.
 
 use std::sync::atomic::{AtomicU8, Ordering};
@@ -19,6 +27,12 @@ const PENDING: u8 = 0;
 const RUNNING: u8 = 1;
 const REPLIED: u8 = 2;
 const CANCELLED: u8 = 3;
+
+// The promise of a caller waiting with no timer (see the module's doc).
+// (0: no promise, the default)
+const PROMISED: u8 = 1;
+const NUDGING: u8 = 2;
+const SETTLED: u8 = 3;
 
 /// Where the job's Python code runs, for interrupting it.
 #[derive(Default, Clone, Copy, Debug, PartialEq, Eq)]
@@ -36,22 +50,62 @@ enum Run {
     Ended,
 }
 
-/// The state shared by a caller and its job.
+/// The state shared by a caller and its job: where the call is, where its
+/// Python code runs, and the promise to a caller that waits with no timer.
 #[derive(Default, Debug)]
-pub struct CallToken(AtomicU8, Mutex<Run>);
+pub struct CallToken(AtomicU8, Mutex<Run>, AtomicU8);
 
 impl CallToken {
+    /// Its caller waits with no timer: it must hear from us (reply or nudge)
+    /// soon. Set before the job is queued, by the only thread that holds it.
+    pub fn promise(&self) {
+        self.2.store(PROMISED, Ordering::SeqCst);
+    }
+    /// Whether the call was promised and neither answered nor nudged yet.
+    pub fn is_promised(&self) -> bool {
+        self.2.load(Ordering::SeqCst) == PROMISED && matches!(self.0.load(Ordering::Acquire), PENDING | RUNNING)
+    }
+    /// Tells a promised caller that its call runs long, with `send`, unless
+    /// it was answered (or gave up) first; true if `send` ran. At most once.
+    pub fn nudge(&self, send: impl FnOnce()) -> bool {
+        if self.2.compare_exchange(PROMISED, NUDGING, Ordering::SeqCst, Ordering::SeqCst).is_err() {
+            return false;
+        }
+        let live = matches!(self.0.load(Ordering::SeqCst), PENDING | RUNNING);
+        if live {
+            send();
+        }
+        self.2.store(SETTLED, Ordering::SeqCst);
+        live
+    }
+    /// No nudge from now on; waits out one being sent, so that it reaches the
+    /// caller before what follows (the reply).
+    fn settle(&self) {
+        loop {
+            match self.2.load(Ordering::SeqCst) {
+                NUDGING => std::hint::spin_loop(),
+                PROMISED => {
+                    if self.2.compare_exchange(PROMISED, SETTLED, Ordering::SeqCst, Ordering::SeqCst).is_ok() {
+                        return;
+                    }
+                }
+                _ => return, // no promise, or settled already
+            }
+        }
+    }
     /// The actor starts the job; false if the caller already gave up.
     pub fn start(&self) -> bool {
         self.0.compare_exchange(PENDING, RUNNING, Ordering::AcqRel, Ordering::Acquire).is_ok()
     }
     /// The actor is about to send the reply; false if the caller gave up meanwhile.
     pub fn finish(&self) -> bool {
+        self.settle();
         self.0.compare_exchange(RUNNING, REPLIED, Ordering::AcqRel, Ordering::Acquire).is_ok()
     }
     /// A job dropped unanswered (its actor stopped or failed) takes the right to
     /// send an error reply; false if the caller gave up or was already answered.
     pub fn claim(&self) -> bool {
+        self.settle();
         self.0
             .compare_exchange(PENDING, REPLIED, Ordering::AcqRel, Ordering::Acquire)
             .or_else(|_| self.0.compare_exchange(RUNNING, REPLIED, Ordering::AcqRel, Ordering::Acquire))
@@ -109,6 +163,7 @@ impl CallToken {
     }
     /// The caller gives up; false if the reply is already on its way.
     pub fn cancel(&self) -> bool {
+        self.settle();
         let mut cur = self.0.load(Ordering::Acquire);
         loop {
             match cur {

@@ -85,7 +85,7 @@ fn grant(job: Job, permit: semaphore::Permit) -> Option<semaphore::Permit> {
     }
 }
 
-rustler::atoms! { call, eval, exec, stream_call, stream_eval, async_call, async_stream, echo, queued, call_ref, eval_ref, on_ref = "ref", crash = "$crash" }
+rustler::atoms! { call, eval, exec, stream_call, stream_eval, async_call, async_stream, echo, queued, promised, call_ref, eval_ref, on_ref = "ref", crash = "$crash" }
 
 fn work_of(op: Atom) -> Option<Work> {
     if op == call() {
@@ -127,13 +127,15 @@ fn crash_work() -> Option<Work> {
     None
 }
 
-/// `submit(Target, Op, Payload, Tag, Chain) -> {ok, Handle} | {queued, Handle} |
-/// {error, Reason}`, where Target is `main`, a context number, `auto` (the
+/// `submit(Target, Op, Payload, Tag, Chain) -> {ok, Handle} | {promised, Handle}
+/// | {queued, Handle} | {error, Reason}`, where Target is `main`, a context number, `auto` (the
 /// caller's context: see `nif::routing`) or `{pool, Name}`, and Chain is the
 /// callback handle the calling process is running under (or `undefined`). The
 /// reply arrives later as `{py_reply, Tag, Result}` (or `{py_reply, Tag, Error,
 /// Traceback}`). `queued`: every permit is taken; the job waits its turn in the
-/// semaphore's queue until the caller withdraws it (`withdraw/1`).
+/// semaphore's queue until the caller withdraws it (`withdraw/1`). An integer
+/// Tag says the caller also handles `{py_late, Tag}`: `promised` then means it
+/// may wait with no timer until that nudge comes (`actors::late`).
 #[rustler::nif]
 fn submit<'a>(env: Env<'a>, target: Term<'a>, op: Atom, payload: Term<'a>, tag: Term<'a>, chain: Term<'a>) -> NifResult<Term<'a>> {
     let t0 = probe::now();
@@ -196,7 +198,9 @@ fn submit<'a>(env: Env<'a>, target: Term<'a>, op: Atom, payload: Term<'a>, tag: 
         });
     }
     let t3 = probe::now();
-    let queued = match queue_job(env, job, token, task) {
+    // An integer tag: a synchronous caller that can wait with no timer.
+    let promise = if task.is_none() { tag.decode::<i64>().ok() } else { None };
+    let queued = match queue_job(env, job, token, task, promise) {
         Ok((state, h)) => (state, h).encode(env),
         Err(e) => e,
     };
@@ -206,24 +210,34 @@ fn submit<'a>(env: Env<'a>, target: Term<'a>, op: Atom, payload: Term<'a>, tag: 
     Ok(queued)
 }
 
-/// Queues `job` with a permit: at once if one is free (`ok`), else in the
-/// semaphore's queue (`queued`); its caller's handle comes back with the word.
+/// Queues `job` with a permit: at once if one is free (`ok`, or `promised`
+/// when `promise`, its caller's integer tag, is given and the job found its
+/// mailbox idle: see `actors::late`), else in the semaphore's queue
+/// (`queued`, never promised); its caller's handle comes back with the word.
 /// `Err` is the `{error, Reason}` term when it cannot be queued at all.
 pub(super) fn queue_job<'a>(
     env: Env<'a>,
     job: Job,
     token: Arc<CallToken>,
     task: Option<(u64, Target, LocalPid)>,
+    promise: Option<i64>,
 ) -> Result<(Atom, ResourceArc<CallHandle>), Term<'a>> {
     let target = job.target;
     match semaphore::try_acquire() {
-        Ok(permit) => match router::submit(job.with_permit(permit)) {
-            Ok(()) => Ok((atoms::ok(), CallHandle::new(token, None, false, task))),
-            Err((job, why)) => {
-                job.abandon();
-                Err(submit_error(env, why))
+        Ok(permit) => {
+            let job = job.with_permit(permit);
+            let placed = match promise {
+                Some(tag) => router::submit_promising(job, tag),
+                None => router::submit(job).map(|()| false),
+            };
+            match placed {
+                Ok(promised) => Ok((if promised { self::promised() } else { atoms::ok() }, CallHandle::new(token, None, false, task))),
+                Err((job, why)) => {
+                    job.abandon();
+                    Err(submit_error(env, why))
+                }
             }
-        },
+        }
         Err(_) => {
             if let Err(why) = router::check(target) {
                 job.abandon();

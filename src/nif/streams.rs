@@ -58,7 +58,7 @@ fn stream_start<'a>(env: Env<'a>, target: Term<'a>, payload: Term<'a>, tag: Term
     let (job, token) = Job::new(Work::Python(Op::StreamStart(stream.id)), target, Ok(request), tag, env.pid(), None);
     let job = job.starting(stream.clone());
     let handle = ResourceArc::new(StreamHandle(stream));
-    Ok(match queue_job(env, job, token, None) {
+    Ok(match queue_job(env, job, token, None, None) {
         Ok((state, call)) => (state, call, handle).encode(env),
         Err(e) => e,
     })
