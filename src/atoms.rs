@@ -14,6 +14,7 @@ rustler::atoms! {
     py_reply,
     py_started,
     py_echo,
+    py_late,
     bytes = "$bytes",
     bad_argument,
     bad_result,

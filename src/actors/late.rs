@@ -133,8 +133,7 @@ fn tick(out: &mut OwnedEnv, nudge: bool) -> bool {
             }
             let (to, tag) = (p.to, p.tag);
             p.token.nudge(|| {
-                rustler::atoms! { py_late }
-                let _ = out.send_and_clear(&to, |env| (py_late(), tag).encode(env));
+                let _ = out.send_and_clear(&to, |env| (crate::atoms::py_late(), tag).encode(env));
             });
             *slot = None;
         })
