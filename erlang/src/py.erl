@@ -67,8 +67,8 @@
 -type code() :: binary() | string().
 -define(CHAIN, '$py_chain').
 %% A request with a shorter timeout arms its timer at once: a promised one
-%% (see request/4) hears of a long run only after 2 to 4 ms.
--define(PROMISE_MIN_MS, 50).
+%% (see request/4) hears of a long run only after 20 to 40 ms.
+-define(PROMISE_MIN_MS, 200).
 %% The calling process's own context, resolved by the router in the NIF.
 -define(AUTO, {py_context, auto}).
 -type ctx() :: py_context_router:context().
@@ -939,7 +939,7 @@ maybe_request({py_context, Target}, Build, Timeout) ->
 request(Target, Op, Payload, Timeout) when is_integer(Timeout), Timeout >= ?PROMISE_MIN_MS ->
     %% An integer tag asks to wait with no timer of our own: if the job finds
     %% its context or executor idle, it is `promised', and we hear from it
-    %% within a few milliseconds, by its reply or by a `{py_late, Tag}' nudge
+    %% within a few tens of milliseconds, by its reply or by a `{py_late, Tag}' nudge
     %% (see `actors::late'); only then is a timer armed, for what is left.
     %% Tags are unique in the node, like references.
     Tag = erlang:unique_integer(),

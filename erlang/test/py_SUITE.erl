@@ -483,7 +483,7 @@ trace_received(Pid, Acc) ->
 %% the reply and the nudge comes first, nothing is left in the caller's mailbox.
 promised_calls_leave_no_message(_) ->
     drain_all(),
-    [{ok, none} = py:call(time, sleep, [(I rem 7) / 1000], #{}, 10000) || I <- lists:seq(1, 700)],
+    [{ok, none} = py:call(time, sleep, [(I rem 9) * 5 / 1000], #{}, 10000) || I <- lists:seq(1, 150)],
     [{ok, 4.0} = py:call(math, sqrt, [16], #{}, 10000) || _ <- lists:seq(1, 2000)],
     receive Stray -> ct:fail({stray, Stray}) after 100 -> ok end.
 

@@ -4,7 +4,7 @@
 //! VM sets a timer for every call and cancels it when the reply comes, about
 //! 0.1 to 0.2 µs of a trivial call's 2.5 here (docs/benchmarks.md). Most calls
 //! end long before any timeout, so a caller may instead wait with no timer, on
-//! a promise: it hears from us within a few milliseconds, by its reply or by a
+//! a promise: it hears from us within tens of milliseconds, by its reply or by a
 //! `{py_late, Tag}` nudge, and only then arms its timer for what is left.
 //!
 //! * Who is promised: a synchronous caller that asks for it (an integer tag,
@@ -12,10 +12,10 @@
 //!   queued or running (`SlotStats::reserve`). So each mailbox has at most one
 //!   promised call at a time, which it keeps ([`Promise`], in its `SlotStats`)
 //!   until the next one.
-//! * Who keeps it: this thread looks at every mailbox's promise each tick and
-//!   nudges one it saw unanswered at the tick before, so a promised call that
-//!   runs longer than one to two ticks is nudged, whether it runs or still
-//!   waits in its lane behind a job queued just before it.
+//! * Who keeps it: this thread looks at every mailbox's promise each tick
+//!   (20 ms) and nudges one it saw unanswered at the tick before, so a
+//!   promised call that runs longer than one to two ticks is nudged, whether
+//!   it runs or still waits in its lane behind a job queued just before it.
 //! * Order: a reply waits out a nudge being sent (`CallToken::settle`), so a
 //!   nudge never arrives after the reply it announces; a call answered first
 //!   is never nudged. No stray message is left in the caller's mailbox.
@@ -31,11 +31,15 @@ use std::sync::{Arc, OnceLock};
 use std::thread::Thread;
 use std::time::Duration;
 
-/// How often promises are looked at: a long call is nudged after one to two.
-const TICK: Duration = Duration::from_millis(2);
+/// How often promises are looked at: a long call is nudged after one to two
+/// ticks. Its timer then counts from the call's start (`py_nif:waited/1`), so
+/// the nudge's delay costs no precision as long as it is well within the
+/// timeout: only timeouts of `PROMISE_MIN_MS` (py.erl) or more are promised.
+/// Fifty wake-ups a second while calls come.
+const TICK: Duration = Duration::from_millis(20);
 
-/// Ticks with no promise outstanding before the thread sleeps.
-const QUIET_TICKS: u32 = 100;
+/// Ticks with no promise outstanding before the thread sleeps (a second).
+const QUIET_TICKS: u32 = 50;
 
 /// A caller that waits with no timer, and the call it waits for.
 pub struct Promise {
