@@ -114,13 +114,13 @@ impl JobTag {
     /// The tag `tag` saved in `env`, a job's environment: call on the thread
     /// serving the job, and [`JobTag::retire`] before the job is answered.
     pub fn new(env: &OwnedEnv, tag: &SavedTerm) -> JobTag {
-        JobTag { env, tag: tag.clone(), thread: std::thread::current().id(), live: AtomicBool::new(true) }
+        JobTag { env, tag: tag.clone(), thread: this_thread(), live: AtomicBool::new(true) }
     }
 
     /// Whether the tag can be read here and now: the job's Python code still
     /// runs, and this is its thread.
     fn usable(&self) -> bool {
-        self.live.load(Ordering::Acquire) && std::thread::current().id() == self.thread
+        self.live.load(Ordering::Acquire) && this_thread() == self.thread
     }
 
     /// The tag as a term of `e` (`undefined` where it is not [`usable`](Self::usable)).
@@ -143,6 +143,16 @@ impl JobTag {
     }
 }
 
+thread_local! {
+    static THIS_THREAD: std::thread::ThreadId = std::thread::current().id();
+}
+
+/// This thread's id, read once per thread (`thread::current()` takes a
+/// reference on the thread's handle each time: two atomics per request).
+fn this_thread() -> std::thread::ThreadId {
+    THIS_THREAD.with(|t| *t)
+}
+
 /// The Erlang caller of one job, as its Python code's `erlang.call` sees it.
 pub struct JobCaller {
     reply_to: LocalPid,
@@ -159,15 +169,15 @@ impl JobCaller {
 
     /// Retires the tag (see [`JobTag::retire`]) when the guard drops: when
     /// the job's Python code has returned, or unwound.
-    pub fn retiring(self: &Arc<Self>) -> Retire {
-        Retire(self.clone())
+    pub fn retiring(&self) -> Retire<'_> {
+        Retire(self)
     }
 }
 
 /// Retires a [`JobCaller`]'s tag when dropped.
-pub struct Retire(Arc<JobCaller>);
+pub struct Retire<'a>(&'a JobCaller);
 
-impl Drop for Retire {
+impl Drop for Retire<'_> {
     fn drop(&mut self) {
         self.0.tag.retire();
     }

@@ -386,20 +386,22 @@ impl Job {
                 shared_contexts: crate::interp::runtime::info().is_some_and(|i| i.mode == crate::interp::runtime::Mode::MultiExecutor),
             },
         };
-        let result = match &self.payload {
-            Payload::Request(req) => {
-                let t = probe::now();
-                let caller = self.caller(accept);
-                probe::add(Stage::Caller, t);
-                let t = probe::now();
-                let _retire = caller.retiring();
-                let result = host.serve(place, op, req, caller.clone());
-                probe::add(Stage::Python, t);
-                result
-            }
-            _ => Err(Failure::BadArgument("malformed request".into())),
+        let Payload::Request(req) = &self.payload else {
+            self.answer(op, Err(Failure::BadArgument("malformed request".into())), Some(host));
+            return;
         };
+        let t = probe::now();
+        let caller = self.caller(accept);
+        probe::add(Stage::Caller, t);
+        let t = probe::now();
+        let result = {
+            let _retire = caller.retiring();
+            host.serve(place, op, req, caller.clone())
+        };
+        probe::add(Stage::Python, t);
         self.answer(op, result, Some(host));
+        // Freed once the reply is on its way, not before it.
+        drop(caller);
     }
 
     fn echo(&self) {
