@@ -447,13 +447,14 @@ timeout_no_late_reply(_) ->
 %% A call with a timeout waits with no timer when its context or executor was
 %% idle (it is `promised', see py:request/4): a call that runs long is nudged
 %% with `{py_late, Tag}', always before its reply, and the caller then waits
-%% with a timer for what is left. Seen here by tracing what the caller receives.
+%% with a timer for what is left. Seen here by tracing what the caller receives
+%% (the watch ticks every 20 ms: a 1 s call leaves it fifty ticks to nudge).
 late_call_nudged_before_reply(_) ->
     drain_all(),
     Self = self(),
     Caller = spawn(fun() ->
                            receive go -> ok end,
-                           R = py:call(time, sleep, [0.3], #{}, 10000),
+                           R = py:call(time, sleep, [1], #{}, 10000),
                            {messages, Left} = process_info(self(), messages),
                            Self ! {done, self(), R, Left}
                    end),
