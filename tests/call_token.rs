@@ -193,6 +193,42 @@ fn call_given_up_or_dropped_is_not_nudged() {
     assert!(!t.nudge(|| panic!("answered from the destructor: no nudge")));
 }
 
+/// Runs `settle_by` (a reply, a cancel, a destructor's answer) while a nudge
+/// of `t` is being sent; true if it returned only once the nudge was sent.
+fn waits_for_nudge(t: Arc<CallToken>, settle_by: impl FnOnce(&CallToken)) -> bool {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let sent = Arc::new(AtomicBool::new(false));
+    let (in_send_tx, in_send_rx) = std::sync::mpsc::channel();
+    let nudger = {
+        let (t, sent) = (t.clone(), sent.clone());
+        std::thread::spawn(move || {
+            t.nudge(|| {
+                in_send_tx.send(()).unwrap();
+                std::thread::sleep(std::time::Duration::from_millis(100));
+                sent.store(true, Ordering::SeqCst);
+            })
+        })
+    };
+    in_send_rx.recv().unwrap();
+    settle_by(&t);
+    let waited = sent.load(Ordering::SeqCst);
+    assert!(nudger.join().unwrap());
+    waited
+}
+
+#[test]
+fn cancel_and_destructor_wait_for_a_nudge_being_sent() {
+    // A caller that gives up, or a job dropped unanswered, settles the
+    // promise too: a nudge being sent is out before either returns.
+    let t = Arc::new(CallToken::default());
+    t.promise();
+    assert!(t.start());
+    assert!(waits_for_nudge(t.clone(), |t| assert!(t.cancel())));
+    let t = Arc::new(CallToken::default());
+    t.promise();
+    assert!(waits_for_nudge(t.clone(), |t| assert!(t.claim())));
+}
+
 #[test]
 fn reply_waits_for_a_nudge_being_sent() {
     // The nudge must reach the caller before the reply: a reply that comes

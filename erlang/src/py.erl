@@ -1020,8 +1020,10 @@ wait_promised(Tag, Handle, Timeout) ->
         {py_reply, Tag, Result} -> Result;
         {py_reply, Tag, Error, Traceback} -> put(py_last_traceback, Traceback), Error;
         {py_callback, Tag, Cb, Name, Args} ->
+            %% The registered function may receive anything, a nudge
+            %% included: from here on the wait has a timer.
             run_callback(Cb, Name, Args),
-            wait_promised(Tag, Handle, Timeout);
+            wait_reply(Tag, Handle, none, {since, Timeout});
         {py_output, Tag, _Fd, Text} ->
             io:put_chars(Text),
             wait_promised(Tag, Handle, Timeout);
@@ -1043,6 +1045,10 @@ wait_reply(Tag, Handle, WaitDeadline, Deadline, After) ->
         {py_output, Tag, _Fd, Text} ->
             %% print/sys.stdout/sys.stderr of the request: our group leader
             io:put_chars(Text),
+            wait_reply(Tag, Handle, none, Deadline);
+        {py_late, Tag} ->
+            %% A promised request's nudge, after the wait had a timer already
+            %% (see wait_promised/3): nothing to do.
             wait_reply(Tag, Handle, none, Deadline)
     after After ->
         expired(WaitDeadline, Tag, Handle, Deadline)
@@ -1077,7 +1083,8 @@ left(_Handle, Deadline) -> left(Deadline).
 flush_callbacks(Tag) ->
     receive
         {py_callback, Tag, _, _, _} -> flush_callbacks(Tag);
-        {py_output, Tag, _, _} -> flush_callbacks(Tag)
+        {py_output, Tag, _, _} -> flush_callbacks(Tag);
+        {py_late, Tag} -> flush_callbacks(Tag)
     after 0 -> ok
     end.
 

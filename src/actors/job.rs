@@ -230,6 +230,11 @@ impl Job {
         super::late::Promise::new(self.token.clone(), self.reply_to, tag)
     }
 
+    /// Whether `p` is this job's promise.
+    pub(super) fn is_promised_by(&self, p: &super::late::Promise) -> bool {
+        Arc::ptr_eq(&self.token, &p.token)
+    }
+
     /// The job with the permit it waited for (see `semaphore::enqueue`).
     pub fn with_permit(mut self, permit: Permit) -> Job {
         self.permit = Some(permit);

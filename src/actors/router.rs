@@ -161,14 +161,6 @@ pub fn submit_promising(job: Job, tag: i64) -> Result<bool, (Job, SubmitError)> 
     place(job, Some(tag))
 }
 
-/// Every executor's and context's load figures, for the late-call watch.
-pub fn each_slot(mut f: impl FnMut(&SlotStats)) {
-    let Some(t) = table() else { return };
-    for (_, stats) in t.executors.iter().chain(t.contexts.iter().flatten().flatten()) {
-        f(stats);
-    }
-}
-
 /// Puts `job` in its mailbox; with `promise`, promises its caller if the
 /// mailbox was idle (true).
 fn place(job: Job, promise: Option<i64>) -> Result<bool, (Job, SubmitError)> {
@@ -217,10 +209,18 @@ fn place(job: Job, promise: Option<i64>) -> Result<bool, (Job, SubmitError)> {
 fn push((lane, stats): &Mailbox, mut job: Job, promise: Option<i64>) -> Result<bool, (Job, SubmitError)> {
     stats.submitted();
     job.stats = Some(stats.clone());
+    // Only while the watch runs: it is what keeps a promise.
+    let promise = promise.filter(|_| super::late::running());
     let kept = promise.map(|tag| stats.keep_promise(job.promise(tag)));
-    lane.push(job).map_err(|job| (job, SubmitError::Stopped))?;
+    if let Err(job) = lane.push(job) {
+        // Not queued: its caller is told so at once, and no nudge may follow.
+        if promise.is_some() {
+            stats.forget_promise(&job);
+        }
+        return Err((job, SubmitError::Stopped));
+    }
     if kept.is_some() {
-        super::late::watch();
+        super::late::wake();
     }
     drop(kept);
     Ok(promise.is_some())
@@ -449,7 +449,9 @@ async fn spawn_slot(slot: Slot, me: &ActorCell) -> Result<Running, String> {
     };
     let (actor, handle) = spawned.map_err(|e| format!("starting {slot:?}: {e}"))?;
     lane.attach(actor.clone());
-    Ok(Running { actor, lane, handle, stats: Arc::default() })
+    let stats = Arc::default();
+    super::late::register(&stats);
+    Ok(Running { actor, lane, handle, stats })
 }
 
 /// Stops actors after the job in hand; jobs still queued are answered

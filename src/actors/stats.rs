@@ -64,10 +64,18 @@ impl SlotStats {
     }
     /// Keeps `p` for the watch, before its job is queued here: that job found
     /// the mailbox idle, so no other call can be promised here until it is
-    /// over. Gives back the promise it replaces (a call answered already), for
-    /// the caller to drop once the job is queued.
+    /// over (a job dropped unanswered counts itself done just before its
+    /// destructor answers, and settles its promise then). Gives back the
+    /// promise it replaces, for the caller to drop once the job is queued.
     pub fn keep_promise(&self, p: super::late::Promise) -> Option<super::late::Promise> {
         self.promise.0.lock().unwrap_or_else(|e| e.into_inner()).replace(p)
+    }
+    /// Takes back the promise kept for `job`, which could not be queued.
+    pub fn forget_promise(&self, job: &super::job::Job) {
+        let mut slot = self.promise.0.lock().unwrap_or_else(|e| e.into_inner());
+        if slot.as_ref().is_some_and(|p| job.is_promised_by(p)) {
+            *slot = None;
+        }
     }
     /// Runs `f` on this mailbox's promise, for the watch.
     pub fn with_promise<R>(&self, f: impl FnOnce(&mut Option<super::late::Promise>) -> R) -> R {

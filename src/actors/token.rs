@@ -12,7 +12,7 @@
 //!
 //! A synchronous caller with a timeout may also wait with no timer of its own
 //! (`actors::late`): the token then carries a promise that the caller hears
-//! from us within a few milliseconds, by its reply or by a `{py_late, Tag}`
+//! from us within tens of milliseconds, by its reply or by a `{py_late, Tag}`
 //! nudge, after which it arms its timer. The promise moves NONE -> PROMISED
 //! (before the job is queued) -> NUDGING -> SETTLED on the watch's side, or
 //! PROMISED -> SETTLED on the reply's; a reply waits out a nudge being sent, so
@@ -79,11 +79,22 @@ impl CallToken {
         live
     }
     /// No nudge from now on; waits out one being sent, so that it reaches the
-    /// caller before what follows (the reply).
+    /// caller before what follows (the reply). That is one `enif_send`; the
+    /// core is given up between polls after the first few, in case the
+    /// sending thread was preempted (this may run on a BEAM scheduler, from
+    /// `cancel`).
     fn settle(&self) {
+        let mut polls = 0u32;
         loop {
             match self.2.load(Ordering::SeqCst) {
-                NUDGING => std::hint::spin_loop(),
+                NUDGING => {
+                    polls += 1;
+                    if polls < 64 {
+                        std::hint::spin_loop();
+                    } else {
+                        std::thread::yield_now();
+                    }
+                }
                 PROMISED => {
                     if self.2.compare_exchange(PROMISED, SETTLED, Ordering::SeqCst, Ordering::SeqCst).is_ok() {
                         return;
