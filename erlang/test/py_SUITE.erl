@@ -490,14 +490,25 @@ nudged_before_reply() ->
 
 %% A promised call whose context is stopped while it runs: the context leaves
 %% the router's table, but the watch still keeps its promise, so the caller
-%% still times out (it would otherwise wait for the 3 s sleep's reply).
+%% still times out (it would otherwise wait for the 3 s sleep's reply). The
+%% pool is stopped as soon as the call holds its permit, before the watch's
+%% two ticks (20 ms each) could have nudged it from the table.
 promise_kept_when_context_stops(_) ->
     {ok, [Ctx]} = py_context_router:start_pool(late_watch, #{contexts => 1}),
+    drain_all(),
     Self = self(),
     spawn(fun() -> Self ! {result, py:call(Ctx, time, sleep, [3], #{timeout => 500})} end),
-    timer:sleep(100),
+    ok = holds_permit(erlang:monotonic_time(millisecond) + 5000),
     ok = py_context_router:stop_pool(late_watch),
     receive {result, R} -> ?assertEqual({error, timeout}, R) after 30000 -> ct:fail(caller_stuck) end.
+
+holds_permit(Until) ->
+    case py_semaphore:current() >= 1 of
+        true -> ok;
+        false ->
+            erlang:monotonic_time(millisecond) < Until orelse ct:fail(never_queued),
+            holds_permit(Until)
+    end.
 
 trace_received(Pid, Acc) ->
     receive
