@@ -939,9 +939,9 @@ maybe_request({py_context, Target}, Build, Timeout) ->
 request(Target, Op, Payload, Timeout) when is_integer(Timeout), Timeout >= ?PROMISE_MIN_MS ->
     %% An integer tag asks to wait with no timer of our own: if the job finds
     %% its context or executor idle, it is `promised', and we hear from it
-    %% within a few tens of milliseconds, by its reply or by a `{py_late, Tag}' nudge
-    %% (see `actors::late'); only then is a timer armed, for what is left.
-    %% Tags are unique in the node, like references.
+    %% within tens of milliseconds, by its reply or by a `{py_late, Tag}'
+    %% nudge (see `actors::late'); only then is a timer armed, for what is
+    %% left. Tags are unique in the node, like references.
     Tag = erlang:unique_integer(),
     case py_nif:submit(Target, Op, Payload, Tag, get(?CHAIN)) of
         {promised, Handle} -> wait_promised(Tag, Handle, Timeout);

@@ -1,7 +1,9 @@
 //! Load figures per mailbox (one per executor, one per context actor): calls
 //! submitted, taken from the mailbox, finished, and time spent running Python.
-//! Plain relaxed counters, bumped by the NIF and the serving thread; and which
-//! job's Python code runs there now, for `py:interrupt/1`.
+//! Plain relaxed counters, bumped by the NIF and the serving thread; which
+//! job's Python code runs there now, for `py:interrupt/1`; and the promise of
+//! the call that waits with no timer, if any, for the late-call watch
+//! (`actors::late`).
 
 use super::token::CallToken;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
