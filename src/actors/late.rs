@@ -11,7 +11,7 @@
 //!   see `nif::calls::submit`) and whose job found its mailbox idle, nothing
 //!   queued or running (`SlotStats::reserve`). So each mailbox has at most one
 //!   promised call at a time, which it keeps ([`Promise`], in its `SlotStats`)
-//!   until the next one.
+//!   until the watch sees it answered or the next one replaces it.
 //! * Who keeps it: this thread looks at every mailbox's promise each tick
 //!   (20 ms) and nudges one it saw unanswered at the tick before, so a
 //!   promised call that runs longer than one to two ticks is nudged, whether
