@@ -101,7 +101,8 @@ main(Args) ->
                        us(fun() -> loop(N, fun() -> {ok, 4.0} = py_nif:direct_call(Payload) end) end, N)}];
                  _ -> []
              end,
-    Steady = progress("steadiness over five runs", fun() -> steadiness_rows(N) end),
+    Steady = progress("steadiness over five runs", fun() -> steadiness_rows(N) end)
+        ++ progress("the same in a VM started with +IOs false", fun ios_false_rows/0),
     Extra = Direct ++ progress("state and callbacks", fun() -> extra_rows(N) end),
     Tput = progress("throughput", fun() -> [{C, throughput(C, max(500, 100000 div C))} || C <- [1, 2, 10, 50, 100, 1000]] end),
     Conv = progress("conversions", fun conversion_rows/0),
@@ -155,6 +156,25 @@ steadiness_rows(N) ->
      {"enif_send echo latency (floor)", Us, {EMin, EMed, EMax}},
      {"py:call, calls/s", PerS, {1.0e6 / CMax, 1.0e6 / CMed, 1.0e6 / CMin}},
      {"enif_send echo, calls/s (floor)", PerS, {1.0e6 / EMax, 1.0e6 / EMed, 1.0e6 / EMin}}].
+
+%% The steadiness rows again, from a VM started with `+IOs false` (the flag
+%% docs/benchmarks.md recommends to latency-sensitive nodes on few cores: no
+%% scheduler then sleeps in the poll set while a call is served). Nothing if
+%% that VM fails.
+ios_false_rows() ->
+    Out = os:cmd("ERL_ZFLAGS='+IOs false' escript scripts/bench.escript steady 2>/dev/null"),
+    case [L || L <- string:split(Out, "\n", all), string:prefix(L, "steady ") =/= nomatch] of
+        [Line | _] ->
+            [CMin, CMed, CMax, EMin, EMed, EMax | _] = [list_to_float(F) || F <- tl(string:lexemes(Line, " "))],
+            Us = fun(V) -> io_lib:format("~.2f us", [V]) end,
+            PerS = fun(V) -> fmt_int(round(V)) ++ "/s" end,
+            [{"with +IOs false: py:call latency", Us, {CMin, CMed, CMax}},
+             {"with +IOs false: echo latency (floor)", Us, {EMin, EMed, EMax}},
+             {"with +IOs false: py:call, calls/s", PerS, {1.0e6 / CMax, 1.0e6 / CMed, 1.0e6 / CMin}},
+             {"with +IOs false: echo, calls/s (floor)", PerS, {1.0e6 / EMax, 1.0e6 / EMed, 1.0e6 / EMin}}];
+        [] ->
+            []
+    end.
 
 progress(What, F) ->
     io:format(standard_error, "bench: ~s...~n", [What]),
