@@ -151,19 +151,14 @@ fn valid(t: &Table, target: Target) -> Result<Option<&Mailbox>, SubmitError> {
 /// Puts `job` in the mailbox that serves its target. A job that cannot be queued
 /// comes back with the reason, so that its caller can answer it.
 pub fn submit(job: Job) -> Result<(), (Job, SubmitError)> {
-    place(job, None).map(|_| ())
+    submit_promising(job, None).map(|_| ())
 }
 
-/// [`submit`] for a synchronous caller that can wait with no timer: if the job
-/// finds its mailbox idle, its caller is promised (see `actors::late`) a reply
-/// or a `{py_late, Tag}` nudge, `tag` being its integer tag. True if promised.
-pub fn submit_promising(job: Job, tag: i64) -> Result<bool, (Job, SubmitError)> {
-    place(job, Some(tag))
-}
-
-/// Puts `job` in its mailbox; with `promise`, promises its caller if the
-/// mailbox was idle (true).
-fn place(job: Job, promise: Option<i64>) -> Result<bool, (Job, SubmitError)> {
+/// [`submit`], for a synchronous caller that can wait with no timer when
+/// `promise` (its integer tag) is given: if the job finds its mailbox idle,
+/// the caller is promised (see `actors::late`) a reply or a `{py_late, Tag}`
+/// nudge. True if promised.
+pub fn submit_promising(job: Job, promise: Option<i64>) -> Result<bool, (Job, SubmitError)> {
     let guard = TABLE.load();
     let Some(t) = guard.as_ref() else {
         return Err((job, SubmitError::NotStarted));
@@ -211,7 +206,7 @@ fn push((lane, stats): &Mailbox, mut job: Job, promise: Option<i64>) -> Result<b
     job.stats = Some(stats.clone());
     // Only while the watch runs: it is what keeps a promise.
     let promise = promise.filter(|_| super::late::running());
-    let kept = promise.map(|tag| stats.keep_promise(job.promise(tag)));
+    let replaced = promise.map(|tag| stats.keep_promise(job.promise(tag)));
     if let Err(job) = lane.push(job) {
         // Not queued: its caller is told so at once, and no nudge may follow.
         if promise.is_some() {
@@ -219,10 +214,11 @@ fn push((lane, stats): &Mailbox, mut job: Job, promise: Option<i64>) -> Result<b
         }
         return Err((job, SubmitError::Stopped));
     }
-    if kept.is_some() {
+    if promise.is_some() {
         super::late::wake();
     }
-    drop(kept);
+    // The promise it replaced (answered already) goes once the job is queued.
+    drop(replaced);
     Ok(promise.is_some())
 }
 

@@ -224,20 +224,13 @@ pub(super) fn queue_job<'a>(
 ) -> Result<(Atom, ResourceArc<CallHandle>), Term<'a>> {
     let target = job.target;
     match semaphore::try_acquire() {
-        Ok(permit) => {
-            let job = job.with_permit(permit);
-            let placed = match promise {
-                Some(tag) => router::submit_promising(job, tag),
-                None => router::submit(job).map(|()| false),
-            };
-            match placed {
-                Ok(promised) => Ok((if promised { self::promised() } else { atoms::ok() }, CallHandle::new(token, None, false, task))),
-                Err((job, why)) => {
-                    job.abandon();
-                    Err(submit_error(env, why))
-                }
+        Ok(permit) => match router::submit_promising(job.with_permit(permit), promise) {
+            Ok(promised) => Ok((if promised { self::promised() } else { atoms::ok() }, CallHandle::new(token, None, false, task))),
+            Err((job, why)) => {
+                job.abandon();
+                Err(submit_error(env, why))
             }
-        }
+        },
         Err(_) => {
             if let Err(why) = router::check(target) {
                 job.abandon();
