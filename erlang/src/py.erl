@@ -81,7 +81,7 @@
 -type channel() :: reference().
 %% A submitted request: its tag, its handle, and when it stops waiting for a
 %% permit (`none': it holds one).
--type pending() :: {reference(), reference(), none | integer() | infinity}.
+-type pending() :: {reference() | integer(), reference(), none | integer() | infinity}.
 %% What {@link spawn_call/3} returns: awaited once, by the process that made it.
 -type async_ref() :: reference().
 -define(PENDING(Ref), {'$py_pending', Ref}).
@@ -936,23 +936,11 @@ maybe_request({py_context, Target}, Build, Timeout) ->
         throw:{bad_argument, _} = Bad -> {error, Bad}
     end.
 
-request(Target, Op, Payload, Timeout) when is_integer(Timeout), Timeout >= ?PROMISE_MIN_MS ->
-    %% An integer tag asks to wait with no timer of our own: if the job finds
-    %% its context or executor idle, it is `promised', and we hear from it
-    %% within tens of milliseconds, by its reply or by a `{py_late, Tag}'
-    %% nudge (see `actors::late'); only then is a timer armed, for what is
-    %% left. Tags are unique in the node, like references.
-    Tag = erlang:unique_integer(),
-    case py_nif:submit(Target, Op, Payload, Tag, get(?CHAIN)) of
-        {promised, Handle} -> wait_promised(Tag, Handle, Timeout);
-        {ok, Handle} -> wait_reply(Tag, Handle, none, {since, Timeout}, Timeout);
-        {queued, Handle} ->
-            WaitDeadline = deadline(overload_wait(Timeout)),
-            wait_reply(Tag, Handle, WaitDeadline, deadline(Timeout), left(WaitDeadline));
-        {error, _} = E -> E
-    end;
 request(Target, Op, Payload, Timeout) ->
-    case submit(Target, Op, Payload, Timeout) of
+    case submit(Target, Op, Payload, Timeout, request_tag(Timeout)) of
+        {Tag, Handle, promised} ->
+            %% No timer until the request runs long (see request_tag/1).
+            wait_reply(Tag, Handle, none, {promised, Timeout}, infinity);
         {Tag, Handle, none} ->
             %% The wait begins as the handle is made: the timeout counts from
             %% the handle's making (`{since, Timeout}'), so no clock is read
@@ -963,14 +951,28 @@ request(Target, Op, Payload, Timeout) ->
             wait_reply(Pending, Timeout)
     end.
 
+%% A synchronous request's tag. An integer asks to wait with no timer of our
+%% own: if the job finds its context or executor idle, it is `promised', and
+%% we hear from it within tens of milliseconds, by its reply or by a
+%% `{py_late, Tag}' nudge (see `actors::late'); only then is a timer armed,
+%% for what is left. Integers are unique in the node, like references.
+request_tag(Timeout) when is_integer(Timeout), Timeout >= ?PROMISE_MIN_MS -> erlang:unique_integer();
+request_tag(_Timeout) -> make_ref().
+
 %% Queues a request. When every permit is taken it waits its turn in the
 %% semaphore's queue (first come, first served): `await' withdraws it when its
 %% `overload_wait' is over.
 -spec submit(py_nif:target(), atom(), term(), timeout()) -> pending() | {error, error()}.
 submit(Target, Op, Payload, Timeout) ->
-    Tag = make_ref(),
+    submit(Target, Op, Payload, Timeout, make_ref()).
+
+%% With the tag `Tag': an integer tag may come back `promised' (request/4).
+-spec submit(py_nif:target(), atom(), term(), timeout(), reference() | integer()) ->
+          pending() | {integer(), reference(), promised} | {error, error()}.
+submit(Target, Op, Payload, Timeout, Tag) ->
     case py_nif:submit(Target, Op, Payload, Tag, get(?CHAIN)) of
         {ok, Handle} -> {Tag, Handle, none};
+        {promised, Handle} -> {Tag, Handle, promised};
         {queued, Handle} -> {Tag, Handle, deadline(overload_wait(Timeout))};
         {error, _} = E -> E
     end.
@@ -1011,45 +1013,27 @@ wait_reply({Tag, Handle, WaitDeadline}, Timeout) ->
 wait_reply(Tag, Handle, none, Deadline) ->
     wait_reply(Tag, Handle, none, Deadline, left(Handle, Deadline)).
 
-%% Waits for a promised request's reply with no timer, running the Erlang
-%% functions Python calls meanwhile; a `{py_late, Tag}' nudge, which comes
-%% before the reply when the request runs long, turns it into a wait of what
-%% is left of `Timeout', counted from the handle's making.
-wait_promised(Tag, Handle, Timeout) ->
-    receive
-        {py_reply, Tag, Result} -> Result;
-        {py_reply, Tag, Error, Traceback} -> put(py_last_traceback, Traceback), Error;
-        {py_callback, Tag, Cb, Name, Args} ->
-            %% The registered function may receive anything, a nudge
-            %% included: from here on the wait has a timer.
-            run_callback(Cb, Name, Args),
-            wait_reply(Tag, Handle, none, {since, Timeout});
-        {py_output, Tag, _Fd, Text} ->
-            io:put_chars(Text),
-            wait_promised(Tag, Handle, Timeout);
-        {py_late, Tag} ->
-            wait_reply(Tag, Handle, none, {since, Timeout})
-    end.
-
 %% Waits for the reply, at most `After' ms, running the Erlang functions Python
 %% calls meanwhile. A request still queued for a permit (`WaitDeadline' is not
 %% `none') is withdrawn when its `overload_wait' is over, unless it was handed
-%% one meanwhile (a reply or a callback also shows it was).
+%% one meanwhile (a reply or a callback also shows it was). A promised request
+%% (`{promised, Timeout}') waits with no timer until its `{py_late, Tag}'
+%% nudge, which comes before the reply when it runs long, or until a
+%% callback (the registered function may receive anything, a nudge
+%% included); from then on it waits for what is left of `Timeout'.
 wait_reply(Tag, Handle, WaitDeadline, Deadline, After) ->
     receive
         {py_reply, Tag, Result} -> Result;
         {py_reply, Tag, Error, Traceback} -> put(py_last_traceback, Traceback), Error;
         {py_callback, Tag, Cb, Name, Args} ->
             run_callback(Cb, Name, Args),
-            wait_reply(Tag, Handle, none, Deadline);
+            wait_reply(Tag, Handle, none, timed(Deadline));
         {py_output, Tag, _Fd, Text} ->
             %% print/sys.stdout/sys.stderr of the request: our group leader
             io:put_chars(Text),
             wait_reply(Tag, Handle, none, Deadline);
         {py_late, Tag} ->
-            %% A promised request's nudge, after the wait had a timer already
-            %% (see wait_promised/3): nothing to do.
-            wait_reply(Tag, Handle, none, Deadline)
+            wait_reply(Tag, Handle, none, timed(Deadline))
     after After ->
         expired(WaitDeadline, Tag, Handle, Deadline)
     end.
@@ -1074,8 +1058,14 @@ deadline(T) -> erlang:monotonic_time(millisecond) + T.
 left(infinity) -> infinity;
 left(D) -> max(0, D - erlang:monotonic_time(millisecond)).
 
+%% A promised request's wait, once it has a timer.
+timed({promised, Timeout}) -> {since, Timeout};
+timed(Deadline) -> Deadline.
+
 %% What is left of a call's timeout: `{since, T}' counts from the making of
-%% its handle (`py_nif:waited/1'), anything else is a deadline.
+%% its handle (`py_nif:waited/1'), a promise waits with no timer, anything else
+%% is a deadline.
+left(_Handle, {promised, _}) -> infinity;
 left(_Handle, {since, infinity}) -> infinity;
 left(Handle, {since, T}) -> max(0, T - py_nif:waited(Handle));
 left(_Handle, Deadline) -> left(Deadline).
