@@ -491,9 +491,9 @@ nudged_before_reply() ->
 %% A promised call whose context is stopped while it runs: the context leaves
 %% the router's table, but the watch still keeps its promise, so the caller
 %% still times out (it would otherwise wait for the 3 s sleep's reply). The
-%% pool is stopped as soon as the call's Python code has started (a job still
-%% queued would be answered `context_stopped'), before the watch's two ticks
-%% (20 ms each) could have nudged it from the table.
+%% pool is stopped once the call's Python code has started (a job still
+%% queued would be answered `context_stopped'), polled every 10 ms: before the
+%% watch's two ticks (20 ms each) could have nudged it from the table.
 promise_kept_when_context_stops(Config) ->
     Started = filename:join(?config(priv_dir, Config), "late_watch_started"),
     file:delete(Started),
@@ -509,17 +509,9 @@ def started_then_sleep(path):
                   Self ! {result, py:call(Ctx, '__main__', started_then_sleep, [list_to_binary(Started)],
                                           #{timeout => 500})}
           end),
-    ok = exists_soon(Started, erlang:monotonic_time(millisecond) + 5000),
+    ok = wait_until(fun() -> filelib:is_regular(Started) end, 5000),
     ok = py_context_router:stop_pool(late_watch),
     receive {result, R} -> ?assertEqual({error, timeout}, R) after 30000 -> ct:fail(caller_stuck) end.
-
-exists_soon(Path, Until) ->
-    case filelib:is_regular(Path) of
-        true -> ok;
-        false ->
-            erlang:monotonic_time(millisecond) < Until orelse ct:fail(never_started),
-            exists_soon(Path, Until)
-    end.
 
 trace_received(Pid, Acc) ->
     receive
