@@ -17,7 +17,8 @@ all() ->
      stream_generator, stream_any_iterable, stream_eval_forms, stream_not_iterable,
      stream_item_cannot_convert, stream_raises_midway,
      stream_start_all, stream_flow_control_bounded_mailbox, stream_paused_holds_no_thread,
-     stream_cancel_runs_finally, stream_caller_death_runs_finally, stream_start_errors].
+     stream_cancel_runs_finally, stream_caller_death_runs_finally,
+     stream_cancel_stops_slow_generator, stream_start_errors].
 
 init_per_suite(Config) ->
     py_test_util:start_app(Config).
@@ -326,6 +327,52 @@ stream_caller_death_runs_finally(_) ->
     receive first -> ok end,
     exit(P, kill),
     ok = wait_until(fun() -> py:state_fetch(Key) =:= {ok, <<"closed">>} end).
+
+%% A generator slow to yield (0.1 s an item) stops within an item or two of
+%% its cancel, or of its consumer's death: a batch of pulls hands over each
+%% item only while the stream is live (it used to run on to 64 items, and its
+%% `finally' came seconds after `stream_cancel/1' had returned). Counted in
+%% items the generator made, not in time.
+-define(SLOW_GEN, <<"import erlang, time\n"
+                    "def slow(key):\n"
+                    "    made = 0\n"
+                    "    try:\n"
+                    "        while True:\n"
+                    "            time.sleep(0.1)\n"
+                    "            made += 1\n"
+                    "            yield made\n"
+                    "    finally:\n"
+                    "        erlang.state_set(key, made)\n">>).
+
+stream_cancel_stops_slow_generator(_) ->
+    Ctx = py:context(1),
+    ok = py:exec(Ctx, ?SLOW_GEN),
+    %% cancelled by its consumer
+    Key = <<"slow_cancelled">>,
+    py:state_remove(Key),
+    {ok, Ref} = py:stream_start('__main__', slow, [Key], #{context => Ctx}),
+    [receive {py_chunk, Ref, I} -> ok after 10000 -> ct:fail({no_item, I}) end || I <- [1, 2, 3]],
+    ok = py:stream_cancel(Ref),
+    ok = wait_until(fun() -> element(1, py:state_fetch(Key)) =:= ok end),
+    {ok, Made} = py:state_fetch(Key),
+    ?assert(Made =< 6, {made_after_cancel, Made}),
+    %% its consumer dies
+    Key2 = <<"slow_orphaned">>,
+    py:state_remove(Key2),
+    Self = self(),
+    P = spawn(fun() ->
+                  {ok, R} = py:stream_start('__main__', slow, [Key2], #{context => Ctx}),
+                  [receive {py_chunk, R, I} -> ok end || I <- [1, 2, 3]],
+                  Self ! three,
+                  receive never -> ok end
+              end),
+    receive three -> ok after 10000 -> ct:fail(no_items) end,
+    exit(P, kill),
+    ok = wait_until(fun() -> element(1, py:state_fetch(Key2)) =:= ok end),
+    {ok, Made2} = py:state_fetch(Key2),
+    ?assert(Made2 =< 6, {made_after_death, Made2}),
+    %% the context serves at once
+    ?assertEqual({ok, 5}, py:call(Ctx, operator, add, [2, 3])).
 
 stream_start_errors(_) ->
     ?assertEqual({error, {not_iterable, <<"int">>}}, py:stream_start(operator, add, [1, 2])),

@@ -72,7 +72,7 @@ impl Engine {
         }
     }
 
-    pub fn pull(&mut self, id: u64, max: u64, each: impl FnMut(Pulled)) {
+    pub fn pull(&mut self, id: u64, max: u64, each: impl FnMut(Pulled) -> bool) {
         match self {
             Engine::Local(h) => h.pull(id, max, each),
             Engine::Child(c) => c.pull(id, max, each),

@@ -317,24 +317,34 @@ impl Isolated {
 
     /// Up to `max` steps of stream `id`, handed to `each` (the child's stream
     /// registry holds the iterator). A child that died: the stream failed.
-    pub fn pull(&mut self, id: u64, max: u64, mut each: impl FnMut(Pulled)) {
-        let Some(r) = &self.running else { return each(Pulled::Gone) };
+    pub fn pull(&mut self, id: u64, max: u64, mut each: impl FnMut(Pulled) -> bool) {
+        let Some(r) = &self.running else {
+            each(Pulled::Gone);
+            return;
+        };
         if send(&r.line.writer, &ToChild::Pull { id, max }).is_err() {
-            return each(Pulled::Failed(self.crashed()));
+            each(Pulled::Failed(self.crashed()));
+            return;
         }
         loop {
             let next = match &self.running {
                 Some(r) => wire::recv_spinning(&r.frames, ANSWER_SPIN).unwrap_or(Incoming::Closed),
-                None => return each(Pulled::Failed(self.gone())),
+                None => {
+                    each(Pulled::Failed(self.gone()));
+                    return;
+                }
             };
             match next {
                 Incoming::Frame(ToParent::Pulled { id: i, items, end }) if i == id => {
-                    items.into_iter().for_each(|v| each(Pulled::Item(v)));
+                    // Items after a cancel are dropped (`each` answers false).
+                    if !items.into_iter().all(|v| each(Pulled::Item(v))) {
+                        return;
+                    }
                     match end {
                         PullEnd::More => {}
-                        PullEnd::End => each(Pulled::End),
-                        PullEnd::Gone => each(Pulled::Gone),
-                        PullEnd::Failed(f) => each(Pulled::Failed(f)),
+                        PullEnd::End => _ = each(Pulled::End),
+                        PullEnd::Gone => _ = each(Pulled::Gone),
+                        PullEnd::Failed(f) => _ = each(Pulled::Failed(f)),
                     }
                     return;
                 }
@@ -351,7 +361,10 @@ impl Isolated {
                     }
                 }
                 Incoming::Frame(_) => {}
-                Incoming::Closed => return each(Pulled::Failed(self.crashed())),
+                Incoming::Closed => {
+                    each(Pulled::Failed(self.crashed()));
+                    return;
+                }
             }
         }
     }

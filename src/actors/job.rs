@@ -516,36 +516,39 @@ impl Job {
     /// pull, pauses (`{py_passive, Ref}`) or stops.
     fn pull(&self, host: &mut Engine) {
         rustler::atoms! { py_chunk, py_end, py_error, py_passive }
-        /// Items per pull job: other requests of the context run between batches.
+        /// Items per pull job at most (a batch also ends after
+        /// `interp::stream::PULL_TIME`): other requests of the context run
+        /// between batches.
         const BATCH: u64 = 64;
         self.token.start();
         let Some(s) = self.stream.clone() else { return };
         let reference = |e| stream_ref(e, &s.tag);
         let mut out = OwnedEnv::new();
         let mut stopped = false;
+        // Each item is sent unless the stream was cancelled meanwhile (or its
+        // consumer died): then the batch stops at once, and the close queued
+        // by the cancel runs the generator's `finally` next.
         host.pull(s.id, s.flow.batch(BATCH), |step| match step {
-            Pulled::Item(v) => {
-                s.flow.send_item(|| {
-                    let _ = out.send_and_clear(&s.owner, |e| (py_chunk(), reference(e), v.encode(e)).encode(e));
-                });
-            }
+            Pulled::Item(v) => s.flow.send_item(|| {
+                let _ = out.send_and_clear(&s.owner, |e| (py_chunk(), reference(e), v.encode(e)).encode(e));
+            }),
             Pulled::End => {
                 stopped = true;
                 s.flow.send_last(|| {
                     let _ = out.send_and_clear(&s.owner, |e| (py_end(), reference(e)).encode(e));
-                });
+                })
             }
             Pulled::Failed(f) => {
                 stopped = true;
                 s.flow.send_last(|| {
                     let _ = out.send_and_clear(&s.owner, |e| (py_error(), reference(e), failure::encode(e, &f).0).encode(e));
-                });
+                })
             }
             Pulled::Gone => {
                 stopped = true;
                 s.flow.send_last(|| {
                     let _ = out.send_and_clear(&s.owner, |e| (py_error(), reference(e), atoms::context_stopped()).encode(e));
-                });
+                })
             }
         });
         let after = if stopped {

@@ -451,11 +451,14 @@ pub fn main() -> ! {
             Work::Pull(id, max) => {
                 let mut items = Vec::new();
                 let mut end = PullEnd::More;
-                host.pull(id, max, |step| match step {
-                    Pulled::Item(v) => items.push(v),
-                    Pulled::End => end = PullEnd::End,
-                    Pulled::Gone => end = PullEnd::Gone,
-                    Pulled::Failed(f) => end = PullEnd::Failed(f),
+                host.pull(id, max, |step| {
+                    match step {
+                        Pulled::Item(v) => items.push(v),
+                        Pulled::End => end = PullEnd::End,
+                        Pulled::Gone => end = PullEnd::Gone,
+                        Pulled::Failed(f) => end = PullEnd::Failed(f),
+                    }
+                    true
                 });
                 c.send(ToParent::Pulled { id, items, end });
             }

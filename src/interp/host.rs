@@ -147,9 +147,11 @@ impl Host {
 
     /// Takes up to `max` steps of stream `id`, handing each to `each` (with the
     /// interpreter attached: keep it short); stops after the first that is not an
-    /// item.
-    pub fn pull(&self, id: u64, max: u64, mut each: impl FnMut(Pulled)) {
+    /// item, when `each` answers false (the stream was cancelled), or once the
+    /// batch has run [`super::stream::PULL_TIME`].
+    pub fn pull(&self, id: u64, max: u64, mut each: impl FnMut(Pulled) -> bool) {
         use super::stream::Next;
+        let began = std::time::Instant::now();
         self.interp.run(|py| {
             for _ in 0..max {
                 let step = match super::stream::next(py, id) {
@@ -165,8 +167,7 @@ impl Host {
                     Next::Gone => Pulled::Gone,
                 };
                 let last = !matches!(step, Pulled::Item(_));
-                each(step);
-                if last {
+                if !each(step) || last || began.elapsed() >= super::stream::PULL_TIME {
                     return;
                 }
             }

@@ -5,6 +5,13 @@
 
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyIterator};
+use std::time::Duration;
+
+/// How long one batch of a stream's steps may run: a generator that is slow
+/// to yield then takes one job per few items, so the other requests of its
+/// context, and a cancel or its consumer's death, wait for at most this and
+/// the step under way, not for a whole batch.
+pub const PULL_TIME: Duration = Duration::from_millis(5);
 
 fn table<'py>(py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
     let module = py.import("sys")?.getattr("modules")?.get_item("erlang")?;
