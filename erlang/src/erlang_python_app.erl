@@ -7,8 +7,10 @@
 -define(START_TIMEOUT, 120000).
 -define(CALL_TIMEOUT, {erlang_python, call_timeout}).
 -define(DEFAULT_CALL_TIMEOUT, 30000).
+%% Our filter on logger's default handler (see show_on_default_handler/1).
+-define(LOG_FILTER, erlang_python).
 
--spec start(application:start_type(), term()) -> {ok, pid()} | {error, term()}.
+-spec start(application:start_type(), term()) -> {ok, pid(), map()} | {error, term()}.
 start(_Type, _Args) ->
     InRange = fun(N) -> is_integer(N) andalso N >= 1 andalso N =< 64 end,
     Positive = fun(N) -> is_integer(N) andalso N >= 1 end,
@@ -23,17 +25,22 @@ start(_Type, _Args) ->
                  config(python_path, [], fun texts/1),
                  config(imports, [], fun names/1),
                  config(preload_code, <<>>, fun is_text/1),
-                 config(pin_threads, false, fun is_boolean/1)]).
+                 config(pin_threads, false, fun is_boolean/1),
+                 config(logger_default_handler, true, fun is_boolean/1)]).
 
 maybe_start([{ok, Executors}, {ok, Contexts}, {ok, Max}, {ok, CallTimeout}, {ok, _}, {ok, _}, {ok, _},
-             {ok, Path}, {ok, Imports}, {ok, Preload}, {ok, Pin}]) ->
+             {ok, Path}, {ok, Imports}, {ok, Preload}, {ok, Pin}, {ok, ShowLogs}]) ->
     keep_call_timeout(CallTimeout),
     ok = py_nif:semaphore_set_max(Max),
     ok = py_nif:pin_threads(Pin),
     ok = py_nif:setup([text(P) || P <- Path], [text(M) || M <- Imports], text(Preload)),
     start_console(),
     case start_python(Executors, Contexts) of
-        ok -> erlang_python_sup:start_link();
+        ok ->
+            case erlang_python_sup:start_link() of
+                {ok, Sup} -> {ok, Sup, #{log_filter => show_on_default_handler(ShowLogs)}};
+                Other -> Other
+            end;
         {error, {python_start_failed, Msg}} = E when is_binary(Msg) ->
             %% the Python side names the setting that failed: "preload_code: ..."
             case binary:split(Msg, <<": ">>) of
@@ -101,8 +108,39 @@ prep_stop(State) ->
     State.
 
 -spec stop(term()) -> ok.
+stop(#{log_filter := added}) ->
+    _ = logger:remove_handler_filter(default, ?LOG_FILTER),
+    ok;
 stop(_State) ->
     ok.
+
+%% OTP's default handler logs only the events with no domain or with OTP's
+%% own (`[otp]', `[otp, sasl]'): ours (`[erlang_python | _]': a cast that
+%% failed, Python's `logging', output outside a request, slow calls) would be
+%% dropped there, never seen by a node left with the default configuration.
+%% So, unless `logger_default_handler' is false, a filter passing them is
+%% added to that handler while the application runs. A default handler that
+%% logs what no filter matched (`filter_default => log'), or none at all, is
+%% left alone; a filter of the user's that stops our domain still does (it
+%% comes first).
+show_on_default_handler(true) ->
+    case logger:get_handler_config(default) of
+        {ok, #{filter_default := stop, filters := Filters}} ->
+            case lists:keymember(?LOG_FILTER, 1, Filters) of
+                true ->
+                    none;
+                false ->
+                    Ours = {fun logger_filters:domain/2, {log, sub, [erlang_python]}},
+                    case logger:add_handler_filter(default, ?LOG_FILTER, Ours) of
+                        ok -> added;
+                        {error, _} -> none
+                    end
+            end;
+        _ ->
+            none
+    end;
+show_on_default_handler(false) ->
+    none.
 
 %% With a console build (ERLANG_PYTHON_CONSOLE=1), serve tokio-console on
 %% `console_addr' (default 127.0.0.1:6669) before any actor starts.
@@ -132,6 +170,7 @@ expected(python_path) -> "a list of directories (strings or binaries)";
 expected(imports) -> "a list of module names (atoms, strings or binaries)";
 expected(preload_code) -> "Python source (a string or a binary)";
 expected(pin_threads) -> "true or false";
+expected(logger_default_handler) -> "true or false";
 expected(_) -> "a non-negative integer of milliseconds or infinity".
 
 is_text(T) -> is_binary(T) orelse (is_list(T) andalso io_lib:printable_unicode_list(T)).

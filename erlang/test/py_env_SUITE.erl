@@ -9,7 +9,7 @@
 all() ->
     [print_reaches_the_group_leader, print_in_nested_and_timed_out_calls, print_outside_a_request_goes_to_logger,
      app_env_reaches_every_context, invalid_settings_stop_the_start,
-     logging_reaches_logger, logging_tight_loop_is_bounded].
+     logging_reaches_logger, logging_tight_loop_is_bounded, logs_reach_the_default_handler].
 
 init_per_suite(Config) ->
     py_test_util:start_app(Config, #{contexts => 2}).
@@ -203,3 +203,80 @@ with_env(Env, F) ->
         {ok, _} = application:ensure_all_started(erlang_python),
         {ok, _} = py_context_router:start(#{contexts => 2})
     end.
+
+%%% The default handler
+
+%% OTP's default handler logs only events with no domain or OTP's own, so
+%% erlang_python's events (domain `[erlang_python | _]') were dropped on a
+%% node left with the default configuration. The application adds a filter
+%% passing them to that handler while it runs. Checked on a fresh node (whose
+%% default handler is OTP's, whatever this one's is): a handler given the same
+%% filters gets them only while the application runs there, and not with
+%% `logger_default_handler' set to false.
+logs_reach_the_default_handler(_) ->
+    Dist = case node() of
+               nonode@nohost ->
+                   _ = os:cmd("epmd -daemon"),
+                   {ok, _} = net_kernel:start([list_to_atom("py_env_ct_" ++ os:getpid()), shortnames]),
+                   true;
+               _ ->
+                   false
+           end,
+    Paths = lists:usort([filename:dirname(code:which(M)) || M <- [py, ?MODULE]]),
+    {ok, Peer, Node} = peer:start(#{name => peer:random_name(py_env), wait_boot => 60000,
+                                   args => lists:append([["-pa", P] || P <- Paths])}),
+    try
+        %% before the application starts: OTP's filters drop our domain
+        ?assertEqual([marker], logged_on(Node)),
+        {ok, _} = erpc:call(Node, application, ensure_all_started, [erlang_python], 120000),
+        ?assertEqual([ours, marker], logged_on(Node)),
+        %% a real event: a cast that raised
+        probe(Node),
+        ok = erpc:call(Node, py, cast, [math, sqrt, [-1]]),
+        receive
+            {logged, Msg, #{domain := [erlang_python]}} ->
+                ?assertNotEqual(nomatch, string:find(Msg, "math domain error"))
+        after 30000 -> ct:fail(cast_failure_not_logged)
+        end,
+        %% the filter goes with the application
+        ok = erpc:call(Node, application, stop, [erlang_python]),
+        ?assertEqual([marker], logged_on(Node)),
+        %% and is not added when the setting says so
+        ok = erpc:call(Node, application, set_env, [erlang_python, logger_default_handler, false]),
+        {ok, _} = erpc:call(Node, application, ensure_all_started, [erlang_python], 120000),
+        ?assertEqual([marker], logged_on(Node)),
+        ok = erpc:call(Node, application, stop, [erlang_python])
+    after
+        peer:stop(Peer),
+        Dist andalso net_kernel:stop()
+    end.
+
+%% Which of two warnings, one with our domain then one with none, a handler
+%% with the filters of `Node''s default handler gets (in the order logged).
+logged_on(Node) ->
+    probe(Node),
+    ok = erpc:call(Node, fun() ->
+        %% a process of that node's own (the default handler drops events
+        %% of processes whose group leader is remote)
+        group_leader(whereis(user), self()),
+        ok = logger:warning("py_env ours", [], #{domain => [erlang_python]}),
+        logger:warning("py_env marker", [], #{})
+    end),
+    got_until_marker([]).
+
+got_until_marker(Acc) ->
+    receive
+        {logged, "py_env ours", _} -> got_until_marker([ours | Acc]);
+        {logged, "py_env marker", _} -> lists:reverse([marker | Acc])
+    after 10000 -> ct:fail({no_marker, Acc})
+    end.
+
+%% A handler on `Node' with the filters of its default handler, forwarding
+%% what passes them to this process.
+probe(Node) ->
+    Self = self(),
+    ok = erpc:call(Node, fun() ->
+        {ok, #{filters := F, filter_default := D}} = logger:get_handler_config(default),
+        _ = logger:remove_handler(py_env_probe),
+        logger:add_handler(py_env_probe, ?MODULE, #{filters => F, filter_default => D, config => #{pid => Self}})
+    end).
