@@ -69,6 +69,10 @@
 %% A request with a shorter timeout arms its timer at once: a promised one
 %% (see request/4) hears of a long run only after 20 to 40 ms.
 -define(PROMISE_MIN_MS, 200).
+%% A timeout a caller gave: milliseconds or `infinity'. Anything else is
+%% answered `{error, {bad_argument, _}}', before anything is queued.
+-define(IS_TIMEOUT(T), (T =:= infinity orelse (is_integer(T) andalso T >= 0))).
+-define(BAD_TIMEOUT, {error, {bad_argument, <<"timeout must be a non-negative integer of milliseconds or infinity">>}}).
 %% The calling process's own context, resolved by the router in the NIF.
 -define(AUTO, {py_context, auto}).
 -type ctx() :: py_context_router:context().
@@ -436,6 +440,7 @@ spawn_op(Op, {py_context, Target}, Module, Function, Args, Opts) ->
     Timeout = maps:get(timeout, Opts, default_timeout()),
     Pending = try {name(Module, module), name(Function, function), list(Args),
                    kwargs(maps:get(kwargs, Opts, #{}))} of
+                  _ when not ?IS_TIMEOUT(Timeout) -> ?BAD_TIMEOUT;
                   Payload -> submit(Target, Op, Payload, Timeout)
               catch
                   throw:{bad_argument, _} = Bad -> {error, Bad}
@@ -461,6 +466,9 @@ await(Ref) ->
 %% reference that is not this process's, or was already awaited:
 %% `{error, unknown_ref}' at once.
 -spec await(async_ref(), timeout()) -> {ok, value()} | {error, error() | unknown_ref}.
+await(_Ref, Timeout) when not ?IS_TIMEOUT(Timeout) ->
+    %% the call stays awaitable
+    ?BAD_TIMEOUT;
 await(Ref, Timeout) ->
     case erase(?PENDING(Ref)) of
         {Pending, _} -> wait_reply(Pending, Timeout);
@@ -515,6 +523,7 @@ stream_start(Module, Function, Args, Opts) when is_map(Opts) ->
     Active = maps:get(active, Opts, true),
     try {name(Module, module), name(Function, function), list(Args),
          kwargs(maps:get(kwargs, Opts, #{})), active(Active)} of
+        _ when not ?IS_TIMEOUT(Timeout) -> ?BAD_TIMEOUT;
         {M, F, A, Kw, _} ->
             forget_finished_streams(),
             Tag = make_ref(),
@@ -639,7 +648,9 @@ parallel(Calls) ->
 
 %% @doc {@link parallel/1} with one timeout for the whole batch: a call not
 %% answered when it passes is cancelled and answers `{error, timeout}'.
--spec parallel([{name(), name(), list()}], timeout()) -> {ok, [{ok, value()} | {error, error()}]}.
+-spec parallel([{name(), name(), list()}], timeout()) -> {ok, [{ok, value()} | {error, error()}]} | {error, error()}.
+parallel(_Calls, Timeout) when not ?IS_TIMEOUT(Timeout) ->
+    ?BAD_TIMEOUT;
 parallel(Calls, Timeout) when is_list(Calls) ->
     Ctxs = [{py_context, T} || T <- py_nif:spread(length(Calls))],
     Pending = [submit_call(Ctx, Call, Timeout) || {Ctx, Call} <- lists:zip(Ctxs, Calls)],
@@ -936,6 +947,8 @@ maybe_request({py_context, Target}, Build, Timeout) ->
         throw:{bad_argument, _} = Bad -> {error, Bad}
     end.
 
+request(_Target, _Op, _Payload, Timeout) when not ?IS_TIMEOUT(Timeout) ->
+    ?BAD_TIMEOUT;
 request(Target, Op, Payload, Timeout) ->
     case submit(Target, Op, Payload, Timeout, request_tag(Timeout)) of
         {Tag, Handle, promised} ->

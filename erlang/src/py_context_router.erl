@@ -110,9 +110,10 @@ contexts() ->
 %% flight answers `{error, {context_crashed, Why}}' (`Why' names the signal or
 %% exit status) and the next request starts a new child, with `python_path',
 %% `imports' and `preload_code' applied again. `memory_limit => Bytes' caps
-%% each child's address space. Calls, eval, exec, callbacks (`erlang.call'),
-%% `erlang.send', the shared state, logging and output work there; refs,
-%% `stream_start' and asyncio calls answer `{error, {bad_argument, _}}'.
+%% each child's address space. Calls, eval, exec, streams (`stream_start'
+%% too), refs, callbacks (`erlang.call'), `erlang.send', the shared state,
+%% logging and output work there; asyncio calls and channels answer
+%% `{error, {bad_argument, _}}'.
 -spec start_pool(Name :: atom(), Opts :: #{contexts := pos_integer(),
                                            isolation => none | process,
                                            memory_limit => pos_integer() | infinity}) ->

@@ -15,7 +15,7 @@ groups() ->
                   info_functions, c_extensions, concurrent_callers]},
      {errors, [], [python_exceptions, traceback, unsupported_terms, invalid_utf8, deep_nesting,
                    unsupported_results, system_exit, keyboard_interrupt, bad_call_arguments,
-                   unknown_names, timeout_no_late_reply, timeout_interrupts_python,
+                   bad_timeouts, unknown_names, timeout_no_late_reply, timeout_interrupts_python,
                    late_call_nudged_before_reply, promised_calls_leave_no_message,
                    promise_kept_when_context_stops,
                    dead_caller_interrupts_python, dead_caller_job_skipped,
@@ -431,6 +431,28 @@ bad_call_arguments(_) ->
     ?assertMatch({error, {bad_argument, _}}, py:eval(123)),
     ?assertMatch({error, {bad_argument, _}}, py:eval(<<"1">>, not_a_map)),
     ?assertMatch({error, {bad_argument, _}}, py:eval(<<"1\0">>)).
+
+%% A timeout that is neither milliseconds nor `infinity' is a bad argument
+%% wherever a caller gives one (it used to crash the caller with
+%% `timeout_value', or be taken as no timeout at all); nothing is queued.
+bad_timeouts(_) ->
+    Ctx = py:context(1),
+    [?assertMatch({error, {bad_argument, <<"timeout", _/binary>>}}, R)
+     || R <- [py:call(math, sqrt, [1], #{}, -5),
+              py:call(math, sqrt, [1], #{}, soon),
+              py:call(math, sqrt, [1], #{}, 1.5),
+              py:call(Ctx, math, sqrt, [1], #{timeout => bad}),
+              py:eval(<<"1">>, #{}, -1),
+              py:eval(Ctx, <<"1">>, #{}, #{timeout => <<"10">>}),
+              py:await(py:spawn_call(Ctx, math, sqrt, [1], #{timeout => -1})),
+              py:stream_start(builtins, iter, [[1]], #{timeout => later}),
+              py:parallel([{math, sqrt, [1]}], -1)]],
+    %% a bad timeout given to await leaves the call awaitable
+    Ref = py:spawn_call(math, sqrt, [16]),
+    ?assertMatch({error, {bad_argument, _}}, py:await(Ref, -1)),
+    ?assertEqual({ok, 4.0}, py:await(Ref, 5000)),
+    ?assertEqual(ok, wait_until(fun() -> py_semaphore:current() =:= 0 end, 5000)),
+    receive Stray -> ct:fail({stray, Stray}) after 0 -> ok end.
 
 unknown_names(_) ->
     ?assertMatch({error, {'ModuleNotFoundError', _}}, py:call(no_such_module_xyz, f, [])),
