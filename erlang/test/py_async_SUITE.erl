@@ -18,7 +18,7 @@ all() ->
      stream_item_cannot_convert, stream_raises_midway,
      stream_start_all, stream_flow_control_bounded_mailbox, stream_paused_holds_no_thread,
      stream_cancel_runs_finally, stream_caller_death_runs_finally,
-     stream_cancel_stops_slow_generator, stream_start_errors].
+     stream_cancel_stops_slow_generator, stream_of_c_iterator_stops, stream_start_errors].
 
 init_per_suite(Config) ->
     py_test_util:start_app(Config).
@@ -373,6 +373,37 @@ stream_cancel_stops_slow_generator(_) ->
     ?assert(Made2 =< 6, {made_after_death, Made2}),
     %% the context serves at once
     ?assertEqual({ok, 5}, py:call(Ctx, operator, add, [2, 3])).
+
+%% py:stream over an iterator written in C (no Python bytecode runs while it
+%% is collected): py:interrupt/1 and the caller's death still stop it. The
+%% iterator (`itertools.repeat', 10^8 items) tells how much of it was taken:
+%% all of it, before, since the exception aimed at the thread was never raised.
+stream_of_c_iterator_stops(_) ->
+    Ctx = py:context(2),
+    ok = py:exec(Ctx, <<"import itertools, erlang\n"
+                        "def endless():\n"
+                        "    global it\n"
+                        "    it = itertools.repeat(None, 10**8)\n"
+                        "    erlang.state_set('c_iter_started', True)\n"
+                        "    return it\n">>),
+    Self = self(),
+    Run = fun(Stop) ->
+              py:state_remove(<<"c_iter_started">>),
+              P = spawn(fun() ->
+                            ok = py_context_router:bind_context(Ctx),
+                            Self ! {self(), py:stream('__main__', endless, [])}
+                        end),
+              ok = wait_until(fun() -> py:state_fetch(<<"c_iter_started">>) =:= {ok, true} end),
+              Stop(P),
+              {ok, Left} = py:eval(Ctx, <<"it.__length_hint__()">>),
+              ?assert(Left > 0, {taken_to_the_end, Left}),
+              P
+          end,
+    P1 = Run(fun(_) -> ok = py:interrupt(Ctx) end),
+    receive {P1, R} -> ?assertMatch({error, {'KeyboardInterrupt', _}}, R) after 30000 -> ct:fail(no_answer) end,
+    Run(fun(P) -> exit(P, kill) end),
+    ?assertEqual({ok, 5}, py:call(Ctx, operator, add, [2, 3])),
+    ok = wait_until(fun() -> py_semaphore:current() =:= 0 end).
 
 stream_start_errors(_) ->
     ?assertEqual({error, {not_iterable, <<"int">>}}, py:stream_start(operator, add, [1, 2])),
