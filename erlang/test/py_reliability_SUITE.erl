@@ -9,7 +9,8 @@
 -import(py_test_util, [wait_until/1, wait_until/2]).
 
 all() ->
-    [fork_refused_everywhere, exit_and_abort_refused_everywhere, subprocess_everywhere,
+    [fork_refused_everywhere, exit_and_abort_refused_everywhere, signals_refused_everywhere,
+     subprocess_everywhere,
      interrupt_running_code, interrupt_with_nothing_running, interrupt_bad_target,
      fair_queue_in_arrival_order, refused_only_after_overload_wait,
      thousand_callers_five_permits, conversions_property,
@@ -68,6 +69,33 @@ exit_and_abort_refused_everywhere(_) ->
          ?assertMatch({error, {'RuntimeError', <<"os.abort() is disabled", _/binary>>}},
                       py:eval(Ctx, <<"__import__('os').abort()">>)),
          %% the interpreter goes on
+         ?assertEqual({ok, 3}, py:eval(Ctx, <<"1 + 2">>))
+     end || Ctx <- everywhere()].
+
+%% Signal dispositions and timers are the node's: Python may not change them,
+%% set a timer whose SIGALRM would stop the node, or signal the node itself.
+%% Signalling other processes (a child it started) and signal 0 still work.
+signals_refused_everywhere(_) ->
+    [begin
+         ?assertMatch({error, {'ValueError', <<"signal only works in main thread", _/binary>>}},
+                      py:eval(Ctx, <<"__import__('signal').signal(15, __import__('signal').SIG_IGN)">>)),
+         ?assertMatch({error, {'ValueError', <<"signal only works in main thread", _/binary>>}},
+                      py:eval(Ctx, <<"__import__('signal').siginterrupt(15, True)">>)),
+         [?assertMatch({error, {'RuntimeError', <<"signal.", _/binary>>}}, py:eval(Ctx, Code))
+          || Code <- [<<"__import__('signal').alarm(1)">>,
+                      <<"__import__('signal').setitimer(__import__('signal').ITIMER_REAL, 1.0)">>,
+                      <<"__import__('signal').raise_signal(15)">>,
+                      <<"__import__('signal').pthread_kill(__import__('threading').get_ident(), 15)">>]],
+         [?assertMatch({error, {'RuntimeError', <<"os.kill", _/binary>>}}, py:eval(Ctx, Code))
+          || Code <- [<<"__import__('os').kill(__import__('os').getpid(), 15)">>,
+                      <<"__import__('os').kill(0, 15)">>,
+                      <<"__import__('os').kill(-1, 15)">>,
+                      <<"__import__('os').killpg(0, 15)">>]],
+         %% what stays allowed
+         ?assertEqual({ok, none}, py:eval(Ctx, <<"__import__('os').kill(__import__('os').getpid(), 0)">>)),
+         ?assertEqual({ok, none}, py:eval(Ctx, <<"__import__('signal').pthread_kill(__import__('threading').get_ident(), 0)">>)),
+         ?assertEqual({ok, -9}, py:eval(Ctx, <<"(lambda p: (p.kill(), p.wait())[1])("
+                                              "__import__('subprocess').Popen(['sleep', '30']))">>)),
          ?assertEqual({ok, 3}, py:eval(Ctx, <<"1 + 2">>))
      end || Ctx <- everywhere()].
 
