@@ -9,7 +9,8 @@
 
 all() ->
     [async_call_result, coroutines_interleave, plain_call_while_task_waits,
-     main_interpreter_loop, not_awaitable, coroutine_raises, await_timeout_cancels_task,
+     main_interpreter_loop, not_awaitable, coroutine_raises, coroutine_raises_system_exit,
+     await_timeout_cancels_task,
      dead_caller_cancels_task, gather_in_order, async_stream_collects, cancelled_in_python].
 
 -define(CORO, <<"import asyncio, erlang\n"
@@ -88,6 +89,21 @@ coroutine_raises(_) ->
     ?assertEqual({error, {'ValueError', <<"async boom">>}}, py:async_await(py:async_call('__main__', boom, []))),
     {ok, Tb} = py:last_traceback(),
     ?assertMatch({match, _}, re:run(Tb, "async boom")).
+
+%% SystemExit and KeyboardInterrupt, which asyncio lets out of its loop: the
+%% caller still gets them at once (it used to wait until some other task woke
+%% the loop; with no timeout, for ever). 20 s only bounds a failure.
+coroutine_raises_system_exit(_) ->
+    ok = py:exec(<<"import sys\n"
+                   "async def exits():\n"
+                   "    sys.exit(9)\n"
+                   "async def interrupted():\n"
+                   "    raise KeyboardInterrupt('by hand')\n">>),
+    ?assertEqual({error, {'SystemExit', <<"9">>}}, py:async_await(py:async_call('__main__', exits, []), 20000)),
+    ?assertEqual({error, {'KeyboardInterrupt', <<"by hand">>}},
+                 py:async_await(py:async_call('__main__', interrupted, []), 20000)),
+    %% the loop goes on
+    ?assertEqual({ok, 7}, py:async_await(py:async_call('__main__', nap, [0, 7]), 20000)).
 
 await_timeout_cancels_task(_) ->
     Key = <<"timed_out_task">>,

@@ -225,6 +225,14 @@ def _tick(key):
     try:
         loop.call_soon(_noop)
         loop._run_once()
+    except (SystemExit, KeyboardInterrupt) as e:
+        # asyncio lets these two out of the loop. A task that raised one has
+        # it recorded already, and its done callback (queued) answers its
+        # caller on the next step, which the ready queue asks for at once.
+        # One raised by a plain callback has nobody waiting: it is reported.
+        if not any(t.done() and not t.cancelled() and t.exception() is e for t in _tasks.values()):
+            import traceback
+            traceback.print_exception(e)
     finally:
         events._set_running_loop(None)
     if loop._ready:
