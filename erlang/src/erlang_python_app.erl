@@ -26,12 +26,14 @@ start(_Type, _Args) ->
                  config(imports, [], fun names/1),
                  config(preload_code, <<>>, fun is_text/1),
                  config(pin_threads, false, fun is_boolean/1),
-                 config(logger_default_handler, true, fun is_boolean/1)]).
+                 config(logger_default_handler, true, fun is_boolean/1),
+                 config(max_terms, 10000000, Positive)]).
 
 maybe_start([{ok, Executors}, {ok, Contexts}, {ok, Max}, {ok, CallTimeout}, {ok, _}, {ok, _}, {ok, _},
-             {ok, Path}, {ok, Imports}, {ok, Preload}, {ok, Pin}, {ok, ShowLogs}]) ->
+             {ok, Path}, {ok, Imports}, {ok, Preload}, {ok, Pin}, {ok, ShowLogs}, {ok, MaxTerms}]) ->
     keep_call_timeout(CallTimeout),
     ok = py_nif:semaphore_set_max(Max),
+    ok = py_nif:max_terms(MaxTerms),
     ok = py_nif:pin_threads(Pin),
     ok = py_nif:setup([text(P) || P <- Path], [text(M) || M <- Imports], text(Preload)),
     start_console(),
@@ -165,6 +167,7 @@ start_python(Executors, Contexts) ->
 expected(num_executors) -> "an integer from 1 to 64";
 expected(num_contexts) -> "an integer from 1 to 64";
 expected(max_concurrent) -> "a positive integer";
+expected(max_terms) -> "a positive integer";
 expected(trace_level) -> "none, error, warning, notice, info or debug";
 expected(python_path) -> "a list of directories (strings or binaries)";
 expected(imports) -> "a list of module names (atoms, strings or binaries)";

@@ -404,7 +404,12 @@ cast(Module, Function, Args, Kwargs) ->
 
 cast_submit(Target, Payload, Sink) ->
     Tag = make_ref(),
-    case py_nif:cast(Target, Payload, Tag, Sink) of
+    Cast = case py_nif:cast(Target, Payload, Tag, Sink) of
+               %% too large to decode on this scheduler (see submitted/6)
+               dirty -> py_nif:cast_dirty(Target, Payload, Tag, Sink);
+               C -> C
+           end,
+    case Cast of
         {queued, Handle} ->
             receive
                 {py_granted, Tag} -> ok
@@ -527,7 +532,12 @@ stream_start(Module, Function, Args, Opts) when is_map(Opts) ->
         {M, F, A, Kw, _} ->
             forget_finished_streams(),
             Tag = make_ref(),
-            case py_nif:stream_start(Target, {M, F, A, Kw}, Tag, Active) of
+            Started = case py_nif:stream_start(Target, {M, F, A, Kw}, Tag, Active) of
+                          %% too large to decode on this scheduler (see submitted/6)
+                          dirty -> py_nif:stream_start_dirty(Target, {M, F, A, Kw}, Tag, Active);
+                          S -> S
+                      end,
+            case Started of
                 {ok, Call, Stream} -> started(wait_reply({Tag, Call, none}, Timeout), Tag, Stream);
                 {queued, Call, Stream} ->
                     started(wait_reply({Tag, Call, deadline(overload_wait(Timeout))}, Timeout), Tag, Stream);
@@ -983,7 +993,14 @@ submit(Target, Op, Payload, Timeout) ->
 -spec submit(py_nif:target(), atom(), term(), timeout(), reference() | integer()) ->
           pending() | {integer(), reference(), promised} | {error, error()}.
 submit(Target, Op, Payload, Timeout, Tag) ->
-    case py_nif:submit(Target, Op, Payload, Tag, get(?CHAIN)) of
+    submitted(py_nif:submit(Target, Op, Payload, Tag, get(?CHAIN)), Target, Op, Payload, Timeout, Tag).
+
+%% `dirty': the payload is too large to decode on this scheduler in one time
+%% slice; submitted again from a dirty CPU scheduler.
+submitted(dirty, Target, Op, Payload, Timeout, Tag) ->
+    submitted(py_nif:submit_dirty(Target, Op, Payload, Tag, get(?CHAIN)), Target, Op, Payload, Timeout, Tag);
+submitted(Submitted, _Target, _Op, _Payload, Timeout, Tag) ->
+    case Submitted of
         {ok, Handle} -> {Tag, Handle, none};
         {promised, Handle} -> {Tag, Handle, promised};
         {queued, Handle} -> {Tag, Handle, deadline(overload_wait(Timeout))};

@@ -3,10 +3,10 @@
 %% actor mailboxes in Rust and answered by message.
 -module(py_nif).
 -export([state_store/2, state_fetch/1, state_remove/1, state_keys/0, state_clear/0, state_incr/2,
-         submit/5, cast/4, callback_registered/2, callback_registry_reset/0, withdraw/1, stream_start/4, stream_active/2, stream_cancel/1, stream_done/1, interrupt/1, callback_reply/2, cancel/1, waited/1, semaphore_get/1, semaphore_set_max/1, pin_threads/1, start/3, start_contexts/2, start_pool/4, stop_pool/2, setup/3, venv_configure/1, logging_configure/1, logging_handled/1, logging_dropped/0, route/1, bind/1, binding/0, spread/1, routes/0, route_to_main/1, is_ref/1, channel_open/1, channel_send/2, channel_close/1, channel_len/1, stop_contexts/1, stop/1, info/0, load/0, console/1, trace_config/3, trace_dropped/0, direct_call/1, noop/0]).
+         submit/5, submit_dirty/5, cast/4, cast_dirty/4, callback_registered/2, callback_registry_reset/0, withdraw/1, stream_start/4, stream_start_dirty/4, stream_active/2, stream_cancel/1, stream_done/1, interrupt/1, callback_reply/2, cancel/1, waited/1, semaphore_get/1, semaphore_set_max/1, pin_threads/1, max_terms/1, start/3, start_contexts/2, start_pool/4, stop_pool/2, setup/3, venv_configure/1, logging_configure/1, logging_handled/1, logging_dropped/0, route/1, bind/1, binding/0, spread/1, routes/0, route_to_main/1, is_ref/1, channel_open/1, channel_send/2, channel_close/1, channel_len/1, stop_contexts/1, stop/1, info/0, load/0, console/1, trace_config/3, trace_dropped/0, direct_call/1, noop/0]).
 -on_load(init/0).
 -nifs([state_store/2, state_fetch/1, state_remove/1, state_keys/0, state_clear/0, state_incr/2,
-       submit/5, cast/4, callback_registered/2, callback_registry_reset/0, withdraw/1, stream_start/4, stream_active/2, stream_cancel/1, stream_done/1, interrupt/1, callback_reply/2, cancel/1, waited/1, semaphore_get/1, semaphore_set_max/1, pin_threads/1, start/3, start_contexts/2, start_pool/4, stop_pool/2, setup/3, venv_configure/1, logging_configure/1, logging_handled/1, logging_dropped/0, route/1, bind/1, binding/0, spread/1, routes/0, route_to_main/1, is_ref/1, channel_open/1, channel_send/2, channel_close/1, channel_len/1, stop_contexts/1, stop/1, info/0, load/0, console/1, trace_config/3, trace_dropped/0, direct_call/1, noop/0]).
+       submit/5, submit_dirty/5, cast/4, cast_dirty/4, callback_registered/2, callback_registry_reset/0, withdraw/1, stream_start/4, stream_start_dirty/4, stream_active/2, stream_cancel/1, stream_done/1, interrupt/1, callback_reply/2, cancel/1, waited/1, semaphore_get/1, semaphore_set_max/1, pin_threads/1, max_terms/1, start/3, start_contexts/2, start_pool/4, stop_pool/2, setup/3, venv_configure/1, logging_configure/1, logging_handled/1, logging_dropped/0, route/1, bind/1, binding/0, spread/1, routes/0, route_to_main/1, is_ref/1, channel_open/1, channel_send/2, channel_close/1, channel_len/1, stop_contexts/1, stop/1, info/0, load/0, console/1, trace_config/3, trace_dropped/0, direct_call/1, noop/0]).
 
 %% Where a request goes: the main interpreter, a context, the caller's context
 %% (`auto': bound, else placed by the router), or a context of a pool.
@@ -31,18 +31,34 @@ callback_reply(_Handle, _Result) -> erlang:nif_error(not_loaded).
              term(), term(),
              reference() | undefined) ->
           {ok, reference()} | {promised, reference()} | {queued, reference()}
-          | {error, refusal()}.
+          | dirty | {error, refusal()}.
 %% An integer tag: the caller handles `{py_late, Tag}' (py:request/4), and
 %% `promised' says it may wait with no timer until that nudge comes.
 submit(_Target, _Op, _Payload, _Tag, _Chain) -> erlang:nif_error(not_loaded).
 
+%% `submit/5' on a dirty CPU scheduler, for a payload that answered `dirty'
+%% (too large to decode within a normal scheduler's time slice).
+-spec submit_dirty(target(), atom(), term(), term(), reference() | undefined) ->
+          {ok | promised | queued, reference()} | {error, term()}.
+submit_dirty(_Target, _Op, _Payload, _Tag, _Chain) -> erlang:nif_error(not_loaded).
+
 -spec cast(target(), tuple(), reference(), pid()) ->
-          ok | {queued, reference()} | {error, refusal() | {overloaded, non_neg_integer(), pos_integer()}}.
+          ok | {queued, reference()} | dirty | {error, refusal() | {overloaded, non_neg_integer(), pos_integer()}}.
 cast(_Target, _Payload, _Tag, _Sink) -> erlang:nif_error(not_loaded).
 
+%% `cast/4' on a dirty CPU scheduler, for a payload that answered `dirty'.
+-spec cast_dirty(target(), tuple(), reference(), pid()) ->
+          ok | {queued, reference()} | {error, term()}.
+cast_dirty(_Target, _Payload, _Tag, _Sink) -> erlang:nif_error(not_loaded).
+
 -spec stream_start(target(), tuple(), reference(), true | pos_integer()) ->
-          {ok | queued, reference(), reference()} | {error, refusal()}.
+          {ok | queued, reference(), reference()} | dirty | {error, refusal()}.
 stream_start(_Target, _Payload, _Tag, _Active) -> erlang:nif_error(not_loaded).
+
+%% `stream_start/4' on a dirty CPU scheduler, for a payload that answered `dirty'.
+-spec stream_start_dirty(target(), tuple(), reference(), true | pos_integer()) ->
+          {ok | queued, reference(), reference()} | {error, term()}.
+stream_start_dirty(_Target, _Payload, _Tag, _Active) -> erlang:nif_error(not_loaded).
 
 -spec stream_active(reference(), true | pos_integer()) -> ok.
 stream_active(_Stream, _Active) -> erlang:nif_error(not_loaded).
@@ -78,6 +94,10 @@ semaphore_set_max(_N) -> erlang:nif_error(not_loaded).
 
 -spec pin_threads(Pin :: boolean()) -> ok.
 pin_threads(_Pin) -> erlang:nif_error(not_loaded).
+
+%% The most terms one conversion makes, either way (the `max_terms' setting).
+-spec max_terms(Max :: pos_integer()) -> ok.
+max_terms(_Max) -> erlang:nif_error(not_loaded).
 
 -spec cancel(reference()) -> boolean().
 cancel(_Handle) -> erlang:nif_error(not_loaded).

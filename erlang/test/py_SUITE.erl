@@ -15,7 +15,7 @@ groups() ->
                   info_functions, c_extensions, concurrent_callers]},
      {errors, [], [python_exceptions, traceback, unsupported_terms, invalid_utf8, deep_nesting,
                    unsupported_results, system_exit, keyboard_interrupt, bad_call_arguments,
-                   bad_timeouts, unknown_names, timeout_no_late_reply, timeout_interrupts_python,
+                   bad_timeouts, large_arguments_off_the_scheduler, terms_bounded, unknown_names, timeout_no_late_reply, timeout_interrupts_python,
                    late_call_nudged_before_reply, promised_calls_leave_no_message,
                    promise_kept_when_context_stops,
                    dead_caller_interrupts_python, dead_caller_job_skipped,
@@ -453,6 +453,71 @@ bad_timeouts(_) ->
     ?assertEqual({ok, 4.0}, py:await(Ref, 5000)),
     ?assertEqual(ok, wait_until(fun() -> py_semaphore:current() =:= 0 end, 5000)),
     receive Stray -> ct:fail({stray, Stray}) after 0 -> ok end.
+
+%% A payload too large to decode within a normal scheduler's time slice
+%% (20,000 terms, a binary counting one per KiB) is decoded on a dirty CPU
+%% scheduler instead (py:submitted/6 sees the NIF answer `dirty'): it used
+%% to hold a normal scheduler, 1.25 s for a tuple of 22 shared levels.
+large_arguments_off_the_scheduler(_) ->
+    Shared = lists:foldl(fun(_, A) -> {A, A} end, 1, lists:seq(1, 16)),
+    Big = lists:seq(1, 100000),
+    Counter = spawn_link(fun() -> count_dirty(0) end),
+    1 = erlang:trace(self(), true, [call, {tracer, Counter}]),
+    {module, py} = code:ensure_loaded(py),
+    1 = erlang:trace_pattern({py, submitted, 6}, [{[dirty, '_', '_', '_', '_', '_'], [], []}], [local]),
+    try
+        ?assertEqual({ok, 2}, py:call(builtins, len, [Shared])),
+        ?assertEqual({ok, 100000}, py:call(builtins, len, [Big])),
+        ?assertEqual({ok, 4.0}, py:call(math, sqrt, [16])),
+        ?assertEqual(ok, py:cast(builtins, len, [Big])),
+        {ok, Ref} = py:stream_start(builtins, iter, [Big], #{}),
+        ?assertEqual(100000, length(collect_stream(Ref, [])))
+    after
+        erlang:trace(self(), false, [call]),
+        erlang:trace_pattern({py, submitted, 6}, false, [local])
+    end,
+    Counter ! {count, self()},
+    %% the two calls (not the small one); cast and stream_start go the same way
+    ?assertEqual(2, receive {dirty, N} -> N after 5000 -> ct:fail(no_count) end).
+
+count_dirty(N) ->
+    receive
+        {trace, _, call, {py, submitted, _}} -> count_dirty(N + 1);
+        {count, To} -> To ! {dirty, N}
+    end.
+
+collect_stream(Ref, Acc) ->
+    receive
+        {py_chunk, Ref, X} -> collect_stream(Ref, [X | Acc]);
+        {py_end, Ref} -> lists:reverse(Acc);
+        {py_error, Ref, E} -> ct:fail({stream_error, E})
+    after 30000 -> ct:fail(stream_stuck)
+    end.
+
+%% Neither direction makes more than `max_terms' terms: a value that shares a
+%% container many times over is written out in full on the other side, and
+%% used to take the node's memory (a Python list of 25 shared levels aborted
+%% the VM). Checked with a lower limit, then the default.
+terms_bounded(_) ->
+    ok = py_nif:max_terms(100000),
+    try
+        Shared = lists:foldl(fun(_, A) -> {A, A} end, 1, lists:seq(1, 20)),
+        ?assertMatch({error, {bad_argument, <<"more than 100000 terms", _/binary>>}},
+                     py:call(builtins, len, [Shared])),
+        ?assertMatch({error, {bad_argument, <<"more than 100000 terms", _/binary>>}},
+                     py:call(builtins, len, [lists:seq(1, 200000)])),
+        ?assertMatch({error, {bad_result, <<"more than 100000 terms", _/binary>>}},
+                     py:eval(<<"(lambda: [l := [1, 1]] and [(l := [l, l]) for _ in range(20)][-1])()">>)),
+        ?assertMatch({error, {bad_result, <<"more than 100000 terms", _/binary>>}},
+                     py:eval(<<"'x' * (200 * 1024 * 1024)">>)),
+        %% what fits still crosses, both ways
+        ?assertEqual({ok, 50000}, py:call(builtins, len, [lists:seq(1, 50000)])),
+        {ok, L} = py:eval(<<"list(range(50000))">>),
+        ?assertEqual(50000, length(L))
+    after
+        ok = py_nif:max_terms(10000000)
+    end,
+    ?assertEqual({ok, 4.0}, py:call(math, sqrt, [16])).
 
 unknown_names(_) ->
     ?assertMatch({error, {'ModuleNotFoundError', _}}, py:call(no_such_module_xyz, f, [])),

@@ -12,6 +12,98 @@ pub enum ConvError {
     Unsupported(String),
     /// Anything else, as a message for the user.
     Invalid(String),
+    /// More terms than the conversion may make ([`count`]'s limit): a huge
+    /// value, or one that shares a container many times over (`{A, A}`
+    /// nested, `[l, l]` in Python), which each side would write out in full.
+    TooMany(usize),
+}
+
+/// The most terms one conversion makes, in either direction, by default
+/// (the `max_terms` application setting changes it). A binary or a string
+/// counts one term per KiB besides its own.
+pub const DEFAULT_MAX_TERMS: usize = 10_000_000;
+
+static MAX_TERMS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(DEFAULT_MAX_TERMS);
+
+/// Sets the limit of every conversion from now on (`max_terms`).
+pub fn set_max_terms(n: usize) {
+    MAX_TERMS.store(n.max(1), std::sync::atomic::Ordering::Relaxed);
+}
+
+/// The limit of a conversion (`max_terms`).
+pub fn max_terms() -> usize {
+    MAX_TERMS.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// No conversion is counted on this thread.
+const UNCOUNTED: usize = usize::MAX;
+
+thread_local! {
+    /// Terms the conversion under way on this thread may still make, and
+    /// its limit.
+    static LEFT: std::cell::Cell<(usize, usize)> = const { std::cell::Cell::new((UNCOUNTED, 0)) };
+    /// Whether the conversion under way went past its limit.
+    static OVER: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// The counting of one conversion, until dropped.
+pub struct Counted(bool);
+
+/// Counts the terms of a conversion from here, at most `limit`; a conversion
+/// started inside one already counted (a value converted while another is)
+/// shares its count.
+pub fn count(limit: usize) -> Counted {
+    LEFT.with(|l| {
+        if l.get().0 == UNCOUNTED {
+            l.set((limit, limit));
+            OVER.with(|o| o.set(false));
+            Counted(true)
+        } else {
+            Counted(false)
+        }
+    })
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        if self.0 {
+            LEFT.with(|l| l.set((UNCOUNTED, 0)));
+        }
+    }
+}
+
+/// `n` more terms made; `TooMany` past the limit.
+#[inline]
+pub fn spend(n: usize) -> Result<(), ConvError> {
+    LEFT.with(|l| {
+        let (left, limit) = l.get();
+        if left == UNCOUNTED {
+            return Ok(());
+        }
+        match left.checked_sub(n) {
+            Some(rest) => {
+                l.set((rest, limit));
+                Ok(())
+            }
+            None => {
+                l.set((0, limit));
+                OVER.with(|o| o.set(true));
+                Err(ConvError::TooMany(limit))
+            }
+        }
+    })
+}
+
+/// Whether the conversion counted now on this thread went past its limit
+/// (whatever its error became on the way out).
+pub fn over() -> bool {
+    OVER.with(|o| o.get())
+}
+
+/// Terms a binary or a string of `len` bytes counts.
+#[inline]
+pub fn bytes_cost(len: usize) -> usize {
+    1 + len / 1024
 }
 
 impl ConvError {
@@ -24,6 +116,7 @@ impl ConvError {
         match self {
             ConvError::Unsupported(t) => format!("unsupported Python type: {t}"),
             ConvError::Invalid(m) => m.clone(),
+            ConvError::TooMany(limit) => format!("more than {limit} terms (the max_terms setting)"),
         }
     }
 }

@@ -121,6 +121,7 @@ fn conv(e: ConvError) -> PyErr {
     match e {
         ConvError::Unsupported(t) => PyTypeError::new_err(format!("cannot send a {t} to Erlang")),
         ConvError::Invalid(m) => PyValueError::new_err(m),
+        e @ ConvError::TooMany(_) => PyValueError::new_err(e.message()),
     }
 }
 

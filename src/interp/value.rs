@@ -236,6 +236,7 @@ impl From<super::conv_error::ConvError> for Failure {
         match e {
             super::conv_error::ConvError::Unsupported(t) => Failure::UnsupportedType(t),
             super::conv_error::ConvError::Invalid(m) => Failure::BadResult(m),
+            e @ super::conv_error::ConvError::TooMany(_) => Failure::BadResult(e.message()),
         }
     }
 }

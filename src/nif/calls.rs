@@ -85,7 +85,7 @@ fn grant(job: Job, permit: semaphore::Permit) -> Option<semaphore::Permit> {
     }
 }
 
-rustler::atoms! { call, eval, exec, stream_call, stream_eval, async_call, async_stream, echo, queued, promised, call_ref, eval_ref, on_ref = "ref", crash = "$crash" }
+rustler::atoms! { call, eval, exec, stream_call, stream_eval, async_call, async_stream, echo, queued, promised, dirty, call_ref, eval_ref, on_ref = "ref", crash = "$crash" }
 
 fn work_of(op: Atom) -> Option<Work> {
     if op == call() {
@@ -128,7 +128,7 @@ fn crash_work() -> Option<Work> {
 }
 
 /// `submit(Target, Op, Payload, Tag, Chain) -> {ok, Handle} | {promised, Handle}
-/// | {queued, Handle} | {error, Reason}`, where Target is `main`, a context number, `auto` (the
+/// | {queued, Handle} | dirty | {error, Reason}`, where Target is `main`, a context number, `auto` (the
 /// caller's context: see `nif::routing`) or `{pool, Name}`, and Chain is the
 /// callback handle the calling process is running under (or `undefined`). The
 /// reply arrives later as `{py_reply, Tag, Result}` (or `{py_reply, Tag, Error,
@@ -136,13 +136,53 @@ fn crash_work() -> Option<Work> {
 /// semaphore's queue until the caller withdraws it (`withdraw/1`). An integer
 /// Tag says the caller also handles `{py_late, Tag}`: `promised` then means it
 /// may wait with no timer until that nudge comes (`actors::late`).
+///
+/// A payload too large to decode within a normal scheduler's time slice
+/// ([`ON_SCHEDULER`] terms) answers `dirty`: the caller then submits it with
+/// `submit_dirty/5`, the same on a dirty CPU scheduler.
 #[rustler::nif]
 fn submit<'a>(env: Env<'a>, target: Term<'a>, op: Atom, payload: Term<'a>, tag: Term<'a>, chain: Term<'a>) -> NifResult<Term<'a>> {
+    submit_with(env, target, op, payload, tag, chain, ON_SCHEDULER)
+}
+
+/// `submit_dirty(Target, Op, Payload, Tag, Chain)`: `submit/5` for a payload
+/// that answered `dirty`, on a dirty CPU scheduler, decoded up to `max_terms`.
+#[rustler::nif(schedule = "DirtyCpu")]
+fn submit_dirty<'a>(env: Env<'a>, target: Term<'a>, op: Atom, payload: Term<'a>, tag: Term<'a>, chain: Term<'a>) -> NifResult<Term<'a>> {
+    submit_with(env, target, op, payload, tag, chain, crate::interp::conv_error::max_terms())
+}
+
+/// Terms a request may have to be decoded on a normal scheduler: about a
+/// millisecond of work (a binary counts one per KiB of it).
+pub(super) const ON_SCHEDULER: usize = 20_000;
+
+/// What `decode` gives, decoding at most `limit` terms; `Err(None)` when
+/// `limit` is [`ON_SCHEDULER`] and the payload needs more (the caller asks
+/// again from a dirty scheduler), `Err(Some(message))` for a bad payload.
+pub(super) fn within<T>(limit: usize, decode: impl FnOnce() -> Result<T, String>) -> Result<T, Option<String>> {
+    let counted = crate::interp::conv_error::count(limit);
+    let decoded = decode();
+    let too_big = decoded.is_err() && limit == ON_SCHEDULER && crate::interp::conv_error::over();
+    drop(counted);
+    decoded.map_err(|msg| (!too_big).then_some(msg))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn submit_with<'a>(
+    env: Env<'a>,
+    target: Term<'a>,
+    op: Atom,
+    payload: Term<'a>,
+    tag: Term<'a>,
+    chain: Term<'a>,
+    limit: usize,
+) -> NifResult<Term<'a>> {
     let t0 = probe::now();
     let work = work_of(op).ok_or(rustler::Error::BadArg)?;
-    let request = match request_of(work, payload) {
+    let request = match within(limit, || request_of(work, payload)) {
         Ok(r) => r,
-        Err(msg) => return Ok(bad_argument(env, msg)),
+        Err(None) => return Ok(dirty().encode(env)),
+        Err(Some(msg)) => return Ok(bad_argument(env, msg)),
     };
     probe::add(Stage::Decode, t0);
     let t1 = probe::now();
@@ -265,11 +305,24 @@ pub(super) fn submit_error(env: Env<'_>, why: SubmitError) -> Term<'_> {
 /// Erlang calls its Python code makes go to `Sink`. `queued`: no permit is free;
 /// the cast waits its turn, and its caller gets `{py_granted, Tag}` once it has
 /// one (or `withdraw/1`s it). A queued cast cannot be cancelled.
+/// A payload too large for a normal scheduler answers `dirty`, as for
+/// `submit/5`: the caller then uses `cast_dirty/4`.
 #[rustler::nif]
 fn cast<'a>(env: Env<'a>, target: Term<'a>, payload: Term<'a>, tag: Term<'a>, sink: LocalPid) -> NifResult<Term<'a>> {
-    let request = match super::types::request::decode(Op::Call, payload) {
+    cast_with(env, target, payload, tag, sink, ON_SCHEDULER)
+}
+
+/// `cast/4` on a dirty CPU scheduler, for a payload that answered `dirty`.
+#[rustler::nif(schedule = "DirtyCpu")]
+fn cast_dirty<'a>(env: Env<'a>, target: Term<'a>, payload: Term<'a>, tag: Term<'a>, sink: LocalPid) -> NifResult<Term<'a>> {
+    cast_with(env, target, payload, tag, sink, crate::interp::conv_error::max_terms())
+}
+
+fn cast_with<'a>(env: Env<'a>, target: Term<'a>, payload: Term<'a>, tag: Term<'a>, sink: LocalPid, limit: usize) -> NifResult<Term<'a>> {
+    let request = match within(limit, || super::types::request::decode(Op::Call, payload)) {
         Ok(r) => r,
-        Err(msg) => return Ok(bad_argument(env, msg)),
+        Err(None) => return Ok(dirty().encode(env)),
+        Err(Some(msg)) => return Ok(bad_argument(env, msg)),
     };
     let target = match super::routing::resolve(env, target, request.module())? {
         Ok(t) => t,

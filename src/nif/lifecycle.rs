@@ -86,6 +86,14 @@ fn pin_threads(on: bool) -> Atom {
     atoms::ok()
 }
 
+/// `max_terms(Max) -> ok`: the most terms one conversion makes, in either
+/// direction, from now on (the `max_terms` application setting).
+#[rustler::nif]
+fn max_terms(max: usize) -> Atom {
+    crate::interp::conv_error::set_max_terms(max);
+    atoms::ok()
+}
+
 /// `setup(PythonPath, Imports, PreloadCode) -> ok`: what every interpreter and
 /// context gets from now on (see `interp::setup`); applied to the main
 /// interpreter by `start/3`.

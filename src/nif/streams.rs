@@ -43,12 +43,33 @@ fn credit(t: Term<'_>) -> Option<Credit> {
 /// StreamHandle} | {error, Reason}`: Payload as for `call`; the start's reply
 /// comes as for a call (`{ok, started}` or the error), then `{py_chunk, Tag,
 /// Item}`… as `Active` (`true` or a count) allows.
+/// A payload too large for a normal scheduler answers `dirty`, as for
+/// `submit/5`: the caller then uses `stream_start_dirty/4`.
 #[rustler::nif]
 fn stream_start<'a>(env: Env<'a>, target: Term<'a>, payload: Term<'a>, tag: Term<'a>, active: Term<'a>) -> NifResult<Term<'a>> {
+    stream_start_with(env, target, payload, tag, active, super::calls::ON_SCHEDULER)
+}
+
+/// `stream_start/4` on a dirty CPU scheduler, for a payload that answered `dirty`.
+#[rustler::nif(schedule = "DirtyCpu")]
+fn stream_start_dirty<'a>(env: Env<'a>, target: Term<'a>, payload: Term<'a>, tag: Term<'a>, active: Term<'a>) -> NifResult<Term<'a>> {
+    stream_start_with(env, target, payload, tag, active, crate::interp::conv_error::max_terms())
+}
+
+fn stream_start_with<'a>(
+    env: Env<'a>,
+    target: Term<'a>,
+    payload: Term<'a>,
+    tag: Term<'a>,
+    active: Term<'a>,
+    limit: usize,
+) -> NifResult<Term<'a>> {
+    rustler::atoms! { dirty }
     let credit = credit(active).ok_or(rustler::Error::BadArg)?;
-    let request = match crate::nif::types::request::decode(Op::StreamStart(0), payload) {
+    let request = match super::calls::within(limit, || crate::nif::types::request::decode(Op::StreamStart(0), payload)) {
         Ok(r) => r,
-        Err(msg) => return Ok(super::calls::bad_argument(env, msg)),
+        Err(None) => return Ok(dirty().encode(env)),
+        Err(Some(msg)) => return Ok(super::calls::bad_argument(env, msg)),
     };
     let target: Target = match super::routing::resolve(env, target, request.module())? {
         Ok(t) => t,

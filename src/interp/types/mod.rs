@@ -52,11 +52,15 @@ pub fn dict_to_py<'py>(py: Python<'py>, pairs: &[(Value, Value)]) -> Result<Boun
     d.cast_into::<pyo3::types::PyDict>().map_err(|e| ConvError::Invalid(e.to_string()))
 }
 
-/// The [`Value`] of a Python object.
+/// The [`Value`] of a Python object. At most `max_terms` terms are made,
+/// counted from the outermost conversion (see [`super::conv_error::count`]):
+/// a container shared many times over is written out in full each time.
 pub fn from_py(obj: &Bound<'_, PyAny>, depth: usize) -> Result<Value, ConvError> {
     if depth > MAX_DEPTH {
         return Err(ConvError::deep());
     }
+    let _counted = (depth == 0).then(|| super::conv_error::count(super::conv_error::max_terms()));
+    super::conv_error::spend(1)?;
     if obj.is_none() {
         return Ok(Value::None);
     }

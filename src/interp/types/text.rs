@@ -15,14 +15,18 @@ pub fn bytes_to_py<'py>(py: Python<'py>, b: &[u8]) -> Bound<'py, PyAny> {
 
 /// `Some` if `obj` is a str, bytes or bytearray.
 pub fn from_py(obj: &Bound<'_, PyAny>) -> Result<Option<Value>, ConvError> {
+    use crate::interp::conv_error::{bytes_cost, spend};
     if let Ok(s) = obj.cast::<PyString>() {
         let text = s.to_str().map_err(|e| ConvError::Invalid(format!("str is not encodable as UTF-8: {e}")))?;
+        spend(bytes_cost(text.len()))?;
         return Ok(Some(Value::Str(text.to_owned())));
     }
     if let Ok(b) = obj.cast::<PyBytes>() {
+        spend(bytes_cost(b.as_bytes().len()))?;
         return Ok(Some(Value::Bytes(b.as_bytes().to_vec())));
     }
     if let Ok(b) = obj.cast::<PyByteArray>() {
+        spend(bytes_cost(b.len()))?;
         return Ok(Some(Value::Bytes(b.to_vec())));
     }
     Ok(None)

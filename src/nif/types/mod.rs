@@ -15,7 +15,7 @@ mod reference;
 pub mod request;
 mod tuple;
 
-use crate::interp::conv_error::{ConvError, MAX_DEPTH};
+use crate::interp::conv_error::{self, ConvError, MAX_DEPTH};
 use crate::interp::value::Value;
 use rustler::{Encoder, Env, Term, TermType};
 
@@ -41,11 +41,16 @@ impl Encoder for Value {
     }
 }
 
-/// The [`Value`] of a term bound for Python.
+/// The [`Value`] of a term bound for Python. At most `max_terms` terms are
+/// made (counted from the outermost conversion: see [`conv_error::count`]).
+///
+/// [`conv_error::count`]: crate::interp::conv_error::count
 pub fn decode(term: Term<'_>, depth: usize) -> Result<Value, ConvError> {
     if depth > MAX_DEPTH {
         return Err(ConvError::deep());
     }
+    let _counted = (depth == 0).then(|| conv_error::count(conv_error::max_terms()));
+    conv_error::spend(1)?;
     match term.get_type() {
         TermType::Integer => int::decode(term),
         TermType::Float => float::decode(term),

@@ -10,6 +10,8 @@ use rustler::{Binary, Term};
 
 /// The request `payload` carries for `op`, or the `{bad_argument, Message}` text.
 pub fn decode(op: Op, payload: Term<'_>) -> Result<Request, String> {
+    // Counted as one conversion (unless the caller counts it already).
+    let _counted = crate::interp::conv_error::count(crate::interp::conv_error::max_terms());
     let mut buf = [payload; MAX_FIELDS];
     let fields = fields(payload, &mut buf).ok_or_else(|| "malformed request".to_string())?;
     match (op, fields) {
