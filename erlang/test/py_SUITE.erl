@@ -13,7 +13,7 @@ groups() ->
                           tuples, maps, big_maps, nested, pids, kwargs_keys]},
      {calls, [], [call_forms, eval_forms, exec_then_call, replaced_names, reload_module, called_function_follows_changes, code_as_string, dotted_function,
                   info_functions, c_extensions, concurrent_callers]},
-     {errors, [], [python_exceptions, traceback, unsupported_terms, invalid_utf8, deep_nesting,
+     {errors, [], [python_exceptions, exception_names_bounded, traceback, unsupported_terms, invalid_utf8, deep_nesting,
                    unsupported_results, system_exit, keyboard_interrupt, bad_call_arguments,
                    bad_timeouts, large_arguments_off_the_scheduler, terms_bounded, unknown_names, timeout_no_late_reply, timeout_interrupts_python,
                    late_call_nudged_before_reply, promised_calls_leave_no_message,
@@ -361,6 +361,29 @@ python_exceptions(_) ->
                  py:exec(<<"def rec(n):\n    return rec(n + 1)\nrec(0)\n">>)),
     %% the node and the executors are still fine
     ?assertEqual({ok, 2}, py:eval(<<"1 + 1">>)).
+
+%% An exception class's name becomes an atom (`{error, {'MyError', Msg}}'),
+%% but atoms are never freed: past 10,000 made for class names (Python code
+%% can make classes with new names without end, and a full atom table kills
+%% the node), and for a name too long for an atom, the reason is
+%% `{'Exception', <<"Name: Message">>}'. A name that is an atom already
+%% always keeps its own.
+exception_names_bounded(_) ->
+    ok = py:exec(<<"def raise_named(name):\n"
+                   "    raise type(name, (ValueError,), {})('made')\n">>),
+    Long = binary:copy(<<"L">>, 300),
+    ?assertEqual({error, {'Exception', <<Long/binary, ": made">>}}, py:call('__main__', raise_named, [Long])),
+    Before = erlang:system_info(atom_count),
+    Prefix = <<"PyNamesBounded", (integer_to_binary(erlang:unique_integer([positive])))/binary, "_">>,
+    Results = [py:call('__main__', raise_named, [<<Prefix/binary, (integer_to_binary(I))/binary>>])
+               || I <- lists:seq(1, 10100)],
+    Made = erlang:system_info(atom_count) - Before,
+    ?assert(Made =< 10000, {atoms_made, Made}),
+    Fallback = [R || {error, {'Exception', <<P:(byte_size(Prefix))/binary, _/binary>>}} = R <- Results, P =:= Prefix],
+    ?assert(length(Fallback) >= 100, {fallbacks, length(Fallback)}),
+    %% an existing atom is still used
+    ?assertEqual({error, {'ZeroDivisionError', <<"division by zero">>}}, py:eval(<<"1/0">>)),
+    ?assertEqual({error, {'MyError', <<"made">>}}, py:call('__main__', raise_named, [<<"MyError">>])).
 
 traceback(_) ->
     ok = py:exec(<<"def inner():\n    raise ValueError('deep')\ndef outer():\n    inner()\n">>),
