@@ -523,7 +523,11 @@ stream_start(Module, Function, Args) ->
 %% `context' (default: the caller's), `timeout' (for the start).
 -spec stream_start(name(), name(), list(), stream_opts()) -> {ok, reference()} | {error, error()}.
 stream_start(Module, Function, Args, Opts) when is_map(Opts) ->
-    {py_context, Target} = maps:get(context, Opts, ?AUTO),
+    %% a term that names no context is refused by the NIF
+    Target = case maps:get(context, Opts, ?AUTO) of
+                 {py_context, T} -> T;
+                 Other -> Other
+             end,
     Timeout = maps:get(timeout, Opts, default_timeout()),
     Active = maps:get(active, Opts, true),
     try {name(Module, module), name(Function, function), list(Args),

@@ -453,7 +453,16 @@ bad_call_arguments(_) ->
     ?assertMatch({error, {bad_argument, _}}, py:call(123, sqrt, [1])),
     ?assertMatch({error, {bad_argument, _}}, py:eval(123)),
     ?assertMatch({error, {bad_argument, _}}, py:eval(<<"1">>, not_a_map)),
-    ?assertMatch({error, {bad_argument, _}}, py:eval(<<"1\0">>)).
+    ?assertMatch({error, {bad_argument, _}}, py:eval(<<"1\0">>)),
+    %% a term that names no context
+    [?assertMatch({error, {bad_argument, <<"not a context", _/binary>>}}, R)
+     || R <- [py:call({py_context, foo}, math, sqrt, [1]),
+              py:eval({py_context, <<"x">>}, <<"1">>),
+              py:stream_start(builtins, iter, [[1]], #{context => foo}),
+              py:interrupt({py_context, foo})]],
+    %% local names are text (others were dropped silently)
+    ?assertMatch({error, {bad_argument, <<"local names", _/binary>>}}, py:eval(<<"1">>, #{{x} => 1})),
+    ?assertEqual({ok, 3}, py:eval(<<"x + y">>, #{x => 1, <<"y">> => 2})).
 
 %% A timeout that is neither milliseconds nor `infinity' is a bad argument
 %% wherever a caller gives one (it used to crash the caller with

@@ -189,6 +189,8 @@ channel_recv_forms(_) ->
                                   "        return 'timeout'\n"
                                   "    except erlang.ChannelClosed:\n"
                                   "        return 'closed'\n"
+                                  "def recv_inf(ch):\n"
+                                  "    return recv_one(ch, float('inf'))\n"
                                   "async def arecv_one(ch):\n"
                                   "    return await ch.arecv()\n">>),
     ok = py_context_router:bind_context(py:context(1)),
@@ -198,6 +200,11 @@ channel_recv_forms(_) ->
     ?assertEqual({ok, {<<"got">>, #{<<"k">> => [1, {2, <<"x">>}]}}}, py:call('__main__', recv_one, [Ch, 1])),
     ok = py:channel_send(Ch, self()),
     ?assertEqual({ok, self()}, py:async_await(py:async_call('__main__', arecv_one, [Ch]))),
+    %% a timeout too long for a deadline is none (it made Rust panic)
+    ok = py:channel_send(Ch, 7),
+    ?assertEqual({ok, {<<"got">>, 7}}, py:call('__main__', recv_one, [Ch, 1.0e300])),
+    ok = py:channel_send(Ch, 8),
+    ?assertEqual({ok, {<<"got">>, 8}}, py:call('__main__', recv_inf, [Ch])),
     ok = py:channel_close(Ch),
     ?assertEqual({ok, <<"closed">>}, py:call('__main__', recv_one, [Ch, 1])),
     ?assertMatch({error, {bad_argument, _}}, py:channel(#{max => 0})),

@@ -72,14 +72,20 @@ pub enum SubmitError {
     Stopped,
     /// No pool has this name.
     NoPool(String),
+    /// The term given as a context names none (not a `py:context/1` or
+    /// `py:pool/1` result).
+    BadTarget,
 }
 
 impl SubmitError {
     /// The reason its caller gets: `not_started | {no_context, N} |
-    /// context_stopped | {no_pool, Name}`.
+    /// context_stopped | {no_pool, Name} | {bad_argument, Message}`.
     pub fn reason(self, env: rustler::Env<'_>) -> rustler::Term<'_> {
         use rustler::Encoder;
         match self {
+            SubmitError::BadTarget => {
+                (crate::atoms::bad_argument(), "not a context: use py:context/1, py:context/0 or py:pool/1").encode(env)
+            }
             SubmitError::NotStarted => crate::atoms::not_started().encode(env),
             SubmitError::Stopped => crate::atoms::context_stopped().encode(env),
             SubmitError::NoContext(n) => (crate::atoms::no_context(), n).encode(env),

@@ -299,7 +299,8 @@ fn chan_recv<'py>(py: Python<'py>, a: &[Bound<'py, PyAny>]) -> PyResult<Bound<'p
     let id: u64 = a[0].extract()?;
     let timeout: Option<f64> = a[1].extract()?;
     let node = node(py)?;
-    let deadline = timeout.map(|t| Instant::now() + Duration::from_secs_f64(t.max(0.0)));
+    // A timeout too long for a deadline (1e300, inf) is none at all.
+    let deadline = timeout.and_then(|t| Duration::try_from_secs_f64(t.max(0.0)).ok().and_then(|d| Instant::now().checked_add(d)));
     loop {
         let slice = match deadline {
             Some(d) => d.saturating_duration_since(Instant::now()).min(CHANNEL_SLICE),

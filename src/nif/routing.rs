@@ -48,8 +48,8 @@ fn pool_name(t: Term<'_>) -> Option<String> {
 }
 
 /// Where a request of the calling process goes. `module`: the module a `call`
-/// names (for modules learned to need the main interpreter). `Err(BadArg)` for a
-/// term that names no target; `Ok(Err(_))` for one that names nothing running.
+/// names (for modules learned to need the main interpreter). `Ok(Err(_))` for a
+/// term that names no target (`BadTarget`) or one that names nothing running.
 pub fn resolve(env: Env<'_>, t: Term<'_>, module: Option<&str>) -> NifResult<Result<Target, SubmitError>> {
     let want_pool;
     let want = if let Some(target) = exactly(t) {
@@ -60,7 +60,7 @@ pub fn resolve(env: Env<'_>, t: Term<'_>, module: Option<&str>) -> NifResult<Res
         want_pool = name;
         Want::Pool(&want_pool)
     } else {
-        return Err(rustler::Error::BadArg);
+        return Ok(Err(SubmitError::BadTarget));
     };
     let pid = env.pid();
     Ok(router::route(pid, want).map(|r| {

@@ -21,7 +21,7 @@ const NEW_CLASS_ATOMS: usize = 10_000;
 /// an atom may be: the caller then gets `{'Exception', <<"Name: Message">>}`.
 fn class_atom(env: Env<'_>, name: &str) -> Option<Atom> {
     use std::sync::atomic::Ordering;
-    if let Ok(Some(a)) = Atom::try_from_bytes(env, name.as_bytes()) {
+    if let Ok(a) = Atom::existing_from_str(env, name) {
         return Some(a);
     }
     if NEW_CLASS_ATOMS_MADE.fetch_add(1, Ordering::Relaxed) >= NEW_CLASS_ATOMS {

@@ -30,6 +30,10 @@ pub fn decode(op: Op, payload: Term<'_>) -> Result<Request, String> {
                 Value::Map(pairs) => pairs,
                 _ => Vec::new(),
             };
+            // Each becomes a name the code can use: text only.
+            if locals.iter().any(|(k, _)| !matches!(k, Value::Str(_))) {
+                return Err("local names must be atoms or binaries".into());
+            }
             Ok(Request::Eval { code: code.as_slice().to_vec(), locals })
         }
         (Op::Exec, [code]) => {
