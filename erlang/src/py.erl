@@ -342,7 +342,7 @@ channel() ->
 -spec channel(#{max => pos_integer()}) -> {ok, channel()} | {error, {bad_argument, binary()}}.
 channel(Opts) when is_map(Opts) ->
     case maps:get(max, Opts, 10000) of
-        Max when is_integer(Max), Max > 0 -> {ok, py_nif:channel_open(Max)};
+        Max when is_integer(Max), Max > 0, Max < 1 bsl 63 -> {ok, py_nif:channel_open(Max)};
         _ -> {error, {bad_argument, <<"max must be a positive integer">>}}
     end.
 
@@ -900,8 +900,11 @@ state_incr(Key) ->
 
 %% @doc Atomically adds `N'.
 -spec state_incr(term(), integer()) -> {ok, integer()} | {error, not_integer | overflow}.
-state_incr(Key, N) when is_integer(N) ->
-    py_nif:state_incr(key(Key), N).
+state_incr(Key, N) when is_integer(N), N >= -(1 bsl 63), N < 1 bsl 63 ->
+    py_nif:state_incr(key(Key), N);
+state_incr(_Key, N) when is_integer(N) ->
+    %% counters are 64-bit: no step that large can be added
+    {error, overflow}.
 
 %% @doc Atomically subtracts 1.
 -spec state_decr(term()) -> {ok, integer()} | {error, not_integer | overflow}.

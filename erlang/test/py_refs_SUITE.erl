@@ -208,6 +208,8 @@ channel_recv_forms(_) ->
     ok = py:channel_close(Ch),
     ?assertEqual({ok, <<"closed">>}, py:call('__main__', recv_one, [Ch, 1])),
     ?assertMatch({error, {bad_argument, _}}, py:channel(#{max => 0})),
+    ?assertMatch({error, {bad_argument, _}}, py:channel(#{max => 1 bsl 70})),
+    ?assertMatch({error, {bad_argument, <<"not a channel", _/binary>>}}, py:channel_send(make_ref(), 1)),
     ?assertMatch({error, {bad_argument, _}}, py:channel_send(Ch, fun() -> ok end)),
     ok = py_context_router:unbind_context().
 

@@ -117,7 +117,11 @@ counters_from_erlang(_) ->
     ?assertEqual({error, not_integer}, py:state_incr(word)),
     ?assertMatch({error, {'TypeError', _}}, py:eval(py:context(1), <<"__import__('erlang').state_incr('word')">>)),
     ok = py:state_store(near_max, (1 bsl 63) - 1),
-    ?assertEqual({error, overflow}, py:state_incr(near_max)).
+    ?assertEqual({error, overflow}, py:state_incr(near_max)),
+    %% a step beyond 64 bits cannot be added (it raised badarg)
+    ?assertEqual({error, overflow}, py:state_incr(hits, 1 bsl 64)),
+    ?assertEqual({error, overflow}, py:state_decr(hits, 1 bsl 64)),
+    ?assertEqual({ok, 0}, py:state_fetch(hits)).
 
 %% 16 Erlang processes x 10,000 state_incr from Python, spread over every context
 %% and the main interpreter, plus Erlang-side increments: nothing is lost.

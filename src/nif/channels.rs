@@ -26,8 +26,11 @@ fn channel_open(max: usize) -> ResourceArc<ChannelHandle> {
 
 /// `channel_send(Channel, Term) -> ok | {error, full | closed | {bad_argument, Message}}`.
 #[rustler::nif]
-fn channel_send<'a>(env: Env<'a>, ch: ResourceArc<ChannelHandle>, term: Term<'a>) -> Term<'a> {
+fn channel_send<'a>(env: Env<'a>, ch: Term<'a>, term: Term<'a>) -> Term<'a> {
     rustler::atoms! { full, closed }
+    let Ok(ch) = ch.decode::<ResourceArc<ChannelHandle>>() else {
+        return super::calls::bad_argument(env, "not a channel (py:channel/0,1 makes one)".into());
+    };
     let value = match super::types::decode(term, 0) {
         Ok(v) => v,
         Err(e) => return super::calls::bad_argument(env, e.message()),
