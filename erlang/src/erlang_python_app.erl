@@ -27,7 +27,7 @@ start(_Type, _Args) ->
                  config(preload_code, <<>>, fun is_text/1),
                  config(pin_threads, false, fun is_boolean/1),
                  config(logger_default_handler, true, fun is_boolean/1),
-                 config(max_terms, 10000000, Positive)]).
+                 config(max_terms, 10000000, fun(N) -> Positive(N) andalso N < 1 bsl 63 end)]).
 
 maybe_start([{ok, Executors}, {ok, Contexts}, {ok, Max}, {ok, CallTimeout}, {ok, _}, {ok, _}, {ok, _},
              {ok, Path}, {ok, Imports}, {ok, Preload}, {ok, Pin}, {ok, ShowLogs}, {ok, MaxTerms}]) ->

@@ -454,7 +454,9 @@ spawn_op(Op, {py_context, Target}, Module, Function, Args, Opts) ->
               {Tag, _, _} -> Tag;
               {error, _} -> make_ref()
           end,
-    put(?PENDING(Ref), {Pending, Timeout}),
+    %% a refused call is answered by the first await, whatever its timeout
+    %% (and its entry goes with it)
+    put(?PENDING(Ref), {Pending, case Pending of {error, _} -> 0; _ -> Timeout end}),
     Ref.
 
 %% @doc The result of a {@link spawn_call/3}, as {@link call/3} returns it,

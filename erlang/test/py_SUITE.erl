@@ -479,6 +479,8 @@ bad_timeouts(_) ->
               py:await(py:spawn_call(Ctx, math, sqrt, [1], #{timeout => -1})),
               py:stream_start(builtins, iter, [[1]], #{timeout => later}),
               py:parallel([{math, sqrt, [1]}], -1)]],
+    %% nothing of the refused spawn_call is left in the process dictionary
+    ?assertEqual([], [K || {{'$py_pending', _} = K, _} <- get()]),
     %% a bad timeout given to await leaves the call awaitable
     Ref = py:spawn_call(math, sqrt, [16]),
     ?assertMatch({error, {bad_argument, _}}, py:await(Ref, -1)),
@@ -497,6 +499,8 @@ large_arguments_off_the_scheduler(_) ->
     1 = erlang:trace(self(), true, [call, {tracer, Counter}]),
     {module, py} = code:ensure_loaded(py),
     1 = erlang:trace_pattern({py, submitted, 6}, [{[dirty, '_', '_', '_', '_', '_'], [], []}], [local]),
+    1 = erlang:trace_pattern({py_nif, cast_dirty, 4}, true, [local]),
+    1 = erlang:trace_pattern({py_nif, stream_start_dirty, 4}, true, [local]),
     try
         ?assertEqual({ok, 2}, py:call(builtins, len, [Shared])),
         ?assertEqual({ok, 100000}, py:call(builtins, len, [Big])),
@@ -506,15 +510,17 @@ large_arguments_off_the_scheduler(_) ->
         ?assertEqual(100000, length(collect_stream(Ref, [])))
     after
         erlang:trace(self(), false, [call]),
-        erlang:trace_pattern({py, submitted, 6}, false, [local])
+        erlang:trace_pattern({py, submitted, 6}, false, [local]),
+        erlang:trace_pattern({py_nif, '_', '_'}, false, [local])
     end,
     Counter ! {count, self()},
-    %% the two calls (not the small one); cast and stream_start go the same way
-    ?assertEqual(2, receive {dirty, N} -> N after 5000 -> ct:fail(no_count) end).
+    %% the two calls (not the small one), the cast and the stream's start
+    ?assertEqual(4, receive {dirty, N} -> N after 5000 -> ct:fail(no_count) end).
 
 count_dirty(N) ->
     receive
         {trace, _, call, {py, submitted, _}} -> count_dirty(N + 1);
+        {trace, _, call, {py_nif, _, _}} -> count_dirty(N + 1);
         {count, To} -> To ! {dirty, N}
     end.
 
@@ -545,7 +551,16 @@ terms_bounded(_) ->
         %% what fits still crosses, both ways
         ?assertEqual({ok, 50000}, py:call(builtins, len, [lists:seq(1, 50000)])),
         {ok, L} = py:eval(<<"list(range(50000))">>),
-        ?assertEqual(50000, length(L))
+        ?assertEqual(50000, length(L)),
+        %% a limit at or under what a normal scheduler decodes holds there too
+        %% (and a payload past it is refused, not sent to a dirty scheduler
+        %% again and again)
+        [begin
+             ok = py_nif:max_terms(Max),
+             ?assertMatch({error, {bad_argument, <<"more than ", _/binary>>}},
+                          py:call(builtins, len, [lists:seq(1, Max + 10)])),
+             ?assertEqual({ok, Max - 10}, py:call(builtins, len, [lists:seq(1, Max - 10)]))
+         end || Max <- [1000, 20000]]
     after
         ok = py_nif:max_terms(10000000)
     end,

@@ -91,6 +91,8 @@ const POLL: Duration = Duration::from_millis(50);
 const SPIN: Duration = Duration::from_micros(40);
 
 fn values(name: &Bound<'_, PyAny>, args: &Bound<'_, PyTuple>) -> PyResult<(Value, Vec<Value>)> {
+    // The name and the arguments are one conversion, counted as one.
+    let _counted = super::conv_error::count(super::conv_error::max_terms());
     let name = from_py(name, 0).map_err(|e| PyTypeError::new_err(e.message()))?;
     let args = args.iter().map(|a| from_py(&a, 1)).collect::<Result<Vec<_>, _>>().map_err(|e| PyTypeError::new_err(e.message()))?;
     Ok((name, args))

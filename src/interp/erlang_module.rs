@@ -232,7 +232,7 @@ def _tick(key):
         # One raised by a plain callback has nobody waiting: it is reported.
         if not any(t.done() and not t.cancelled() and t.exception() is e for t in _tasks.values()):
             import traceback
-            traceback.print_exception(e)
+            traceback.print_exception(type(e), e, e.__traceback__)
     finally:
         events._set_running_loop(None)
     if loop._ready:

@@ -151,8 +151,9 @@ impl Host {
     /// batch has run [`super::stream::PULL_TIME`].
     pub fn pull(&self, id: u64, max: u64, mut each: impl FnMut(Pulled) -> bool) {
         use super::stream::Next;
-        let began = std::time::Instant::now();
         self.interp.run(|py| {
+            // From the interpreter taken, not from the wait for it.
+            let began = std::time::Instant::now();
             for _ in 0..max {
                 let step = match super::stream::next(py, id) {
                     Next::Item(obj) => match from_py(&obj, 0) {

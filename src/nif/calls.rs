@@ -142,27 +142,46 @@ fn crash_work() -> Option<Work> {
 /// `submit_dirty/5`, the same on a dirty CPU scheduler.
 #[rustler::nif]
 fn submit<'a>(env: Env<'a>, target: Term<'a>, op: Atom, payload: Term<'a>, tag: Term<'a>, chain: Term<'a>) -> NifResult<Term<'a>> {
-    submit_with(env, target, op, payload, tag, chain, ON_SCHEDULER)
+    submit_with(env, target, op, payload, tag, chain, Decoding::OnScheduler)
 }
 
 /// `submit_dirty(Target, Op, Payload, Tag, Chain)`: `submit/5` for a payload
 /// that answered `dirty`, on a dirty CPU scheduler, decoded up to `max_terms`.
 #[rustler::nif(schedule = "DirtyCpu")]
 fn submit_dirty<'a>(env: Env<'a>, target: Term<'a>, op: Atom, payload: Term<'a>, tag: Term<'a>, chain: Term<'a>) -> NifResult<Term<'a>> {
-    submit_with(env, target, op, payload, tag, chain, crate::interp::conv_error::max_terms())
+    submit_with(env, target, op, payload, tag, chain, Decoding::Dirty)
 }
 
 /// Terms a request may have to be decoded on a normal scheduler: about a
 /// millisecond of work (a binary counts one per KiB of it).
-pub(super) const ON_SCHEDULER: usize = 20_000;
+const ON_SCHEDULER: usize = 20_000;
 
-/// What `decode` gives, decoding at most `limit` terms; `Err(None)` when
-/// `limit` is [`ON_SCHEDULER`] and the payload needs more (the caller asks
-/// again from a dirty scheduler), `Err(Some(message))` for a bad payload.
-pub(super) fn within<T>(limit: usize, decode: impl FnOnce() -> Result<T, String>) -> Result<T, Option<String>> {
-    let counted = crate::interp::conv_error::count(limit);
+/// Where a request's payload is decoded.
+#[derive(Clone, Copy)]
+pub(super) enum Decoding {
+    /// On a normal scheduler: at most [`ON_SCHEDULER`] terms, else the caller
+    /// is told to ask again from a dirty one.
+    OnScheduler,
+    /// On a dirty CPU scheduler: up to `max_terms`, and never sent on.
+    Dirty,
+}
+
+/// What `decode` gives, decoding at most `max_terms` terms (and on a normal
+/// scheduler at most [`ON_SCHEDULER`]); `Err(None)` when a payload decoded on
+/// a normal scheduler needs more than that but may have up to `max_terms`
+/// (the caller asks again from a dirty scheduler), `Err(Some(message))` for a
+/// bad payload, one past `max_terms` included. A dirty decoding never answers
+/// `Err(None)`, so the retry happens at most once.
+pub(super) fn within<T>(place: Decoding, decode: impl FnOnce() -> Result<T, String>) -> Result<T, Option<String>> {
+    use crate::interp::conv_error;
+    let max = conv_error::max_terms();
+    let (limit, may_retry) = match place {
+        Decoding::OnScheduler if ON_SCHEDULER < max => (ON_SCHEDULER, true),
+        _ => (max, false),
+    };
+    let counted = conv_error::count(limit);
     let decoded = decode();
-    let too_big = decoded.is_err() && limit == ON_SCHEDULER && crate::interp::conv_error::over();
+    let too_big = may_retry && decoded.is_err() && conv_error::over();
     drop(counted);
     decoded.map_err(|msg| (!too_big).then_some(msg))
 }
@@ -175,11 +194,11 @@ fn submit_with<'a>(
     payload: Term<'a>,
     tag: Term<'a>,
     chain: Term<'a>,
-    limit: usize,
+    place: Decoding,
 ) -> NifResult<Term<'a>> {
     let t0 = probe::now();
     let work = work_of(op).ok_or(rustler::Error::BadArg)?;
-    let request = match within(limit, || request_of(work, payload)) {
+    let request = match within(place, || request_of(work, payload)) {
         Ok(r) => r,
         Err(None) => return Ok(dirty().encode(env)),
         Err(Some(msg)) => return Ok(bad_argument(env, msg)),
@@ -309,17 +328,17 @@ pub(super) fn submit_error(env: Env<'_>, why: SubmitError) -> Term<'_> {
 /// `submit/5`: the caller then uses `cast_dirty/4`.
 #[rustler::nif]
 fn cast<'a>(env: Env<'a>, target: Term<'a>, payload: Term<'a>, tag: Term<'a>, sink: LocalPid) -> NifResult<Term<'a>> {
-    cast_with(env, target, payload, tag, sink, ON_SCHEDULER)
+    cast_with(env, target, payload, tag, sink, Decoding::OnScheduler)
 }
 
 /// `cast/4` on a dirty CPU scheduler, for a payload that answered `dirty`.
 #[rustler::nif(schedule = "DirtyCpu")]
 fn cast_dirty<'a>(env: Env<'a>, target: Term<'a>, payload: Term<'a>, tag: Term<'a>, sink: LocalPid) -> NifResult<Term<'a>> {
-    cast_with(env, target, payload, tag, sink, crate::interp::conv_error::max_terms())
+    cast_with(env, target, payload, tag, sink, Decoding::Dirty)
 }
 
-fn cast_with<'a>(env: Env<'a>, target: Term<'a>, payload: Term<'a>, tag: Term<'a>, sink: LocalPid, limit: usize) -> NifResult<Term<'a>> {
-    let request = match within(limit, || super::types::request::decode(Op::Call, payload)) {
+fn cast_with<'a>(env: Env<'a>, target: Term<'a>, payload: Term<'a>, tag: Term<'a>, sink: LocalPid, place: Decoding) -> NifResult<Term<'a>> {
+    let request = match within(place, || super::types::request::decode(Op::Call, payload)) {
         Ok(r) => r,
         Err(None) => return Ok(dirty().encode(env)),
         Err(Some(msg)) => return Ok(bad_argument(env, msg)),

@@ -47,13 +47,13 @@ fn credit(t: Term<'_>) -> Option<Credit> {
 /// `submit/5`: the caller then uses `stream_start_dirty/4`.
 #[rustler::nif]
 fn stream_start<'a>(env: Env<'a>, target: Term<'a>, payload: Term<'a>, tag: Term<'a>, active: Term<'a>) -> NifResult<Term<'a>> {
-    stream_start_with(env, target, payload, tag, active, super::calls::ON_SCHEDULER)
+    stream_start_with(env, target, payload, tag, active, super::calls::Decoding::OnScheduler)
 }
 
 /// `stream_start/4` on a dirty CPU scheduler, for a payload that answered `dirty`.
 #[rustler::nif(schedule = "DirtyCpu")]
 fn stream_start_dirty<'a>(env: Env<'a>, target: Term<'a>, payload: Term<'a>, tag: Term<'a>, active: Term<'a>) -> NifResult<Term<'a>> {
-    stream_start_with(env, target, payload, tag, active, crate::interp::conv_error::max_terms())
+    stream_start_with(env, target, payload, tag, active, super::calls::Decoding::Dirty)
 }
 
 fn stream_start_with<'a>(
@@ -62,11 +62,11 @@ fn stream_start_with<'a>(
     payload: Term<'a>,
     tag: Term<'a>,
     active: Term<'a>,
-    limit: usize,
+    place: super::calls::Decoding,
 ) -> NifResult<Term<'a>> {
     rustler::atoms! { dirty }
     let credit = credit(active).ok_or(rustler::Error::BadArg)?;
-    let request = match super::calls::within(limit, || crate::nif::types::request::decode(Op::StreamStart(0), payload)) {
+    let request = match super::calls::within(place, || crate::nif::types::request::decode(Op::StreamStart(0), payload)) {
         Ok(r) => r,
         Err(None) => return Ok(dirty().encode(env)),
         Err(Some(msg)) => return Ok(super::calls::bad_argument(env, msg)),
