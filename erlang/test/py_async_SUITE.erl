@@ -333,20 +333,9 @@ stream_caller_death_runs_finally(_) ->
 %% item only while the stream is live (it used to run on to 64 items, and its
 %% `finally' came seconds after `stream_cancel/1' had returned). Counted in
 %% items the generator made, not in time.
--define(SLOW_GEN, <<"import erlang, time\n"
-                    "def slow(key):\n"
-                    "    made = 0\n"
-                    "    try:\n"
-                    "        while True:\n"
-                    "            time.sleep(0.1)\n"
-                    "            made += 1\n"
-                    "            yield made\n"
-                    "    finally:\n"
-                    "        erlang.state_set(key, made)\n">>).
-
 stream_cancel_stops_slow_generator(_) ->
     Ctx = py:context(1),
-    ok = py:exec(Ctx, ?SLOW_GEN),
+    ok = py:exec(Ctx, py_test_util:slow_generator()),
     %% cancelled by its consumer
     Key = <<"slow_cancelled">>,
     py:state_remove(Key),

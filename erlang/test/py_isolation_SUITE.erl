@@ -311,18 +311,9 @@ streams(Config) ->
     %% a generator slow to yield (0.1 s an item) stops within an item or two
     %% of its cancel: the child's batch ends after a few milliseconds, not
     %% after 64 items (counted in items made, not in time)
-    ok = py:exec(Ctx, <<"import time\n"
-                        "def slow():\n"
-                        "    made = 0\n"
-                        "    try:\n"
-                        "        while True:\n"
-                        "            time.sleep(0.1)\n"
-                        "            made += 1\n"
-                        "            yield made\n"
-                        "    finally:\n"
-                        "        erlang.state_set('iso_slow_made', made)\n">>),
+    ok = py:exec(Ctx, py_test_util:slow_generator()),
     py:state_remove(<<"iso_slow_made">>),
-    {ok, R3} = py:stream_start('__main__', slow, [], #{context => Ctx}),
+    {ok, R3} = py:stream_start('__main__', slow, [<<"iso_slow_made">>], #{context => Ctx}),
     [receive {py_chunk, R3, I} -> ok after 10000 -> ct:fail({no_chunk, I}) end || I <- [1, 2, 3]],
     ok = py:stream_cancel(R3),
     ok = py_test_util:wait_until(fun() -> element(1, py:state_fetch(<<"iso_slow_made">>)) =:= ok end),

@@ -1,7 +1,8 @@
 %% Helpers shared by the Common Test suites.
 -module(py_test_util).
 -export([start_app/1, start_app/2, stop_app/0, rss/0,
-         wait_until/1, wait_until/2, call_loop/3, thread_count/0, hold_permit/1]).
+         wait_until/1, wait_until/2, call_loop/3, thread_count/0, hold_permit/1,
+         slow_generator/0]).
 
 %% @doc Every suite's init_per_suite: the application started (and, with
 %% `#{contexts => N}', N contexts); Config unchanged.
@@ -98,3 +99,19 @@ hold_permit(Config) ->
         ok = file:write_file(Gate, <<>>),
         receive {Ref, R} -> R end
     end.
+
+%% @doc Python source defining `slow(key)': a generator yielding 1, 2, ...
+%% every 0.1 s, whose `finally' stores how many items it made under `key'
+%% (`erlang.state_set'), for the tests of stopping a stream.
+-spec slow_generator() -> binary().
+slow_generator() ->
+    <<"import erlang, time\n"
+      "def slow(key):\n"
+      "    made = 0\n"
+      "    try:\n"
+      "        while True:\n"
+      "            time.sleep(0.1)\n"
+      "            made += 1\n"
+      "            yield made\n"
+      "    finally:\n"
+      "        erlang.state_set(key, made)\n">>.
