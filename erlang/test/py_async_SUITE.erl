@@ -18,7 +18,8 @@ all() ->
      stream_item_cannot_convert, stream_raises_midway,
      stream_start_all, stream_flow_control_bounded_mailbox, stream_paused_holds_no_thread,
      stream_cancel_runs_finally, stream_caller_death_runs_finally,
-     stream_cancel_stops_slow_generator, stream_of_c_iterator_stops, stream_start_errors].
+     stream_cancel_stops_slow_generator, stream_cancel_stops_mid_batch, stream_of_c_iterator_stops,
+     stream_start_errors].
 
 init_per_suite(Config) ->
     py_test_util:start_app(Config).
@@ -362,6 +363,34 @@ stream_cancel_stops_slow_generator(_) ->
     ?assert(Made2 =< 6, {made_after_death, Made2}),
     %% the context serves at once
     ?assertEqual({ok, 5}, py:call(Ctx, operator, add, [2, 3])).
+
+%% The same within one batch of pulls: a generator fed through a channel
+%% yields items 1-3, is cancelled, then is fed 4-20 at once. The batch under
+%% way stops at item 4, the first after the cancel; without the per-item
+%% check it took what came within its 5 ms.
+stream_cancel_stops_mid_batch(_) ->
+    Ctx = py:context(1),
+    ok = py:exec(Ctx, <<"import erlang\n"
+                        "def fed(ch, key):\n"
+                        "    made = 0\n"
+                        "    try:\n"
+                        "        for x in ch:\n"
+                        "            made += 1\n"
+                        "            yield x\n"
+                        "    finally:\n"
+                        "        erlang.state_set(key, made)\n">>),
+    Key = <<"fed_made">>,
+    py:state_remove(Key),
+    {ok, Ch} = py:channel(),
+    {ok, Ref} = py:stream_start('__main__', fed, [Ch, Key], #{context => Ctx}),
+    [ok = py:channel_send(Ch, I) || I <- [1, 2, 3]],
+    [receive {py_chunk, Ref, I} -> ok after 10000 -> ct:fail({no_item, I}) end || I <- [1, 2, 3]],
+    ok = py:stream_cancel(Ref),
+    [ok = py:channel_send(Ch, I) || I <- lists:seq(4, 20)],
+    ok = wait_until(fun() -> element(1, py:state_fetch(Key)) =:= ok end),
+    ?assertEqual({ok, 4}, py:state_fetch(Key)),
+    receive {py_chunk, Ref, _} = M -> ct:fail({after_cancel, M}) after 0 -> ok end,
+    ok = py:channel_close(Ch).
 
 %% py:stream over an iterator written in C (no Python bytecode runs while it
 %% is collected): py:interrupt/1 and the caller's death still stop it. The
