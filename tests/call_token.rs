@@ -3,7 +3,7 @@
 #[path = "../src/actors/token.rs"]
 mod token;
 use std::sync::Arc;
-use token::{CallToken, RunGuard};
+use token::{CallToken, Held, RunGuard};
 
 #[test]
 fn reply_wins_then_cancel_fails() {
@@ -236,4 +236,46 @@ fn reply_waits_for_a_nudge_being_sent() {
     // The nudge must reach the caller before the reply: a reply that comes
     // while the nudge is being sent waits for it to be sent.
     assert!(waits_for_nudge(Arc::new(promised_running()), |t| assert!(t.finish())));
+}
+
+/// A held thing that counts its releases.
+#[derive(Debug, Default)]
+struct Counted(std::sync::atomic::AtomicUsize);
+
+impl Held for Counted {
+    fn release(&self) {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+#[test]
+fn giving_up_before_the_start_gives_back_what_the_job_holds() {
+    let held = Arc::new(Counted::default());
+    let t = CallToken::default();
+    t.hold(held.clone());
+    assert!(t.cancel());
+    assert_eq!(held.0.load(std::sync::atomic::Ordering::SeqCst), 1);
+    // once: a second give-up, and the job that never starts, release nothing more
+    assert!(t.cancel());
+    assert!(!t.start());
+    assert_eq!(held.0.load(std::sync::atomic::Ordering::SeqCst), 1);
+}
+
+#[test]
+fn giving_up_later_leaves_it_to_the_job() {
+    // running: the job gives it back when it ends (its code may still run)
+    let held = Arc::new(Counted::default());
+    let t = CallToken::default();
+    t.hold(held.clone());
+    assert!(t.start());
+    assert!(t.cancel());
+    assert_eq!(held.0.load(std::sync::atomic::Ordering::SeqCst), 0);
+    // answered: nothing to give up
+    let held = Arc::new(Counted::default());
+    let t = CallToken::default();
+    t.hold(held.clone());
+    assert!(t.start());
+    assert!(t.finish());
+    assert!(!t.cancel());
+    assert_eq!(held.0.load(std::sync::atomic::Ordering::SeqCst), 0);
 }

@@ -13,6 +13,7 @@ all() ->
      subprocess_everywhere,
      interrupt_running_code, interrupt_with_nothing_running, interrupt_bad_target,
      fair_queue_in_arrival_order, refused_only_after_overload_wait,
+     given_up_queued_calls_free_their_permits,
      thousand_callers_five_permits, conversions_property,
      context_replaced_while_chain_suspended, application_restart_storm].
 
@@ -157,6 +158,30 @@ interrupt_bad_target(_) ->
     ?assertEqual({error, {no_context, 99}}, py:interrupt(py:context(99))).
 
 %%% The semaphore: first come, first served
+
+%% Calls queued behind a long one in the same context, whose callers time out
+%% or die before they start, give their permits back at once: they used to
+%% keep them until the long call ended, so that with 5 permits four such calls
+%% made every other call of the node `overloaded'.
+given_up_queued_calls_free_their_permits(_) ->
+    ok = py_semaphore:set_max_concurrent(5),
+    application:set_env(erlang_python, overload_wait, 200),
+    [Ctx1, Ctx2 | _] = py_context_router:contexts(),
+    Self = self(),
+    Long = spawn(fun() -> Self ! {long, py:call(Ctx1, time, sleep, [3], #{timeout => 10000})} end),
+    ok = wait_until(fun() -> py_semaphore:current() =:= 1 end, 5000),
+    %% two time out, two die, each queued behind the sleep
+    [?assertEqual({error, timeout}, py:call(Ctx1, math, sqrt, [4], #{timeout => 100})) || _ <- [1, 2]],
+    Doomed = [spawn(fun() -> py:call(Ctx1, math, sqrt, [4], #{timeout => 10000}) end) || _ <- [1, 2]],
+    ok = wait_until(fun() -> py_semaphore:current() =:= 3 end, 5000),
+    [exit(P, kill) || P <- Doomed],
+    %% only the sleep holds one now, and the node serves other calls
+    ok = wait_until(fun() -> py_semaphore:current() =:= 1 end, 5000),
+    ?assertEqual({ok, 2.0}, py:call(Ctx2, math, sqrt, [4], #{timeout => 1000})),
+    [?assertEqual({ok, 3.0}, py:call(Ctx2, math, sqrt, [9])) || _ <- lists:seq(1, 5)],
+    receive {long, R} -> ?assertEqual({ok, none}, R) after 10000 -> ct:fail(long_call_stuck) end,
+    _ = Long,
+    ok = wait_until(fun() -> py_semaphore:current() =:= 0 end, 5000).
 
 fair_queue_in_arrival_order(Config) ->
     ok = py:exec(py:context(main), <<"arrived = []\ndef arrive(n):\n    arrived.append(n)\n    return n\n">>),

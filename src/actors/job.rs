@@ -99,8 +99,9 @@ pub struct Job {
     pub target: Target,
     /// Returned to the semaphore just before the reply is sent, or when the job is
     /// dropped however it ends (none for calls made inside a callback chain, which
-    /// already holds one).
-    permit: Option<Permit>,
+    /// already holds one). Shared with the token, which gives it back at once
+    /// if the caller gives up before the job starts.
+    permit: Option<Arc<Permit>>,
     /// The load figures of the mailbox this job was put in.
     pub stats: Option<Arc<SlotStats>>,
     settled: std::sync::atomic::AtomicBool,
@@ -139,6 +140,10 @@ impl Job {
         };
         let tag = env.save(tag);
         let token = Arc::new(CallToken::default());
+        let permit = permit.map(Arc::new);
+        if let Some(p) = &permit {
+            token.hold(p.clone());
+        }
         let job = Job {
             env,
             work,
@@ -235,15 +240,21 @@ impl Job {
         Arc::ptr_eq(&self.token, &p.token)
     }
 
-    /// The job with the permit it waited for (see `semaphore::enqueue`).
+    /// The job with its permit (see `semaphore::enqueue`), also held by its
+    /// token (see [`CallToken::hold`]).
     pub fn with_permit(mut self, permit: Permit) -> Job {
+        let permit = Arc::new(permit);
+        self.token.hold(permit.clone());
         self.permit = Some(permit);
         self
     }
 
-    /// Takes the job's permit back (it could not be queued), to hand it on.
-    pub fn take_permit(&mut self) -> Option<Permit> {
-        self.permit.take()
+    /// Gives the job's permit back now (it could not be queued): the next
+    /// waiter, if any, is handed one.
+    pub fn give_back_permit(&mut self) {
+        if let Some(p) = self.permit.take() {
+            p.release();
+        }
     }
 
     /// Whether the caller gave up (timed out, died) before the job ran.
@@ -611,6 +622,13 @@ impl Nested for Job {
 
     fn into_any(self: Box<Self>) -> Box<dyn std::any::Any + Send> {
         self
+    }
+}
+
+/// A job's permit, held by its token too (see [`CallToken::hold`]).
+impl super::token::Held for Permit {
+    fn release(&self) {
+        Permit::release(self);
     }
 }
 

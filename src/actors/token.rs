@@ -21,7 +21,15 @@
 //! No rustler or Python here, so it is tested on its own in tests/.
 
 use std::sync::atomic::{AtomicU8, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, OnceLock};
+
+/// What a job holds while it waits its turn and runs (its semaphore permit):
+/// given back at once when its caller gives up before it started, since a job
+/// that never runs must not keep others out while it waits in its mailbox.
+pub trait Held: Send + Sync + std::fmt::Debug {
+    /// Gives it back (at most once, whoever calls).
+    fn release(&self);
+}
 
 const PENDING: u8 = 0;
 const RUNNING: u8 = 1;
@@ -51,9 +59,10 @@ enum Run {
 }
 
 /// The state shared by a caller and its job: where the call is, where its
-/// Python code runs, and the promise to a caller that waits with no timer.
+/// Python code runs, the promise to a caller that waits with no timer, and
+/// what the job holds (see [`Held`]).
 #[derive(Default, Debug)]
-pub struct CallToken(AtomicU8, Mutex<Run>, AtomicU8);
+pub struct CallToken(AtomicU8, Mutex<Run>, AtomicU8, OnceLock<Arc<dyn Held>>);
 
 impl CallToken {
     /// Its caller waits with no timer: it must hear from us (reply or nudge)
@@ -172,7 +181,15 @@ impl CallToken {
             _ => false,
         }
     }
-    /// The caller gives up; false if the reply is already on its way.
+    /// What the job holds until it ends, given back early if its caller gives
+    /// up before it starts. Set once, before the job can be seen by its caller's
+    /// handle (a second call is ignored).
+    pub fn hold(&self, held: Arc<dyn Held>) {
+        let _ = self.3.set(held);
+    }
+
+    /// The caller gives up; false if the reply is already on its way. A job
+    /// that had not started never will: what it holds goes back now.
     pub fn cancel(&self) -> bool {
         self.settle();
         let mut cur = self.0.load(Ordering::Acquire);
@@ -181,6 +198,12 @@ impl CallToken {
                 REPLIED => return false,
                 CANCELLED => return true,
                 _ => match self.0.compare_exchange(cur, CANCELLED, Ordering::AcqRel, Ordering::Acquire) {
+                    Ok(PENDING) => {
+                        if let Some(held) = self.3.get() {
+                            held.release();
+                        }
+                        return true;
+                    }
                     Ok(_) => return true,
                     Err(now) => cur = now,
                 },

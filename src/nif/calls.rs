@@ -78,9 +78,9 @@ fn grant(job: Job, permit: semaphore::Permit) -> Option<semaphore::Permit> {
         // The application stopped, or contexts were restarted with fewer,
         // while it waited: its caller is told so, the permit goes on.
         Err((mut job, why)) => {
-            let permit = job.take_permit();
+            job.give_back_permit();
             job.refuse(why);
-            permit
+            None
         }
     }
 }
