@@ -16,7 +16,7 @@ start(_Type, _Args) ->
     Positive = fun(N) -> is_integer(N) andalso N >= 1 end,
     Timeout = fun valid_timeout/1,
     maybe_start([config(num_executors, 4, InRange),
-                 config(num_contexts, erlang:system_info(schedulers), InRange),
+                 config(num_contexts, min(erlang:system_info(schedulers), 64), InRange),
                  config(max_concurrent, py_semaphore:default_max(), Positive),
                  config(call_timeout, ?DEFAULT_CALL_TIMEOUT, Timeout),
                  config(overload_wait, 1000, Timeout),

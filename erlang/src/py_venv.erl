@@ -70,7 +70,8 @@ activate(Path) ->
                 {ok, Sites} ->
                     _ = deactivate(),
                     ok = py_nif:venv_configure(Sites),
-                    Result = everywhere(<<"[__import__('site').addsitedir(d) for d in ds] and None">>, Sites),
+                    %% ahead of the base Python's site-packages (erlang._venv_add)
+                    Result = everywhere(<<"__import__('erlang')._venv_add(ds)">>, Sites),
                     persistent_term:put(?ACTIVE, #{path => unicode:characters_to_binary(Dir), site_packages => Sites}),
                     Result;
                 {error, _} = E ->

@@ -64,10 +64,22 @@ venv_from_a_local_wheel(Config) ->
     {ok, #{active := true, path := Path, site_packages := [_ | _]}} = py:venv_info(),
     ?assertEqual(list_to_binary(Venv), Path),
     [?assertEqual({ok, <<"from the venv">>}, py:eval(C, <<"__import__('ep_tinypkg').VALUE">>)) || C <- interpreters()],
+    %% ahead of the base Python's site-packages, so that what the venv pins
+    %% wins over the base's copy (it came after them, and lost)
+    [?assertEqual({ok, true}, venv_first(C)) || C <- interpreters()],
     %% contexts started afterwards have it too
     {ok, _} = py_context_router:start(#{contexts => 3}),
     ?assertEqual({ok, <<"from the venv">>}, py:eval(py:context(3), <<"__import__('ep_tinypkg').VALUE">>)),
+    ?assertEqual({ok, true}, venv_first(py:context(3))),
     {ok, _} = py_context_router:start(#{contexts => 2}).
+
+%% Whether the active venv's site-packages come before every base
+%% site-packages directory on `Ctx''s sys.path.
+venv_first(Ctx) ->
+    {ok, #{site_packages := Sites}} = py:venv_info(),
+    py:eval(Ctx, <<"(lambda site, sys, ds: max(sys.path.index(d) for d in ds) < "
+                   "min([sys.path.index(p) for p in site.getsitepackages() if p in sys.path] + [len(sys.path)]))"
+                   "(__import__('site'), __import__('sys'), ds)">>, #{ds => Sites}).
 
 %% The same requirements again: nothing is installed (the wheels are gone, so
 %% an install would fail).

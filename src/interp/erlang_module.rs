@@ -171,6 +171,21 @@ def _noop():
     pass
 
 
+def _venv_add(ds):
+    """Adds a venv's site-packages ds (site.addsitedir: their .pth files are
+    read) ahead of the base Python's site-packages, as a venv's own Python
+    would see them: a package the venv pins wins over the base's copy."""
+    import site, sys
+    before = list(sys.path)
+    for d in ds:
+        site.addsitedir(d)
+    added = [p for p in sys.path if p not in before]
+    kept = [p for p in sys.path if p in before]
+    base = set(site.getsitepackages() + [site.getusersitepackages()])
+    at = next((i for i, p in enumerate(kept) if p in base), len(kept))
+    sys.path[:] = kept[:at] + added + kept[at:]
+
+
 def _loop(key):
     loop = _loops.get(key)
     if loop is None:

@@ -44,17 +44,17 @@ pub fn venv_dirs() -> Vec<String> {
     VENV.read().unwrap_or_else(|e| e.into_inner()).clone()
 }
 
-/// Adds the active venv's site-packages to the interpreter `py` is attached to
-/// (`site.addsitedir`, so its `.pth` files are read).
+/// Adds the active venv's site-packages to the interpreter `py` is attached to,
+/// ahead of the base Python's (`erlang._venv_add`: `site.addsitedir`, so its
+/// `.pth` files are read).
 pub fn apply_venv(py: Python<'_>) -> Result<(), String> {
     let dirs = VENV.read().unwrap_or_else(|e| e.into_inner()).clone();
     if dirs.is_empty() {
         return Ok(());
     }
-    let site = py.import("site").map_err(|e| format!("venv: {e}"))?;
-    for d in dirs {
-        site.call_method1("addsitedir", (d.as_str(),)).map_err(|e| format!("venv: {e}"))?;
-    }
+    let erlang =
+        py.import("sys").and_then(|s| s.getattr("modules")).and_then(|m| m.get_item("erlang")).map_err(|e| format!("venv: {e}"))?;
+    erlang.call_method1("_venv_add", (dirs,)).map_err(|e| format!("venv: {e}"))?;
     Ok(())
 }
 
