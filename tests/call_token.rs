@@ -2,8 +2,13 @@
 
 #[path = "../src/actors/token.rs"]
 mod token;
+// The token keeps its job's permit (only a few of the semaphore's functions
+// are used here).
+#[allow(dead_code)]
+#[path = "../src/actors/semaphore.rs"]
+mod semaphore;
 use std::sync::Arc;
-use token::{CallToken, Held, RunGuard};
+use token::{CallToken, RunGuard};
 
 #[test]
 fn reply_wins_then_cancel_fails() {
@@ -238,44 +243,45 @@ fn reply_waits_for_a_nudge_being_sent() {
     assert!(waits_for_nudge(Arc::new(promised_running()), |t| assert!(t.finish())));
 }
 
-/// A held thing that counts its releases.
-#[derive(Debug, Default)]
-struct Counted(std::sync::atomic::AtomicUsize);
+/// The semaphore is process-wide: the tests that take its permits run one at
+/// a time, each from a known count.
+static SEMAPHORE: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
-impl Held for Counted {
-    fn release(&self) {
-        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-    }
+/// A token holding a permit, and the semaphore's count with it held.
+fn token_with_permit() -> (CallToken, usize) {
+    let t = CallToken::default();
+    t.hold(semaphore::try_acquire().expect("a free permit"));
+    (t, semaphore::current())
 }
 
 #[test]
-fn giving_up_before_the_start_gives_back_what_the_job_holds() {
-    let held = Arc::new(Counted::default());
-    let t = CallToken::default();
-    t.hold(held.clone());
+fn giving_up_before_the_start_gives_back_the_permit() {
+    let _one_at_a_time = SEMAPHORE.lock().unwrap_or_else(|e| e.into_inner());
+    let (t, held) = token_with_permit();
     assert!(t.cancel());
-    assert_eq!(held.0.load(std::sync::atomic::Ordering::SeqCst), 1);
-    // once: a second give-up, and the job that never starts, release nothing more
+    assert_eq!(semaphore::current(), held - 1);
+    // once: a second give-up, and the job that never starts, give back nothing more
     assert!(t.cancel());
     assert!(!t.start());
-    assert_eq!(held.0.load(std::sync::atomic::Ordering::SeqCst), 1);
+    t.release_permit();
+    drop(t);
+    assert_eq!(semaphore::current(), held - 1);
 }
 
 #[test]
-fn giving_up_later_leaves_it_to_the_job() {
+fn giving_up_later_leaves_the_permit_to_the_job() {
+    let _one_at_a_time = SEMAPHORE.lock().unwrap_or_else(|e| e.into_inner());
     // running: the job gives it back when it ends (its code may still run)
-    let held = Arc::new(Counted::default());
-    let t = CallToken::default();
-    t.hold(held.clone());
+    let (t, held) = token_with_permit();
     assert!(t.start());
     assert!(t.cancel());
-    assert_eq!(held.0.load(std::sync::atomic::Ordering::SeqCst), 0);
+    assert_eq!(semaphore::current(), held);
+    t.release_permit();
+    assert_eq!(semaphore::current(), held - 1);
     // answered: nothing to give up
-    let held = Arc::new(Counted::default());
-    let t = CallToken::default();
-    t.hold(held.clone());
+    let (t, held) = token_with_permit();
     assert!(t.start());
     assert!(t.finish());
     assert!(!t.cancel());
-    assert_eq!(held.0.load(std::sync::atomic::Ordering::SeqCst), 0);
+    assert_eq!(semaphore::current(), held);
 }

@@ -97,11 +97,6 @@ pub struct Job {
     reply_to: LocalPid,
     token: Arc<CallToken>,
     pub target: Target,
-    /// Returned to the semaphore just before the reply is sent, or when the job is
-    /// dropped however it ends (none for calls made inside a callback chain, which
-    /// already holds one). Shared with the token, which gives it back at once
-    /// if the caller gives up before the job starts.
-    permit: Option<Arc<Permit>>,
     /// The load figures of the mailbox this job was put in.
     pub stats: Option<Arc<SlotStats>>,
     settled: std::sync::atomic::AtomicBool,
@@ -125,14 +120,7 @@ pub struct Job {
 impl Job {
     /// Copies `tag` (and an echo's term) into an environment of the pool; returns the
     /// job and the caller's half of its token.
-    pub fn new(
-        work: Work,
-        target: Target,
-        payload: Result<Request, Term<'_>>,
-        tag: Term<'_>,
-        reply_to: LocalPid,
-        permit: Option<Permit>,
-    ) -> (Job, Arc<CallToken>) {
+    pub fn new(work: Work, target: Target, payload: Result<Request, Term<'_>>, tag: Term<'_>, reply_to: LocalPid) -> (Job, Arc<CallToken>) {
         let env = super::envs::Pooled::default();
         let payload = match payload {
             Ok(r) => Payload::Request(r),
@@ -140,10 +128,6 @@ impl Job {
         };
         let tag = env.save(tag);
         let token = Arc::new(CallToken::default());
-        let permit = permit.map(Arc::new);
-        if let Some(p) = &permit {
-            token.hold(p.clone());
-        }
         let job = Job {
             env,
             work,
@@ -152,7 +136,6 @@ impl Job {
             reply_to,
             token: token.clone(),
             target,
-            permit,
             stats: None,
             settled: Default::default(),
             started_at: None,
@@ -203,7 +186,6 @@ impl Job {
             reply_to: owner,
             token: Arc::default(),
             target,
-            permit: None,
             stats: None,
             settled: Default::default(),
             started_at: None,
@@ -240,21 +222,19 @@ impl Job {
         Arc::ptr_eq(&self.token, &p.token)
     }
 
-    /// The job with its permit (see `semaphore::enqueue`), also held by its
-    /// token (see [`CallToken::hold`]).
-    pub fn with_permit(mut self, permit: Permit) -> Job {
-        let permit = Arc::new(permit);
-        self.token.hold(permit.clone());
-        self.permit = Some(permit);
+    /// The job with its permit (see `semaphore::enqueue`), kept by its token
+    /// (see [`CallToken::hold`]): returned just before the reply is sent, when
+    /// the job is dropped however it ends, or when its caller gives up before
+    /// it starts. Calls made inside a callback chain hold none (the chain does).
+    pub fn with_permit(self, permit: Permit) -> Job {
+        self.token.hold(permit);
         self
     }
 
     /// Gives the job's permit back now (it could not be queued): the next
     /// waiter, if any, is handed one.
-    pub fn give_back_permit(&mut self) {
-        if let Some(p) = self.permit.take() {
-            p.release();
-        }
+    pub fn give_back_permit(&self) {
+        self.token.release_permit();
     }
 
     /// Whether the caller gave up (timed out, died) before the job ran.
@@ -445,9 +425,7 @@ impl Job {
         if self.settled.swap(true, std::sync::atomic::Ordering::AcqRel) {
             return;
         }
-        if let Some(p) = &self.permit {
-            p.release();
-        }
+        self.token.release_permit();
         if let Some(s) = &self.stats {
             if let Some(t0) = self.started_at {
                 s.busy(t0.elapsed());
@@ -622,13 +600,6 @@ impl Nested for Job {
 
     fn into_any(self: Box<Self>) -> Box<dyn std::any::Any + Send> {
         self
-    }
-}
-
-/// A job's permit, held by its token too (see [`CallToken::hold`]).
-impl super::token::Held for Permit {
-    fn release(&self) {
-        Permit::release(self);
     }
 }
 

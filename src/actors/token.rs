@@ -20,16 +20,9 @@
 //!
 //! No rustler or Python here, so it is tested on its own in tests/.
 
+use super::semaphore::Permit;
 use std::sync::atomic::{AtomicU8, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
-
-/// What a job holds while it waits its turn and runs (its semaphore permit):
-/// given back at once when its caller gives up before it started, since a job
-/// that never runs must not keep others out while it waits in its mailbox.
-pub trait Held: Send + Sync + std::fmt::Debug {
-    /// Gives it back (at most once, whoever calls).
-    fn release(&self);
-}
+use std::sync::{Mutex, OnceLock};
 
 const PENDING: u8 = 0;
 const RUNNING: u8 = 1;
@@ -60,9 +53,11 @@ enum Run {
 
 /// The state shared by a caller and its job: where the call is, where its
 /// Python code runs, the promise to a caller that waits with no timer, and
-/// what the job holds (see [`Held`]).
+/// the job's semaphore permit. The permit is kept here, not in the job, so
+/// that a caller giving up before its job starts gives it back at once: a job
+/// that will never run must not keep others out while it waits in its mailbox.
 #[derive(Default, Debug)]
-pub struct CallToken(AtomicU8, Mutex<Run>, AtomicU8, OnceLock<Arc<dyn Held>>);
+pub struct CallToken(AtomicU8, Mutex<Run>, AtomicU8, OnceLock<Permit>);
 
 impl CallToken {
     /// Its caller waits with no timer: it must hear from us (reply or nudge)
@@ -181,15 +176,23 @@ impl CallToken {
             _ => false,
         }
     }
-    /// What the job holds until it ends, given back early if its caller gives
-    /// up before it starts. Set once, before the job can be seen by its caller's
-    /// handle (a second call is ignored).
-    pub fn hold(&self, held: Arc<dyn Held>) {
-        let _ = self.3.set(held);
+    /// The job's permit, until [`CallToken::release_permit`] (or the token's
+    /// end). Set once, before the job can be seen by its caller's handle (a
+    /// second one is given back at once).
+    pub fn hold(&self, permit: Permit) {
+        let _ = self.3.set(permit);
+    }
+
+    /// Gives the job's permit back, if it holds one and has not yet (at most
+    /// once, whoever calls).
+    pub fn release_permit(&self) {
+        if let Some(p) = self.3.get() {
+            p.release();
+        }
     }
 
     /// The caller gives up; false if the reply is already on its way. A job
-    /// that had not started never will: what it holds goes back now.
+    /// that had not started never will: its permit goes back now.
     pub fn cancel(&self) -> bool {
         self.settle();
         let mut cur = self.0.load(Ordering::Acquire);
@@ -199,9 +202,7 @@ impl CallToken {
                 CANCELLED => return true,
                 _ => match self.0.compare_exchange(cur, CANCELLED, Ordering::AcqRel, Ordering::Acquire) {
                     Ok(PENDING) => {
-                        if let Some(held) = self.3.get() {
-                            held.release();
-                        }
+                        self.release_permit();
                         return true;
                     }
                     Ok(_) => return true,

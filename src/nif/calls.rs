@@ -77,7 +77,7 @@ fn grant(job: Job, permit: semaphore::Permit) -> Option<semaphore::Permit> {
         Ok(()) => None,
         // The application stopped, or contexts were restarted with fewer,
         // while it waited: its caller is told so, the permit goes on.
-        Err((mut job, why)) => {
+        Err((job, why)) => {
             job.give_back_permit();
             job.refuse(why);
             None
@@ -186,6 +186,15 @@ pub(super) fn within<T>(place: Decoding, decode: impl FnOnce() -> Result<T, Stri
     decoded.map_err(|msg| (!too_big).then_some(msg))
 }
 
+/// What a payload [`within`] refused answers: `dirty` (ask again from a dirty
+/// scheduler) or `{error, {bad_argument, Message}}`.
+pub(super) fn refused(env: Env<'_>, why: Option<String>) -> Term<'_> {
+    match why {
+        None => dirty().encode(env),
+        Some(msg) => bad_argument(env, msg),
+    }
+}
+
 #[allow(clippy::too_many_arguments)]
 fn submit_with<'a>(
     env: Env<'a>,
@@ -200,8 +209,7 @@ fn submit_with<'a>(
     let work = work_of(op).ok_or(rustler::Error::BadArg)?;
     let request = match within(place, || request_of(work, payload)) {
         Ok(r) => r,
-        Err(None) => return Ok(dirty().encode(env)),
-        Err(Some(msg)) => return Ok(bad_argument(env, msg)),
+        Err(why) => return Ok(refused(env, why)),
     };
     probe::add(Stage::Decode, t0);
     let t1 = probe::now();
@@ -237,7 +245,7 @@ fn submit_with<'a>(
         w => (w, None),
     };
     let t2 = probe::now();
-    let (job, token) = Job::new(work, target, request, tag, env.pid(), None);
+    let (job, token) = Job::new(work, target, request, tag, env.pid());
     probe::add(Stage::Job, t2);
     let handle = |queued| CallHandle::new(token.clone(), queued, false, task);
     // A call made from inside a callback belongs to a chain that already holds a
@@ -340,14 +348,13 @@ fn cast_dirty<'a>(env: Env<'a>, target: Term<'a>, payload: Term<'a>, tag: Term<'
 fn cast_with<'a>(env: Env<'a>, target: Term<'a>, payload: Term<'a>, tag: Term<'a>, sink: LocalPid, place: Decoding) -> NifResult<Term<'a>> {
     let request = match within(place, || super::types::request::decode(Op::Call, payload)) {
         Ok(r) => r,
-        Err(None) => return Ok(dirty().encode(env)),
-        Err(Some(msg)) => return Ok(bad_argument(env, msg)),
+        Err(why) => return Ok(refused(env, why)),
     };
     let target = match super::routing::resolve(env, target, request.module())? {
         Ok(t) => t,
         Err(why) => return Ok(submit_error(env, why)),
     };
-    let (job, token) = Job::new(Work::Python(Op::Call), target, Ok(request), tag, env.pid(), None);
+    let (job, token) = Job::new(Work::Python(Op::Call), target, Ok(request), tag, env.pid());
     let job = job.cast(sink);
     let job = match semaphore::try_acquire() {
         Ok(permit) => job.with_permit(permit),

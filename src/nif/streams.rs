@@ -64,19 +64,17 @@ fn stream_start_with<'a>(
     active: Term<'a>,
     place: super::calls::Decoding,
 ) -> NifResult<Term<'a>> {
-    rustler::atoms! { dirty }
     let credit = credit(active).ok_or(rustler::Error::BadArg)?;
     let request = match super::calls::within(place, || crate::nif::types::request::decode(Op::StreamStart(0), payload)) {
         Ok(r) => r,
-        Err(None) => return Ok(dirty().encode(env)),
-        Err(Some(msg)) => return Ok(super::calls::bad_argument(env, msg)),
+        Err(why) => return Ok(super::calls::refused(env, why)),
     };
     let target: Target = match super::routing::resolve(env, target, request.module())? {
         Ok(t) => t,
         Err(why) => return Ok(super::calls::submit_error(env, why)),
     };
     let stream = Arc::new(Stream::new(env.pid(), tag.to_binary().as_slice().to_vec(), target, credit));
-    let (job, token) = Job::new(Work::Python(Op::StreamStart(stream.id)), target, Ok(request), tag, env.pid(), None);
+    let (job, token) = Job::new(Work::Python(Op::StreamStart(stream.id)), target, Ok(request), tag, env.pid());
     let job = job.starting(stream.clone());
     let handle = ResourceArc::new(StreamHandle(stream));
     Ok(match queue_job(env, job, token, None, None) {
