@@ -26,8 +26,7 @@
 all() ->
     [ref_round_trip, ref_as_argument, ref_routed_to_its_owner, ref_on_main_interpreter,
      ref_bad_input, dropped_refs_release_their_objects, ref_after_context_stopped,
-     channel_in_order_and_bounded, channel_recv_forms, channel_closed_by_gc,
-     channels_closed_undrained_are_freed].
+     channel_in_order_and_bounded, channel_recv_forms, channel_closed_by_gc].
 
 init_per_suite(Config) ->
     py_test_util:start_app(Config, #{contexts => 2}).
@@ -213,43 +212,6 @@ channel_recv_forms(_) ->
     ?assertMatch({error, {bad_argument, <<"not a channel", _/binary>>}}, py:channel_send(make_ref(), 1)),
     ?assertMatch({error, {bad_argument, _}}, py:channel_send(Ch, fun() -> ok end)),
     ok = py_context_router:unbind_context().
-
-%% A channel closed (or dropped) with terms still queued is freed when no
-%% Python object holds it: nothing could read it any more (it used to stay,
-%% queue and all, for the life of the node). One that Python holds is kept
-%% until drained, or until Python lets it go.
-channels_closed_undrained_are_freed(_) ->
-    Ctx = py:context(1),
-    #{channels := C0} = py:info(),
-    [begin
-         {ok, Ch} = py:channel(),
-         ok = py:channel_send(Ch, binary:copy(<<"a">>, 1000)),
-         ok = py:channel_close(Ch)
-     end || _ <- lists:seq(1, 100)],
-    #{channels := C1} = py:info(),
-    ?assert(C1 =< C0, {kept, C1 - C0}),
-    ok = py:exec(Ctx, <<"def keep(ch):\n    global kept\n    kept = ch\n">>),
-    Keep = fun() ->
-               {ok, Ch} = py:channel(),
-               ok = py:channel_send(Ch, 1),
-               ok = py:channel_send(Ch, 2),
-               {ok, none} = py:call(Ctx, '__main__', keep, [Ch]),
-               ok = py:channel_close(Ch)
-           end,
-    %% drained by Python
-    Keep(),
-    #{channels := C2} = py:info(),
-    ?assertEqual(C1 + 1, C2),
-    ?assertEqual({ok, [1, 2]}, py:eval(Ctx, <<"list(kept)">>)),
-    #{channels := C3} = py:info(),
-    ?assertEqual(C1, C3),
-    %% let go by Python, undrained
-    Keep(),
-    #{channels := C4} = py:info(),
-    ?assertEqual(C1 + 1, C4),
-    ok = py:exec(Ctx, <<"del kept\n">>),
-    #{channels := C5} = py:info(),
-    ?assertEqual(C1, C5).
 
 %% A channel whose last Erlang copy is gone (its owner exited) is closed: a
 %% Python reader waiting on it drains what was queued and ends.

@@ -179,14 +179,6 @@ impl Erlang for Node {
         }
     }
 
-    fn channel_held(&self, id: u64, held: bool) {
-        if held {
-            super::channel::Channel::hold(id)
-        } else {
-            super::channel::Channel::let_go(id)
-        }
-    }
-
     fn channel_recv(&self, id: u64, timeout: Option<Duration>) -> Result<Value, ChannelEnd> {
         use super::channel::RecvError;
         let Some(ch) = super::channel::get(id) else { return Err(ChannelEnd::Closed) };

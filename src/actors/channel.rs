@@ -26,9 +26,6 @@ pub struct Channel {
 struct State {
     queue: VecDeque<Value>,
     closed: bool,
-    /// `erlang.Channel` objects alive in Python (any interpreter): what may
-    /// still drain the queue once the channel is closed.
-    held: usize,
 }
 
 /// Why a send was refused.
@@ -48,12 +45,6 @@ pub enum RecvError {
 
 static CHANNELS: LazyLock<DashMap<u64, Arc<Channel>>> = LazyLock::new(DashMap::new);
 
-/// Channels the node keeps: open, or closed with something left to drain by
-/// a Python object that holds them (`py:info/0`).
-pub fn count() -> usize {
-    CHANNELS.len()
-}
-
 impl Channel {
     /// A new open channel holding at most `max` values.
     pub fn open(max: usize) -> Arc<Channel> {
@@ -62,7 +53,7 @@ impl Channel {
         let ch = Arc::new(Channel {
             id,
             max: max.max(1),
-            state: Mutex::new(State { queue: VecDeque::new(), closed: false, held: 0 }),
+            state: Mutex::new(State { queue: VecDeque::new(), closed: false }),
             ready: Condvar::new(),
         });
         CHANNELS.insert(id, ch.clone());
@@ -98,37 +89,15 @@ impl Channel {
         self.len() == 0
     }
 
-    /// Closes the channel: no more sends; receivers drain what is queued. It
-    /// is forgotten (its queue freed) once drained, or at once if no Python
-    /// object holds it: nothing could read it any more.
+    /// Closes the channel: no more sends; receivers drain what is queued.
     pub fn close(&self) {
         let mut st = self.lock();
         st.closed = true;
-        let done = st.queue.is_empty() || st.held == 0;
+        let drained = st.queue.is_empty();
         drop(st);
         self.ready.notify_all();
-        if done {
+        if drained {
             CHANNELS.remove(&self.id);
-        }
-    }
-
-    /// One more `erlang.Channel` object of channel `id` in Python.
-    pub fn hold(id: u64) {
-        if let Some(ch) = get(id) {
-            ch.lock().held += 1;
-        }
-    }
-
-    /// An `erlang.Channel` object of channel `id` is gone: a closed channel no
-    /// Python object holds any more is forgotten, queue and all.
-    pub fn let_go(id: u64) {
-        let Some(ch) = get(id) else { return };
-        let mut st = ch.lock();
-        st.held = st.held.saturating_sub(1);
-        let done = st.closed && st.held == 0;
-        drop(st);
-        if done {
-            CHANNELS.remove(&id);
         }
     }
 

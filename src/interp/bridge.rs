@@ -126,9 +126,6 @@ pub trait Erlang: Sync {
     /// The next value of channel `id`, waiting at most `timeout` (`None`: until
     /// one comes or the channel closes). Blocks: call with the GIL released.
     fn channel_recv(&self, id: u64, timeout: Option<std::time::Duration>) -> Result<Value, ChannelEnd>;
-    /// An `erlang.Channel` object of channel `id` was made (`true`) or is gone
-    /// (`false`): a closed channel no object holds is freed.
-    fn channel_held(&self, id: u64, held: bool);
 }
 
 /// A Python `logging` record.

@@ -235,7 +235,6 @@ impl Erlang for Node {
     fn output(&self, fd: u8, text: &str) {
         child().send(ToParent::Output { seq: 0, fd, text: text.to_owned() });
     }
-    fn channel_held(&self, _id: u64, _held: bool) {}
     fn channel_recv(&self, _id: u64, _timeout: Option<std::time::Duration>) -> Result<Value, ChannelEnd> {
         Err(ChannelEnd::Closed)
     }

@@ -50,14 +50,6 @@ class Channel:
 
     def __init__(self, cid):
         self._id = cid
-        _chan_held(cid, True)
-
-    def __del__(self):
-        # A closed channel that no object holds any more is freed, queue and all.
-        try:
-            _chan_held(self._id, False)
-        except Exception:
-            pass
 
     def recv(self, timeout=None):
         """The next term; TimeoutError after timeout seconds; ChannelClosed once

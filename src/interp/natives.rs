@@ -89,7 +89,6 @@ natives! {
     _task_done => task_done, "_task_done(tid, task): answers the caller waiting for asyncio task tid.";
     _apply => apply_pending, "_apply(): makes the call py:call asked for, from the calling Python frame.";
     _chan_recv => chan_recv, "_chan_recv(id, timeout): the next term of channel id.";
-    _chan_held => chan_held, "_chan_held(id, held): an erlang.Channel of channel id made (True) or gone (False).";
     _write => write_output, "_write(fd, text): text printed to stdout (1) or stderr (2), for Erlang.";
     _log => log_record, "_log(levelno, logger, msg, file, line, exc): a logging record, for Erlang's logger.";
 }
@@ -322,17 +321,6 @@ fn chan_recv<'py>(py: Python<'py>, a: &[Bound<'py, PyAny>]) -> PyResult<Bound<'p
             }
         }
     }
-}
-
-/// `erlang.Channel` made or gone (its `__init__` and `__del__`).
-fn chan_held<'py>(py: Python<'py>, a: &[Bound<'py, PyAny>]) -> PyResult<Bound<'py, PyAny>> {
-    arity(a, 2, 2, "_chan_held")?;
-    let id: u64 = a[0].extract()?;
-    let held: bool = a[1].extract()?;
-    if let Ok(node) = node(py) {
-        node.channel_held(id, held);
-    }
-    Ok(py.None().into_bound(py))
 }
 
 /// `sys.stdout.write` / `sys.stderr.write` (see `erlang._Output`).
