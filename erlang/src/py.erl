@@ -728,7 +728,8 @@ execution_mode() ->
 
 %% @doc The companion of {@link execution_mode/0}: `#{mode, version,
 %% gil_enabled, subinterp_supported, num_executors, num_contexts, max_contexts,
-%% routed_to_main}'. `routed_to_main' lists the modules that refused to load in a
+%% channels, routed_to_main}'. `channels' counts the channels alive on the node
+%% (held by an Erlang copy, a request or a Python object). `routed_to_main' lists the modules that refused to load in a
 %% sub-interpreter: unbound calls naming them run on the main interpreter.
 %% `gil_enabled' is read live from the main interpreter: on a free-threaded build
 %% an extension module without free-threading support turns the GIL back on at

@@ -26,7 +26,8 @@
 all() ->
     [ref_round_trip, ref_as_argument, ref_routed_to_its_owner, ref_on_main_interpreter,
      ref_bad_input, dropped_refs_release_their_objects, ref_after_context_stopped,
-     channel_in_order_and_bounded, channel_recv_forms, channel_closed_by_gc].
+     channel_in_order_and_bounded, channel_recv_forms, channel_closed_by_gc,
+     channels_closed_undrained_are_freed, channel_closed_on_its_way_is_drained].
 
 init_per_suite(Config) ->
     py_test_util:start_app(Config, #{contexts => 2}).
@@ -230,6 +231,66 @@ channel_closed_by_gc(_) ->
     timer:sleep(100),
     exit(Owner, kill),
     ok = py_test_util:wait_until(fun() -> py:state_fetch(<<"drained">>) =:= {ok, 2} end, 30000).
+
+%% A channel lives while something holds it: an Erlang copy, a request on its
+%% way, a Python object. Closed with terms queued and held by nothing, it is
+%% freed, queue and all (it used to stay for the life of the node); held by
+%% Python, it stays until Python lets it go, and Python can drain it.
+channels_closed_undrained_are_freed(_) ->
+    Ctx = py:context(1),
+    ok = py:exec(Ctx, <<"def keep(ch):\n    global kept\n    kept = ch\n">>),
+    #{channels := C0} = py:info(),
+    Owned = fun(F) -> {Pid, Mon} = spawn_monitor(F),
+                      receive {'DOWN', Mon, process, Pid, Why} -> normal = Why end
+            end,
+    Owned(fun() ->
+              [begin
+                   {ok, Ch} = py:channel(),
+                   ok = py:channel_send(Ch, binary:copy(<<"a">>, 1000)),
+                   ok = py:channel_close(Ch)
+               end || _ <- lists:seq(1, 100)],
+              #{channels := Open} = py:info(),
+              ?assert(Open >= C0 + 100)
+          end),
+    %% The owner's heap, and the channels' last copies, are gone.
+    ?assertMatch(#{channels := C0}, py:info()),
+    Owned(fun() ->
+              {ok, Ch} = py:channel(),
+              ok = py:channel_send(Ch, 1),
+              ok = py:channel_send(Ch, 2),
+              {ok, none} = py:call(Ctx, '__main__', keep, [Ch]),
+              ok = py:channel_close(Ch)
+          end),
+    %% held by Python alone: kept, and drained there
+    ?assertMatch(#{channels := C1} when C1 =:= C0 + 1, py:info()),
+    ?assertEqual({ok, [1, 2]}, py:eval(Ctx, <<"list(kept)">>)),
+    ok = py:exec(Ctx, <<"del kept\n">>),
+    ?assertMatch(#{channels := C0}, py:info()).
+
+%% A channel closed, and its last Erlang copy dropped, while the request that
+%% carries it to Python waits in its context's queue: the request holds it, so
+%% Python still drains all that was sent.
+channel_closed_on_its_way_is_drained(_) ->
+    Ctx = py:context(2),
+    ok = py:exec(Ctx, <<"def wait(gate):\n    gate.recv()\n"
+                        "def drain(ch):\n    erlang.state_set('drained_late', list(ch))\n">>),
+    py:state_remove(<<"drained_late">>),
+    {ok, Gate} = py:channel(),
+    {Pid, Mon} = spawn_monitor(fun() ->
+        ok = py_context_router:bind_context(Ctx),
+        ok = py:cast('__main__', wait, [Gate]),
+        {ok, Ch} = py:channel(),
+        [ok = py:channel_send(Ch, N) || N <- [1, 2, 3]],
+        ok = py:cast('__main__', drain, [Ch]),
+        ok = py:channel_close(Ch)
+    end),
+    receive {'DOWN', Mon, process, Pid, Why} -> normal = Why end,
+    %% The sender and its copy of the channel are gone; the context is still
+    %% held by wait/1, with drain/1 queued behind it.
+    ?assertEqual({error, not_found}, py:state_fetch(<<"drained_late">>)),
+    ok = py:channel_send(Gate, go),
+    ok = py_test_util:wait_until(fun() -> py:state_fetch(<<"drained_late">>) =/= {error, not_found} end, 30000),
+    ?assertEqual({ok, [1, 2, 3]}, py:state_fetch(<<"drained_late">>)).
 
 %% glibc's malloc_trim(0): free memory of every arena back to the OS (a no-op
 %% where the C library has none).

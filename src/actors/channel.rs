@@ -7,12 +7,18 @@
 //! Closing (`py:channel_close/1`, or the last Erlang copy of the channel
 //! collected) lets Python drain what is queued, then `recv` raises
 //! `erlang.ChannelClosed`. No Python here.
+//!
+//! A channel lives while anything holds it: its Erlang copies (the NIF
+//! resource), the requests and stored values carrying it, and the Python
+//! objects made from those (see `interp::value::ChannelHold`). The table maps
+//! ids to weak references, for `recv` by id; the last hold frees the channel
+//! and what is still queued in it (nothing could read it any more).
 
 use crate::interp::value::Value;
 use dashmap::DashMap;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, LazyLock, Mutex};
+use std::sync::{Arc, Condvar, LazyLock, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 /// One channel.
@@ -43,7 +49,12 @@ pub enum RecvError {
     Closed,
 }
 
-static CHANNELS: LazyLock<DashMap<u64, Arc<Channel>>> = LazyLock::new(DashMap::new);
+static CHANNELS: LazyLock<DashMap<u64, Weak<Channel>>> = LazyLock::new(DashMap::new);
+
+/// Channels alive on the node (`py:info/0`).
+pub fn count() -> usize {
+    CHANNELS.len()
+}
 
 impl Channel {
     /// A new open channel holding at most `max` values.
@@ -56,7 +67,7 @@ impl Channel {
             state: Mutex::new(State { queue: VecDeque::new(), closed: false }),
             ready: Condvar::new(),
         });
-        CHANNELS.insert(id, ch.clone());
+        CHANNELS.insert(id, Arc::downgrade(&ch));
         ch
     }
 
@@ -93,12 +104,8 @@ impl Channel {
     pub fn close(&self) {
         let mut st = self.lock();
         st.closed = true;
-        let drained = st.queue.is_empty();
         drop(st);
         self.ready.notify_all();
-        if drained {
-            CHANNELS.remove(&self.id);
-        }
     }
 
     /// The next value, waiting at most `timeout` (`None`: until one comes or
@@ -108,13 +115,9 @@ impl Channel {
         let mut st = self.lock();
         loop {
             if let Some(v) = st.queue.pop_front() {
-                if st.closed && st.queue.is_empty() {
-                    CHANNELS.remove(&self.id);
-                }
                 return Ok(v);
             }
             if st.closed {
-                CHANNELS.remove(&self.id);
                 return Err(RecvError::Closed);
             }
             st = match deadline {
@@ -131,7 +134,17 @@ impl Channel {
     }
 }
 
-/// Channel `id`, if it is open or still has values to drain.
+impl Drop for Channel {
+    /// The last hold is gone: forget the id. (Ids are never reused, so this
+    /// cannot remove another channel's entry.)
+    fn drop(&mut self) {
+        CHANNELS.remove(&self.id);
+    }
+}
+
+/// Channel `id`, if something still holds it.
 pub fn get(id: u64) -> Option<Arc<Channel>> {
-    CHANNELS.get(&id).map(|c| c.clone())
+    // The shard's guard is dropped at the end of this statement, before the
+    // caller can drop the returned Arc (whose Drop takes the shard's lock).
+    CHANNELS.get(&id).and_then(|c| c.upgrade())
 }

@@ -46,10 +46,12 @@ class ChannelClosed(Exception):
 class Channel:
     """Terms sent from Erlang with py:channel_send/2, in order. recv() waits
     without holding the GIL; iterating ends when the channel is closed."""
-    __slots__ = ('_id',)
+    __slots__ = ('_id', '_hold')
 
-    def __init__(self, cid):
+    def __init__(self, cid, _hold=None):
         self._id = cid
+        # Keeps the channel (and what is queued in it) while this object lives.
+        self._hold = _hold
 
     def recv(self, timeout=None):
         """The next term; TimeoutError after timeout seconds; ChannelClosed once
@@ -297,8 +299,9 @@ pub fn pid_class<'py>(py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
     modules.get_item("erlang")?.getattr("Pid")
 }
 
-/// An `erlang.Channel` for channel `id`, in the interpreter `py` is attached to.
-pub fn channel(py: Python<'_>, id: u64) -> PyResult<Bound<'_, PyAny>> {
+/// An `erlang.Channel` for channel `id`, keeping `hold` (see
+/// `value::ChannelHold`), in the interpreter `py` is attached to.
+pub fn channel<'py>(py: Python<'py>, id: u64, hold: Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
     let modules = py.import("sys")?.getattr("modules")?;
-    modules.get_item("erlang")?.getattr("Channel")?.call1((id,))
+    modules.get_item("erlang")?.getattr("Channel")?.call1((id, hold))
 }

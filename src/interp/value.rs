@@ -42,8 +42,36 @@ pub enum Value {
         key: u32,
         id: u64,
     },
-    /// A channel from Erlang into Python (see `actors::channel`).
-    Channel(u64),
+    /// A channel from Erlang into Python (see `actors::channel`), and a hold
+    /// on it.
+    Channel(ChannelHold),
+}
+
+/// A channel's id and a hold on the channel itself.
+///
+/// A channel lives while anything can still use it: its Erlang copies, the
+/// requests and stored values carrying it, and the `erlang.Channel` objects
+/// made from them (each keeps the hold in a capsule). So a channel closed
+/// with terms queued stays to be drained by Python while Python holds it, even
+/// when it is closed before the request carrying it has reached Python, and is
+/// freed, queue and all, once nothing holds it. The hold is opaque here:
+/// `actors::channel` owns what it holds.
+#[derive(Clone)]
+pub struct ChannelHold {
+    pub id: u64,
+    pub hold: std::sync::Arc<dyn std::any::Any + Send + Sync>,
+}
+
+impl std::fmt::Debug for ChannelHold {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Channel({})", self.id)
+    }
+}
+
+impl PartialEq for ChannelHold {
+    fn eq(&self, other: &Self) -> bool {
+        self.id == other.id
+    }
 }
 
 /// What an interpreter is asked to run (the operation says what becomes of the

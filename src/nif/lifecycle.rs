@@ -250,6 +250,7 @@ fn info<'a>(env: Env<'a>) -> NifResult<Term<'a>> {
     map = map.map_put("num_executors", executors)?;
     map = map.map_put("num_contexts", contexts)?;
     map = map.map_put("max_contexts", router::MAX_CONTEXTS)?;
+    map = map.map_put("channels", crate::actors::channel::count())?;
     if let Some(i) = py_runtime::info() {
         map = map.map_put("version", i.version)?;
         map = map.map_put("mode", i.mode.as_str())?;

@@ -41,7 +41,7 @@ pub fn to_py<'py>(py: Python<'py>, value: &Value, depth: usize) -> PyConv<'py> {
         Value::Map(pairs) => dict::to_py(py, pairs, depth),
         Value::Pid { ext, text } => pid::to_py(py, ext, text),
         Value::Ref { id, .. } => reference::to_py(py, *id),
-        Value::Channel(id) => reference::channel_to_py(py, *id),
+        Value::Channel(ch) => reference::channel_to_py(py, ch),
     }
 }
 

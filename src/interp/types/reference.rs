@@ -4,6 +4,7 @@
 
 use super::{pyerr, PyConv};
 use crate::interp::conv_error::ConvError;
+use crate::interp::value::ChannelHold;
 use pyo3::prelude::*;
 
 pub fn to_py(py: Python<'_>, id: u64) -> PyConv<'_> {
@@ -15,6 +16,9 @@ fn not_here() -> ConvError {
     ConvError::Invalid("a ref can only be passed to calls in the context that made it".into())
 }
 
-pub fn channel_to_py(py: Python<'_>, id: u64) -> PyConv<'_> {
-    crate::interp::erlang_module::channel(py, id).map_err(pyerr)
+/// An `erlang.Channel` that keeps a hold on the channel (in a capsule) for as
+/// long as Python keeps the object.
+pub fn channel_to_py<'py>(py: Python<'py>, ch: &ChannelHold) -> PyConv<'py> {
+    let hold = pyo3::types::PyCapsule::new(py, ch.hold.clone(), None).map_err(pyerr)?;
+    crate::interp::erlang_module::channel(py, ch.id, hold.into_any()).map_err(pyerr)
 }

@@ -4,7 +4,7 @@
 
 use crate::actors::refs::RefHandle;
 use crate::interp::conv_error::ConvError;
-use crate::interp::value::Value;
+use crate::interp::value::{ChannelHold, Value};
 use crate::nif::channels::ChannelHandle;
 use rustler::{ResourceArc, Term};
 
@@ -13,7 +13,7 @@ pub fn decode(term: Term<'_>) -> Result<Value, ConvError> {
         return Ok(Value::Ref { key: r.target.key(), id: r.id });
     }
     if let Ok(c) = term.decode::<ResourceArc<ChannelHandle>>() {
-        return Ok(Value::Channel(c.0.id));
+        return Ok(Value::Channel(ChannelHold { id: c.0.id, hold: c.0.clone() }));
     }
     Err(ConvError::Invalid("references cannot cross to Python".into()))
 }
