@@ -106,9 +106,16 @@ maps(_) ->
     ?assertEqual({ok, <<"dict">>}, py:eval(<<"type(x).__name__">>, #{x => #{a => 1}})),
     %% atom keys become str keys, so they come back as binaries
     ?assertEqual({ok, #{<<"a">> => 1}}, echo(#{a => 1})),
-    %% Python keys that meet as one Erlang term: one entry, no crash
-    {ok, M2} = py:eval(<<"{'a': 1, b'a': 2}">>),
-    ?assertEqual(1, map_size(M2)),
+    %% Keys that are one key on the other side are refused, not merged (a
+    %% value would be dropped without a word)
+    ?assertMatch({error, {bad_result, <<"a str key and a bytes key", _/binary>>}},
+                 py:eval(<<"{'a': 1, b'a': 2}">>)),
+    ?assertEqual({ok, #{<<"a">> => 1, <<"b">> => 2}}, py:eval(<<"{'a': 1, b'b': 2}">>)),
+    [?assertMatch({error, {bad_argument, <<"two map keys are the same key in Python", _/binary>>}},
+                  echo(Colliding))
+     || Colliding <- [#{a => 1, <<"a">> => 2}, #{1 => x, 1.0 => y}, #{true => x, 1 => y},
+                      [#{k => #{a => 1, <<"a">> => 2}}]]],
+    ?assertMatch({error, {bad_argument, _}}, py:eval(<<"x">>, #{x => 1, <<"x">> => 2})),
     ?assertMatch({error, {bad_argument, _}}, py:eval(<<"x">>, #{x => #{[1] => 2}})).
 
 %% Maps past 32 keys are hash maps in the emulator; building them off a scheduler
@@ -145,7 +152,9 @@ pids(_) ->
 kwargs_keys(_) ->
     ?assertEqual({ok, <<"1-2">>}, py:call(builtins, 'str.format', [<<"{a}-{b}">>], #{a => 1, <<"b">> => 2})),
     ?assertEqual({ok, 8}, py:call(builtins, pow, [2, 3], #{})),
-    ?assertMatch({error, {bad_argument, _}}, py:call(builtins, pow, [2, 3], #{1 => 2})).
+    ?assertMatch({error, {bad_argument, _}}, py:call(builtins, pow, [2, 3], #{1 => 2})),
+    ?assertMatch({error, {bad_argument, <<"a keyword argument is given twice (a)">>}},
+                 py:call(builtins, dict, [], #{a => 1, <<"a">> => 2})).
 
 %%% Calls
 
