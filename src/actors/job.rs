@@ -115,6 +115,9 @@ pub struct Job {
     /// A job of a callback chain: where it runs on the suspended thread, and what
     /// that thread accepts (set by `CallbackHandle::offer`).
     pub(crate) chain: Option<(Place, Accept)>,
+    /// The core the job was made on (its caller's scheduler, for a request;
+    /// -1 for the runtime's own): see `affinity::serving`.
+    pub caller_cpu: i32,
 }
 
 impl Job {
@@ -143,6 +146,7 @@ impl Job {
             stream: None,
             handed_over: Default::default(),
             chain: None,
+            caller_cpu: super::affinity::current_cpu(),
         };
         (job, token)
     }
@@ -193,6 +197,7 @@ impl Job {
             stream,
             handed_over: Default::default(),
             chain: None,
+            caller_cpu: -1,
         }
     }
 

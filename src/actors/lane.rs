@@ -69,6 +69,10 @@ impl Lane {
         // The wake-up that brought us here is taken: a push from now on sends
         // a new one unless we are spinning (we look at the queue after this).
         self.woken.store(false, Ordering::SeqCst);
+        let mut serve = |job: Job| {
+            super::affinity::serving(job.caller_cpu);
+            serve(job)
+        };
         loop {
             while let Ok(job) = rx.try_recv() {
                 serve(job);
@@ -78,7 +82,10 @@ impl Lane {
             self.spinning.store(false, Ordering::SeqCst);
             match next.or_else(|| rx.try_recv().ok()) {
                 Some(job) => serve(job),
-                None => return,
+                None => {
+                    super::affinity::parking();
+                    return;
+                }
             }
         }
     }
