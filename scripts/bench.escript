@@ -194,12 +194,36 @@ echo_once() ->
     case py_nif:submit(main, echo, x, Tag, undefined) of
         %% the handle is kept until the reply is in: collected earlier, it would
         %% cancel the echo (and this receive would wait forever)
-        {ok, H} -> receive {py_echo, Tag, x} -> keep(H), 1 end;
+        {ok, H} -> echo_reply(Tag), keep(H), 1;
         {queued, H} ->
             case py_nif:withdraw(H) of
                 true -> 0;
                 false -> receive {py_echo, Tag, x} -> 1 end
             end
+    end.
+
+%% Waits for an echo's reply as py:call waits for a promised call's
+%% (py:spin_reply/1, the same steps and bounds): polls it for up to 20 us
+%% while the mailbox is empty and no run queue has work, then blocks. So
+%% the floor and the call wait alike.
+echo_reply(Tag) ->
+    case erlang:process_info(self(), message_queue_len) of
+        {message_queue_len, 0} -> echo_poll(Tag, erlang:monotonic_time(nanosecond) + 20000, 0);
+        _ -> receive {py_echo, Tag, x} -> ok end
+    end.
+
+echo_poll(Tag, Until, 0) ->
+    case erlang:statistics(total_run_queue_lengths) =:= 0
+         andalso erlang:process_info(self(), message_queue_len) =:= {message_queue_len, 0}
+         andalso erlang:monotonic_time(nanosecond) < Until of
+        true -> echo_poll(Tag, Until, 16);
+        false -> receive {py_echo, Tag, x} -> ok end
+    end;
+echo_poll(Tag, Until, N) ->
+    receive
+        {py_echo, Tag, x} -> ok
+    after 0 ->
+        echo_poll(Tag, Until, N - 1)
     end.
 
 %% Uses its argument, so that it is live until here.

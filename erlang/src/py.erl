@@ -69,6 +69,10 @@
 %% A request with a shorter timeout arms its timer at once: a promised one
 %% (see request/4) hears of a long run only after 20 to 40 ms.
 -define(PROMISE_MIN_MS, 200).
+%% How long a promised request's reply is polled for before blocking, and
+%% polls between two looks at the clock and the run queues (spin_reply/1).
+-define(SPIN_NS, 20000).
+-define(SPIN_POLLS, 16).
 %% A timeout a caller gave: milliseconds or `infinity'. Anything else is
 %% answered `{error, {bad_argument, _}}', before anything is queued.
 -define(IS_TIMEOUT(T), (T =:= infinity orelse (is_integer(T) andalso T >= 0))).
@@ -973,7 +977,10 @@ request(Target, Op, Payload, Timeout) ->
     case submit(Target, Op, Payload, Timeout, request_tag(Timeout)) of
         {Tag, Handle, promised} ->
             %% No timer until the request runs long (see request_tag/1).
-            wait_reply(Tag, Handle, none, {promised, Timeout}, infinity);
+            case spin_reply(Tag) of
+                none -> wait_reply(Tag, Handle, none, {promised, Timeout}, infinity);
+                Result -> Result
+            end;
         {Tag, Handle, none} ->
             %% The wait begins as the handle is made: the timeout counts from
             %% the handle's making (`{since, Timeout}'), so no clock is read
@@ -982,6 +989,39 @@ request(Target, Op, Payload, Timeout) ->
             wait_reply(Tag, Handle, none, {since, Timeout}, Timeout);
         Pending ->
             wait_reply(Pending, Timeout)
+    end.
+
+%% Polls for the reply of a promised request for a few microseconds before
+%% wait_reply/5 blocks, when nothing else wants a scheduler. A trivial call
+%% answers in a few microseconds, and a scheduler with nothing else to run
+%% often went to sleep meanwhile: on a virtual machine its idle core is then
+%% woken through the host, which cost far more than the call (a call took
+%% 10 to 20 us instead of 2.5 us in such phases; docs/benchmarks.md, "Sixth
+%% look"). Polling keeps the scheduler on this process instead, as the
+%% scheduler's own busy wait would, and stops as soon as any run queue has a
+%% process (or a dirty job) waiting, a message other than the reply comes
+%% (a callback is served at once), or after ?SPIN_NS. A process with
+%% messages queued does not poll: each poll would scan them. `none': no
+%% reply yet.
+spin_reply(Tag) ->
+    case erlang:process_info(self(), message_queue_len) of
+        {message_queue_len, 0} -> spin_reply(Tag, erlang:monotonic_time(nanosecond) + ?SPIN_NS, 0);
+        _ -> none
+    end.
+
+spin_reply(Tag, Until, 0) ->
+    case erlang:statistics(total_run_queue_lengths) =:= 0
+         andalso erlang:process_info(self(), message_queue_len) =:= {message_queue_len, 0}
+         andalso erlang:monotonic_time(nanosecond) < Until of
+        true -> spin_reply(Tag, Until, ?SPIN_POLLS);
+        false -> none
+    end;
+spin_reply(Tag, Until, N) ->
+    receive
+        {py_reply, Tag, Result} -> Result;
+        {py_reply, Tag, Error, Traceback} -> put(py_last_traceback, Traceback), Error
+    after 0 ->
+        spin_reply(Tag, Until, N - 1)
     end.
 
 %% A synchronous request's tag. An integer asks to wait with no timer of our
