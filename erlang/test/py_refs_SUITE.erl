@@ -27,7 +27,8 @@ all() ->
     [ref_round_trip, ref_as_argument, ref_routed_to_its_owner, ref_on_main_interpreter,
      ref_bad_input, dropped_refs_release_their_objects, ref_after_context_stopped,
      channel_in_order_and_bounded, channel_recv_forms, channel_closed_by_gc,
-     channels_closed_undrained_are_freed, channel_closed_on_its_way_is_drained].
+     channels_closed_undrained_are_freed, channel_closed_on_its_way_is_drained,
+     channel_recv_interrupted].
 
 init_per_suite(Config) ->
     py_test_util:start_app(Config, #{contexts => 2}).
@@ -291,6 +292,25 @@ channel_closed_on_its_way_is_drained(_) ->
     ok = py:channel_send(Gate, go),
     ok = py_test_util:wait_until(fun() -> py:state_fetch(<<"drained_late">>) =/= {error, not_found} end, 30000),
     ?assertEqual({ok, [1, 2, 3]}, py:state_fetch(<<"drained_late">>)).
+
+%% py:interrupt/1 reaches Python waiting in Channel.recv (outside Python,
+%% with no bytecode running: it used to wait on until the caller's timeout).
+channel_recv_interrupted(_) ->
+    Ctx = py:context(2),
+    ok = py:exec(Ctx, <<"def wait_on(ch):\n    erlang.state_set('recv_waiting', 1)\n    return ch.recv()\n">>),
+    py:state_remove(<<"recv_waiting">>),
+    {ok, Ch} = py:channel(),
+    Self = self(),
+    spawn_link(fun() ->
+        ok = py_test_util:wait_until(fun() -> py:state_fetch(<<"recv_waiting">>) =:= {ok, 1} end, 30000),
+        Self ! {interrupted, py:interrupt(Ctx)}
+    end),
+    ?assertMatch({error, {'KeyboardInterrupt', _}},
+                 py:call(Ctx, '__main__', wait_on, [Ch], #{timeout => 60000})),
+    receive {interrupted, ok} -> ok end,
+    %% the context serves again, and the channel still works
+    ok = py:channel_send(Ch, 7),
+    ?assertEqual({ok, 7}, py:call(Ctx, '__main__', wait_on, [Ch])).
 
 %% glibc's malloc_trim(0): free memory of every arena back to the OS (a no-op
 %% where the C library has none).
