@@ -16,7 +16,7 @@ all() ->
      spawn_caller_dies_cancels,
      stream_generator, stream_any_iterable, stream_eval_forms, stream_not_iterable,
      stream_item_cannot_convert, stream_raises_midway,
-     stream_start_all, stream_flow_control_bounded_mailbox, stream_paused_holds_no_thread,
+     stream_start_all, stream_flow_control_bounded_mailbox, stream_paused_context_stopped, stream_paused_holds_no_thread,
      stream_cancel_runs_finally, stream_caller_death_runs_finally,
      stream_cancel_stops_slow_generator, stream_cancel_stops_mid_batch, stream_of_c_iterator_stops,
      stream_start_errors].
@@ -437,3 +437,22 @@ stream_start_errors(_) ->
     {ok, R3} = py:stream_start('__main__', bad, []),
     receive {py_chunk, R3, 1} -> ok end,
     receive {py_error, R3, E3} -> ?assertEqual({'ValueError', <<"midway">>}, E3) after 10000 -> ct:fail(no_error) end.
+
+%% A stream paused by `active => N' whose context then stops: re-arming it
+%% answers `{py_error, Ref, context_stopped}' (nothing came before).
+stream_paused_context_stopped(_) ->
+    {ok, [Ctx]} = py_context_router:start_pool(stream_stop, #{contexts => 1}),
+    ok = py:exec(Ctx, <<"def gen():\n    yield from range(100)\n">>),
+    {ok, R} = py:stream_start('__main__', gen, [], #{context => Ctx, active => 2}),
+    [receive {py_chunk, R, N} -> ok end || N <- [0, 1]],
+    receive {py_passive, R} -> ok end,
+    ok = py_context_router:stop_pool(stream_stop),
+    ok = py:stream_active(R, 2),
+    receive
+        {py_error, R, Why} -> ?assertEqual(context_stopped, Why);
+        Other -> ct:fail({unexpected, Other})
+    after 30000 -> ct:fail(no_py_error)
+    end,
+    %% and nothing after it
+    ok = py:stream_cancel(R),
+    receive Late -> ct:fail({late, Late}) after 100 -> ok end.

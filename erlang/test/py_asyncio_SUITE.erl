@@ -11,7 +11,8 @@ all() ->
     [async_call_result, coroutines_interleave, plain_call_while_task_waits,
      main_interpreter_loop, not_awaitable, coroutine_raises, coroutine_raises_system_exit,
      await_timeout_cancels_task,
-     dead_caller_cancels_task, gather_in_order, async_stream_collects, cancelled_in_python].
+     dead_caller_cancels_task, gather_in_order, async_stream_collects, cancelled_in_python,
+     context_stopped_under_task].
 
 -define(CORO, <<"import asyncio, erlang\n"
                 "async def nap(s, v):\n"
@@ -142,3 +143,23 @@ async_stream_collects(_) ->
 
 cancelled_in_python(_) ->
     ?assertEqual({error, cancelled}, py:async_await(py:async_call('__main__', self_cancel, []))).
+
+%% A task whose context is stopped answers its awaiting caller
+%% `{error, context_stopped}' at once (its loop went with the context; the
+%% caller used to wait out its timeout, or for ever with `infinity').
+context_stopped_under_task(_) ->
+    {ok, [Ctx]} = py_context_router:start_pool(asyncio_stop, #{contexts => 1}),
+    ok = py:exec(Ctx, ?CORO),
+    ok = py:exec(Ctx, <<"started = []\nasync def forever():\n    started.append(1)\n    await asyncio.sleep(1000)\n">>),
+    Self = self(),
+    Waiter = spawn_link(fun() ->
+        ok = py_context_router:bind_context(Ctx),
+        R = py:async_call('__main__', forever, []),
+        Self ! {awaited, py:async_await(R, infinity)}
+    end),
+    ok = wait_until(fun() -> py:eval(Ctx, <<"len(started)">>) =:= {ok, 1} end),
+    ok = py_context_router:stop_pool(asyncio_stop),
+    receive {awaited, Got} -> ?assertEqual({error, context_stopped}, Got)
+    after 30000 -> ct:fail(still_awaiting)
+    end,
+    unlink(Waiter).

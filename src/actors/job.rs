@@ -486,7 +486,7 @@ impl Job {
     fn hand_over(&self, host: Option<&Engine>, task: u64, key: u32) {
         self.handed_over.set(true);
         let tag = self.env.run(|env| self.tag.load(env).to_binary().as_slice().to_vec());
-        super::tasks::register(task, super::tasks::Waiter { owner: self.reply_to, tag, token: self.token.clone() });
+        super::tasks::register(task, super::tasks::Waiter { owner: self.reply_to, tag, token: self.token.clone(), target: self.target });
         let cancel = self.token.is_cancelled() && super::tasks::take(task).is_some();
         self.release_permit();
         match host {

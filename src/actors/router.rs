@@ -407,6 +407,7 @@ impl RouterState {
         }
         self.publish();
         stop_all(running).await;
+        super::tasks::stopped(ids, crate::atoms::context_stopped());
         // Contexts on the main interpreter: forget their globals.
         let ids = ids.to_vec();
         let _ = tokio::task::spawn_blocking(move || shared_contexts::forget(&ids)).await;
@@ -631,6 +632,9 @@ impl Actor for Router {
         let Some(slot) = st.by_id.remove(&who) else { return Ok(()) };
         if let SupervisionEvent::ActorFailed(_, err) = &evt {
             tracing::warn!("{slot:?} failed ({err}); replacing it");
+        }
+        if let Slot::Context(id) | Slot::Isolated(id, _) = slot {
+            super::tasks::stopped(&[id], crate::atoms::context_failed());
         }
         let cell = me.get_cell();
         match spawn_slot(slot, &cell).await {

@@ -2,9 +2,10 @@
 //! waits for each, so the task's done-callback (run by its context's thread)
 //! can answer, unless the caller gave up meanwhile. No Python here.
 
+use super::job::Target;
 use super::token::CallToken;
 use dashmap::DashMap;
-use rustler::LocalPid;
+use rustler::{Atom, Encoder, LocalPid, OwnedEnv};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock};
 
@@ -14,6 +15,8 @@ pub struct Waiter {
     /// The reply's tag, external format.
     pub tag: Vec<u8>,
     pub token: Arc<CallToken>,
+    /// Where the task runs: its loop goes with that context.
+    pub target: Target,
 }
 
 static WAITERS: LazyLock<DashMap<u64, Waiter>> = LazyLock::new(DashMap::new);
@@ -32,4 +35,26 @@ pub fn register(id: u64, waiter: Waiter) {
 /// Task `id` is done, or its caller gave up: who waited for it, if anyone.
 pub fn take(id: u64) -> Option<Waiter> {
     WAITERS.remove(&id).map(|(_, w)| w)
+}
+
+/// Contexts `ids` stopped (or failed): their event loops, and the tasks on
+/// them, went with them. Each caller still waiting for one is answered
+/// `{error, Reason}` (`context_stopped` or `context_failed`) instead of
+/// waiting out its timeout, or for ever.
+pub fn stopped(ids: &[u32], reason: Atom) {
+    let gone: Vec<u64> = WAITERS
+        .iter()
+        .filter(|w| matches!(w.target, Target::Context(id) if ids.contains(&id)))
+        .map(|w| *w.key())
+        .collect();
+    for tid in gone {
+        let Some(w) = take(tid) else { continue };
+        if !w.token.finish() {
+            continue;
+        }
+        let _ = OwnedEnv::new().send_and_clear(&w.owner, |e| {
+            let tag = e.binary_to_term(&w.tag).map(|(t, _)| t).unwrap_or_else(|| crate::atoms::undefined().encode(e));
+            (crate::atoms::py_reply(), tag, (crate::atoms::error(), reason)).encode(e)
+        });
+    }
 }

@@ -86,15 +86,20 @@ fn stream_start_with<'a>(
 /// `stream_active(StreamHandle, true | N) -> ok`: lets `N` more items come (or
 /// all of them); resumes a paused stream.
 #[rustler::nif]
-fn stream_active(handle: ResourceArc<StreamHandle>, active: Term<'_>) -> NifResult<Atom> {
+fn stream_active<'a>(env: Env<'a>, handle: ResourceArc<StreamHandle>, active: Term<'a>) -> NifResult<Atom> {
     let more = credit(active).ok_or(rustler::Error::BadArg)?;
     let s = &handle.0;
     if s.flow.add_credit(more) {
         if let Err((job, _)) = router::submit(Job::for_stream(Work::StreamPull, s.clone())) {
-            // Its context is gone: the stream is over (no message from here: a
-            // scheduler thread cannot send from a job's environment).
+            // Its context is gone: the stream is over, and its consumer is told
+            // so, as a stream whose context stops while it runs is.
             drop(job);
-            s.flow.cancel();
+            rustler::atoms! { py_error }
+            s.flow.send_last(|| {
+                if let Some((tag, _)) = env.binary_to_term(&s.tag) {
+                    let _ = env.send(&s.owner, (py_error(), tag, atoms::context_stopped()).encode(env));
+                }
+            });
         }
     }
     Ok(atoms::ok())
