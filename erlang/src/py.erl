@@ -359,7 +359,7 @@ channel_send(Ch, Term) ->
 
 %% @doc Closes `Ch': Python drains what is queued, then `recv' raises
 %% `erlang.ChannelClosed' (and iteration ends).
--spec channel_close(channel()) -> ok.
+-spec channel_close(channel()) -> ok | {error, {bad_argument, binary()}}.
 channel_close(Ch) ->
     py_nif:channel_close(Ch).
 

@@ -187,10 +187,10 @@ channel_open(_Max) -> erlang:nif_error(not_loaded).
 -spec channel_send(reference(), term()) -> ok | {error, full | closed | {bad_argument, binary()}}.
 channel_send(_Ch, _Term) -> erlang:nif_error(not_loaded).
 
--spec channel_close(reference()) -> ok.
+-spec channel_close(reference()) -> ok | {error, {bad_argument, binary()}}.
 channel_close(_Ch) -> erlang:nif_error(not_loaded).
 
--spec channel_len(reference()) -> non_neg_integer().
+-spec channel_len(reference()) -> non_neg_integer() | {error, {bad_argument, binary()}}.
 channel_len(_Ch) -> erlang:nif_error(not_loaded).
 
 -spec setup([binary()], [binary()], binary()) -> ok.

@@ -80,7 +80,14 @@ log(#{level := Level, msg := Msg, meta := Meta}, #{config := To}) ->
 
 cast_bad_input(_) ->
     ?assertMatch({error, {bad_argument, _}}, py:cast(math, sqrt, not_a_list)),
-    ?assertMatch({error, {bad_argument, _}}, py:cast(<<255>>, sqrt, [1])).
+    ?assertMatch({error, {bad_argument, _}}, py:cast(<<255>>, sqrt, [1])),
+    %% keys that are one key in Python: refused at once, not logged later
+    ?assertMatch({error, {bad_argument, <<"two map keys are the same key in Python: 'a'">>}},
+                 py:cast(math, sqrt, [#{a => 1, <<"a">> => 2}])),
+    ?assertMatch({error, {bad_argument, <<"two map keys are the same key in Python: 1">>}},
+                 py:cast(math, sqrt, [[{x, #{1 => a, 1.0 => b}}]])),
+    ?assertMatch({error, {bad_argument, <<"a keyword argument is given twice (a)">>}},
+                 py:cast(math, sqrt, [], #{a => 1, <<"a">> => 2})).
 
 %% Every permit held: a cast waits its turn (not its result) and runs once a
 %% permit comes back.

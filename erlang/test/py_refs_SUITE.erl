@@ -213,6 +213,20 @@ channel_recv_forms(_) ->
     ?assertMatch({error, {bad_argument, _}}, py:channel(#{max => 1 bsl 70})),
     ?assertMatch({error, {bad_argument, <<"not a channel", _/binary>>}}, py:channel_send(make_ref(), 1)),
     ?assertMatch({error, {bad_argument, _}}, py:channel_send(Ch, fun() -> ok end)),
+    ?assertMatch({error, {bad_argument, <<"not a channel", _/binary>>}}, py:channel_close(foo)),
+    %% keys that are one key in Python: refused at the send, not lost at recv
+    {ok, Ch2} = py:channel(),
+    ?assertMatch({error, {bad_argument, <<"two map keys are the same key in Python: 'a'">>}},
+                 py:channel_send(Ch2, #{a => 1, <<"a">> => 2})),
+    [?assertMatch({error, {bad_argument, <<"two map keys are the same key in Python", _/binary>>}},
+                  py:channel_send(Ch2, M))
+     || M <- [#{1 => x, 1.0 => y}, #{true => x, 1 => y}, #{none => x, nil => y},
+              #{{a, 1} => x, {<<"a">>, 1.0} => y}]],
+    %% keys distinct in Python pass
+    ok = py:channel_send(Ch2, #{a => 1, <<"b">> => 2, 1 => x, 2.5 => y, {a, 1} => z, {a, 2} => w}),
+    ?assertEqual({ok, {<<"got">>, #{<<"a">> => 1, <<"b">> => 2, 1 => <<"x">>, 2.5 => <<"y">>,
+                                    {<<"a">>, 1} => <<"z">>, {<<"a">>, 2} => <<"w">>}}},
+                 py:call('__main__', recv_one, [Ch2, 1])),
     ok = py_context_router:unbind_context().
 
 %% A channel whose last Erlang copy is gone (its owner exited) is closed: a

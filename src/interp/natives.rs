@@ -163,7 +163,9 @@ fn st_delete<'py>(py: Python<'py>, a: &[Bound<'py, PyAny>]) -> PyResult<Bound<'p
 
 fn st_keys<'py>(py: Python<'py>, a: &[Bound<'py, PyAny>]) -> PyResult<Bound<'py, PyAny>> {
     arity(a, 0, 0, "state_keys")?;
-    let keys = node(py)?.state_keys().iter().map(|k| from_ext(py, k)).collect::<PyResult<Vec<_>>>()?;
+    // A key stored from Erlang that Python cannot hold (a binary that is not
+    // UTF-8, a reference) is left out: it must not hide every other key.
+    let keys: Vec<_> = node(py)?.state_keys().iter().filter_map(|k| from_ext(py, k).ok()).collect();
     Ok(PyList::new(py, keys)?.into_any())
 }
 

@@ -74,6 +74,70 @@ impl PartialEq for ChannelHold {
     }
 }
 
+/// A map key as Python sees it as a dict key: keys that Erlang tells apart
+/// but Python does not (`a` and `<<"a">>` are both `'a'`; `1`, `1.0` and
+/// `true` are equal; `none`, `nil` and `undefined` are all `None`).
+#[derive(Hash, PartialEq, Eq)]
+enum PyKey {
+    None,
+    Int(i128),
+    Big(String),
+    Float(u64),
+    Str(String),
+    Bytes(Vec<u8>),
+    Tuple(Vec<PyKey>),
+    /// Compared by identity (pids, refs, channels; lists and maps cannot be
+    /// dict keys at all): never equal to another key.
+    Unique(usize),
+}
+
+impl PyKey {
+    fn of(v: &Value, n: usize) -> PyKey {
+        match v {
+            Value::None => PyKey::None,
+            Value::Bool(b) => PyKey::Int(*b as i128),
+            Value::Int(i) => PyKey::Int(*i as i128),
+            Value::BigInt(b) => PyKey::Big(b.to_string()),
+            Value::Float(f) if f.fract() == 0.0 && f.abs() < 9.2e18 => PyKey::Int(*f as i128),
+            Value::Float(f) => PyKey::Float(f.to_bits()),
+            Value::Str(s) => PyKey::Str(s.clone()),
+            Value::Bytes(b) => PyKey::Bytes(b.clone()),
+            Value::Tuple(items) => PyKey::Tuple(items.iter().map(|i| PyKey::of(i, n)).collect()),
+            _ => PyKey::Unique(n),
+        }
+    }
+
+    /// Roughly as Python's `repr` shows the key.
+    fn show(&self) -> String {
+        match self {
+            PyKey::None => "None".into(),
+            PyKey::Int(i) => i.to_string(),
+            PyKey::Big(b) => b.clone(),
+            PyKey::Float(f) => f64::from_bits(*f).to_string(),
+            PyKey::Str(s) => format!("'{}'", s.replace('\\', "\\\\").replace('\'', "\\'")),
+            PyKey::Bytes(b) => format!("b{:?}", String::from_utf8_lossy(b)),
+            PyKey::Tuple(items) => format!("({})", items.iter().map(PyKey::show).collect::<Vec<_>>().join(", ")),
+            PyKey::Unique(_) => "?".into(),
+        }
+    }
+}
+
+/// The first of `keys` (distinct as Erlang terms) that is the same dict key
+/// in Python as an earlier one, as Python would show it. Only worth calling
+/// when the keys' kinds can meet (an atom and a binary, numbers of two kinds,
+/// two of `none`/`nil`/`undefined`, tuples): see `nif::types::map`.
+pub fn same_python_key<'a>(keys: impl Iterator<Item = &'a Value>) -> Option<String> {
+    let mut seen = std::collections::HashSet::new();
+    for (n, k) in keys.enumerate() {
+        let key = PyKey::of(k, n);
+        if seen.contains(&key) {
+            return Some(key.show());
+        }
+        seen.insert(key);
+    }
+    None
+}
+
 /// What an interpreter is asked to run (the operation says what becomes of the
 /// result).
 #[derive(Debug)]

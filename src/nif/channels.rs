@@ -29,7 +29,7 @@ fn channel_open(max: usize) -> ResourceArc<ChannelHandle> {
 fn channel_send<'a>(env: Env<'a>, ch: Term<'a>, term: Term<'a>) -> Term<'a> {
     rustler::atoms! { full, closed }
     let Ok(ch) = ch.decode::<ResourceArc<ChannelHandle>>() else {
-        return super::calls::bad_argument(env, "not a channel (py:channel/0,1 makes one)".into());
+        return not_a_channel(env);
     };
     let value = match super::types::decode(term, 0) {
         Ok(v) => v,
@@ -42,17 +42,29 @@ fn channel_send<'a>(env: Env<'a>, ch: Term<'a>, term: Term<'a>) -> Term<'a> {
     }
 }
 
-/// `channel_close(Channel) -> ok`.
+/// `channel_close(Channel) -> ok | {error, {bad_argument, Message}}`.
 #[rustler::nif]
-fn channel_close(ch: ResourceArc<ChannelHandle>) -> Atom {
-    ch.0.close();
-    atoms::ok()
+fn channel_close<'a>(env: Env<'a>, ch: Term<'a>) -> Term<'a> {
+    match ch.decode::<ResourceArc<ChannelHandle>>() {
+        Ok(ch) => {
+            ch.0.close();
+            atoms::ok().encode(env)
+        }
+        Err(_) => not_a_channel(env),
+    }
 }
 
-/// `channel_len(Channel) -> N`: terms queued now.
+/// `channel_len(Channel) -> N | {error, {bad_argument, Message}}`: terms queued now.
 #[rustler::nif]
-fn channel_len(ch: ResourceArc<ChannelHandle>) -> usize {
-    ch.0.len()
+fn channel_len<'a>(env: Env<'a>, ch: Term<'a>) -> Term<'a> {
+    match ch.decode::<ResourceArc<ChannelHandle>>() {
+        Ok(ch) => ch.0.len().encode(env),
+        Err(_) => not_a_channel(env),
+    }
+}
+
+fn not_a_channel(env: Env<'_>) -> Term<'_> {
+    super::calls::bad_argument(env, "not a channel (py:channel/0,1 makes one)".into())
 }
 
 /// `is_ref(Term) -> boolean()`: whether Term is a ref (`#{return => ref}`).

@@ -29,11 +29,61 @@ pub fn encode<'a>(env: Env<'a>, pairs: &[(Value, Value)]) -> Term<'a> {
     map
 }
 
+/// A map's pairs. Keys distinct in Erlang that are one key in Python
+/// (`a` and `<<"a">>`, `1` and `1.0`) are refused here, before the request is
+/// queued: a cast, a channel message or a stored value would otherwise fail
+/// later, where its sender cannot hear of it. (The dict conversion checks
+/// again, for what this does not see.)
 pub fn decode(term: Term<'_>, depth: usize) -> Result<Value, ConvError> {
     let iter = rustler::types::map::MapIterator::new(term).ok_or_else(|| ConvError::Invalid("bad map".into()))?;
     let mut pairs = Vec::with_capacity(term.map_size().unwrap_or(0));
+    let mut kinds = Kinds::default();
     for (k, v) in iter {
-        pairs.push((decode_value(k, depth + 1)?, decode_value(v, depth + 1)?));
+        let key = decode_value(k, depth + 1)?;
+        kinds.note(k, &key);
+        pairs.push((key, decode_value(v, depth + 1)?));
+    }
+    if kinds.may_meet() {
+        if let Some(key) = crate::interp::value::same_python_key(pairs.iter().map(|(k, _)| k)) {
+            return Err(ConvError::Invalid(format!("two map keys are the same key in Python: {key}")));
+        }
     }
     Ok(Value::Map(pairs))
+}
+
+/// The kinds of a map's keys, so that the common maps (all atoms, all
+/// binaries, all integers) are not checked key by key.
+#[derive(Default)]
+struct Kinds {
+    atom_text: bool,
+    binary_text: bool,
+    int: bool,
+    float: bool,
+    boolean: bool,
+    nones: u32,
+    tuples: u32,
+}
+
+impl Kinds {
+    fn note(&mut self, term: Term<'_>, key: &Value) {
+        match key {
+            Value::Str(_) if term.is_atom() => self.atom_text = true,
+            Value::Str(_) => self.binary_text = true,
+            Value::Int(_) | Value::BigInt(_) => self.int = true,
+            Value::Float(_) => self.float = true,
+            Value::Bool(_) => self.boolean = true,
+            Value::None => self.nones += 1,
+            Value::Tuple(_) => self.tuples += 1,
+            _ => {}
+        }
+    }
+
+    /// Whether two keys may be one in Python.
+    fn may_meet(&self) -> bool {
+        (self.atom_text && self.binary_text)
+            || (self.int && (self.float || self.boolean))
+            || (self.float && self.boolean)
+            || self.nones > 1
+            || self.tuples > 1
+    }
 }

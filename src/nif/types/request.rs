@@ -149,15 +149,25 @@ fn decode_kwargs(kwargs: Term<'_>) -> Result<Vec<(String, Value)>, String> {
     }
     let iter = rustler::types::map::MapIterator::new(kwargs).ok_or("bad map")?;
     let mut out = Vec::with_capacity(size);
+    let (mut atoms, mut binaries) = (false, false);
     for (k, v) in iter {
         let key = if k.is_atom() {
+            atoms = true;
             atom_name(k).map_err(|e| e.message())?
         } else if let Some(s) = text(k) {
+            binaries = true;
             s.to_string()
         } else {
             return Err("keyword argument names must be atoms or binaries".into());
         };
         out.push((key, decode_value(v, 1).map_err(|e| e.message())?));
+    }
+    if atoms && binaries {
+        // `a` and `<<"a">>`: one keyword given twice.
+        let mut seen = std::collections::HashSet::new();
+        if let Some((k, _)) = out.iter().find(|(k, _)| !seen.insert(k.as_str())) {
+            return Err(format!("a keyword argument is given twice ({k})"));
+        }
     }
     Ok(out)
 }
