@@ -42,11 +42,8 @@ pub fn take(id: u64) -> Option<Waiter> {
 /// `{error, Reason}` (`context_stopped` or `context_failed`) instead of
 /// waiting out its timeout, or for ever.
 pub fn stopped(ids: &[u32], reason: Atom) {
-    let gone: Vec<u64> = WAITERS
-        .iter()
-        .filter(|w| matches!(w.target, Target::Context(id) if ids.contains(&id)))
-        .map(|w| *w.key())
-        .collect();
+    let gone: Vec<u64> =
+        WAITERS.iter().filter(|w| matches!(w.target, Target::Context(id) if ids.contains(&id))).map(|w| *w.key()).collect();
     for tid in gone {
         let Some(w) = take(tid) else { continue };
         if !w.token.finish() {

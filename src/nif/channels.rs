@@ -3,7 +3,7 @@
 
 use crate::actors::channel::{Channel, SendError};
 use crate::atoms;
-use rustler::{Atom, Encoder, Env, Resource, ResourceArc, Term};
+use rustler::{Encoder, Env, Resource, ResourceArc, Term};
 use std::sync::Arc;
 
 /// What `py:channel/0,1` returns: closes the channel when its last Erlang copy
