@@ -125,22 +125,23 @@ call(Module, Function, Args, Kwargs, Timeout) ->
         {error, _} = Bad ->
             Bad;
         Payload ->
-            case request(auto, call, Payload, Timeout) of
-                {error, {'ImportError', Msg}} = E ->
-                    %% A module that refuses sub-interpreters (numpy, torch,
-                    %% _ctypes on 3.12): learned by the router, and this call
-                    %% runs on main.
-                    case refuses_subinterpreters(Msg) andalso py_nif:binding() =:= undefined of
-                        true ->
-                            learn_main_module(text(element(1, Payload))),
-                            request(main, call, Payload, Timeout);
-                        false ->
-                            E
-                    end;
-                Result ->
-                    Result
-            end
+            on_main_if_refused(element(1, Payload), request(auto, call, Payload, Timeout),
+                               fun() -> request(main, call, Payload, Timeout) end)
     end.
+
+%% A module that refuses sub-interpreters (numpy, torch, _ctypes on 3.12), met
+%% by an unbound request: the router learns it (unbound requests naming it go
+%% to the main interpreter from now on), and this one runs there (`OnMain').
+on_main_if_refused(Module, {error, {'ImportError', Msg}} = E, OnMain) ->
+    case refuses_subinterpreters(Msg) andalso py_nif:binding() =:= undefined of
+        true ->
+            learn_main_module(text(Module)),
+            OnMain();
+        false ->
+            E
+    end;
+on_main_if_refused(_Module, Result, _OnMain) ->
+    Result.
 
 %% A call's payload, checked. The common call names its module and function
 %% as atoms: nothing to convert, no closure, no `try'.
@@ -496,9 +497,9 @@ stream(Module, Function, Args) ->
 %% @doc {@link stream/3} with keyword arguments.
 -spec stream(name(), name(), list(), kwargs()) -> {ok, [value()]} | {error, error()}.
 stream(Module, Function, Args, Kwargs) ->
-    maybe_request(?AUTO, fun() ->
-        {stream_call, {name(Module, module), name(Function, function), list(Args), kwargs(Kwargs)}}
-    end, default_timeout()).
+    Build = fun() -> {stream_call, {name(Module, module), name(Function, function), list(Args), kwargs(Kwargs)}} end,
+    on_main_if_refused(Module, maybe_request(?AUTO, Build, default_timeout()),
+                       fun() -> maybe_request({py_context, main}, Build, default_timeout()) end).
 
 %% @doc Evaluates `Code' and iterates the result to the end in Python:
 %% `{ok, [Item]}' (``py:stream_eval(<<"(x * x for x in range(3))">>)'' gives
@@ -673,10 +674,29 @@ parallel(_Calls, Timeout) when not ?IS_TIMEOUT(Timeout) ->
     ?BAD_TIMEOUT;
 parallel(Calls, Timeout) when is_list(Calls) ->
     Ctxs = [{py_context, T} || T <- py_nif:spread(length(Calls))],
-    Pending = [submit_call(Ctx, Call, Timeout) || {Ctx, Call} <- lists:zip(Ctxs, Calls)],
+    #{main_modules := Main} = py_nif:routes(),
+    Pending = [submit_call(on_main(Call, Main, Ctx), Call, Timeout) || {Ctx, Call} <- lists:zip(Ctxs, Calls)],
     %% one deadline for the whole batch, not one per call
     Deadline = deadline(Timeout),
-    {ok, [wait_reply(P, remaining(Deadline)) || P <- Pending]}.
+    Results = [wait_reply(P, remaining(Deadline)) || P <- Pending],
+    %% a call whose module refused its sub-interpreter runs again on main
+    {ok, [case {Call, R} of
+              {{M, _, _}, {error, {'ImportError', _}}} when Ctx =/= {py_context, main} ->
+                  on_main_if_refused(M, R, fun() -> wait_reply(submit_call({py_context, main}, Call, Timeout),
+                                                                remaining(Deadline)) end);
+              _ ->
+                  R
+          end || {Ctx, Call, R} <- lists:zip3(Ctxs, Calls, Results)]}.
+
+%% A call of a batch naming a module the router sends to the main interpreter
+%% goes there, whichever context the batch gave it.
+on_main({M, _, _}, [_ | _] = Main, Ctx) ->
+    case lists:member(catch text(name(M, module)), Main) of
+        true -> {py_context, main};
+        false -> Ctx
+    end;
+on_main(_Call, _Main, Ctx) ->
+    Ctx.
 
 %% @doc The calling process's context in pool `Name' (see
 %% {@link py_context_router:start_pool/2}): usable wherever a context is. For a

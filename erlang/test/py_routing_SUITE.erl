@@ -235,15 +235,32 @@ refused_module_routes_to_main(Config) ->
           "if _interp_id() != 0:\n"
           "    raise ImportError('module refuser does not support loading in subinterpreters')\n"
           "def where():\n"
+          "    return 'main'\n"
+          "def gen():\n"
+          "    yield 'main'\n"
+          "async def coro():\n"
           "    return 'main'\n">>),
+    {ok, Source} = file:read_file(filename:join(Dir, "refuser.py")),
+    [ok = file:write_file(filename:join(Dir, Copy), binary:replace(Source, <<"module refuser ">>, <<"module ", Name/binary, " ">>))
+     || {Copy, Name} <- [{"refuser_s.py", <<"refuser_s">>}, {"refuser_p.py", <<"refuser_p">>}]],
     Path = <<"d in __import__('sys').path or __import__('sys').path.insert(0, d)">>,
     [{ok, _} = py:eval(C, Path, #{d => list_to_binary(Dir)}) || C <- [py:context(main) | py_context_router:contexts()]],
     ?assertEqual({ok, <<"main">>}, py:call(refuser, where, [])),
     ?assertEqual({ok, <<"main">>}, py:call(<<"refuser">>, where, [])),
+    %% learned: streams, batches and async calls naming it go there too
+    ?assertEqual({ok, [<<"main">>]}, py:stream(refuser, gen, [])),
+    ?assertEqual({ok, [{ok, <<"main">>} || _ <- lists:seq(1, 4)]},
+                 py:parallel([{refuser, where, []} || _ <- lists:seq(1, 4)])),
+    ?assertEqual({ok, <<"main">>}, py:async_await(py:async_call(refuser, coro, []))),
+    %% and a stream or a batch learns it as a call does
+    ?assertEqual({ok, [<<"main">>]}, py:stream(refuser_s, gen, [])),
+    ?assertEqual({ok, [{ok, <<"main">>}, {ok, <<"main">>}]},
+                 py:parallel([{refuser_p, where, []}, {refuser_p, where, []}])),
     Routed = maps:get(routed_to_main, py:info()),
     case py:execution_mode() of
         subinterp ->
-            ?assertEqual([<<"refuser">>], [M || M <- Routed, M =:= <<"refuser">>]),
+            ?assertEqual([<<"refuser">>, <<"refuser_p">>, <<"refuser_s">>],
+                         lists:sort([M || M <- Routed, lists:member(M, [<<"refuser">>, <<"refuser_s">>, <<"refuser_p">>])])),
             %% a process bound to a context gets the refusal: it chose that context
             Self = self(),
             spawn_link(fun() ->

@@ -213,7 +213,9 @@ fn submit_with<'a>(
     };
     probe::add(Stage::Decode, t0);
     let t1 = probe::now();
-    let module = if op == call() { request.as_ref().ok().and_then(|r| r.module()) } else { None };
+    // Any request that names a module (a call, a stream's, an async call's)
+    // is routed by it: a module that refuses sub-interpreters goes to main.
+    let module = request.as_ref().ok().and_then(|r| r.module());
     // Work on a ref goes to the context that keeps its object, whoever calls.
     let owner = match request.as_ref().ok() {
         Some(crate::interp::value::Request::OnRef { .. }) => super::types::request::ref_target(payload),
