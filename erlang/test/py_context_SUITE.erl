@@ -150,11 +150,19 @@ isolation_names(_) ->
     ?assertMatch({error, {'NameError', _}}, py:eval(py:context(2), <<"only_in_one">>)),
     ?assertEqual({ok, <<"one">>}, py:call(py:context(1), '__main__', f, [])),
     ?assertMatch({error, {'NameError', _}}, py:call(py:context(2), '__main__', f, [])),
-    %% names defined by exec are attributes of that context's __main__ (sub-interpreters)
-    case subinterp() of
-        true -> ?assertEqual({ok, 1}, py:eval(py:context(1), <<"__import__('__main__').only_in_one">>));
-        false -> ok
-    end.
+    %% names defined by exec are attributes of that context's __main__, in
+    %% every mode (contexts sharing the main interpreter included)
+    ?assertEqual({ok, 1}, py:eval(py:context(1), <<"__import__('__main__').only_in_one">>)),
+    ?assertMatch({error, {'AttributeError', _}}, py:eval(py:context(2), <<"__import__('__main__').only_in_one">>)),
+    ok = py:exec(py:context(2), <<"import __main__\n__main__.set_as_attr = 2\n">>),
+    ?assertEqual({ok, 2}, py:eval(py:context(2), <<"set_as_attr">>)),
+    ?assertEqual({ok, true}, py:eval(py:context(2), <<"__import__('__main__').__dict__ is globals()">>)),
+    %% so pickle finds a class defined in a context, and gives it back
+    ok = py:exec(py:context(1), <<"import pickle\nclass Point:\n    def __init__(self, x): self.x = x\n">>),
+    ?assertEqual({ok, 7}, py:eval(py:context(1), <<"pickle.loads(pickle.dumps(Point(7))).x">>)),
+    %% the main interpreter's own __main__ is left as it is
+    ?assertMatch({error, {'NameError', _}}, py:eval(py:context(main), <<"only_in_one">>)),
+    ?assertMatch({error, {'AttributeError', _}}, py:eval(py:context(main), <<"__import__('__main__').only_in_one">>)).
 
 isolation_exceptions(_) ->
     ok = py:exec(py:context(2), <<"kept = 'still here'">>),

@@ -173,6 +173,57 @@ def _noop():
     pass
 
 
+def _share_main():
+    """Contexts that share the main interpreter (multi_executor and
+    free-threaded modes) each run in a globals dict of their own, while
+    sys.modules['__main__'] is one module. Its class becomes one that reads
+    and writes the globals of the request the calling thread serves (the real
+    __main__'s when it serves none), so `import __main__`, `__main__.x` and
+    pickle's lookup of classes defined in a context see that context."""
+    import sys, types
+    context_globals = _context_globals
+    base = types.ModuleType
+
+    class _Main(base):
+        __slots__ = ()
+
+        def __getattribute__(self, name):
+            g = context_globals()
+            if g is None:
+                return base.__getattribute__(self, name)
+            if name == '__dict__':
+                return g
+            try:
+                return g[name]
+            except KeyError:
+                if name[:2] == '__' == name[-2:]:
+                    return base.__getattribute__(self, name)
+                raise AttributeError("module '__main__' has no attribute %r" % name) from None
+
+        def __setattr__(self, name, value):
+            g = context_globals()
+            if g is None:
+                base.__setattr__(self, name, value)
+            else:
+                g[name] = value
+
+        def __delattr__(self, name):
+            g = context_globals()
+            if g is None:
+                base.__delattr__(self, name)
+            else:
+                try:
+                    del g[name]
+                except KeyError:
+                    raise AttributeError(name) from None
+
+        def __dir__(self):
+            g = context_globals()
+            return sorted(g) if g is not None else base.__dir__(self)
+
+    sys.modules['__main__'].__class__ = _Main
+
+
 def _venv_add(ds):
     """Adds a venv's site-packages ds (site.addsitedir: their .pth files are
     read) ahead of the base Python's site-packages, as a venv's own Python
@@ -286,6 +337,14 @@ pub fn install(py: Python<'_>) -> PyResult<()> {
     sys.getattr("modules")?.set_item("erlang", &module)?;
     // Bound in `__main__` (every context's globals): no import needed.
     py.import("__main__")?.setattr("erlang", &module)?;
+    // Contexts sharing the main interpreter see their own globals as `__main__`.
+    let shared = crate::interp::runtime::build_mode() != crate::interp::runtime::Mode::Subinterp;
+    // SAFETY: the GIL of the interpreter `py` is attached to is held.
+    let on_main = unsafe { pyo3::ffi::PyInterpreterState_Get() == pyo3::ffi::PyInterpreterState_Main() };
+    if shared && on_main {
+        super::exec::main_globals(py)?;
+        module.getattr("_share_main")?.call0()?;
+    }
     // print and sys.stdout/stderr reach Erlang (this interpreter's sys).
     let output = module.getattr("_Output")?;
     sys.setattr("stdout", output.call1((1,))?)?;

@@ -91,6 +91,7 @@ natives! {
     _chan_recv => chan_recv, "_chan_recv(id, timeout): the next term of channel id.";
     _write => write_output, "_write(fd, text): text printed to stdout (1) or stderr (2), for Erlang.";
     _log => log_record, "_log(levelno, logger, msg, file, line, exc): a logging record, for Erlang's logger.";
+    _context_globals => context_globals, "_context_globals(): the globals of the request this thread serves, or None.";
 }
 
 /// Adds the native functions to `module` (in the interpreter `py` is attached to).
@@ -326,6 +327,16 @@ fn chan_recv<'py>(py: Python<'py>, a: &[Bound<'py, PyAny>]) -> PyResult<Bound<'p
             }
         }
     }
+}
+
+/// `erlang._context_globals()`: what `__main__` means for the calling thread
+/// (see `erlang._share_main`).
+fn context_globals<'py>(py: Python<'py>, a: &[Bound<'py, PyAny>]) -> PyResult<Bound<'py, PyAny>> {
+    arity(a, 0, 0, "_context_globals")?;
+    Ok(match super::callback::current_globals(py) {
+        Some(g) => g.into_any(),
+        None => py.None().into_bound(py),
+    })
 }
 
 /// `sys.stdout.write` / `sys.stderr.write` (see `erlang._Output`).
