@@ -11,6 +11,7 @@ all() ->
      busy_context_does_not_block_others, exec_then_call_sticks, bind_context_wins,
      restart_with_other_count, too_many_contexts, failed_context_is_replaced,
      decimal_everywhere, main_interpreter_modules, start_stop_cycles_with_calls_in_flight,
+     stopped_context_frees_its_names,
      seed_sixteen_contexts].
 
 init_per_suite(Config) ->
@@ -163,6 +164,24 @@ isolation_names(_) ->
     %% the main interpreter's own __main__ is left as it is
     ?assertMatch({error, {'NameError', _}}, py:eval(py:context(main), <<"only_in_one">>)),
     ?assertMatch({error, {'AttributeError', _}}, py:eval(py:context(main), <<"__import__('__main__').only_in_one">>)).
+
+%% A stopped context's names are freed with it, even when a function defined
+%% there refers back to them (on a free-threaded build each stop used to keep
+%% them all). Checked where contexts share the main interpreter, whose `sys'
+%% outlives them.
+stopped_context_frees_its_names(_) ->
+    case subinterp() of
+        true ->
+            {skip, "a sub-interpreter's objects end with it"};
+        false ->
+            {ok, [Ctx]} = py_context_router:start_pool(freed, #{contexts => 1}),
+            ok = py:exec(Ctx, <<"import sys, weakref\nclass O: pass\ndef f(): return o\n"
+                                "o = O()\nsys._ep_freed = weakref.ref(o)\n">>),
+            ?assertEqual({ok, false}, py:eval(py:context(main), <<"__import__('sys')._ep_freed() is None">>)),
+            ok = py_context_router:stop_pool(freed),
+            ?assertEqual({ok, true}, py:eval(py:context(main), <<"__import__('gc').collect() >= 0 and "
+                                                                "__import__('sys')._ep_freed() is None">>))
+    end.
 
 isolation_exceptions(_) ->
     ok = py:exec(py:context(2), <<"kept = 'still here'">>),
