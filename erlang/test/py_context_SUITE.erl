@@ -11,7 +11,7 @@ all() ->
      busy_context_does_not_block_others, exec_then_call_sticks, bind_context_wins,
      restart_with_other_count, too_many_contexts, failed_context_is_replaced,
      decimal_everywhere, main_interpreter_modules, start_stop_cycles_with_calls_in_flight,
-     stopped_context_frees_its_names,
+     stopped_context_frees_its_names, stopped_context_ends_its_threads,
      seed_sixteen_contexts].
 
 init_per_suite(Config) ->
@@ -181,6 +181,24 @@ stopped_context_frees_its_names(_) ->
             ok = py_context_router:stop_pool(freed),
             ?assertEqual({ok, true}, py:eval(py:context(main), <<"__import__('gc').collect() >= 0 and "
                                                                 "__import__('sys')._ep_freed() is None">>))
+    end.
+
+%% A sub-interpreter's end waits for its Python threads: one that loops is
+%% asked to end (SystemExit), so the stop neither waits out its grace nor
+%% leaves the context's OS thread and interpreter behind for good.
+stopped_context_ends_its_threads(_) ->
+    case subinterp() of
+        false ->
+            {skip, "contexts share the main interpreter: its threads outlive them"};
+        true ->
+            Before = py_test_util:thread_count(),
+            {ok, [Ctx]} = py_context_router:start_pool(threaded, #{contexts => 1}),
+            ok = py:exec(Ctx, <<"import threading, time\n"
+                                "def spin():\n    while True:\n        time.sleep(0.01)\n"
+                                "threading.Thread(target=spin).start()\n">>),
+            ?assert(py_test_util:thread_count() >= Before + 2),
+            ok = py_context_router:stop_pool(threaded),
+            ok = py_test_util:wait_until(fun() -> py_test_util:thread_count() =< Before end, 30000)
     end.
 
 isolation_exceptions(_) ->

@@ -205,7 +205,40 @@ impl Drop for Host {
                 g.bind(py).clear();
             }
             drop(globals);
+            if !shared {
+                end_threads(py);
+            }
         });
+    }
+}
+
+/// Asks every other Python thread of this sub-interpreter to end, by raising
+/// `SystemExit` in it: the interpreter's end waits for all of them, and one
+/// that loops (`while True: time.sleep(1)`) held the context's stop for its
+/// whole grace, then left its OS thread and interpreter behind for good. A
+/// thread that catches `SystemExit` still can.
+fn end_threads(py: Python<'_>) {
+    let Ok(Some(threading)) = py.import("sys").and_then(|s| s.getattr("modules")).and_then(|m| {
+        m.call_method1("get", ("threading",)).map(|t| (!t.is_none()).then_some(t))
+    }) else {
+        return;
+    };
+    let Ok(current) = threading.call_method0("current_thread") else { return };
+    let Ok(all) = threading.call_method0("enumerate").and_then(|a| a.try_iter().map(|i| i.flatten().collect::<Vec<_>>())) else {
+        return;
+    };
+    for t in all {
+        if t.is(&current) {
+            continue;
+        }
+        let Ok(Some(ident)) = t.getattr("ident").and_then(|i| i.extract::<Option<u64>>()) else { continue };
+        // SAFETY: this interpreter's GIL is held (`py`); the call looks the
+        // identifier up among this interpreter's thread states and sets the
+        // exception on the one found (none: nothing happens). SystemExit is a
+        // static builtin shared by every interpreter.
+        unsafe {
+            pyo3::ffi::PyThreadState_SetAsyncExc(ident as _, pyo3::ffi::PyExc_SystemExit);
+        }
     }
 }
 
