@@ -218,9 +218,11 @@ impl Drop for Host {
 /// whole grace, then left its OS thread and interpreter behind for good. A
 /// thread that catches `SystemExit` still can.
 fn end_threads(py: Python<'_>) {
-    let Ok(Some(threading)) = py.import("sys").and_then(|s| s.getattr("modules")).and_then(|m| {
-        m.call_method1("get", ("threading",)).map(|t| (!t.is_none()).then_some(t))
-    }) else {
+    let Ok(Some(threading)) = py
+        .import("sys")
+        .and_then(|s| s.getattr("modules"))
+        .and_then(|m| m.call_method1("get", ("threading",)).map(|t| (!t.is_none()).then_some(t)))
+    else {
         return;
     };
     let Ok(current) = threading.call_method0("current_thread") else { return };
