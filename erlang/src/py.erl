@@ -1039,7 +1039,11 @@ spin_reply(Tag, Until, 0) ->
 spin_reply(Tag, Until, N) ->
     receive
         {py_reply, Tag, Result} -> Result;
-        {py_reply, Tag, Error, Traceback} -> put(py_last_traceback, Traceback), Error
+        {py_reply, Tag, Error, Traceback} -> put(py_last_traceback, Traceback), Error;
+        {py_output, Tag, _Fd, Text} ->
+            %% printed before the reply: shown first, as wait_reply/5 would
+            io:put_chars(Text),
+            spin_reply(Tag, Until, N)
     after 0 ->
         spin_reply(Tag, Until, N - 1)
     end.

@@ -25,7 +25,15 @@ print_reaches_the_group_leader(_) ->
         {ok, none} = py:call(builtins, print, [<<"from a call">>]),
         {ok, _} = py:eval(py:context(main), <<"print('on main') or 1">>)
     end),
-    ?assertEqual(<<"hello 42\noops\nfrom a call\non main\n">>, Out).
+    ?assertEqual(<<"hello 42\noops\nfrom a call\non main\n">>, Out),
+    %% back to back, each call's output comes before its result and none is
+    %% left behind (a reply taken while polling for it once skipped the
+    %% output queued ahead of it)
+    Many = with_group_leader(fun() ->
+        [{ok, I} = py:eval(<<"print(i) or i">>, #{i => I}) || I <- lists:seq(1, 300)],
+        receive Left -> ct:fail({left_in_mailbox, Left}) after 0 -> ok end
+    end),
+    ?assertEqual(iolist_to_binary([[integer_to_binary(I), $\n] || I <- lists:seq(1, 300)]), Many).
 
 %% Output of a nested call (Python → Erlang → Python) reaches the same group
 %% leader; a call that timed out leaves nothing behind in the mailbox.
