@@ -208,7 +208,9 @@ echo_once() ->
 %% the floor and the call wait alike.
 echo_reply(Tag) ->
     case erlang:process_info(self(), message_queue_len) of
-        {message_queue_len, 0} -> echo_poll(Tag, erlang:monotonic_time(nanosecond) + 20000, 0);
+        {message_queue_len, 0} ->
+            Ns = persistent_term:get({erlang_python, reply_spin_ns}, 0),
+            echo_poll(Tag, erlang:monotonic_time(nanosecond) + Ns, 0);
         _ -> receive {py_echo, Tag, x} -> ok end
     end.
 

@@ -27,11 +27,13 @@ start(_Type, _Args) ->
                  config(preload_code, <<>>, fun is_text/1),
                  config(pin_threads, false, fun is_boolean/1),
                  config(logger_default_handler, true, fun is_boolean/1),
-                 config(max_terms, 10000000, fun(N) -> Positive(N) andalso N < 1 bsl 63 end)]).
+                 config(max_terms, 10000000, fun(N) -> Positive(N) andalso N < 1 bsl 63 end),
+                 config(reply_spin_us, 20, fun(N) -> is_integer(N) andalso N >= 0 andalso N =< 1000 end)]).
 
 maybe_start([{ok, Executors}, {ok, Contexts}, {ok, Max}, {ok, CallTimeout}, {ok, _}, {ok, _}, {ok, _},
-             {ok, Path}, {ok, Imports}, {ok, Preload}, {ok, Pin}, {ok, ShowLogs}, {ok, MaxTerms}]) ->
+             {ok, Path}, {ok, Imports}, {ok, Preload}, {ok, Pin}, {ok, ShowLogs}, {ok, MaxTerms}, {ok, SpinUs}]) ->
     keep_call_timeout(CallTimeout),
+    keep_reply_spin(SpinUs),
     ok = py_nif:semaphore_set_max(Max),
     ok = py_nif:max_terms(MaxTerms),
     ok = py_nif:pin_threads(Pin),
@@ -90,6 +92,21 @@ config_change(Changed, New, Removed) ->
                 false -> ok
             end
     end.
+
+%% How long a synchronous call polls for its reply before blocking (see
+%% py:spin_reply/1), in ns, kept in a persistent term: `reply_spin_us', or 0
+%% (no polling) when the node may use one core only, where the polling would
+%% keep the reply's own thread off it.
+keep_reply_spin(Us) ->
+    Cores = case erlang:system_info(logical_processors_available) of
+                N when is_integer(N) -> N;
+                unknown -> erlang:system_info(schedulers_online)
+            end,
+    Ns = case Cores > 1 of
+             true -> Us * 1000;
+             false -> 0
+         end,
+    persistent_term:put({erlang_python, reply_spin_ns}, Ns).
 
 keep_call_timeout(T) ->
     case persistent_term:get(?CALL_TIMEOUT, undefined) of
@@ -174,6 +191,7 @@ expected(imports) -> "a list of module names (atoms, strings or binaries)";
 expected(preload_code) -> "Python source (a string or a binary)";
 expected(pin_threads) -> "true or false";
 expected(logger_default_handler) -> "true or false";
+expected(reply_spin_us) -> "an integer of microseconds from 0 to 1000";
 expected(_) -> "a non-negative integer of milliseconds or infinity".
 
 is_text(T) -> is_binary(T) orelse (is_list(T) andalso io_lib:printable_unicode_list(T)).

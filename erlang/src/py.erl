@@ -69,9 +69,10 @@
 %% A request with a shorter timeout arms its timer at once: a promised one
 %% (see request/4) hears of a long run only after 20 to 40 ms.
 -define(PROMISE_MIN_MS, 200).
-%% How long a promised request's reply is polled for before blocking, and
+%% How long a promised request's reply is polled for before blocking (ns, a
+%% persistent term set from `reply_spin_us' at start: erlang_python_app), and
 %% polls between two looks at the clock and the run queues (spin_reply/1).
--define(SPIN_NS, 20000).
+-define(SPIN_NS, {erlang_python, reply_spin_ns}).
 -define(SPIN_POLLS, 16).
 %% A timeout a caller gave: milliseconds or `infinity'. Anything else is
 %% answered `{error, {bad_argument, _}}', before anything is queued.
@@ -1020,13 +1021,19 @@ request(Target, Op, Payload, Timeout) ->
 %% look"). Polling keeps the scheduler on this process instead, as the
 %% scheduler's own busy wait would, and stops as soon as any run queue has a
 %% process (or a dirty job) waiting, a message other than the reply comes
-%% (a callback is served at once), or after ?SPIN_NS. A process with
+%% (a callback is served at once), or after `reply_spin_us' (default 20; 0,
+%% and a node with one core, poll not at all). A process with
 %% messages queued does not poll: each poll would scan them. `none': no
 %% reply yet.
 spin_reply(Tag) ->
-    case erlang:process_info(self(), message_queue_len) of
-        {message_queue_len, 0} -> spin_reply(Tag, erlang:monotonic_time(nanosecond) + ?SPIN_NS, 0);
-        _ -> none
+    case persistent_term:get(?SPIN_NS, 0) of
+        0 ->
+            none;
+        Ns ->
+            case erlang:process_info(self(), message_queue_len) of
+                {message_queue_len, 0} -> spin_reply(Tag, erlang:monotonic_time(nanosecond) + Ns, 0);
+                _ -> none
+            end
     end.
 
 spin_reply(Tag, Until, 0) ->

@@ -161,6 +161,19 @@ isolation_names(_) ->
     %% so pickle finds a class defined in a context, and gives it back
     ok = py:exec(py:context(1), <<"import pickle\nclass Point:\n    def __init__(self, x): self.x = x\n">>),
     ?assertEqual({ok, 7}, py:eval(py:context(1), <<"pickle.loads(pickle.dumps(Point(7))).x">>)),
+    %% also in a stream's generator and an asyncio task of that context
+    ok = py:exec(py:context(1), <<"import __main__\n"
+                                   "def gen():\n    yield __main__.only_in_one\n"
+                                   "async def coro():\n    return pickle.loads(pickle.dumps(__main__.Point(8))).x\n">>),
+    {ok, S} = py:stream_start('__main__', gen, [], #{context => py:context(1)}),
+    receive {py_chunk, S, Item} -> ?assertEqual(1, Item) after 30000 -> ct:fail(no_chunk) end,
+    receive {py_end, S} -> ok after 30000 -> ct:fail(no_end) end,
+    Self = self(),
+    spawn_link(fun() ->
+        ok = py_context_router:bind_context(py:context(1)),
+        Self ! {coro, py:async_await(py:async_call('__main__', coro, []))}
+    end),
+    receive {coro, Got} -> ?assertEqual({ok, 8}, Got) after 30000 -> ct:fail(no_coro) end,
     %% the main interpreter's own __main__ is left as it is
     ?assertMatch({error, {'NameError', _}}, py:eval(py:context(main), <<"only_in_one">>)),
     ?assertMatch({error, {'AttributeError', _}}, py:eval(py:context(main), <<"__import__('__main__').only_in_one">>)).
@@ -193,12 +206,17 @@ stopped_context_ends_its_threads(_) ->
         true ->
             Before = py_test_util:thread_count(),
             {ok, [Ctx]} = py_context_router:start_pool(threaded, #{contexts => 1}),
-            ok = py:exec(Ctx, <<"import threading, time\n"
+            py:state_remove(<<"thread_finished">>),
+            ok = py:exec(Ctx, <<"import threading, time, erlang\n"
                                 "def spin():\n    while True:\n        time.sleep(0.01)\n"
-                                "threading.Thread(target=spin).start()\n">>),
-            ?assert(py_test_util:thread_count() >= Before + 2),
+                                "def finish():\n    time.sleep(0.2)\n    erlang.state_set('thread_finished', 1)\n"
+                                "threading.Thread(target=spin).start()\n"
+                                "threading.Thread(target=finish).start()\n">>),
+            ?assert(py_test_util:thread_count() >= Before + 3),
             ok = py_context_router:stop_pool(threaded),
-            ok = py_test_util:wait_until(fun() -> py_test_util:thread_count() =< Before end, 30000)
+            ok = py_test_util:wait_until(fun() -> py_test_util:thread_count() =< Before end, 30000),
+            %% a thread about to end by itself was given the time to
+            ?assertEqual({ok, 1}, py:state_fetch(<<"thread_finished">>))
     end.
 
 isolation_exceptions(_) ->

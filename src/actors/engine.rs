@@ -31,9 +31,9 @@ impl Engine {
         }
     }
 
-    pub fn loop_tick(&self, key: u32) -> Option<(f64, i32)> {
+    pub fn loop_tick(&self, place: Place, key: u32) -> Option<(f64, i32)> {
         match self {
-            Engine::Local(h) => h.loop_tick(key),
+            Engine::Local(h) => h.loop_tick(place, key),
             Engine::Child(_) => None,
         }
     }
@@ -72,9 +72,9 @@ impl Engine {
         }
     }
 
-    pub fn pull(&mut self, id: u64, max: u64, each: impl FnMut(Pulled) -> bool) {
+    pub fn pull(&mut self, place: Place, id: u64, max: u64, each: impl FnMut(Pulled) -> bool) {
         match self {
-            Engine::Local(h) => h.pull(id, max, each),
+            Engine::Local(h) => h.pull(place, id, max, each),
             Engine::Child(c) => c.pull(id, max, each),
         }
     }

@@ -293,9 +293,9 @@ impl Job {
             }
             #[cfg(feature = "test-hooks")]
             Work::Crash => panic!("crash requested for a supervision test"),
-            Work::StreamPull => self.pull(host),
+            Work::StreamPull => self.pull(host, place),
             Work::LoopTick => {
-                if let Some((sleep, fd)) = host.loop_tick(self.target.key()) {
+                if let Some((sleep, fd)) = host.loop_tick(place, self.target.key()) {
                     super::looper::arm(self.target, host.ids().0, fd, self.reply_to, super::looper::Sleep::from_secs(sleep), true);
                 }
                 self.token.finish();
@@ -508,7 +508,7 @@ impl Job {
 
     /// Sends the next batch of this pull job's stream, then queues the next
     /// pull, pauses (`{py_passive, Ref}`) or stops.
-    fn pull(&self, host: &mut Engine) {
+    fn pull(&self, host: &mut Engine, place: Place) {
         rustler::atoms! { py_chunk, py_end, py_error, py_passive }
         /// Items per pull job at most (a batch also ends after
         /// `interp::stream::PULL_TIME`): other requests of the context run
@@ -522,7 +522,7 @@ impl Job {
         // Each item is sent unless the stream was cancelled meanwhile (or its
         // consumer died): then the batch stops at once, and the close queued
         // by the cancel runs the generator's `finally` next.
-        host.pull(s.id, s.flow.batch(BATCH), |step| match step {
+        host.pull(place, s.id, s.flow.batch(BATCH), |step| match step {
             Pulled::Item(v) => s.flow.send_item(|| {
                 let _ = out.send_and_clear(&s.owner, |e| (py_chunk(), reference(e), v.encode(e)).encode(e));
             }),

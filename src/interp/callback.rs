@@ -51,6 +51,35 @@ impl Drop for ServingGuard<'_> {
     }
 }
 
+thread_local! {
+    /// The globals of a stream step or an asyncio loop step this thread takes
+    /// (no request: nobody waits on it), for what `__main__` means meanwhile.
+    static STEPPING: RefCell<Vec<Py<PyDict>>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Marks the current thread as taking a step in `globals` until the guard drops.
+pub struct StepGuard<'py>(#[allow(dead_code)] Python<'py>);
+
+impl Drop for StepGuard<'_> {
+    fn drop(&mut self) {
+        // Popped with the GIL held (the guard lives inside the attached region).
+        let top = STEPPING.with(|s| s.borrow_mut().pop());
+        drop(top);
+    }
+}
+
+/// Records that a stream or loop step runs in `globals`.
+pub fn stepping<'py>(py: Python<'py>, globals: &Bound<'py, PyDict>) -> StepGuard<'py> {
+    STEPPING.with(|v| v.borrow_mut().push(globals.clone().unbind()));
+    StepGuard(py)
+}
+
+/// What `__main__` means on this thread: the globals of the request it serves,
+/// else of the stream or loop step it takes, else none (the real `__main__`).
+pub fn main_globals(py: Python<'_>) -> Option<Bound<'_, PyDict>> {
+    current_globals(py).or_else(|| STEPPING.with(|s| s.borrow().last().map(|g| g.bind(py).clone())))
+}
+
 /// Records what `erlang.call` needs while a request of `caller` runs in `globals`.
 pub fn enter<'py>(py: Python<'py>, caller: Arc<dyn Caller>, globals: &Bound<'py, PyDict>) -> ServingGuard<'py> {
     SERVING.with(|v| v.borrow_mut().push(Serving { caller, globals: globals.clone().unbind() }));

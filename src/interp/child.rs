@@ -451,7 +451,7 @@ pub fn main() -> ! {
             Work::Pull(id, max) => {
                 let mut items = Vec::new();
                 let mut end = PullEnd::More;
-                host.pull(id, max, |step| {
+                host.pull(Place::Own, id, max, |step| {
                     match step {
                         Pulled::Item(v) => items.push(v),
                         Pulled::End => end = PullEnd::End,

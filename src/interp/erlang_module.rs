@@ -81,6 +81,17 @@ class Channel:
     def __repr__(self):
         return 'erlang.Channel(%d)' % self._id
 
+    # A channel is a handle: a copy is the same channel (and keeps it too);
+    # pickled, it is its id (usable while something else holds the channel).
+    def __copy__(self):
+        return self
+
+    def __deepcopy__(self, memo):
+        return self
+
+    def __reduce__(self):
+        return (Channel, (self._id,))
+
 
 class _Output:
     """sys.stdout / sys.stderr: what a request prints goes to the group leader

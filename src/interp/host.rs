@@ -121,8 +121,12 @@ impl Host {
 
     /// One step of asyncio loop `key`: how long it may sleep (seconds; see
     /// `interp::asyncio::tick`) and its selector's fd.
-    pub fn loop_tick(&self, key: u32) -> Option<(f64, i32)> {
+    pub fn loop_tick(&self, place: Place, key: u32) -> Option<(f64, i32)> {
+        let globals = &self.globals;
         self.interp.run(|py| {
+            // Its tasks' `__main__` is the context's globals (see `erlang._share_main`).
+            let g = place_globals(py, globals, place).ok();
+            let _step = g.as_ref().map(|g| super::callback::stepping(py, g));
             let sleep = super::asyncio::tick(py, key).unwrap_or(-1.0);
             super::asyncio::loop_fd(py, key).ok().map(|fd| (sleep, fd))
         })
@@ -149,9 +153,13 @@ impl Host {
     /// interpreter attached: keep it short); stops after the first that is not an
     /// item, when `each` answers false (the stream was cancelled), or once the
     /// batch has run [`super::stream::PULL_TIME`].
-    pub fn pull(&self, id: u64, max: u64, mut each: impl FnMut(Pulled) -> bool) {
+    pub fn pull(&self, place: Place, id: u64, max: u64, mut each: impl FnMut(Pulled) -> bool) {
         use super::stream::Next;
+        let globals = &self.globals;
         self.interp.run(|py| {
+            // The generator's `__main__` is the context's globals.
+            let g = place_globals(py, globals, place).ok();
+            let _step = g.as_ref().map(|g| super::callback::stepping(py, g));
             // From the interpreter taken, not from the wait for it.
             let began = std::time::Instant::now();
             for _ in 0..max {
@@ -212,11 +220,16 @@ impl Drop for Host {
     }
 }
 
-/// Asks every other Python thread of this sub-interpreter to end, by raising
-/// `SystemExit` in it: the interpreter's end waits for all of them, and one
-/// that loops (`while True: time.sleep(1)`) held the context's stop for its
-/// whole grace, then left its OS thread and interpreter behind for good. A
-/// thread that catches `SystemExit` still can.
+/// How long a stopping sub-interpreter's Python threads get to end by
+/// themselves before `SystemExit` is raised in them.
+const THREADS_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Waits up to [`THREADS_GRACE`] for every other Python thread of this
+/// sub-interpreter to end, then asks those left to end by raising `SystemExit`
+/// in them: the interpreter's end waits for all of them, and one that loops
+/// (`while True: time.sleep(1)`) held the context's stop for its whole grace,
+/// then left its OS thread and interpreter behind for good. A thread that
+/// catches `SystemExit` still can.
 fn end_threads(py: Python<'_>) {
     let Ok(Some(threading)) = py
         .import("sys")
@@ -225,15 +238,25 @@ fn end_threads(py: Python<'_>) {
     else {
         return;
     };
-    let Ok(current) = threading.call_method0("current_thread") else { return };
+    // By identifier: `threading.current_thread()` would make a dummy thread
+    // object for this thread, whose finalizer fails at the interpreter's end.
+    let Ok(me) = threading.call_method0("get_ident").and_then(|i| i.extract::<u64>()) else { return };
     let Ok(all) = threading.call_method0("enumerate").and_then(|a| a.try_iter().map(|i| i.flatten().collect::<Vec<_>>())) else {
         return;
     };
-    for t in all {
-        if t.is(&current) {
+    let ident = |t: &Bound<'_, PyAny>| t.getattr("ident").and_then(|i| i.extract::<Option<u64>>()).ok().flatten();
+    let others: Vec<_> = all.into_iter().filter(|t| ident(t) != Some(me)).collect();
+    // Not `join`: it calls `current_thread()` too.
+    let alive = |t: &Bound<'_, PyAny>| t.call_method0("is_alive").and_then(|a| a.is_truthy()).unwrap_or(false);
+    let deadline = std::time::Instant::now() + THREADS_GRACE;
+    while others.iter().any(alive) && std::time::Instant::now() < deadline {
+        py.detach(|| std::thread::sleep(std::time::Duration::from_millis(5)));
+    }
+    for t in others {
+        if !alive(&t) {
             continue;
         }
-        let Ok(Some(ident)) = t.getattr("ident").and_then(|i| i.extract::<Option<u64>>()) else { continue };
+        let Some(ident) = ident(&t) else { continue };
         // SAFETY: this interpreter's GIL is held (`py`); the call looks the
         // identifier up among this interpreter's thread states and sets the
         // exception on the one found (none: nothing happens). SystemExit is a

@@ -333,7 +333,7 @@ fn chan_recv<'py>(py: Python<'py>, a: &[Bound<'py, PyAny>]) -> PyResult<Bound<'p
 /// (see `erlang._share_main`).
 fn context_globals<'py>(py: Python<'py>, a: &[Bound<'py, PyAny>]) -> PyResult<Bound<'py, PyAny>> {
     arity(a, 0, 0, "_context_globals")?;
-    Ok(match super::callback::current_globals(py) {
+    Ok(match super::callback::main_globals(py) {
         Some(g) => g.into_any(),
         None => py.None().into_bound(py),
     })

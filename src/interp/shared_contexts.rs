@@ -32,17 +32,13 @@ pub fn forget(ids: &[u32]) {
     if ids.is_empty() || crate::interp::runtime::info().is_none() {
         return;
     }
-    Python::attach(|py| {
+    Python::attach(|_py| {
         let old: Vec<Py<PyDict>> = {
             let mut table = GLOBALS.lock().unwrap_or_else(|e| e.into_inner());
             ids.iter().filter_map(|id| table.get_mut(*id as usize).and_then(Option::take)).collect()
         };
-        // Emptied, then dropped here, with the GIL of the main interpreter
-        // they belong to: a function defined in a context refers back to its
-        // dict, and what the dict holds should not wait for the cycle collector.
-        for g in &old {
-            g.bind(py).clear();
-        }
+        // Dropped here, with the GIL of the main interpreter they belong to (a
+        // call of the context still running keeps its dict until it returns).
         drop(old);
     });
 }

@@ -98,7 +98,12 @@ impl PyKey {
             Value::Bool(b) => PyKey::Int(*b as i128),
             Value::Int(i) => PyKey::Int(*i as i128),
             Value::BigInt(b) => PyKey::Big(b.to_string()),
-            Value::Float(f) if f.fract() == 0.0 && f.abs() < 9.2e18 => PyKey::Int(*f as i128),
+            // An integral float equals the integer of its value (1.0e19 is
+            // 10**19): within 64 bits as an Int, beyond as a BigInt's digits.
+            Value::Float(f) if f.fract() == 0.0 && (-9.223_372_036_854_776e18..9.223_372_036_854_776e18).contains(f) => {
+                PyKey::Int(*f as i128)
+            }
+            Value::Float(f) if f.fract() == 0.0 => PyKey::Big(format!("{f:.0}")),
             Value::Float(f) => PyKey::Float(f.to_bits()),
             Value::Str(s) => PyKey::Str(s.clone()),
             Value::Bytes(b) => PyKey::Bytes(b.clone()),
