@@ -241,11 +241,26 @@ fn end_threads(py: Python<'_>) {
     // By identifier: `threading.current_thread()` would make a dummy thread
     // object for this thread, whose finalizer fails at the interpreter's end.
     let Ok(me) = threading.call_method0("get_ident").and_then(|i| i.extract::<u64>()) else { return };
+    // This thread's own dummy thread object (made when its code called
+    // `current_thread()`, as logging does) is dropped now, while `threading`
+    // is whole: 3.13 drops it at the thread state's end, after the module's
+    // globals are gone, and printed a `TypeError` for each context stopped.
+    if let Ok(info) = threading.getattr("_thread_local_info") {
+        if info.hasattr("_track_dummy_thread_ref").unwrap_or(false) {
+            let _ = info.delattr("_track_dummy_thread_ref");
+        }
+    }
     let Ok(all) = threading.call_method0("enumerate").and_then(|a| a.try_iter().map(|i| i.flatten().collect::<Vec<_>>())) else {
         return;
     };
     let ident = |t: &Bound<'_, PyAny>| t.getattr("ident").and_then(|i| i.extract::<Option<u64>>()).ok().flatten();
-    let others: Vec<_> = all.into_iter().filter(|t| ident(t) != Some(me)).collect();
+    // Only threads its code started: not the objects `threading` keeps for
+    // the interpreter's first thread or for threads it did not start (a
+    // dummy one is alive for ever: waiting for it would take the whole grace).
+    let foreign = |t: &Bound<'_, PyAny>| {
+        ["_DummyThread", "_MainThread"].iter().any(|c| threading.getattr(*c).and_then(|c| t.is_instance(&c)).unwrap_or(false))
+    };
+    let others: Vec<_> = all.into_iter().filter(|t| ident(t) != Some(me) && !foreign(t)).collect();
     // Not `join`: it calls `current_thread()` too.
     let alive = |t: &Bound<'_, PyAny>| t.call_method0("is_alive").and_then(|a| a.is_truthy()).unwrap_or(false);
     let deadline = std::time::Instant::now() + THREADS_GRACE;
