@@ -151,20 +151,12 @@ impl Erlang for Node {
 
     fn task_done(&self, tid: u64, result: Result<Value, Failure>) {
         let Some(w) = super::tasks::take(tid) else { return };
-        if !w.token.finish() {
-            return;
-        }
-        let mut env = OwnedEnv::new();
-        let _ = env.send_and_clear(&w.owner, |e| {
-            let tag = e.binary_to_term(&w.tag).map(|(t, _)| t).unwrap_or_else(|| crate::atoms::undefined().encode(e));
-            let reply = crate::atoms::py_reply();
-            match &result {
-                Ok(v) => (reply, tag, (crate::atoms::ok(), v)).encode(e),
-                Err(f) => match failure::encode(e, f) {
-                    (reason, Some(tb)) => (reply, tag, (crate::atoms::error(), reason), tb).encode(e),
-                    (reason, None) => (reply, tag, (crate::atoms::error(), reason)).encode(e),
-                },
-            }
+        w.answer(|e, reply, tag| match &result {
+            Ok(v) => (reply, tag, (crate::atoms::ok(), v)).encode(e),
+            Err(f) => match failure::encode(e, f) {
+                (reason, Some(tb)) => (reply, tag, (crate::atoms::error(), reason), tb).encode(e),
+                (reason, None) => (reply, tag, (crate::atoms::error(), reason)).encode(e),
+            },
         });
     }
 

@@ -5,7 +5,7 @@
 use super::job::Target;
 use super::token::CallToken;
 use dashmap::DashMap;
-use rustler::{Atom, Encoder, LocalPid, OwnedEnv};
+use rustler::{Atom, Encoder, Env, LocalPid, OwnedEnv, Term};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock};
 
@@ -17,6 +17,20 @@ pub struct Waiter {
     pub token: Arc<CallToken>,
     /// Where the task runs: its loop goes with that context.
     pub target: Target,
+}
+
+impl Waiter {
+    /// Sends the caller its `{py_reply, Tag, …}` (built by `reply` from the
+    /// environment, the `py_reply` atom and the tag), unless it gave up.
+    pub fn answer(&self, reply: impl for<'a> FnOnce(Env<'a>, Atom, Term<'a>) -> Term<'a>) {
+        if !self.token.finish() {
+            return;
+        }
+        let _ = OwnedEnv::new().send_and_clear(&self.owner, |e| {
+            let tag = e.binary_to_term(&self.tag).map(|(t, _)| t).unwrap_or_else(|| crate::atoms::undefined().encode(e));
+            reply(e, crate::atoms::py_reply(), tag)
+        });
+    }
 }
 
 static WAITERS: LazyLock<DashMap<u64, Waiter>> = LazyLock::new(DashMap::new);
@@ -44,14 +58,7 @@ pub fn take(id: u64) -> Option<Waiter> {
 pub fn stopped(ids: &[u32], reason: Atom) {
     let gone: Vec<u64> =
         WAITERS.iter().filter(|w| matches!(w.target, Target::Context(id) if ids.contains(&id))).map(|w| *w.key()).collect();
-    for tid in gone {
-        let Some(w) = take(tid) else { continue };
-        if !w.token.finish() {
-            continue;
-        }
-        let _ = OwnedEnv::new().send_and_clear(&w.owner, |e| {
-            let tag = e.binary_to_term(&w.tag).map(|(t, _)| t).unwrap_or_else(|| crate::atoms::undefined().encode(e));
-            (crate::atoms::py_reply(), tag, (crate::atoms::error(), reason)).encode(e)
-        });
+    for w in gone.into_iter().filter_map(take) {
+        w.answer(|e, reply, tag| (reply, tag, (crate::atoms::error(), reason)).encode(e));
     }
 }
