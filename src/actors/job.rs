@@ -650,10 +650,16 @@ fn stream_ref<'a>(e: Env<'a>, tag: &[u8]) -> Term<'a> {
 
 /// `{py_error, Ref, context_stopped}`, once, unless the stream is over.
 fn stream_stopped(s: &Stream) {
-    rustler::atoms! { py_error }
     s.flow.send_last(|| {
-        let _ = OwnedEnv::new().send_and_clear(&s.owner, |e| (py_error(), stream_ref(e, &s.tag), atoms::context_stopped()).encode(e));
+        let _ = OwnedEnv::new().send_and_clear(&s.owner, |e| stream_stopped_message(e, s));
     });
+}
+
+/// What a stream's consumer gets when the stream's context is gone:
+/// `{py_error, Ref, context_stopped}`.
+pub fn stream_stopped_message<'a>(e: Env<'a>, s: &Stream) -> Term<'a> {
+    rustler::atoms! { py_error }
+    (py_error(), stream_ref(e, &s.tag), atoms::context_stopped()).encode(e)
 }
 
 /// Sends `msg`, built in the job's own environment, without copying it.

@@ -94,11 +94,8 @@ fn stream_active<'a>(env: Env<'a>, handle: ResourceArc<StreamHandle>, active: Te
             // Its context is gone: the stream is over, and its consumer is told
             // so, as a stream whose context stops while it runs is.
             drop(job);
-            rustler::atoms! { py_error }
             s.flow.send_last(|| {
-                if let Some((tag, _)) = env.binary_to_term(&s.tag) {
-                    let _ = env.send(&s.owner, (py_error(), tag, atoms::context_stopped()).encode(env));
-                }
+                let _ = env.send(&s.owner, crate::actors::job::stream_stopped_message(env, s));
             });
         }
     }
