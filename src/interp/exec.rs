@@ -491,21 +491,17 @@ fn call_in_frame<'py>(
 /// An iterator written in C (`range`, `itertools.count`, a C extension's)
 /// runs no Python bytecode, so an exception aimed at this thread (a timeout,
 /// the caller's death, `py:interrupt/1`) would never be raised in it: every
-/// [`COLLECT_CHECK`] items a Python no-op is called, which raises one that is
-/// pending, and a caller that gave up ends the loop in any case.
+/// [`COLLECT_CHECK`] items one that is pending is raised
+/// (`interrupt::raise_pending`), and a caller that gave up ends the loop in
+/// any case.
 fn collect<'py>(py: Python<'py>, value: &Bound<'py, PyAny>) -> Result<Bound<'py, PyAny>, Failure> {
     let iter = value.try_iter().map_err(|_| Failure::NotIterable(type_name(value)))?;
     let list = pyo3::types::PyList::empty(py);
-    let mut noop: Option<Bound<'py, PyAny>> = None;
     for (i, item) in iter.enumerate() {
         let item = item.map_err(|e| python_failure(py, e))?;
         list.append(item).map_err(|e| python_failure(py, e))?;
         if i % COLLECT_CHECK == COLLECT_CHECK - 1 {
-            let f = match &noop {
-                Some(f) => f,
-                None => noop.insert(py.eval(c"lambda: None", None, None).map_err(|e| python_failure(py, e))?),
-            };
-            f.call0().map_err(|e| python_failure(py, e))?;
+            super::interrupt::raise_pending(py).map_err(|e| python_failure(py, e))?;
             if super::callback::gave_up() {
                 return Err(Failure::BadResult("the caller gave up".into()));
             }

@@ -52,6 +52,14 @@ pub unsafe fn raise(interp: usize, thread: u64, exc: Raise) {
     ffi::PyThreadState_DeleteCurrent();
 }
 
+/// Raises an asynchronous exception aimed at the calling thread (a timeout,
+/// the caller's death, `py:interrupt/1`), if one is pending. Python delivers
+/// one only while it runs bytecode: code that waits or loops outside Python
+/// (a channel's `recv`, a C iterator) calls this now and then.
+pub fn raise_pending(py: Python<'_>) -> pyo3::PyResult<()> {
+    py.eval(c"None", None, None).map(drop)
+}
+
 /// Drops an asynchronous exception aimed at the calling thread that Python did not
 /// deliver before the job ended, so the next job does not get it.
 pub fn clear_pending(_py: Python<'_>) {

@@ -321,9 +321,8 @@ fn chan_recv<'py>(py: Python<'py>, a: &[Bound<'py, PyAny>]) -> PyResult<Bound<'p
                 if super::callback::gave_up() {
                     return Err(erlang_exception(py, "ErlangError", "the Erlang caller stopped waiting".into()));
                 }
-                // An exception aimed at this thread meanwhile (py:interrupt/1)
-                // is raised by running any Python code: a no-op.
-                py.eval(c"None", None, None)?;
+                // An exception aimed at this thread meanwhile (py:interrupt/1).
+                super::interrupt::raise_pending(py)?;
             }
         }
     }
