@@ -610,17 +610,7 @@ fn convert_kwargs<'py>(py: Python<'py>, kwargs: &[(String, Value)]) -> Result<Op
         let value = to_py(py, v, 1).map_err(|e| bad_argument(e.message()))?;
         dict.set_item(k, value).map_err(|e| bad_argument(e.to_string()))?;
     }
-    if dict.len() < kwargs.len() {
-        // `a` and `<<"a">>`: one keyword given twice.
-        return Err(bad_argument(format!("a keyword argument is given twice ({})", repeated(kwargs))));
-    }
     Ok(Some(dict))
-}
-
-/// The first keyword name given twice.
-fn repeated(kwargs: &[(String, Value)]) -> &str {
-    let mut seen = std::collections::HashSet::new();
-    kwargs.iter().map(|(k, _)| k.as_str()).find(|k| !seen.insert(*k)).unwrap_or_default()
 }
 
 /// A Python exception: its class name, message and formatted traceback.
