@@ -84,7 +84,7 @@ thread_local! {
     static MOVED: Cell<Option<Instant>> = const { Cell::new(None) };
 }
 
-/// Times an actor thread moved itself off its caller's core (`py:load/0`).
+/// Times an actor thread moved itself off its caller's core (for tests).
 static MOVES: AtomicU64 = AtomicU64::new(0);
 
 /// Times an actor thread moved itself off its caller's core.

@@ -353,7 +353,8 @@ pub fn install(py: Python<'_>) -> PyResult<()> {
     // SAFETY: the GIL of the interpreter `py` is attached to is held.
     let on_main = unsafe { pyo3::ffi::PyInterpreterState_Get() == pyo3::ffi::PyInterpreterState_Main() };
     if shared && on_main {
-        super::exec::main_globals(py)?;
+        // Its class changes, not its dict: `exec::main_globals` (the C-level
+        // dict) is unaffected.
         module.getattr("_share_main")?.call0()?;
     }
     // print and sys.stdout/stderr reach Erlang (this interpreter's sys).
