@@ -1138,7 +1138,15 @@ wait_reply(Tag, Handle, WaitDeadline, Deadline, After) ->
         {py_reply, Tag, Error, Traceback} -> put(py_last_traceback, Traceback), Error;
         {py_callback, Tag, Cb, Name, Args} ->
             run_callback(Cb, Name, Args),
-            wait_reply(Tag, Handle, none, timed(Deadline));
+            %% Python usually answers, or calls again, within microseconds:
+            %% poll before blocking, as for a promised reply (spin_reply/1),
+            %% so this scheduler does not go to sleep between the callbacks of
+            %% a loop (each sleep cost about 20 us here: docs/benchmarks.md,
+            %% "Seventh look"). A callback that comes meanwhile ends the poll.
+            case spin_reply(Tag) of
+                none -> wait_reply(Tag, Handle, none, timed(Deadline));
+                Result -> Result
+            end;
         {py_output, Tag, _Fd, Text} ->
             %% print/sys.stdout/sys.stderr of the request: our group leader
             io:put_chars(Text),

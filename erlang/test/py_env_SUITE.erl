@@ -7,7 +7,8 @@
 -compile([export_all, nowarn_export_all]).
 
 all() ->
-    [print_reaches_the_group_leader, print_in_nested_and_timed_out_calls, print_outside_a_request_goes_to_logger,
+    [print_reaches_the_group_leader, print_in_nested_and_timed_out_calls, print_between_callbacks_keeps_order,
+     print_outside_a_request_goes_to_logger,
      app_env_reaches_every_context, invalid_settings_stop_the_start,
      logging_reaches_logger, logging_tight_loop_is_bounded, logs_reach_the_default_handler].
 
@@ -50,6 +51,19 @@ print_in_nested_and_timed_out_calls(_) ->
     end),
     ?assertMatch(<<"nested x\n", _/binary>>, Out),
     ok = py:unregister_function(py_env_nested).
+
+%% A loop of callbacks with output between them: after each callback the
+%% caller polls for what comes next (py:wait_reply/5) and must still print
+%% Python's lines and run the callbacks in the order Python made them, and
+%% leave nothing in the mailbox.
+print_between_callbacks_keeps_order(_) ->
+    ok = py:register_function(py_env_say, fun([I]) -> io:put_chars(["cb ", integer_to_list(I), "\n"]), I end),
+    Out = with_group_leader(fun() ->
+        {ok, 124750} = py:eval(<<"sum([print('py', i) or erlang.call('py_env_say', i) for i in range(500)])">>),
+        receive Left -> ct:fail({left_in_mailbox, Left}) after 0 -> ok end
+    end),
+    ?assertEqual(iolist_to_binary([io_lib:format("py ~b~ncb ~b~n", [I, I]) || I <- lists:seq(0, 499)]), Out),
+    ok = py:unregister_function(py_env_say).
 
 print_outside_a_request_goes_to_logger(_) ->
     ok = logger:add_handler(py_env_capture, ?MODULE, #{config => #{pid => self()}}),
