@@ -69,7 +69,8 @@
 %% A request with a shorter timeout arms its timer at once: a promised one
 %% (see request/4) hears of a long run only after 20 to 40 ms.
 -define(PROMISE_MIN_MS, 200).
-%% How long a promised request's reply is polled for before blocking (ns, a
+%% How long a promised request's reply, or what follows a callback, is polled
+%% for before blocking (ns, a
 %% persistent term set from `reply_spin_us' at start: erlang_python_app), and
 %% polls between two looks at the clock and the run queues (spin_reply/1).
 -define(SPIN_NS, {erlang_python, reply_spin_ns}).
@@ -998,10 +999,7 @@ request(Target, Op, Payload, Timeout) ->
     case submit(Target, Op, Payload, Timeout, request_tag(Timeout)) of
         {Tag, Handle, promised} ->
             %% No timer until the request runs long (see request_tag/1).
-            case spin_reply(Tag) of
-                none -> wait_reply(Tag, Handle, none, {promised, Timeout}, infinity);
-                Result -> Result
-            end;
+            polled(Tag, Handle, {promised, Timeout});
         {Tag, Handle, none} ->
             %% The wait begins as the handle is made: the timeout counts from
             %% the handle's making (`{since, Timeout}'), so no clock is read
@@ -1012,8 +1010,26 @@ request(Target, Op, Payload, Timeout) ->
             wait_reply(Pending, Timeout)
     end.
 
-%% Polls for the reply of a promised request for a few microseconds before
-%% wait_reply/5 blocks, when nothing else wants a scheduler. A trivial call
+%% Waits for what comes next for request `Tag' (its reply, a callback of
+%% its Python code, which is run and waited after in turn), polling for it
+%% first (spin_reply/1): after a promised request is made, and after each
+%% callback is answered, so that a loop of callbacks does not put this
+%% scheduler to sleep between them either (docs/benchmarks.md, "Seventh
+%% look"). `Deadline' is as for wait_reply/4.
+polled(Tag, Handle, Deadline) ->
+    case spin_reply(Tag) of
+        none ->
+            wait_reply(Tag, Handle, none, Deadline);
+        {callback, Cb, Name, Args} ->
+            run_callback(Cb, Name, Args),
+            polled(Tag, Handle, timed(Deadline));
+        {reply, Result} ->
+            Result
+    end.
+
+%% Polls for the reply of a request, or a callback of its Python code, for
+%% a few microseconds before wait_reply/5 blocks, when nothing else wants a
+%% scheduler. A trivial call
 %% answers in a few microseconds, and a scheduler with nothing else to run
 %% often went to sleep meanwhile: on a virtual machine its idle core is then
 %% woken through the host, which cost far more than the call (a call took
@@ -1024,7 +1040,7 @@ request(Target, Op, Payload, Timeout) ->
 %% (a callback is served at once), or after `reply_spin_us' (default 20; 0,
 %% and a node with one core, poll not at all). A process with
 %% messages queued does not poll: each poll would scan them. `none': no
-%% reply yet.
+%% reply yet; `{reply, Result}'; `{callback, Cb, Name, Args}' to run.
 spin_reply(Tag) ->
     case persistent_term:get(?SPIN_NS, 0) of
         0 ->
@@ -1045,8 +1061,9 @@ spin_reply(Tag, Until, 0) ->
     end;
 spin_reply(Tag, Until, N) ->
     receive
-        {py_reply, Tag, Result} -> Result;
-        {py_reply, Tag, Error, Traceback} -> put(py_last_traceback, Traceback), Error;
+        {py_reply, Tag, Result} -> {reply, Result};
+        {py_reply, Tag, Error, Traceback} -> put(py_last_traceback, Traceback), {reply, Error};
+        {py_callback, Tag, Cb, Name, Args} -> {callback, Cb, Name, Args};
         {py_output, Tag, _Fd, Text} ->
             %% printed before the reply: shown first, as wait_reply/5 would
             io:put_chars(Text),
@@ -1138,15 +1155,8 @@ wait_reply(Tag, Handle, WaitDeadline, Deadline, After) ->
         {py_reply, Tag, Error, Traceback} -> put(py_last_traceback, Traceback), Error;
         {py_callback, Tag, Cb, Name, Args} ->
             run_callback(Cb, Name, Args),
-            %% Python usually answers, or calls again, within microseconds:
-            %% poll before blocking, as for a promised reply (spin_reply/1),
-            %% so this scheduler does not go to sleep between the callbacks of
-            %% a loop (each sleep cost about 20 us here: docs/benchmarks.md,
-            %% "Seventh look"). A callback that comes meanwhile ends the poll.
-            case spin_reply(Tag) of
-                none -> wait_reply(Tag, Handle, none, timed(Deadline));
-                Result -> Result
-            end;
+            %% Python usually answers, or calls again, within microseconds.
+            polled(Tag, Handle, timed(Deadline));
         {py_output, Tag, _Fd, Text} ->
             %% print/sys.stdout/sys.stderr of the request: our group leader
             io:put_chars(Text),
