@@ -18,7 +18,10 @@
 //! took about 20 µs instead of 2.5 µs on this 2-core machine, for hundreds of
 //! milliseconds at a time, until the kernel's balancer moved one of them
 //! (`docs/benchmarks.md`, "Sixth look"). So an actor thread that finds many
-//! jobs in a row made on its own core moves itself off that core.
+//! jobs in a row made on its own core moves itself off that core. A thread
+//! waiting in `erlang.call` does the same with the answers it takes (a Python
+//! thread of the user's included): the Erlang function runs on a scheduler,
+//! and the waiting thread polls for its answer.
 
 use std::cell::Cell;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -101,7 +104,8 @@ pub fn current_cpu() -> i32 {
 }
 
 /// Called by an actor thread before it serves a job made on core
-/// `caller_cpu`. After [`STACKED_JOBS`] jobs in a row made on the core this
+/// `caller_cpu`, and by a thread that polled for an `erlang.call`'s answer
+/// and took it (the answer's core: `Erlang::answered_from`). After [`STACKED_JOBS`] jobs in a row made on the core this
 /// thread runs on, without parking between them, the thread moves itself off
 /// that core (at most every [`MOVE_EVERY`]); pinned threads never move. Jobs
 /// from several callers come from several cores and reset the count, as does

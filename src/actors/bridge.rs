@@ -179,4 +179,13 @@ impl Erlang for Node {
             RecvError::Closed => ChannelEnd::Closed,
         })
     }
+
+    fn answered_from(&self, core: i32, polled: bool) {
+        if polled {
+            super::affinity::serving(core);
+        } else {
+            // Woken by the answer: not stacked with its sender (as parking).
+            super::affinity::parking();
+        }
+    }
 }

@@ -79,10 +79,11 @@ impl CallbackHandle {
         }
     }
 
-    /// Delivers the callback's result; false if the thread stopped waiting.
+    /// Delivers the callback's result, with the core it is sent from; false
+    /// if the thread stopped waiting.
     pub fn reply(&self, result: Result<Value, CallError>) -> bool {
         let tx = self.tx.lock().unwrap_or_else(|e| e.into_inner()).take();
-        tx.is_some_and(|tx| tx.send(ChainMsg::Reply(result)).is_ok())
+        tx.is_some_and(|tx| tx.send(ChainMsg::Reply(result, super::affinity::current_cpu())).is_ok())
     }
 }
 

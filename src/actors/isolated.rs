@@ -296,7 +296,7 @@ impl Isolated {
             // first, as every hand-off is (`interp::spin`).
             Ok(rx) => loop {
                 match wire::recv_spinning_timeout(&rx, ANSWER_SPIN, Duration::from_millis(50)) {
-                    Ok(ChainMsg::Reply(r)) => break r,
+                    Ok(ChainMsg::Reply(r, _)) => break r,
                     Ok(ChainMsg::Nested(n)) => {
                         let mut run = |op: Op, req: &Request, c: &Arc<dyn Caller>| {
                             let s = self.seq();
@@ -521,7 +521,7 @@ fn read_frames(mut input: BufReader<std::process::ChildStdout>, writer: Writer, 
                             // Its caller accepts no nested request: only the answer comes.
                             let answer = loop {
                                 match call.answers.recv() {
-                                    Ok(ChainMsg::Reply(r)) => break r,
+                                    Ok(ChainMsg::Reply(r, _)) => break r,
                                     Ok(ChainMsg::Nested(_)) => continue,
                                     Err(_) => break Err(CallError::Failed("erlang_python stopped during the call".into())),
                                 }

@@ -41,8 +41,10 @@ pub enum CallError {
 
 /// What reaches a thread suspended in `erlang.call`.
 pub enum ChainMsg {
-    /// The Erlang function's result.
-    Reply(Result<Value, CallError>),
+    /// The Erlang function's result, and the core it was sent from (-1 if
+    /// unknown): a thread that keeps taking answers made on its own core
+    /// moves off it ([`Erlang::answered_from`]).
+    Reply(Result<Value, CallError>, i32),
     /// A request of the same chain, to run here (the Erlang function called back
     /// into this interpreter): see [`Nested`].
     Nested(Box<dyn Nested>),
@@ -126,6 +128,12 @@ pub trait Erlang: Sync {
     /// The next value of channel `id`, waiting at most `timeout` (`None`: until
     /// one comes or the channel closes). Blocks: call with the GIL released.
     fn channel_recv(&self, id: u64, timeout: Option<std::time::Duration>) -> Result<Value, ChannelEnd>;
+    /// The calling thread took an `erlang.call`'s answer sent from `core`,
+    /// while it polled for it (`polled`) or after sleeping. A thread that
+    /// keeps polling for answers made on its own core shares that core with
+    /// the BEAM scheduler that makes them, while the other core idles: it
+    /// moves off (see `actors::affinity`). Call with the GIL released.
+    fn answered_from(&self, core: i32, polled: bool);
 }
 
 /// A Python `logging` record.

@@ -169,13 +169,16 @@ fn wait<'py>(
         let (back, got) = py.detach(move || {
             // The answer usually comes within microseconds: poll briefly before
             // sleeping on the channel (waking a sleeping thread costs more).
-            let got = super::wire::recv_spinning_timeout(&rx, SPIN, POLL);
+            let (got, polled) = super::wire::recv_polled_timeout(&rx, SPIN, POLL);
+            if let (Ok(ChainMsg::Reply(_, core)), Some(e)) = (&got, bridge::erlang()) {
+                e.answered_from(*core, polled);
+            }
             (rx, got)
         });
         rx = back;
         match got {
-            Ok(ChainMsg::Reply(Ok(v))) => return to_py(py, &v, 0).map_err(|e| call_error(py, CallError::BadValue(e.message()))),
-            Ok(ChainMsg::Reply(Err(e))) => return Err(call_error(py, e)),
+            Ok(ChainMsg::Reply(Ok(v), _)) => return to_py(py, &v, 0).map_err(|e| call_error(py, CallError::BadValue(e.message()))),
+            Ok(ChainMsg::Reply(Err(e), _)) => return Err(call_error(py, e)),
             Ok(ChainMsg::Nested(job)) => {
                 let g = match job.place() {
                     Place::Own => match &globals {

@@ -105,11 +105,11 @@ impl Child {
         match kind {
             Unsent::Done(seq) => self.send(ToParent::Done { seq, result: Err(Failure::BadResult(why)) }),
             Unsent::Callback(id) => {
-                self.chains.lock().unwrap_or_else(|e| e.into_inner()).answer(id, ChainMsg::Reply(Err(CallError::Failed(why))))
+                self.chains.lock().unwrap_or_else(|e| e.into_inner()).answer(id, ChainMsg::Reply(Err(CallError::Failed(why)), -1))
             }
             Unsent::ThreadCall(id) => {
                 if let Some(tx) = self.thread_calls.lock().unwrap_or_else(|e| e.into_inner()).remove(&id) {
-                    let _ = tx.send(ChainMsg::Reply(Err(CallError::Failed(why))));
+                    let _ = tx.send(ChainMsg::Reply(Err(CallError::Failed(why)), -1));
                 }
             }
             Unsent::Query(id) => {
@@ -238,6 +238,9 @@ impl Erlang for Node {
     fn channel_recv(&self, _id: u64, _timeout: Option<std::time::Duration>) -> Result<Value, ChannelEnd> {
         Err(ChannelEnd::Closed)
     }
+    /// The answer crossed a pipe from another process: where it was made
+    /// says nothing of this child's threads.
+    fn answered_from(&self, _core: i32, _polled: bool) {}
 }
 
 /// The node's caller of request `seq`.
@@ -348,7 +351,7 @@ fn read_frames(mut input: BufReader<File>, requests: Sender<Work>, interrupts: S
                 let _ = interrupts.send((seq, timeout));
             }
             ToChild::CallbackReply { id, result } => {
-                c.chains.lock().unwrap_or_else(|e| e.into_inner()).answer(id, ChainMsg::Reply(result));
+                c.chains.lock().unwrap_or_else(|e| e.into_inner()).answer(id, ChainMsg::Reply(result, -1));
             }
             ToChild::BridgeReply { id, value } => {
                 if let Some(tx) = c.queries.lock().unwrap_or_else(|e| e.into_inner()).remove(&id) {
@@ -366,7 +369,7 @@ fn read_frames(mut input: BufReader<File>, requests: Sender<Work>, interrupts: S
             }
             ToChild::ThreadReply { id, result } => {
                 if let Some(tx) = c.thread_calls.lock().unwrap_or_else(|e| e.into_inner()).remove(&id) {
-                    let _ = tx.send(ChainMsg::Reply(result));
+                    let _ = tx.send(ChainMsg::Reply(result, -1));
                 }
             }
             ToChild::Setup { .. } => {}

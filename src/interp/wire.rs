@@ -605,9 +605,19 @@ pub fn recv_spinning_timeout<T>(
     spin: std::time::Duration,
     timeout: std::time::Duration,
 ) -> Result<T, std::sync::mpsc::RecvTimeoutError> {
+    recv_polled_timeout(rx, spin, timeout).0
+}
+
+/// [`recv_spinning_timeout`], and whether what it got came while polling
+/// (true) or after sleeping.
+pub fn recv_polled_timeout<T>(
+    rx: &std::sync::mpsc::Receiver<T>,
+    spin: std::time::Duration,
+    timeout: std::time::Duration,
+) -> (Result<T, std::sync::mpsc::RecvTimeoutError>, bool) {
     match super::spin::spin(spin, || polled(rx)) {
-        Some(got) => got.map_err(|()| std::sync::mpsc::RecvTimeoutError::Disconnected),
-        None => rx.recv_timeout(timeout),
+        Some(got) => (got.map_err(|()| std::sync::mpsc::RecvTimeoutError::Disconnected), true),
+        None => (rx.recv_timeout(timeout), false),
     }
 }
 
