@@ -12,7 +12,7 @@ all() ->
      main_interpreter_loop, not_awaitable, coroutine_raises, coroutine_raises_system_exit,
      await_timeout_cancels_task,
      dead_caller_cancels_task, gather_in_order, async_stream_collects, cancelled_in_python,
-     context_stopped_under_task].
+     context_stopped_under_task, stopped_context_ends_its_tasks, replaced_context_runs_new_tasks].
 
 -define(CORO, <<"import asyncio, erlang\n"
                 "async def nap(s, v):\n"
@@ -163,3 +163,55 @@ context_stopped_under_task(_) ->
     after 30000 -> ct:fail(still_awaiting)
     end,
     unlink(Waiter).
+
+%% A task of a context that stops is cancelled and its `finally' runs before
+%% the context is gone (in a shared interpreter it used to stay pending for
+%% ever); its caller is answered once, with nothing left in its mailbox.
+stopped_context_ends_its_tasks(_) ->
+    {ok, [Ctx]} = py_context_router:start_pool(asyncio_end, #{contexts => 1}),
+    ok = py:exec(Ctx, <<"import asyncio, erlang\n"
+                        "async def held(key):\n"
+                        "    try:\n"
+                        "        erlang.state_set(key, 'waiting')\n"
+                        "        await asyncio.sleep(1000)\n"
+                        "    finally:\n"
+                        "        erlang.state_set(key, 'ended')\n">>),
+    Key = <<"asyncio_end_held">>,
+    Self = self(),
+    Waiter = spawn_link(fun() ->
+        ok = py_context_router:bind_context(Ctx),
+        R = py:async_call('__main__', held, [Key]),
+        Got = py:async_await(R, infinity),
+        Stray = receive M -> M after 300 -> none end,
+        Self ! {awaited, Got, Stray}
+    end),
+    ok = wait_until(fun() -> py:state_fetch(Key) =:= {ok, <<"waiting">>} end),
+    ok = py_context_router:stop_pool(asyncio_end),
+    receive {awaited, Got, Stray} ->
+        ?assertEqual({error, context_stopped}, Got),
+        ?assertEqual(none, Stray)
+    after 30000 -> ct:fail(still_awaiting)
+    end,
+    ok = wait_until(fun() -> py:state_fetch(Key) =:= {ok, <<"ended">>} end),
+    unlink(Waiter),
+    py:state_remove(Key).
+
+%% Contexts stopped and started while one of them has a task running: the
+%% new context
+%% under the same id runs tasks (in a shared interpreter the new tasks went
+%% to the old context's loop, whose driver waited for ever for a step lost
+%% with the old context, and never ran).
+replaced_context_runs_new_tasks(_) ->
+    %% a task that steps its loop every millisecond: the replacement comes
+    %% while a step is on its way (which a replaced context used to lose)
+    ok = py:exec(<<"import asyncio\nasync def hold():\n    while True:\n        await asyncio.sleep(0.001)\n">>),
+    Pending = py:async_call('__main__', hold, []),
+    ok = wait_until(fun() -> py:eval(<<"len([t for t in erlang._tasks.values() if not t.done()]) > 0">>) =:= {ok, true} end),
+    ok = py:stop_contexts(),
+    {ok, _} = py:start_contexts(#{contexts => 2}),
+    ok = py_context_router:bind_context(py:context(1)),
+    ok = py:exec(?CORO),
+    ?assertEqual({ok, <<"again">>}, py:async_await(py:async_call('__main__', nap, [0.01, <<"again">>]), 10000)),
+    %% (the old task's handle is kept to here: collected, it would cancel the
+    %% task before the stop)
+    ?assertEqual({error, context_stopped}, py:async_await(Pending, 1000)).

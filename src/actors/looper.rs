@@ -97,6 +97,16 @@ pub fn stop(target: Target, interp: usize) {
     }
 }
 
+/// Stops the drivers of `target`'s loops in every interpreter: a context of
+/// `multi_executor` mode has no thread of its own to stop its driver when it
+/// ends (see `router`), and its loop was stepped by any executor.
+pub fn stop_everywhere(target: Target) {
+    let keys: Vec<(u32, usize)> = DRIVERS.iter().map(|e| *e.key()).filter(|(k, _)| *k == target.key()).collect();
+    for (_, interp) in keys {
+        stop(target, interp);
+    }
+}
+
 fn poke(fd: i32) {
     let one: u64 = 1;
     // SAFETY: `fd` is the driver's eventfd, open for the driver's life; an

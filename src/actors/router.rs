@@ -408,9 +408,21 @@ impl RouterState {
         self.publish();
         stop_all(running).await;
         super::tasks::stopped(ids, crate::atoms::context_stopped());
-        // Contexts on the main interpreter: forget their globals.
+        // Contexts that are namespaces of the executors have no thread whose
+        // end stops their asyncio loops' drivers: stopped here, before their
+        // loops are dropped (a context started later under the same id gets
+        // a new loop, and a driver for it).
+        if py_runtime::info().is_some_and(|i| i.mode == Mode::MultiExecutor) {
+            for id in ids {
+                super::looper::stop_everywhere(Target::Context(*id));
+            }
+        }
+        // Contexts on the main interpreter: forget their globals (and end
+        // their asyncio tasks).
+        // A task's `finally' that blocks does not hold the router up for
+        // longer than an actor's stop may: it finishes in the background.
         let ids = ids.to_vec();
-        let _ = tokio::task::spawn_blocking(move || shared_contexts::forget(&ids)).await;
+        let _ = tokio::time::timeout(STOP_GRACE, tokio::task::spawn_blocking(move || shared_contexts::forget(&ids))).await;
     }
 }
 

@@ -27,6 +27,17 @@ pub fn loop_fd(py: Python<'_>, key: u32) -> PyResult<i32> {
     erlang(py)?.call_method1("_loop_fd", (key,))?.extract()
 }
 
+/// Contexts `keys` stopped: their loops are forgotten, their tasks cancelled
+/// and given steps to end, and the loops closed (`erlang._drop_loops`).
+/// Nothing for a context that had none.
+pub fn drop_loops(py: Python<'_>, keys: &[u32]) {
+    // An interpreter without the module never ran a task.
+    let Ok(m) = erlang(py) else { return };
+    if let Err(e) = m.call_method1("_drop_loops", (keys.to_vec(),)) {
+        e.print(py);
+    }
+}
+
 /// Cancels task `tid` if it is still running.
 pub fn cancel(py: Python<'_>, tid: u64) -> PyResult<()> {
     erlang(py)?.call_method1("_cancel", (tid,)).map(|_| ())

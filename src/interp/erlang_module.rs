@@ -178,6 +178,8 @@ def call(name, *args):
 # (a tick job each time its selector is ready or a timer is due).
 _loops = {}
 _tasks = {}
+# Keys of the loops a thread is stepping now (see _end_loop).
+_ticking = set()
 
 
 def _noop():
@@ -280,8 +282,9 @@ def _spawn(tid, key, aw, collect):
     task = asyncio.ensure_future(aw, loop=loop)
     _tasks[tid] = task
     def done(t, tid=tid):
-        _tasks.pop(tid, None)
-        _task_done(tid, t)
+        # A task of a stopped context (_drop_loops) is answered by the node.
+        if _tasks.pop(tid, None) is not None:
+            _task_done(tid, t)
     task.add_done_callback(done)
     return True
 
@@ -301,6 +304,7 @@ def _tick(key):
         return -1.0
     import asyncio.events as events
     events._set_running_loop(loop)
+    _ticking.add(key)
     try:
         loop.call_soon(_noop)
         loop._run_once()
@@ -313,6 +317,7 @@ def _tick(key):
             import traceback
             traceback.print_exception(type(e), e, e.__traceback__)
     finally:
+        _ticking.discard(key)
         events._set_running_loop(None)
     if loop._ready:
         return 0.0
@@ -321,6 +326,48 @@ def _tick(key):
     if any(t.get_loop() is loop for t in _tasks.values()):
         return -2.0
     return -1.0
+
+
+def _drop_loops(keys):
+    """Contexts keys stopped: their loops are forgotten at once (a context
+    started later under one of these keys gets a new loop), then each
+    loop's tasks are cancelled and the loop is stepped, never blocking,
+    until they have ended (their `except CancelledError` and `finally`
+    clauses run; at most 100 steps: a task still awaiting something slow
+    then is left), and closed. Their callers are answered `context_stopped`
+    by the node, not here."""
+    loops = [(key, _loops.pop(key)) for key in keys if key in _loops]
+    for key, loop in loops:
+        _end_loop(key, loop)
+
+
+def _end_loop(key, loop):
+    import time
+    # A step of this loop another thread began (shared interpreter) ends first.
+    deadline = time.monotonic() + 1.0
+    while key in _ticking and time.monotonic() < deadline:
+        time.sleep(0.001)
+    mine = [(tid, t) for tid, t in list(_tasks.items()) if t.get_loop() is loop]
+    for tid, t in mine:
+        _tasks.pop(tid, None)
+        t.cancel()
+    import asyncio.events as events
+    events._set_running_loop(loop)
+    try:
+        for _ in range(100):
+            if not loop._ready and all(t.done() for _, t in mine):
+                break
+            loop.call_soon(_noop)
+            try:
+                loop._run_once()
+            except (SystemExit, KeyboardInterrupt):
+                pass
+    finally:
+        events._set_running_loop(None)
+    try:
+        loop.close()
+    except Exception:
+        pass
 
 
 def __getattr__(name):

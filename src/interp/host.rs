@@ -202,6 +202,12 @@ impl Drop for Host {
         let cache = &mut self.cache;
         let shared = self.interp.kind() == Kind::Main;
         self.interp.run(|py| {
+            // A context's asyncio tasks end while its globals and threads
+            // are whole (an executor's loops are its contexts': see
+            // `shared_contexts::forget`).
+            if let Some(key) = thread_context().filter(|k| *k != 0) {
+                super::asyncio::drop_loops(py, &[key]);
+            }
             cache.release(py);
             // A context of the main interpreter (free-threaded builds): its
             // dict is emptied first. A function defined there refers back to

@@ -32,11 +32,17 @@ pub fn forget(ids: &[u32]) {
     if ids.is_empty() || crate::interp::runtime::info().is_none() {
         return;
     }
-    Python::attach(|_py| {
+    Python::attach(|py| {
+        // Out of the table first: a context started meanwhile under one of
+        // these ids (this may finish after the router stopped waiting) makes
+        // its own.
         let old: Vec<Py<PyDict>> = {
             let mut table = GLOBALS.lock().unwrap_or_else(|e| e.into_inner());
             ids.iter().filter_map(|id| table.get_mut(*id as usize).and_then(Option::take)).collect()
         };
+        // Their asyncio tasks end next, their globals still alive (held here
+        // and by their frames).
+        super::asyncio::drop_loops(py, ids);
         // Dropped here, with the GIL of the main interpreter they belong to (a
         // call of the context still running keeps its dict until it returns).
         drop(old);
