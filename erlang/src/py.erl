@@ -1023,6 +1023,9 @@ polled(Tag, Handle, Deadline) ->
         {callback, Cb, Name, Args} ->
             run_callback(Cb, Name, Args),
             polled(Tag, Handle, timed(Deadline));
+        late ->
+            %% the request runs long: from now on it has a timer
+            polled(Tag, Handle, timed(Deadline));
         {reply, Result} ->
             Result
     end.
@@ -1040,7 +1043,8 @@ polled(Tag, Handle, Deadline) ->
 %% (a callback is served at once), or after `reply_spin_us' (default 20; 0,
 %% and a node with one core, poll not at all). A process with
 %% messages queued does not poll: each poll would scan them. `none': no
-%% reply yet; `{reply, Result}'; `{callback, Cb, Name, Args}' to run.
+%% reply yet; `{reply, Result}'; `{callback, Cb, Name, Args}' to run; `late'
+%% (its `{py_late, Tag}' nudge, taken here so none is left behind).
 spin_reply(Tag) ->
     case persistent_term:get(?SPIN_NS, 0) of
         0 ->
@@ -1064,6 +1068,7 @@ spin_reply(Tag, Until, N) ->
         {py_reply, Tag, Result} -> {reply, Result};
         {py_reply, Tag, Error, Traceback} -> put(py_last_traceback, Traceback), {reply, Error};
         {py_callback, Tag, Cb, Name, Args} -> {callback, Cb, Name, Args};
+        {py_late, Tag} -> late;
         {py_output, Tag, _Fd, Text} ->
             %% printed before the reply: shown first, as wait_reply/5 would
             io:put_chars(Text),

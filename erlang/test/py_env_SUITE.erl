@@ -53,7 +53,7 @@ print_in_nested_and_timed_out_calls(_) ->
     ok = py:unregister_function(py_env_nested).
 
 %% A loop of callbacks with output between them: after each callback the
-%% caller polls for what comes next (py:wait_reply/5) and must still print
+%% caller polls for what comes next (py:polled/3) and must still print
 %% Python's lines and run the callbacks in the order Python made them, and
 %% leave nothing in the mailbox.
 print_between_callbacks_keeps_order(_) ->
