@@ -169,9 +169,17 @@ context_stopped_under_task(_) ->
 %% ever); its caller is answered once, with nothing left in its mailbox.
 stopped_context_ends_its_tasks(_) ->
     {ok, [Ctx]} = py_context_router:start_pool(asyncio_end, #{contexts => 1}),
+    %% held/1 also starts a task of its own (asyncio.create_task), which
+    %% nobody awaits from Erlang: it ends too
     ok = py:exec(Ctx, <<"import asyncio, erlang\n"
+                        "async def child(key):\n"
+                        "    try:\n"
+                        "        await asyncio.sleep(1000)\n"
+                        "    finally:\n"
+                        "        erlang.state_set(key + '_child', 'ended')\n"
                         "async def held(key):\n"
                         "    try:\n"
+                        "        kid = asyncio.create_task(child(key))\n"
                         "        erlang.state_set(key, 'waiting')\n"
                         "        await asyncio.sleep(1000)\n"
                         "    finally:\n"
@@ -193,8 +201,10 @@ stopped_context_ends_its_tasks(_) ->
     after 30000 -> ct:fail(still_awaiting)
     end,
     ok = wait_until(fun() -> py:state_fetch(Key) =:= {ok, <<"ended">>} end),
+    ok = wait_until(fun() -> py:state_fetch(<<Key/binary, "_child">>) =:= {ok, <<"ended">>} end),
     unlink(Waiter),
-    py:state_remove(Key).
+    py:state_remove(Key),
+    py:state_remove(<<Key/binary, "_child">>).
 
 %% Contexts stopped and started while one of them has a task running: the
 %% new context
@@ -212,6 +222,11 @@ replaced_context_runs_new_tasks(_) ->
     ok = py_context_router:bind_context(py:context(1)),
     ok = py:exec(?CORO),
     ?assertEqual({ok, <<"again">>}, py:async_await(py:async_call('__main__', nap, [0.01, <<"again">>]), 10000)),
+    %% one woken through the loop's selector (a thread's call_soon_threadsafe),
+    %% which only a driver watching the new loop's fd delivers
+    ok = py:exec(<<"async def via_thread(v):\n"
+                   "    return await asyncio.get_running_loop().run_in_executor(None, lambda: v)\n">>),
+    ?assertEqual({ok, <<"woken">>}, py:async_await(py:async_call('__main__', via_thread, [<<"woken">>]), 10000)),
     %% (the old task's handle is kept to here: collected, it would cancel the
     %% task before the stop)
     ?assertEqual({error, context_stopped}, py:async_await(Pending, 1000)).

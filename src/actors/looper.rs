@@ -59,6 +59,8 @@ struct Driver {
     changed: Condvar,
     /// Wakes the driver's poll when `state` changes.
     wake: i32,
+    /// The loop's selector fd it watches.
+    loop_fd: i32,
 }
 
 /// Drivers by (target key, interpreter address).
@@ -69,7 +71,16 @@ static DRIVERS: LazyLock<DashMap<(u32, usize), Arc<Driver>>> = LazyLock::new(Das
 /// cancelling a task); starts its driver on first use. `loop_fd` is the loop's
 /// selector fd; `owner` any pid (tick jobs answer nobody).
 pub fn arm(target: Target, interp: usize, loop_fd: i32, owner: LocalPid, sleep: Sleep, after_tick: bool) {
-    let driver = DRIVERS.entry((target.key(), interp)).or_insert_with(|| start(target, loop_fd, owner)).clone();
+    let driver = {
+        let mut entry = DRIVERS.entry((target.key(), interp)).or_insert_with(|| start(target, loop_fd, owner));
+        if entry.loop_fd != loop_fd {
+            // Another loop under the same key (its context was replaced): a
+            // driver of its own; the old one stops.
+            let old = std::mem::replace(&mut *entry, start(target, loop_fd, owner));
+            halt(&old);
+        }
+        entry.clone()
+    };
     {
         let mut st = driver.state.lock().unwrap_or_else(|e| e.into_inner());
         if *st == Arm::Stop {
@@ -91,10 +102,14 @@ pub fn arm(target: Target, interp: usize, loop_fd: i32, owner: LocalPid, sleep: 
 /// is ending), if it has one.
 pub fn stop(target: Target, interp: usize) {
     if let Some((_, d)) = DRIVERS.remove(&(target.key(), interp)) {
-        *d.state.lock().unwrap_or_else(|e| e.into_inner()) = Arm::Stop;
-        d.changed.notify_one();
-        poke(d.wake);
+        halt(&d);
     }
+}
+
+fn halt(d: &Driver) {
+    *d.state.lock().unwrap_or_else(|e| e.into_inner()) = Arm::Stop;
+    d.changed.notify_one();
+    poke(d.wake);
 }
 
 /// Stops the drivers of `target`'s loops in every interpreter: a context of
@@ -119,7 +134,7 @@ fn poke(fd: i32) {
 fn start(target: Target, loop_fd: i32, owner: LocalPid) -> Arc<Driver> {
     // SAFETY: eventfd creates a new descriptor (or fails with -1).
     let wake = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
-    let d = Arc::new(Driver { state: Mutex::new(Arm::Wait(Sleep::Idle)), changed: Condvar::new(), wake });
+    let d = Arc::new(Driver { state: Mutex::new(Arm::Wait(Sleep::Idle)), changed: Condvar::new(), wake, loop_fd });
     let me = d.clone();
     let name = format!("ep-loop-{}", target.key());
     let spawned = std::thread::Builder::new().name(name).spawn(move || drive(me, target, loop_fd, owner));

@@ -408,21 +408,28 @@ impl RouterState {
         self.publish();
         stop_all(running).await;
         super::tasks::stopped(ids, crate::atoms::context_stopped());
+        // Contexts on the main interpreter: their globals and asyncio loops
+        // are taken out of their tables before anything starts under these
+        // ids again; their tasks end in the background (a task's `finally'
+        // may block), with their globals.
+        let (taken_tx, taken) = tokio::sync::oneshot::channel();
+        let forgotten = ids.to_vec();
+        let ending = tokio::task::spawn_blocking(move || {
+            shared_contexts::forget(&forgotten, move || {
+                let _ = taken_tx.send(());
+            })
+        });
+        let _ = taken.await;
         // Contexts that are namespaces of the executors have no thread whose
-        // end stops their asyncio loops' drivers: stopped here, before their
-        // loops are dropped (a context started later under the same id gets
-        // a new loop, and a driver for it).
+        // end stops their loops' drivers: stopped here, once no step can
+        // find their loops (a late one finds none, and arms nothing).
         if py_runtime::info().is_some_and(|i| i.mode == Mode::MultiExecutor) {
             for id in ids {
                 super::looper::stop_everywhere(Target::Context(*id));
             }
         }
-        // Contexts on the main interpreter: forget their globals (and end
-        // their asyncio tasks).
-        // A task's `finally' that blocks does not hold the router up for
-        // longer than an actor's stop may: it finishes in the background.
-        let ids = ids.to_vec();
-        let _ = tokio::time::timeout(STOP_GRACE, tokio::task::spawn_blocking(move || shared_contexts::forget(&ids))).await;
+        // Waited for at most as long as a context's stop.
+        let _ = tokio::time::timeout(STOP_GRACE, ending).await;
     }
 }
 

@@ -22,18 +22,34 @@ pub fn tick(py: Python<'_>, key: u32) -> PyResult<f64> {
     erlang(py)?.call_method1("_tick", (key,))?.extract()
 }
 
-/// The selector fd of loop `key` (created on first use).
-pub fn loop_fd(py: Python<'_>, key: u32) -> PyResult<i32> {
-    erlang(py)?.call_method1("_loop_fd", (key,))?.extract()
+/// The selector fd of loop `key`; `None` if it has no loop (never made, or its
+/// context stopped: a late step does not bring it back).
+pub fn loop_fd(py: Python<'_>, key: u32) -> Option<i32> {
+    let fd: i32 = erlang(py).ok()?.call_method1("_loop_fd", (key,)).ok()?.extract().ok()?;
+    (fd >= 0).then_some(fd)
 }
 
-/// Contexts `keys` stopped: their loops are forgotten, their tasks cancelled
-/// and given steps to end, and the loops closed (`erlang._drop_loops`).
-/// Nothing for a context that had none.
-pub fn drop_loops(py: Python<'_>, keys: &[u32]) {
+/// The loops of contexts `keys`, which stopped, taken out of the table (a
+/// context started later under one of these keys gets a new loop); with
+/// `thread`, only those that thread made (`erlang._take_loops`). End them
+/// with [`end_loops`].
+pub fn take_loops(py: Python<'_>, keys: &[u32], thread: Option<u64>) -> Option<Py<PyAny>> {
     // An interpreter without the module never ran a task.
-    let Ok(m) = erlang(py) else { return };
-    if let Err(e) = m.call_method1("_drop_loops", (keys.to_vec(),)) {
+    let m = erlang(py).ok()?;
+    match m.call_method1("_take_loops", (keys.to_vec(), thread)) {
+        Ok(loops) => Some(loops.unbind()),
+        Err(e) => {
+            e.print(py);
+            None
+        }
+    }
+}
+
+/// Ends loops [`take_loops`] took: their tasks are cancelled and given steps
+/// to end (`finally` clauses run), and the loops closed (`erlang._end_loops`).
+pub fn end_loops(py: Python<'_>, loops: Option<Py<PyAny>>) {
+    let (Some(loops), Ok(m)) = (loops, erlang(py)) else { return };
+    if let Err(e) = m.call_method1("_end_loops", (loops,)) {
         e.print(py);
     }
 }

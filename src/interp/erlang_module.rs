@@ -178,8 +178,6 @@ def call(name, *args):
 # (a tick job each time its selector is ready or a timer is due).
 _loops = {}
 _tasks = {}
-# Keys of the loops a thread is stepping now (see _end_loop).
-_ticking = set()
 
 
 def _noop():
@@ -255,14 +253,25 @@ def _venv_add(ds):
 def _loop(key):
     loop = _loops.get(key)
     if loop is None:
-        import asyncio
+        import asyncio, threading
         loop = asyncio.new_event_loop()
+        # Held while a thread steps the loop: a step and a stopped context's
+        # end (_end_loops) never overlap, GIL or not. Reentrant: a thread
+        # never waits for itself.
+        loop._ep_lock = threading.RLock()
+        # The thread that made it (a context's own thread, where it has one).
+        loop._ep_thread = threading.get_ident()
         _loops[key] = loop
     return loop
 
 
 def _loop_fd(key):
-    return _loop(key)._selector.fileno()
+    """The selector fd of loop key, or -1 if it has none (never made, or
+    its context stopped: a late step must not bring it back)."""
+    loop = _loops.get(key)
+    if loop is None or loop.is_closed():
+        return -1
+    return loop._selector.fileno()
 
 
 def _spawn(tid, key, aw, collect):
@@ -282,7 +291,7 @@ def _spawn(tid, key, aw, collect):
     task = asyncio.ensure_future(aw, loop=loop)
     _tasks[tid] = task
     def done(t, tid=tid):
-        # A task of a stopped context (_drop_loops) is answered by the node.
+        # A task of a stopped context (_end_loops) is answered by the node.
         if _tasks.pop(tid, None) is not None:
             _task_done(tid, t)
     task.add_done_callback(done)
@@ -302,9 +311,16 @@ def _tick(key):
     loop = _loops.get(key)
     if loop is None:
         return -1.0
+    with loop._ep_lock:
+        if _loops.get(key) is not loop or loop.is_closed():
+            # Its context stopped meanwhile.
+            return -1.0
+        return _step(loop)
+
+
+def _step(loop):
     import asyncio.events as events
     events._set_running_loop(loop)
-    _ticking.add(key)
     try:
         loop.call_soon(_noop)
         loop._run_once()
@@ -317,7 +333,6 @@ def _tick(key):
             import traceback
             traceback.print_exception(type(e), e, e.__traceback__)
     finally:
-        _ticking.discard(key)
         events._set_running_loop(None)
     if loop._ready:
         return 0.0
@@ -328,42 +343,61 @@ def _tick(key):
     return -1.0
 
 
-def _drop_loops(keys):
-    """Contexts keys stopped: their loops are forgotten at once (a context
-    started later under one of these keys gets a new loop), then each
-    loop's tasks are cancelled and the loop is stepped, never blocking,
-    until they have ended (their `except CancelledError` and `finally`
-    clauses run; at most 100 steps: a task still awaiting something slow
-    then is left), and closed. Their callers are answered `context_stopped`
-    by the node, not here."""
-    loops = [(key, _loops.pop(key)) for key in keys if key in _loops]
-    for key, loop in loops:
-        _end_loop(key, loop)
+def _take_loops(keys, thread=None):
+    """Contexts keys stopped: their loops, taken out at once, so that a
+    context started later under one of these keys gets a new loop. With
+    thread, only loops that thread made (a context's own thread ending: a
+    context that replaced it under the same key keeps its loop)."""
+    taken = []
+    for key in keys:
+        loop = _loops.get(key)
+        if loop is not None and (thread is None or loop._ep_thread == thread):
+            gone = _loops.pop(key, None)
+            if gone is loop:
+                taken.append(loop)
+            elif gone is not None:
+                # Replaced between the two looks (free-threaded): kept.
+                _loops[key] = gone
+    return taken
 
 
-def _end_loop(key, loop):
-    import time
-    # A step of this loop another thread began (shared interpreter) ends first.
-    deadline = time.monotonic() + 1.0
-    while key in _ticking and time.monotonic() < deadline:
-        time.sleep(0.001)
-    mine = [(tid, t) for tid, t in list(_tasks.items()) if t.get_loop() is loop]
-    for tid, t in mine:
-        _tasks.pop(tid, None)
+def _end_loops(loops):
+    """Ends the loops _take_loops took: every task of each is cancelled and
+    the loop stepped, never blocking, until they have ended (their `except
+    CancelledError` and `finally` clauses run; at most 100 steps: a task
+    still awaiting something slow then is left), then it is closed. The
+    callers of py:async_call tasks are answered `context_stopped` by the
+    node, not here."""
+    for loop in loops:
+        # A step another thread is in ends first (at most a second).
+        if not loop._ep_lock.acquire(timeout=1.0):
+            continue
+        try:
+            _end_loop(loop)
+        finally:
+            loop._ep_lock.release()
+
+
+def _end_loop(loop):
+    import asyncio
+    for tid, t in list(_tasks.items()):
+        if t.get_loop() is loop:
+            _tasks.pop(tid, None)
+    tasks = asyncio.all_tasks(loop)
+    for t in tasks:
         t.cancel()
-    import asyncio.events as events
-    events._set_running_loop(loop)
-    try:
-        for _ in range(100):
-            if not loop._ready and all(t.done() for _, t in mine):
-                break
-            loop.call_soon(_noop)
-            try:
-                loop._run_once()
-            except (SystemExit, KeyboardInterrupt):
-                pass
-    finally:
-        events._set_running_loop(None)
+    for _ in range(100):
+        if not loop._ready and all(t.done() for t in tasks):
+            break
+        try:
+            _step(loop)
+        except Exception:
+            break
+    for t in tasks:
+        # What a task raised while it ended is nobody's: taken, so asyncio
+        # does not report it as never retrieved.
+        if t.done() and not t.cancelled():
+            t.exception()
     try:
         loop.close()
     except Exception:

@@ -128,13 +128,13 @@ impl Host {
             let g = place_globals(py, globals, place).ok();
             let _step = g.as_ref().map(|g| super::callback::stepping(py, g));
             let sleep = super::asyncio::tick(py, key).unwrap_or(-1.0);
-            super::asyncio::loop_fd(py, key).ok().map(|fd| (sleep, fd))
+            super::asyncio::loop_fd(py, key).map(|fd| (sleep, fd))
         })
     }
 
     /// The selector fd of asyncio loop `key`.
     pub fn loop_fd(&self, key: u32) -> Option<i32> {
-        self.interp.run(|py| super::asyncio::loop_fd(py, key).ok())
+        self.interp.run(|py| super::asyncio::loop_fd(py, key))
     }
 
     /// Cancels asyncio task `tid` (delivered by its loop's next step).
@@ -204,9 +204,12 @@ impl Drop for Host {
         self.interp.run(|py| {
             // A context's asyncio tasks end while its globals and threads
             // are whole (an executor's loops are its contexts': see
-            // `shared_contexts::forget`).
+            // `shared_contexts::forget`). Only the loop this thread made: a
+            // context that replaced this one under the same id while it was
+            // ending (free-threaded builds share one table) keeps its own.
             if let Some(key) = thread_context().filter(|k| *k != 0) {
-                super::asyncio::drop_loops(py, &[key]);
+                let loops = super::asyncio::take_loops(py, &[key], Some(self.ids.1));
+                super::asyncio::end_loops(py, loops);
             }
             cache.release(py);
             // A context of the main interpreter (free-threaded builds): its

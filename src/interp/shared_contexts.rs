@@ -26,23 +26,26 @@ pub fn globals(py: Python<'_>, id: u32) -> PyResult<Bound<'_, PyDict>> {
     Ok(g)
 }
 
-/// Forgets the globals of contexts `ids` (they were stopped or replaced).
-/// Takes the main interpreter's GIL itself; call from a thread that may block.
-pub fn forget(ids: &[u32]) {
+/// Forgets the globals and asyncio loops of contexts `ids` (they were stopped
+/// or replaced), calls `taken` once both are out of their tables (a context
+/// started from then on under one of these ids makes its own), then ends the
+/// loops' tasks, which may take a while (their `finally` clauses run). Takes
+/// the main interpreter's GIL itself; call from a thread that may block.
+pub fn forget(ids: &[u32], taken: impl FnOnce()) {
     if ids.is_empty() || crate::interp::runtime::info().is_none() {
+        taken();
         return;
     }
     Python::attach(|py| {
-        // Out of the table first: a context started meanwhile under one of
-        // these ids (this may finish after the router stopped waiting) makes
-        // its own.
         let old: Vec<Py<PyDict>> = {
             let mut table = GLOBALS.lock().unwrap_or_else(|e| e.into_inner());
             ids.iter().filter_map(|id| table.get_mut(*id as usize).and_then(Option::take)).collect()
         };
-        // Their asyncio tasks end next, their globals still alive (held here
-        // and by their frames).
-        super::asyncio::drop_loops(py, ids);
+        let loops = super::asyncio::take_loops(py, ids, None);
+        taken();
+        // Their tasks end with their globals still alive (held here and by
+        // their frames).
+        super::asyncio::end_loops(py, loops);
         // Dropped here, with the GIL of the main interpreter they belong to (a
         // call of the context still running keeps its dict until it returns).
         drop(old);
