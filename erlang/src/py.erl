@@ -70,9 +70,9 @@
 %% (see request/4) hears of a long run only after 20 to 40 ms.
 -define(PROMISE_MIN_MS, 200).
 %% How long a promised request's reply, or what follows a callback, is polled
-%% for before blocking (ns, a
-%% persistent term set from `reply_spin_us' at start: erlang_python_app), and
-%% polls between two looks at the clock and the run queues (spin_reply/1).
+%% for before blocking (ns, a persistent term set from `reply_spin_us' at
+%% start: erlang_python_app), and polls between two looks at the clock and
+%% the run queues (spin_reply/1).
 -define(SPIN_NS, {erlang_python, reply_spin_ns}).
 -define(SPIN_POLLS, 16).
 %% A timeout a caller gave: milliseconds or `infinity'. Anything else is
@@ -1024,27 +1024,27 @@ polled(Tag, Handle, Deadline) ->
             run_callback(Cb, Name, Args),
             polled(Tag, Handle, timed(Deadline));
         late ->
-            %% the request runs long: from now on it has a timer
-            polled(Tag, Handle, timed(Deadline));
+            %% the request runs long (no point polling): from now on it has
+            %% a timer
+            wait_reply(Tag, Handle, none, timed(Deadline));
         {reply, Result} ->
             Result
     end.
 
 %% Polls for the reply of a request, or a callback of its Python code, for
 %% a few microseconds before wait_reply/5 blocks, when nothing else wants a
-%% scheduler. A trivial call
-%% answers in a few microseconds, and a scheduler with nothing else to run
-%% often went to sleep meanwhile: on a virtual machine its idle core is then
-%% woken through the host, which cost far more than the call (a call took
-%% 10 to 20 us instead of 2.5 us in such phases; docs/benchmarks.md, "Sixth
-%% look"). Polling keeps the scheduler on this process instead, as the
-%% scheduler's own busy wait would, and stops as soon as any run queue has a
-%% process (or a dirty job) waiting, a message other than the reply comes
-%% (a callback is served at once), or after `reply_spin_us' (default 20; 0,
-%% and a node with one core, poll not at all). A process with
-%% messages queued does not poll: each poll would scan them. `none': no
-%% reply yet; `{reply, Result}'; `{callback, Cb, Name, Args}' to run; `late'
-%% (its `{py_late, Tag}' nudge, taken here so none is left behind).
+%% scheduler. A trivial call answers in a few microseconds, and a scheduler
+%% with nothing else to run often went to sleep meanwhile: on a virtual
+%% machine its idle core is then woken through the host, which cost far more
+%% than the call (a call took 10 to 20 us instead of 2.5 us in such phases;
+%% docs/benchmarks.md, "Sixth look"). Polling keeps the scheduler on this
+%% process instead, as the scheduler's own busy wait would, and stops as
+%% soon as any run queue has a process (or a dirty job) waiting, a message
+%% not of this request comes, or after `reply_spin_us' (default 20; 0, and a
+%% node with one core, poll not at all). A process with messages queued does
+%% not poll: each poll would scan them. `none': no reply yet; `{reply,
+%% Result}'; `{callback, Cb, Name, Args}' to run; `late' (its `{py_late,
+%% Tag}' nudge, taken here so none is left behind).
 spin_reply(Tag) ->
     case persistent_term:get(?SPIN_NS, 0) of
         0 ->
