@@ -167,7 +167,7 @@ fn values() -> impl Strategy<Value = Value> {
         (-1.0e300f64..1.0e300).prop_map(Value::Float),
         ".{0,12}".prop_map(Value::Str),
         prop::collection::vec(any::<u8>(), 0..12).prop_map(Value::Bytes),
-        (any::<u32>(), any::<u64>()).prop_map(|(key, id)| Value::Ref { key, id }),
+        (any::<u32>(), any::<u64>()).prop_map(|(key, id)| Value::Ref { key, id, hold: Default::default() }),
     ];
     leaf.prop_recursive(4, 48, 6, |inner| {
         prop_oneof![

@@ -25,6 +25,7 @@
 
 all() ->
     [ref_round_trip, ref_as_argument, ref_routed_to_its_owner, ref_on_main_interpreter,
+     ref_collected_while_its_request_waits,
      ref_bad_input, dropped_refs_release_their_objects, ref_after_context_stopped,
      channel_in_order_and_bounded, channel_recv_forms, channel_closed_by_gc,
      channels_closed_undrained_are_freed, channel_closed_on_its_way_is_drained,
@@ -92,6 +93,30 @@ ref_on_main_interpreter(_) ->
     {ok, C} = py:eval(py:context(main), <<"Counter(1)">>, #{}, #{return => ref}),
     ?assertEqual({ok, 2}, py:call_method(C, add, [])),
     ?assertEqual({ok, 2}, py:call(py:context(main), '__main__', value_of, [C])).
+
+%% A request carrying a ref keeps its object alive: the caller's last copy may
+%% be collected before the request runs. The main interpreter's executors
+%% take requests and release jobs in any order: here each executor is held
+%% by a sleep of its own length, so the first to wake runs the release jobs
+%% queued behind it while other executors still hold requests for those refs.
+ref_collected_while_its_request_waits(_) ->
+    [begin
+         {Sleeps, Pending} = requests_with_dead_refs(Ctx),
+         %% no copy of the refs is left in this process
+         true = erlang:garbage_collect(),
+         ?assertEqual([{ok, I} || I <- lists:seq(1, length(Pending))],
+                      [py:await(P) || P <- Pending]),
+         ?assertEqual([{ok, none} || _ <- Sleeps], [py:await(S) || S <- Sleeps])
+     end || Ctx <- [py:context(main), py:context(1)]].
+
+requests_with_dead_refs(Ctx) ->
+    N = max(1, py:num_executors()),
+    Refs = [begin
+                {ok, C} = py:eval(Ctx, <<"Counter(i)">>, #{i => I}, #{return => ref}),
+                C
+            end || I <- lists:seq(1, 4 * N + 1)],
+    Sleeps = [py:spawn_call(Ctx, time, sleep, [0.1 * S], #{}) || S <- lists:seq(1, N)],
+    {Sleeps, [py:spawn_call(Ctx, '__main__', value_of, [C], #{}) || C <- Refs]}.
 
 ref_bad_input(_) ->
     ?assertEqual({error, {bad_argument, <<"not a ref">>}}, py:call_method(make_ref(), add, [])),

@@ -1,7 +1,9 @@
 //! The Erlang side of a Python object kept by reference: a NIF resource naming
 //! the context that keeps it and its id there (`interp::refs`). When the last
 //! Erlang copy is collected, a job releases the object in its context, on that
-//! context's thread. No Python here.
+//! context's thread. A request a ref travels in holds the handle too
+//! (`interp::value::RefHold`): the release cannot overtake it, though the
+//! main interpreter's executors take jobs in any order. No Python here.
 
 use super::job::{Job, Target, Work};
 use rustler::{LocalPid, Resource};

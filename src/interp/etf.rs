@@ -184,7 +184,7 @@ fn term(r: &mut Reader<'_>, depth: usize) -> R {
             let w = r.take(words.checked_mul(4).ok_or_else(|| bad("reference"))?)?;
             let word = |i: usize| u32::from_be_bytes([w[4 * i], w[4 * i + 1], w[4 * i + 2], w[4 * i + 3]]);
             if node == REF_NODE.as_bytes() && words == 3 {
-                Ok(Value::Ref { key: word(0), id: (u64::from(word(1)) << 32) | u64::from(word(2)) })
+                Ok(Value::Ref { key: word(0), id: (u64::from(word(1)) << 32) | u64::from(word(2)), hold: Default::default() })
             } else {
                 Err(ConvError::Invalid("references cannot cross to Python".into()))
             }
@@ -363,7 +363,7 @@ fn put(out: &mut Vec<u8>, v: &Value, depth: usize) -> Result<(), ConvError> {
             Some((131, rest)) => out.extend_from_slice(rest),
             _ => return Err(ConvError::Invalid("a pid without its encoding".into())),
         },
-        Value::Ref { key, id } => {
+        Value::Ref { key, id, .. } => {
             // NEWER_REFERENCE_EXT on a node name no node has (no '@'): context
             // key, then the id's two halves.
             out.extend_from_slice(&[90, 0, 3]);

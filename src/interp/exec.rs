@@ -420,7 +420,7 @@ pub fn run<'py>(py: Python<'py>, cache: &mut CodeCache, globals: &Bound<'py, PyD
             eval_code(py, &compiled, globals, globals).map_err(fail)?;
             return Ok(Outcome::Done);
         }
-        Request::OnRef { id, op: ref_op } => {
+        Request::OnRef { id, op: ref_op, .. } => {
             let obj = super::refs::get(globals, *id).map_err(fail)?.ok_or(Failure::ContextStopped)?;
             match ref_op {
                 RefOp::GetAttr(name) => obj.getattr(name.as_str()).map_err(fail)?,

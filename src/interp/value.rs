@@ -41,6 +41,7 @@ pub enum Value {
     Ref {
         key: u32,
         id: u64,
+        hold: RefHold,
     },
     /// A channel from Erlang into Python (see `actors::channel`), and a hold
     /// on it.
@@ -71,6 +72,28 @@ impl std::fmt::Debug for ChannelHold {
 impl PartialEq for ChannelHold {
     fn eq(&self, other: &Self) -> bool {
         self.id == other.id
+    }
+}
+
+/// A hold on a ref's Erlang handle, carried by the request the ref travels in:
+/// while the request lives, the object's release (when the handle's last copy
+/// is collected) cannot run, even when the caller's copies are collected before
+/// the request is served. None for refs decoded from a frame (a
+/// process-isolated context's child: its parent holds them). Opaque here:
+/// `actors::refs` owns what it holds.
+#[derive(Clone, Default)]
+pub struct RefHold(pub Option<std::sync::Arc<dyn std::any::Any + Send + Sync>>);
+
+impl std::fmt::Debug for RefHold {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() { "RefHold" } else { "RefHold(none)" })
+    }
+}
+
+/// Holds do not make refs differ: the key and id name the object.
+impl PartialEq for RefHold {
+    fn eq(&self, _: &Self) -> bool {
+        true
     }
 }
 
@@ -155,7 +178,7 @@ pub enum Request {
     Exec { code: Vec<u8> },
     /// Work on the object kept under `id` (`py:getattr/2`, `py:call_method/3,4`,
     /// `py:to_term/1`).
-    OnRef { id: u64, op: RefOp },
+    OnRef { id: u64, op: RefOp, hold: RefHold },
 }
 
 /// The positional arguments of a call. Most calls have one or two: they are

@@ -256,7 +256,7 @@ fn request_term(r: &Request) -> Borrowed<'_> {
         ]),
         Request::Eval { code, locals } => Borrowed::Tuple(vec![Borrowed::Str("eval"), Borrowed::Bytes(code), Borrowed::Map(locals)]),
         Request::Exec { code } => Borrowed::Tuple(vec![Borrowed::Str("exec"), Borrowed::Bytes(code)]),
-        Request::OnRef { id, op } => {
+        Request::OnRef { id, op, .. } => {
             let op = match op {
                 RefOp::GetAttr(name) => Borrowed::Tuple(vec![Borrowed::Str("getattr"), Borrowed::Str(name)]),
                 RefOp::Method { name, args, kwargs } => {
@@ -299,7 +299,7 @@ fn request_of(v: Value) -> io::Result<Request> {
                 (Some("to_term"), 1) => RefOp::ToTerm,
                 _ => return Err(malformed("a ref op")),
             };
-            Ok(Request::OnRef { id: u64_of(&t[1])?, op })
+            Ok(Request::OnRef { id: u64_of(&t[1])?, op, hold: Default::default() })
         }
         _ => Err(malformed("a request")),
     }

@@ -41,7 +41,7 @@ pub fn decode(op: Op, payload: Term<'_>) -> Result<Request, String> {
             Ok(Request::Exec { code: code.as_slice().to_vec() })
         }
         (Op::OnRef, [r, what, rest @ ..]) => {
-            let Value::Ref { id, .. } = super::decode(*r, 0).map_err(|e| e.message())? else {
+            let Value::Ref { id, hold, .. } = super::decode(*r, 0).map_err(|e| e.message())? else {
                 return Err("not a ref".into());
             };
             let what = what.atom_to_string().map_err(|_| "malformed request".to_string())?;
@@ -55,7 +55,7 @@ pub fn decode(op: Op, payload: Term<'_>) -> Result<Request, String> {
                 ("to_term", []) => RefOp::ToTerm,
                 _ => return Err("malformed request".into()),
             };
-            Ok(Request::OnRef { id, op })
+            Ok(Request::OnRef { id, op, hold })
         }
         _ => Err("malformed request".into()),
     }
