@@ -432,7 +432,10 @@ cast_submit(Target, Payload, Sink) ->
 
 %% @doc Starts `Module.Function(*Args)' and returns at once with a reference to
 %% {@link await/1} later; any number may be in flight. Only the calling process
-%% can await it; if it exits first, the call is cancelled.
+%% can await it; if it exits first, the call is cancelled. The call runs to
+%% its end whether or not it is awaited yet: Erlang functions its Python code
+%% calls run in a process of the application (as a cast's do), not in the
+%% caller.
 -spec spawn_call(name(), name(), list()) -> async_ref().
 spawn_call(Module, Function, Args) ->
     spawn_op(call, ?AUTO, Module, Function, Args, #{}).
@@ -453,7 +456,7 @@ spawn_op(Op, {py_context, Target}, Module, Function, Args, Opts) ->
     Pending = try {name(Module, module), name(Function, function), list(Args),
                    kwargs(maps:get(kwargs, Opts, #{}))} of
                   _ when not ?IS_TIMEOUT(Timeout) -> ?BAD_TIMEOUT;
-                  Payload -> submit(Target, Op, Payload, Timeout)
+                  Payload -> submit(Target, Op, Payload, Timeout, make_ref(), spawned_chain())
               catch
                   throw:{bad_argument, _} = Bad -> {error, Bad}
               end,
@@ -465,6 +468,22 @@ spawn_op(Op, {py_context, Target}, Module, Function, Args, Opts) ->
     %% (and its entry goes with it)
     put(?PENDING(Ref), {Pending, case Pending of {error, _} -> 0; _ -> Timeout end}),
     Ref.
+
+%% A spawned call's Erlang calls (its Python code's `erlang.call') run in a
+%% process of the application, as a cast's do: its spawner takes only what
+%% comes to it while it awaits, and the call must not stand still, holding
+%% its context, until then. Made from inside a callback, it belongs to that
+%% callback's chain, as any request does.
+spawned_chain() ->
+    case get(?CHAIN) of
+        undefined ->
+            case whereis(py_cast_sink) of
+                undefined -> undefined;
+                Sink -> {callbacks, Sink}
+            end;
+        Chain ->
+            Chain
+    end.
 
 %% @doc The result of a {@link spawn_call/3}, as {@link call/3} returns it,
 %% waiting at most the timeout given to `spawn_call' (default `call_timeout').
@@ -1096,13 +1115,18 @@ submit(Target, Op, Payload, Timeout) ->
 -spec submit(py_nif:target(), atom(), term(), timeout(), reference() | integer()) ->
           pending() | {integer(), reference(), promised} | {error, error()}.
 submit(Target, Op, Payload, Timeout, Tag) ->
-    submitted(py_nif:submit(Target, Op, Payload, Tag, get(?CHAIN)), Target, Op, Payload, Timeout, Tag).
+    submit(Target, Op, Payload, Timeout, Tag, get(?CHAIN)).
+
+%% With `Chain' for the NIF: the callback chain this process runs under
+%% (`undefined': none), or `{callbacks, Sink}' (see spawned_chain/0).
+submit(Target, Op, Payload, Timeout, Tag, Chain) ->
+    submitted(py_nif:submit(Target, Op, Payload, Tag, Chain), Target, Op, Payload, Timeout, Tag, Chain).
 
 %% `dirty': the payload is too large to decode on this scheduler in one time
 %% slice; submitted again from a dirty CPU scheduler.
-submitted(dirty, Target, Op, Payload, Timeout, Tag) ->
-    submitted(py_nif:submit_dirty(Target, Op, Payload, Tag, get(?CHAIN)), Target, Op, Payload, Timeout, Tag);
-submitted(Submitted, _Target, _Op, _Payload, Timeout, Tag) ->
+submitted(dirty, Target, Op, Payload, Timeout, Tag, Chain) ->
+    submitted(py_nif:submit_dirty(Target, Op, Payload, Tag, Chain), Target, Op, Payload, Timeout, Tag, Chain);
+submitted(Submitted, _Target, _Op, _Payload, Timeout, Tag, _Chain) ->
     case Submitted of
         {ok, Handle} -> {Tag, Handle, none};
         {promised, Handle} -> {Tag, Handle, promised};

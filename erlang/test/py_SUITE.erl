@@ -499,7 +499,7 @@ bad_timeouts(_) ->
 
 %% A payload too large to decode within a normal scheduler's time slice
 %% (20,000 terms, a binary counting one per KiB) is decoded on a dirty CPU
-%% scheduler instead (py:submitted/6 sees the NIF answer `dirty'): it used
+%% scheduler instead (py:submitted/7 sees the NIF answer `dirty'): it used
 %% to hold a normal scheduler, 1.25 s for a tuple of 22 shared levels.
 large_arguments_off_the_scheduler(_) ->
     Shared = lists:foldl(fun(_, A) -> {A, A} end, 1, lists:seq(1, 16)),
@@ -507,7 +507,7 @@ large_arguments_off_the_scheduler(_) ->
     Counter = spawn_link(fun() -> count_dirty(0) end),
     1 = erlang:trace(self(), true, [call, {tracer, Counter}]),
     {module, py} = code:ensure_loaded(py),
-    1 = erlang:trace_pattern({py, submitted, 6}, [{[dirty, '_', '_', '_', '_', '_'], [], []}], [local]),
+    1 = erlang:trace_pattern({py, submitted, 7}, [{[dirty, '_', '_', '_', '_', '_', '_'], [], []}], [local]),
     1 = erlang:trace_pattern({py_nif, cast_dirty, 4}, true, [local]),
     1 = erlang:trace_pattern({py_nif, stream_start_dirty, 4}, true, [local]),
     try
@@ -519,7 +519,7 @@ large_arguments_off_the_scheduler(_) ->
         ?assertEqual(100000, length(collect_stream(Ref, [])))
     after
         erlang:trace(self(), false, [call]),
-        erlang:trace_pattern({py, submitted, 6}, false, [local]),
+        erlang:trace_pattern({py, submitted, 7}, false, [local]),
         erlang:trace_pattern({py_nif, '_', '_'}, false, [local])
     end,
     Counter ! {count, self()},

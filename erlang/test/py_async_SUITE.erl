@@ -13,7 +13,7 @@ all() ->
      spawn_call_await_in_order, spawn_call_forms, await_unknown_ref, await_twice,
      await_from_another_process, await_timeout_cancels, await_timeout_counts_from_the_await,
      spawn_call_errors,
-     spawn_caller_dies_cancels,
+     spawn_caller_dies_cancels, spawn_call_calls_back_before_await,
      stream_generator, stream_any_iterable, stream_eval_forms, stream_not_iterable,
      stream_item_cannot_convert, stream_raises_midway,
      stream_start_all, stream_flow_control_bounded_mailbox, stream_paused_context_stopped, stream_paused_holds_no_thread,
@@ -176,13 +176,38 @@ await_timeout_cancels(_) ->
 await_timeout_counts_from_the_await(_) ->
     %% The call asks Erlang for something at once; its caller awaits it only
     %% later, longer than the timeout it then gives. The timeout counts from
-    %% the await: the callback is run and the call answers in time.
+    %% the await: the call (its callback run meanwhile by the application)
+    %% answers in time.
     ok = py:register_function(ep_await_cb, fun([]) -> 1 end),
     Ctx = py:context(1),
     ok = py:exec(Ctx, <<"import erlang\ndef calls_back():\n    return erlang.ep_await_cb() + 1\n">>),
     R = py:spawn_call(Ctx, '__main__', calls_back, [], #{}),
     timer:sleep(1200),
     ?assertEqual({ok, 2}, py:await(R, 1000)).
+
+%% A spawned call whose Python code calls Erlang runs to its end before it is
+%% awaited (its callbacks run in a process of the application, not in the
+%% spawner, which is busy elsewhere), so its context is free meanwhile.
+spawn_call_calls_back_before_await(_) ->
+    Self = self(),
+    ok = py:register_function(ep_spawn_cb, fun([X]) -> Self ! {spawn_cb, self(), X}, X * 2 end),
+    Ctx = py:context(1),
+    ok = py:exec(Ctx, <<"import erlang\n"
+                        "def twice_then_done(x):\n"
+                        "    y = erlang.ep_spawn_cb(x)\n"
+                        "    return erlang.ep_spawn_cb(y)\n">>),
+    R = py:spawn_call(Ctx, '__main__', twice_then_done, [5], #{}),
+    %% not awaiting: both callbacks run, elsewhere
+    Runners = [receive {spawn_cb, P, X} -> ?assertNotEqual(Self, P), X
+               after 10000 -> ct:fail(callback_waits_for_await) end || _ <- [1, 2]],
+    ?assertEqual([5, 10], Runners),
+    %% the call is over and its context answers others
+    ?assertEqual({ok, 3}, py:call(Ctx, operator, add, [1, 2])),
+    ?assertEqual({ok, 20}, py:await(R, 5000)),
+    %% and a callback that raises reaches Python as an error, awaited or not
+    ok = py:register_function(ep_spawn_cb, fun([_]) -> error(boom) end),
+    ?assertMatch({error, {_, _}}, py:await(py:spawn_call(Ctx, '__main__', twice_then_done, [1], #{}), 5000)),
+    ok = py:unregister_function(ep_spawn_cb).
 
 spawn_call_errors(_) ->
     ?assertMatch({error, {'ZeroDivisionError', _}}, py:await(py:spawn_call(operator, truediv, [1, 0]))),

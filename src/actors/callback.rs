@@ -157,6 +157,8 @@ fn this_thread() -> std::thread::ThreadId {
 /// The Erlang caller of one job, as its Python code's `erlang.call` sees it.
 pub struct JobCaller {
     reply_to: LocalPid,
+    /// Where its callbacks go: `reply_to`, or the cast sink (`spawn_call`).
+    callbacks_to: LocalPid,
     tag: JobTag,
     token: Arc<CallToken>,
     accept: Accept,
@@ -165,7 +167,14 @@ pub struct JobCaller {
 
 impl JobCaller {
     pub fn new(reply_to: LocalPid, tag: JobTag, token: Arc<CallToken>, accept: Accept, target: Target) -> JobCaller {
-        JobCaller { reply_to, tag, token, accept, target }
+        JobCaller { reply_to, callbacks_to: reply_to, tag, token, accept, target }
+    }
+
+    /// Its callbacks go to `sink` (which runs each in a process of its own),
+    /// not to the caller.
+    pub fn callbacks_to(mut self, sink: LocalPid) -> JobCaller {
+        self.callbacks_to = sink;
+        self
     }
 
     /// Retires the tag (see [`JobTag::retire`]) when the guard drops: when
@@ -195,7 +204,7 @@ impl Caller for JobCaller {
             return Err(CallError::Failed("the Erlang caller stopped waiting".into()));
         }
         let (handle, rx) = CallbackHandle::open(self.accept);
-        if !send_callback(&self.reply_to, |e| self.tag.term(e), &handle, name, args) {
+        if !send_callback(&self.callbacks_to, |e| self.tag.term(e), &handle, name, args) {
             return Err(CallError::Failed("the Erlang caller is gone".into()));
         }
         Ok(rx)

@@ -118,6 +118,10 @@ pub struct Job {
     /// The core the job was made on (its caller's scheduler, for a request;
     /// -1 for the runtime's own): see `affinity::serving`.
     pub caller_cpu: i32,
+    /// Where the `erlang.call`s of its Python code go when not to `reply_to`:
+    /// a `spawn_call`'s go to the cast sink, since its caller waits on it only
+    /// once it awaits.
+    callbacks_to: Option<LocalPid>,
 }
 
 impl Job {
@@ -147,6 +151,7 @@ impl Job {
             handed_over: Default::default(),
             chain: None,
             caller_cpu: super::affinity::current_cpu(),
+            callbacks_to: None,
         };
         (job, token)
     }
@@ -198,6 +203,7 @@ impl Job {
             handed_over: Default::default(),
             chain: None,
             caller_cpu: -1,
+            callbacks_to: None,
         }
     }
 
@@ -358,6 +364,13 @@ impl Job {
         }
     }
 
+    /// The job's `erlang.call`s go to `sink`, which runs each in a process of
+    /// its own; its reply still goes to its caller.
+    pub fn callbacks_to(mut self, sink: LocalPid) -> Job {
+        self.callbacks_to = Some(sink);
+        self
+    }
+
     /// The caller (as `<0.N.0>`), module and function of a request, for traces:
     /// for `eval`/`exec` the module is empty and the function is the start of the code.
     fn describe(&self) -> (String, String, String) {
@@ -369,7 +382,11 @@ impl Job {
     /// The Erlang side of this job, for the `erlang.call`s of its Python code:
     /// make it on the serving thread, and retire it when the code has returned.
     fn caller(&self, accept: Accept) -> Arc<JobCaller> {
-        Arc::new(JobCaller::new(self.reply_to, JobTag::new(&self.env, &self.tag), self.token.clone(), accept, self.target))
+        let caller = JobCaller::new(self.reply_to, JobTag::new(&self.env, &self.tag), self.token.clone(), accept, self.target);
+        Arc::new(match self.callbacks_to {
+            Some(sink) => caller.callbacks_to(sink),
+            None => caller,
+        })
     }
 
     fn serve_python(&self, host: &mut Engine, place: Place, op: Op) {

@@ -85,7 +85,7 @@ fn grant(job: Job, permit: semaphore::Permit) -> Option<semaphore::Permit> {
     }
 }
 
-rustler::atoms! { call, eval, exec, stream_call, stream_eval, async_call, async_stream, echo, queued, promised, dirty, call_ref, eval_ref, on_ref = "ref", crash = "$crash" }
+rustler::atoms! { call, eval, exec, stream_call, stream_eval, async_call, async_stream, echo, queued, promised, dirty, callbacks, call_ref, eval_ref, on_ref = "ref", crash = "$crash" }
 
 fn work_of(op: Atom) -> Option<Work> {
     if op == call() {
@@ -130,7 +130,10 @@ fn crash_work() -> Option<Work> {
 /// `submit(Target, Op, Payload, Tag, Chain) -> {ok, Handle} | {promised, Handle}
 /// | {queued, Handle} | dirty | {error, Reason}`, where Target is `main`, a context number, `auto` (the
 /// caller's context: see `nif::routing`) or `{pool, Name}`, and Chain is the
-/// callback handle the calling process is running under (or `undefined`). The
+/// callback handle the calling process is running under, `{callbacks, Sink}`
+/// (none; the `erlang.call`s of its Python code go to `Sink`, not to the
+/// caller: `spawn_call`, whose caller takes them only once it awaits), or
+/// `undefined`. The
 /// reply arrives later as `{py_reply, Tag, Result}` (or `{py_reply, Tag, Error,
 /// Traceback}`). `queued`: every permit is taken; the job waits its turn in the
 /// semaphore's queue until the caller withdraws it (`withdraw/1`). An integer
@@ -233,7 +236,10 @@ fn submit_with<'a>(
         },
     };
     probe::add(Stage::Route, t1);
-    let chain = chain.decode::<ResourceArc<CallbackHandle>>().ok();
+    let (chain, sink) = match chain.decode::<ResourceArc<CallbackHandle>>() {
+        Ok(c) => (Some(c), None),
+        Err(_) => (None, chain.decode::<(Atom, LocalPid)>().ok().filter(|(a, _)| *a == callbacks()).map(|(_, p)| p)),
+    };
     // An async call becomes an asyncio task of its target's loop, with an id.
     let (work, task) = match work {
         Work::Python(Op::AsyncCall { .. }) | Work::Python(Op::AsyncStream { .. }) => {
@@ -248,6 +254,10 @@ fn submit_with<'a>(
     };
     let t2 = probe::now();
     let (job, token) = Job::new(work, target, request, tag, env.pid());
+    let job = match sink {
+        Some(sink) => job.callbacks_to(sink),
+        None => job,
+    };
     probe::add(Stage::Job, t2);
     let handle = |queued| CallHandle::new(token.clone(), queued, false, task);
     // A call made from inside a callback belongs to a chain that already holds a
