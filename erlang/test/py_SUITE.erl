@@ -111,6 +111,13 @@ maps(_) ->
     ?assertMatch({error, {bad_result, <<"a str key and a bytes key", _/binary>>}},
                  py:eval(<<"{'a': 1, b'a': 2}">>)),
     ?assertEqual({ok, #{<<"a">> => 1, <<"b">> => 2}}, py:eval(<<"{'a': 1, b'b': 2}">>)),
+    %% inside tuples and frozensets too, and NaNs (each a key of its own in
+    %% Python, all `nan' in Erlang)
+    [?assertMatch({error, {bad_result, <<"two dict keys are the same key in Erlang: ", _/binary>>}}, py:eval(Code))
+     || Code <- [<<"{('a', 1): 1, (b'a', 1): 2}">>, <<"{frozenset(['a']): 1, frozenset([b'a']): 2}">>,
+                 <<"{float('nan'): 1, float('nan'): 2}">>, <<"{(1, float('nan')): 1, (1, float('nan')): 2}">>]],
+    ?assertEqual({ok, #{nan => 1, {<<"a">>, 1} => 2, {<<"b">>, 1} => 3}},
+                 py:eval(<<"{float('nan'): 1, ('a', 1): 2, (b'b', 1): 3}">>)),
     [?assertMatch({error, {bad_argument, <<"two map keys are the same key in Python", _/binary>>}},
                   echo(Colliding))
      || Colliding <- [#{a => 1, <<"a">> => 2}, #{1 => x, 1.0 => y}, #{true => x, 1 => y},

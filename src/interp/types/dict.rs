@@ -32,35 +32,66 @@ pub fn one_key(key: &Bound<'_, PyAny>) -> ConvError {
 pub fn from_py(obj: &Bound<'_, PyAny>, depth: usize) -> Result<Option<Value>, ConvError> {
     let Ok(dict) = obj.cast::<PyDict>() else { return Ok(None) };
     let mut pairs = Vec::with_capacity(dict.len());
-    let (mut strs, mut bytes) = (false, false);
+    let (mut strs, mut bytes, mut others) = (false, false, false);
     for (k, v) in dict.iter() {
         let key = value_from_py(&k, depth + 1)?;
-        strs |= matches!(key, Value::Str(_));
-        bytes |= matches!(key, Value::Bytes(_));
+        match &key {
+            Value::Str(_) => strs = true,
+            Value::Bytes(_) => bytes = true,
+            // what may hold keys distinct in Python, one in Erlang
+            Value::Tuple(_) | Value::List(_) => others = true,
+            Value::Float(f) if f.is_nan() => others = true,
+            _ => {}
+        }
         pairs.push((key, value_from_py(&v, depth + 1)?));
     }
-    if strs && bytes {
-        same_binary(&pairs)?;
+    if (strs && bytes) || others {
+        one_erlang_key(&pairs)?;
     }
     Ok(Some(Value::Map(pairs)))
 }
 
-/// A `str` key and a `bytes` key of the same content are one binary key in
-/// Erlang: refused, as one value would be dropped without a word.
-fn same_binary(pairs: &[(Value, Value)]) -> Result<(), ConvError> {
+/// Keys distinct in Python that are one key in Erlang are refused, as one
+/// value would be dropped without a word: a `str` and a `bytes` of the same
+/// content (both binaries), two NaNs (each NaN object is a key of its own in
+/// Python; every NaN is `nan` in Erlang), and tuples and frozensets holding
+/// such.
+fn one_erlang_key(pairs: &[(Value, Value)]) -> Result<(), ConvError> {
     let mut seen = std::collections::HashSet::new();
     for (k, _) in pairs {
-        let b = match k {
-            Value::Str(s) => s.as_bytes(),
-            Value::Bytes(b) => b.as_slice(),
-            _ => continue,
-        };
-        if !seen.insert(b) {
-            return Err(ConvError::Invalid(format!(
-                "a str key and a bytes key are the same binary key in Erlang: {:?}",
-                String::from_utf8_lossy(b)
-            )));
+        // What Erlang will see, written out (a key that cannot be written is
+        // refused later anyway).
+        let Ok(written) = crate::interp::etf::encode(&as_erlang(k)) else { continue };
+        if !seen.insert(written) {
+            return Err(ConvError::Invalid(match k {
+                Value::Str(s) => format!("a str key and a bytes key are the same binary key in Erlang: {s:?}"),
+                Value::Bytes(b) => format!("a str key and a bytes key are the same binary key in Erlang: {:?}", String::from_utf8_lossy(b)),
+                _ => format!("two dict keys are the same key in Erlang: {}", shown(k)),
+            }));
         }
     }
     Ok(())
+}
+
+/// `v` as Erlang will have it: text as bytes, every NaN the same.
+fn as_erlang(v: &Value) -> Value {
+    match v {
+        Value::Str(s) => Value::Bytes(s.as_bytes().to_vec()),
+        Value::Float(f) if f.is_nan() => Value::Float(f64::NAN),
+        Value::Tuple(items) => Value::Tuple(items.iter().map(as_erlang).collect()),
+        Value::List(items) => Value::List(items.iter().map(as_erlang).collect()),
+        other => other.clone(),
+    }
+}
+
+/// A key for an error message.
+fn shown(v: &Value) -> String {
+    match v {
+        Value::Float(f) if f.is_nan() => "nan".into(),
+        Value::Str(s) => format!("{s:?}"),
+        Value::Bytes(b) => format!("{:?}", String::from_utf8_lossy(b)),
+        Value::Tuple(items) => format!("({})", items.iter().map(shown).collect::<Vec<_>>().join(", ")),
+        Value::List(items) => format!("[{}]", items.iter().map(shown).collect::<Vec<_>>().join(", ")),
+        other => format!("{other:?}"),
+    }
 }
