@@ -456,7 +456,7 @@ spawn_op(Op, {py_context, Target}, Module, Function, Args, Opts) ->
     Pending = try {name(Module, module), name(Function, function), list(Args),
                    kwargs(maps:get(kwargs, Opts, #{}))} of
                   _ when not ?IS_TIMEOUT(Timeout) -> ?BAD_TIMEOUT;
-                  Payload -> submit(Target, Op, Payload, Timeout, make_ref(), spawned_chain())
+                  Payload -> submit(Target, Op, Payload, Timeout, make_ref(), spawned_chain(Op))
               catch
                   throw:{bad_argument, _} = Bad -> {error, Bad}
               end,
@@ -473,10 +473,13 @@ spawn_op(Op, {py_context, Target}, Module, Function, Args, Opts) ->
 %% process of the application, as a cast's do: its spawner takes only what
 %% comes to it while it awaits, and the call must not stand still, holding
 %% its context, until then. Made from inside a callback, it belongs to that
-%% callback's chain, as any request does.
-spawned_chain() ->
+%% callback's chain, as any request does. So do those of the function an
+%% async call calls to make its coroutine (the coroutine runs as a task,
+%% whose Erlang calls go to the application anyway); an async stream is
+%% awaited at once, by its caller, who takes them.
+spawned_chain(Op) ->
     case get(?CHAIN) of
-        undefined ->
+        undefined when Op =:= call; Op =:= async_call ->
             case whereis(py_cast_sink) of
                 undefined -> undefined;
                 Sink -> {callbacks, Sink}
@@ -1118,7 +1121,7 @@ submit(Target, Op, Payload, Timeout, Tag) ->
     submit(Target, Op, Payload, Timeout, Tag, get(?CHAIN)).
 
 %% With `Chain' for the NIF: the callback chain this process runs under
-%% (`undefined': none), or `{callbacks, Sink}' (see spawned_chain/0).
+%% (`undefined': none), or `{callbacks, Sink}' (see spawned_chain/1).
 submit(Target, Op, Payload, Timeout, Tag, Chain) ->
     submitted(py_nif:submit(Target, Op, Payload, Tag, Chain), Target, Op, Payload, Timeout, Tag, Chain).
 

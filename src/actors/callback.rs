@@ -13,7 +13,9 @@
 //! right there, re-entrantly.
 //!
 //! A call from a thread no request waits on goes to `py_cast_sink`, which runs
-//! it in a process of the application (see `actors::bridge`). No Python here.
+//! it in a process of the application (see `actors::bridge`); so do those of a
+//! cast's request and of a `spawn_call`'s, whose caller waits on it only once
+//! it awaits ([`JobCaller::callbacks_to`]). No Python here.
 
 use super::job::{CallToken, Job, Target};
 use crate::atoms;
@@ -205,7 +207,11 @@ impl Caller for JobCaller {
         }
         let (handle, rx) = CallbackHandle::open(self.accept);
         if !send_callback(&self.callbacks_to, |e| self.tag.term(e), &handle, name, args) {
-            return Err(CallError::Failed("the Erlang caller is gone".into()));
+            return Err(CallError::Failed(if self.callbacks_to == self.reply_to {
+                "the Erlang caller is gone".into()
+            } else {
+                "the application's process that runs Erlang calls (py_cast_sink) is gone".into()
+            }));
         }
         Ok(rx)
     }

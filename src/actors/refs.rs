@@ -21,9 +21,11 @@ impl Resource for RefHandle {}
 
 impl Drop for RefHandle {
     fn drop(&mut self) {
-        // Pushed to the owning context's lane (no Python, no waiting): fine on
-        // the scheduler thread that collected the last copy. A context that is
-        // gone took the object with it.
+        // Pushed to the owning context's lane (no Python, no lock, no waiting):
+        // fine wherever the last hold goes, the scheduler thread that collected
+        // the last copy or a serving thread dropping a request that carried
+        // it, with an interpreter's GIL held or not. A context that is gone
+        // took the object with it.
         let _ = super::router::submit(Job::loop_work(Work::RefDrop(self.id), self.target, self.owner));
     }
 }

@@ -32,23 +32,38 @@ pub fn one_key(key: &Bound<'_, PyAny>) -> ConvError {
 pub fn from_py(obj: &Bound<'_, PyAny>, depth: usize) -> Result<Option<Value>, ConvError> {
     let Ok(dict) = obj.cast::<PyDict>() else { return Ok(None) };
     let mut pairs = Vec::with_capacity(dict.len());
-    let (mut strs, mut bytes, mut others) = (false, false, false);
+    let mut seen = Kinds::default();
     for (k, v) in dict.iter() {
         let key = value_from_py(&k, depth + 1)?;
-        match &key {
-            Value::Str(_) => strs = true,
-            Value::Bytes(_) => bytes = true,
-            // what may hold keys distinct in Python, one in Erlang
-            Value::Tuple(_) | Value::List(_) => others = true,
-            Value::Float(f) if f.is_nan() => others = true,
-            _ => {}
-        }
+        seen.note(&key);
         pairs.push((key, value_from_py(&v, depth + 1)?));
     }
-    if (strs && bytes) || others {
+    if (seen.strs && seen.bytes) || seen.nans {
         one_erlang_key(&pairs)?;
     }
     Ok(Some(Value::Map(pairs)))
+}
+
+/// What the keys hold, in them or in their tuples and frozensets: only keys
+/// with text of both kinds, or a NaN, can be one key in Erlang and two in
+/// Python, so only then are they compared.
+#[derive(Default)]
+struct Kinds {
+    strs: bool,
+    bytes: bool,
+    nans: bool,
+}
+
+impl Kinds {
+    fn note(&mut self, v: &Value) {
+        match v {
+            Value::Str(_) => self.strs = true,
+            Value::Bytes(_) => self.bytes = true,
+            Value::Float(f) if f.is_nan() => self.nans = true,
+            Value::Tuple(items) | Value::List(items) => items.iter().for_each(|i| self.note(i)),
+            _ => {}
+        }
+    }
 }
 
 /// Keys distinct in Python that are one key in Erlang are refused, as one
