@@ -3,7 +3,9 @@
 %% code has to say goes here instead: an error (with its traceback) is logged as a
 %% warning under the `[erlang_python]' domain, never dropped silently; an Erlang
 %% function its Python code calls runs in a fresh process (the cast's Python
-%% thread waits for it, not this server). Successful results never arrive: the
+%% thread waits for it, not this server). So do those of a `py:spawn_call',
+%% whose caller waits for nothing until it awaits (with the caller's group
+%% leader), and of Python threads that serve no request. Successful results never arrive: the
 %% NIF drops them.
 -module(py_cast_sink).
 -behaviour(gen_server).
@@ -36,8 +38,8 @@ handle_info({py_reply, _Tag, {error, Reason}}, State) ->
     logger:warning("erlang_python: a cast failed: ~0tp", [Reason],
                    #{domain => [erlang_python], reason => Reason}),
     {noreply, State};
-handle_info({py_callback, _Tag, Cb, Name, Args}, State) ->
-    _ = spawn(fun() -> py:run_callback(Cb, Name, Args) end),
+handle_info({py_callback, Tag, Cb, Name, Args}, State) ->
+    _ = spawn(fun() -> take_leader(Tag), py:run_callback(Cb, Name, Args) end),
     {noreply, State};
 handle_info({py_output, _From, Fd, Text}, State) ->
     %% printed by a cast, or by Python code that serves no request (threads,
@@ -52,3 +54,14 @@ handle_info({py_output, _From, Fd, Text}, State) ->
     {noreply, State};
 handle_info(_Other, State) ->
     {noreply, State}.
+
+%% A spawned call's callback comes with its caller (`{Tag, Caller}'): its
+%% process takes the caller's group leader, so that what it prints goes where
+%% the caller's output goes. A cast's runs with the application's.
+take_leader({_Tag, Caller}) when is_pid(Caller) ->
+    case erlang:process_info(Caller, group_leader) of
+        {group_leader, Leader} -> group_leader(Leader, self());
+        undefined -> ok
+    end;
+take_leader(_Tag) ->
+    ok.

@@ -190,15 +190,17 @@ await_timeout_counts_from_the_await(_) ->
 %% spawner, which is busy elsewhere), so its context is free meanwhile.
 spawn_call_calls_back_before_await(_) ->
     Self = self(),
-    ok = py:register_function(ep_spawn_cb, fun([X]) -> Self ! {spawn_cb, self(), X}, X * 2 end),
+    ok = py:register_function(ep_spawn_cb, fun([X]) -> Self ! {spawn_cb, self(), group_leader(), X}, X * 2 end),
     Ctx = py:context(1),
     ok = py:exec(Ctx, <<"import erlang\n"
                         "def twice_then_done(x):\n"
                         "    y = erlang.ep_spawn_cb(x)\n"
                         "    return erlang.ep_spawn_cb(y)\n">>),
     R = py:spawn_call(Ctx, '__main__', twice_then_done, [5], #{}),
-    %% not awaiting: both callbacks run, elsewhere
-    Runners = [receive {spawn_cb, P, X} -> ?assertNotEqual(Self, P), X
+    %% not awaiting: both callbacks run, elsewhere, their output going where
+    %% the caller's goes
+    Leader = group_leader(),
+    Runners = [receive {spawn_cb, P, L, X} -> ?assertNotEqual(Self, P), ?assertEqual(Leader, L), X
                after 10000 -> ct:fail(callback_waits_for_await) end || _ <- [1, 2]],
     ?assertEqual([5, 10], Runners),
     %% the call is over and its context answers others

@@ -206,7 +206,14 @@ impl Caller for JobCaller {
             return Err(CallError::Failed("the Erlang caller stopped waiting".into()));
         }
         let (handle, rx) = CallbackHandle::open(self.accept);
-        if !send_callback(&self.callbacks_to, |e| self.tag.term(e), &handle, name, args) {
+        let sent = if self.callbacks_to == self.reply_to {
+            send_callback(&self.callbacks_to, |e| self.tag.term(e), &handle, name, args)
+        } else {
+            // To the sink, with the caller, whose group leader the callback's
+            // process takes (its output goes where the caller's does).
+            send_callback(&self.callbacks_to, |e| (self.tag.term(e), self.reply_to).encode(e), &handle, name, args)
+        };
+        if !sent {
             return Err(CallError::Failed(if self.callbacks_to == self.reply_to {
                 "the Erlang caller is gone".into()
             } else {
