@@ -358,7 +358,11 @@ channel(Opts) when is_map(Opts) ->
 %% once closed.
 -spec channel_send(channel(), term()) -> ok | {error, full | closed | {bad_argument, binary()}}.
 channel_send(Ch, Term) ->
-    py_nif:channel_send(Ch, Term).
+    case py_nif:channel_send(Ch, Term) of
+        %% too large to decode on this scheduler in one time slice
+        dirty -> py_nif:channel_send_dirty(Ch, Term);
+        Sent -> Sent
+    end.
 
 %% @doc Closes `Ch': Python drains what is queued, then `recv' raises
 %% `erlang.ChannelClosed' (and iteration ends).
@@ -1256,7 +1260,11 @@ run_callback(Cb, Name, Args) ->
                  error ->
                      {error, {unknown_function, Name}}
              end,
-    py_nif:callback_reply(Cb, Result),
+    case py_nif:callback_reply(Cb, Result) of
+        %% too large to decode on this scheduler in one time slice
+        dirty -> py_nif:callback_reply_dirty(Cb, Result);
+        _ -> ok
+    end,
     ok.
 
 invoke(Fun, Args) when is_function(Fun, 1) -> Fun(Args);

@@ -3,10 +3,10 @@
 %% actor mailboxes in Rust and answered by message.
 -module(py_nif).
 -export([state_store/2, state_fetch/1, state_remove/1, state_keys/0, state_clear/0, state_incr/2,
-         submit/5, submit_dirty/5, cast/4, cast_dirty/4, callback_registered/2, callback_registry_reset/0, withdraw/1, stream_start/4, stream_start_dirty/4, stream_active/2, stream_cancel/1, stream_done/1, interrupt/1, callback_reply/2, cancel/1, waited/1, semaphore_get/1, semaphore_set_max/1, pin_threads/1, max_terms/1, start/3, start_contexts/2, start_pool/4, stop_pool/2, setup/3, venv_configure/1, logging_configure/1, logging_handled/1, logging_dropped/0, route/1, bind/1, binding/0, spread/1, routes/0, route_to_main/1, is_ref/1, channel_open/1, channel_send/2, channel_close/1, channel_len/1, stop_contexts/1, stop/1, info/0, load/0, console/1, trace_config/3, trace_dropped/0, direct_call/1, noop/0]).
+         submit/5, submit_dirty/5, cast/4, cast_dirty/4, callback_registered/2, callback_registry_reset/0, withdraw/1, stream_start/4, stream_start_dirty/4, stream_active/2, stream_cancel/1, stream_done/1, interrupt/1, callback_reply/2, callback_reply_dirty/2, cancel/1, waited/1, semaphore_get/1, semaphore_set_max/1, pin_threads/1, max_terms/1, start/3, start_contexts/2, start_pool/4, stop_pool/2, setup/3, venv_configure/1, logging_configure/1, logging_handled/1, logging_dropped/0, route/1, bind/1, binding/0, spread/1, routes/0, route_to_main/1, is_ref/1, channel_open/1, channel_send/2, channel_send_dirty/2, channel_close/1, channel_len/1, stop_contexts/1, stop/1, info/0, load/0, console/1, trace_config/3, trace_dropped/0, direct_call/1, noop/0]).
 -on_load(init/0).
 -nifs([state_store/2, state_fetch/1, state_remove/1, state_keys/0, state_clear/0, state_incr/2,
-       submit/5, submit_dirty/5, cast/4, cast_dirty/4, callback_registered/2, callback_registry_reset/0, withdraw/1, stream_start/4, stream_start_dirty/4, stream_active/2, stream_cancel/1, stream_done/1, interrupt/1, callback_reply/2, cancel/1, waited/1, semaphore_get/1, semaphore_set_max/1, pin_threads/1, max_terms/1, start/3, start_contexts/2, start_pool/4, stop_pool/2, setup/3, venv_configure/1, logging_configure/1, logging_handled/1, logging_dropped/0, route/1, bind/1, binding/0, spread/1, routes/0, route_to_main/1, is_ref/1, channel_open/1, channel_send/2, channel_close/1, channel_len/1, stop_contexts/1, stop/1, info/0, load/0, console/1, trace_config/3, trace_dropped/0, direct_call/1, noop/0]).
+       submit/5, submit_dirty/5, cast/4, cast_dirty/4, callback_registered/2, callback_registry_reset/0, withdraw/1, stream_start/4, stream_start_dirty/4, stream_active/2, stream_cancel/1, stream_done/1, interrupt/1, callback_reply/2, callback_reply_dirty/2, cancel/1, waited/1, semaphore_get/1, semaphore_set_max/1, pin_threads/1, max_terms/1, start/3, start_contexts/2, start_pool/4, stop_pool/2, setup/3, venv_configure/1, logging_configure/1, logging_handled/1, logging_dropped/0, route/1, bind/1, binding/0, spread/1, routes/0, route_to_main/1, is_ref/1, channel_open/1, channel_send/2, channel_send_dirty/2, channel_close/1, channel_len/1, stop_contexts/1, stop/1, info/0, load/0, console/1, trace_config/3, trace_dropped/0, direct_call/1, noop/0]).
 
 %% Where a request goes: the main interpreter, a context, the caller's context
 %% (`auto': bound, else placed by the router), or a context of a pool.
@@ -23,8 +23,13 @@ init() ->
           end,
     erlang:load_nif(filename:join(Dir, "py_nif"), 0).
 
--spec callback_reply(reference(), {ok, term()} | {error, term()}) -> boolean().
+%% `dirty': the result is too large to decode on this scheduler in one time
+%% slice, and was not given: give it with callback_reply_dirty/2.
+-spec callback_reply(reference(), {ok, term()} | {error, term()}) -> boolean() | dirty.
 callback_reply(_Handle, _Result) -> erlang:nif_error(not_loaded).
+
+-spec callback_reply_dirty(reference(), {ok, term()} | {error, term()}) -> boolean().
+callback_reply_dirty(_Handle, _Result) -> erlang:nif_error(not_loaded).
 
 -spec submit(target(), call | eval | exec | stream_call | stream_eval | async_call | async_stream
              | call_ref | eval_ref | ref | echo | '$crash',
@@ -184,8 +189,13 @@ is_ref(_Term) -> erlang:nif_error(not_loaded).
 -spec channel_open(pos_integer()) -> reference().
 channel_open(_Max) -> erlang:nif_error(not_loaded).
 
--spec channel_send(reference(), term()) -> ok | {error, full | closed | {bad_argument, binary()}}.
+%% `dirty': the term is too large to decode on this scheduler in one time
+%% slice, and was not sent: send it with channel_send_dirty/2.
+-spec channel_send(reference(), term()) -> ok | dirty | {error, full | closed | {bad_argument, binary()}}.
 channel_send(_Ch, _Term) -> erlang:nif_error(not_loaded).
+
+-spec channel_send_dirty(reference(), term()) -> ok | {error, full | closed | {bad_argument, binary()}}.
+channel_send_dirty(_Ch, _Term) -> erlang:nif_error(not_loaded).
 
 -spec channel_close(reference()) -> ok | {error, {bad_argument, binary()}}.
 channel_close(_Ch) -> erlang:nif_error(not_loaded).

@@ -507,7 +507,9 @@ bad_timeouts(_) ->
 %% A payload too large to decode within a normal scheduler's time slice
 %% (20,000 terms, a binary counting one per KiB) is decoded on a dirty CPU
 %% scheduler instead (py:submitted/7 sees the NIF answer `dirty'): it used
-%% to hold a normal scheduler, 1.25 s for a tuple of 22 shared levels.
+%% to hold a normal scheduler, 1.25 s for a tuple of 22 shared levels. So
+%% is a term sent into a channel, and an Erlang function's result given to
+%% Python (they held a normal scheduler 95 ms for a list of 3,000,000).
 large_arguments_off_the_scheduler(_) ->
     Shared = lists:foldl(fun(_, A) -> {A, A} end, 1, lists:seq(1, 16)),
     Big = lists:seq(1, 100000),
@@ -517,21 +519,33 @@ large_arguments_off_the_scheduler(_) ->
     1 = erlang:trace_pattern({py, submitted, 7}, [{[dirty, '_', '_', '_', '_', '_', '_'], [], []}], [local]),
     1 = erlang:trace_pattern({py_nif, cast_dirty, 4}, true, [local]),
     1 = erlang:trace_pattern({py_nif, stream_start_dirty, 4}, true, [local]),
+    1 = erlang:trace_pattern({py_nif, channel_send_dirty, 2}, true, [local]),
+    1 = erlang:trace_pattern({py_nif, callback_reply_dirty, 2}, true, [local]),
+    ok = py:register_function(ep_big_result, fun([N]) -> lists:seq(1, N) end),
+    {ok, Ch} = py:channel(),
     try
         ?assertEqual({ok, 2}, py:call(builtins, len, [Shared])),
         ?assertEqual({ok, 100000}, py:call(builtins, len, [Big])),
         ?assertEqual({ok, 4.0}, py:call(math, sqrt, [16])),
         ?assertEqual(ok, py:cast(builtins, len, [Big])),
         {ok, Ref} = py:stream_start(builtins, iter, [Big], #{}),
-        ?assertEqual(100000, length(collect_stream(Ref, [])))
+        ?assertEqual(100000, length(collect_stream(Ref, []))),
+        %% a channel: the large term and a small one, in order
+        ?assertEqual(ok, py:channel_send(Ch, Big)),
+        ?assertEqual(ok, py:channel_send(Ch, small)),
+        ?assertEqual({ok, [100000, <<"small">>]}, py:eval(<<"[len(ch.recv()), ch.recv()]">>, #{ch => Ch})),
+        %% an Erlang function's result, large and small
+        ?assertEqual({ok, [100000, 3]}, py:eval(<<"[len(erlang.ep_big_result(100000)), len(erlang.ep_big_result(3))]">>))
     after
         erlang:trace(self(), false, [call]),
         erlang:trace_pattern({py, submitted, 7}, false, [local]),
         erlang:trace_pattern({py_nif, '_', '_'}, false, [local])
     end,
+    ok = py:unregister_function(ep_big_result),
     Counter ! {count, self()},
-    %% the two calls (not the small one), the cast and the stream's start
-    ?assertEqual(4, receive {dirty, N} -> N after 5000 -> ct:fail(no_count) end).
+    %% the two calls (not the small one), the cast, the stream's start, the
+    %% large channel term and the large result (not the small ones)
+    ?assertEqual(6, receive {dirty, N} -> N after 5000 -> ct:fail(no_count) end).
 
 count_dirty(N) ->
     receive

@@ -136,9 +136,17 @@ impl Channel {
 
 impl Drop for Channel {
     /// The last hold is gone: forget the id. (Ids are never reused, so this
-    /// cannot remove another channel's entry.)
+    /// cannot remove another channel's entry.) What is still queued is freed
+    /// off the BEAM's schedulers: the last hold often goes with the Erlang
+    /// copy a garbage collection frees, and a queue of large terms takes
+    /// milliseconds to free.
     fn drop(&mut self) {
         CHANNELS.remove(&self.id);
+        let state = self.state.get_mut().unwrap_or_else(|e| e.into_inner());
+        if !state.queue.is_empty() && rustler::thread::is_scheduler_thread() {
+            let queue = std::mem::take(&mut state.queue);
+            drop(super::runtime::get().spawn_blocking(move || drop(queue)));
+        }
     }
 }
 

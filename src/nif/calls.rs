@@ -435,11 +435,35 @@ fn interrupt<'a>(env: Env<'a>, target: Term<'a>) -> NifResult<Term<'a>> {
     })
 }
 
-/// `callback_reply(Handle, Result) -> boolean()`: the result of an Erlang
-/// function Python called; false if Python stopped waiting for it.
+/// `callback_reply(Handle, Result) -> boolean() | dirty`: the result of an
+/// Erlang function Python called; false if Python stopped waiting for it. A
+/// result too large to decode within a normal scheduler's time slice answers
+/// `dirty` (and is not given): the caller then gives it with
+/// `callback_reply_dirty/2`.
 #[rustler::nif]
-fn callback_reply(handle: ResourceArc<CallbackHandle>, result: Term<'_>) -> bool {
-    handle.reply(callback_result(result))
+fn callback_reply<'a>(env: Env<'a>, handle: ResourceArc<CallbackHandle>, result: Term<'a>) -> Term<'a> {
+    reply_with(env, handle, result, Decoding::OnScheduler)
+}
+
+/// `callback_reply/2` on a dirty CPU scheduler, for a result that answered `dirty`.
+#[rustler::nif(schedule = "DirtyCpu")]
+fn callback_reply_dirty<'a>(env: Env<'a>, handle: ResourceArc<CallbackHandle>, result: Term<'a>) -> Term<'a> {
+    reply_with(env, handle, result, Decoding::Dirty)
+}
+
+fn reply_with<'a>(env: Env<'a>, handle: ResourceArc<CallbackHandle>, result: Term<'a>, place: Decoding) -> Term<'a> {
+    // A value that cannot be converted is `within`'s error, so that one too
+    // large for this scheduler is told from one that is bad.
+    let given = within(place, || match callback_result(result) {
+        Err(CallError::BadValue(msg)) => Err(msg),
+        other => Ok(other),
+    });
+    let given = match given {
+        Ok(r) => r,
+        Err(None) => return dirty().encode(env),
+        Err(Some(msg)) => Err(CallError::BadValue(msg)),
+    };
+    handle.reply(given).encode(env)
 }
 
 /// An Erlang function's result as Python's `erlang.call` takes it: `{ok, V}`,

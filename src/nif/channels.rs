@@ -1,6 +1,7 @@
 //! Channels from Erlang into running Python: open, send, close. The queue is
 //! `actors::channel`; these NIFs decode the term and push, never waiting.
 
+use super::calls::{refused, within, Decoding};
 use crate::actors::channel::{Channel, SendError};
 use crate::atoms;
 use rustler::{Encoder, Env, Resource, ResourceArc, Term};
@@ -24,16 +25,29 @@ fn channel_open(max: usize) -> ResourceArc<ChannelHandle> {
     ResourceArc::new(ChannelHandle(Channel::open(max)))
 }
 
-/// `channel_send(Channel, Term) -> ok | {error, full | closed | {bad_argument, Message}}`.
+/// `channel_send(Channel, Term) -> ok | dirty | {error, full | closed |
+/// {bad_argument, Message}}`. A term too large to decode within a normal
+/// scheduler's time slice answers `dirty`, as a request does: the caller
+/// then sends it with `channel_send_dirty/2`.
 #[rustler::nif]
 fn channel_send<'a>(env: Env<'a>, ch: Term<'a>, term: Term<'a>) -> Term<'a> {
+    send_with(env, ch, term, Decoding::OnScheduler)
+}
+
+/// `channel_send/2` on a dirty CPU scheduler, for a term that answered `dirty`.
+#[rustler::nif(schedule = "DirtyCpu")]
+fn channel_send_dirty<'a>(env: Env<'a>, ch: Term<'a>, term: Term<'a>) -> Term<'a> {
+    send_with(env, ch, term, Decoding::Dirty)
+}
+
+fn send_with<'a>(env: Env<'a>, ch: Term<'a>, term: Term<'a>, place: Decoding) -> Term<'a> {
     rustler::atoms! { full, closed }
     let Ok(ch) = ch.decode::<ResourceArc<ChannelHandle>>() else {
         return not_a_channel(env);
     };
-    let value = match super::types::decode(term, 0) {
+    let value = match within(place, || super::types::decode(term, 0).map_err(|e| e.message())) {
         Ok(v) => v,
-        Err(e) => return super::calls::bad_argument(env, e.message()),
+        Err(why) => return refused(env, why),
     };
     match ch.0.send(value) {
         Ok(()) => atoms::ok().encode(env),
