@@ -477,20 +477,21 @@ spawn_op(Op, {py_context, Target}, Module, Function, Args, Opts) ->
 %% process of the application, as a cast's do: its spawner takes only what
 %% comes to it while it awaits, and the call must not stand still, holding
 %% its context, until then. Made from inside a callback, it belongs to that
-%% callback's chain, as any request does. So do those of the function an
+%% callback's chain, as any request does (it may run on the thread the chain
+%% holds), and its Erlang calls still go to the application: the callback may
+%% return without awaiting it, and the chain's thread must not wait for its
+%% spawner meanwhile. So do those of the function an
 %% async call calls to make its coroutine (the coroutine runs as a task,
 %% whose Erlang calls go to the application anyway); an async stream is
 %% awaited at once, by its caller, who takes them.
-spawned_chain(Op) ->
-    case get(?CHAIN) of
-        undefined when Op =:= call; Op =:= async_call ->
-            case whereis(py_cast_sink) of
-                undefined -> undefined;
-                Sink -> {callbacks, Sink}
-            end;
-        Chain ->
-            Chain
-    end.
+spawned_chain(Op) when Op =:= call; Op =:= async_call ->
+    case {get(?CHAIN), whereis(py_cast_sink)} of
+        {Chain, undefined} -> Chain;
+        {undefined, Sink} -> {callbacks, Sink};
+        {Chain, Sink} -> {callbacks, Sink, Chain}
+    end;
+spawned_chain(_Op) ->
+    get(?CHAIN).
 
 %% @doc The result of a {@link spawn_call/3}, as {@link call/3} returns it,
 %% waiting at most the timeout given to `spawn_call' (default `call_timeout').
@@ -1125,7 +1126,8 @@ submit(Target, Op, Payload, Timeout, Tag) ->
     submit(Target, Op, Payload, Timeout, Tag, get(?CHAIN)).
 
 %% With `Chain' for the NIF: the callback chain this process runs under
-%% (`undefined': none), or `{callbacks, Sink}' (see spawned_chain/1).
+%% (`undefined': none), or `{callbacks, Sink}' or `{callbacks, Sink, Chain}'
+%% (see spawned_chain/1).
 submit(Target, Op, Payload, Timeout, Tag, Chain) ->
     submitted(py_nif:submit(Target, Op, Payload, Tag, Chain), Target, Op, Payload, Timeout, Tag, Chain).
 

@@ -14,6 +14,7 @@ all() ->
      await_from_another_process, await_timeout_cancels, await_timeout_counts_from_the_await,
      spawn_call_errors,
      spawn_caller_dies_cancels, spawn_call_calls_back_before_await,
+     spawn_call_inside_a_callback,
      stream_generator, stream_any_iterable, stream_eval_forms, stream_not_iterable,
      stream_item_cannot_convert, stream_raises_midway,
      stream_start_all, stream_flow_control_bounded_mailbox, stream_paused_context_stopped, stream_paused_holds_no_thread,
@@ -210,6 +211,31 @@ spawn_call_calls_back_before_await(_) ->
     ok = py:register_function(ep_spawn_cb, fun([_]) -> error(boom) end),
     ?assertMatch({error, {_, _}}, py:await(py:spawn_call(Ctx, '__main__', twice_then_done, [1], #{}), 5000)),
     ok = py:unregister_function(ep_spawn_cb).
+
+%% A spawn_call made inside a callback, into the context the callback's chain
+%% holds, runs on the chain's thread; its own Erlang calls go to the
+%% application, so the callback may return without awaiting it (it used to
+%% wait for its spawner, which waited for the outer call: both stood still
+%% until the timeout), or await it there.
+spawn_call_inside_a_callback(_) ->
+    Ctx = py:context(1),
+    ok = py:register_function(ep_leaf, fun([]) -> 7 end),
+    ok = py:register_function(ep_spawns, fun([Await]) ->
+        R = py:spawn_call(Ctx, '__main__', nested_inner, [], #{}),
+        case Await of
+            true -> py:await(R, 5000);
+            false -> put(ep_spawned, R), spawned
+        end
+    end),
+    ok = py:exec(Ctx, <<"import erlang\n"
+                        "def nested_inner():\n"
+                        "    return erlang.ep_leaf() + 1\n"
+                        "def nested_top(wait):\n"
+                        "    return erlang.ep_spawns(wait)\n">>),
+    ?assertEqual({ok, <<"spawned">>}, py:call(Ctx, '__main__', nested_top, [false], #{timeout => 10000})),
+    ?assertEqual({ok, 8}, py:await(erase(ep_spawned), 5000)),
+    ?assertEqual({ok, {<<"ok">>, 8}}, py:call(Ctx, '__main__', nested_top, [true], #{timeout => 10000})),
+    [ok = py:unregister_function(F) || F <- [ep_leaf, ep_spawns]].
 
 spawn_call_errors(_) ->
     ?assertMatch({error, {'ZeroDivisionError', _}}, py:await(py:spawn_call(operator, truediv, [1, 0]))),

@@ -130,10 +130,10 @@ fn crash_work() -> Option<Work> {
 /// `submit(Target, Op, Payload, Tag, Chain) -> {ok, Handle} | {promised, Handle}
 /// | {queued, Handle} | dirty | {error, Reason}`, where Target is `main`, a context number, `auto` (the
 /// caller's context: see `nif::routing`) or `{pool, Name}`, and Chain is the
-/// callback handle the calling process is running under, `{callbacks, Sink}`
-/// (none; the `erlang.call`s of its Python code go to `Sink`, not to the
-/// caller: `spawn_call`, whose caller takes them only once it awaits), or
-/// `undefined`. The
+/// callback handle the calling process is running under (or `undefined`),
+/// or `{callbacks, Sink}` / `{callbacks, Sink, Handle}`: the same, and the
+/// `erlang.call`s of its Python code go to `Sink`, not to the caller
+/// (`spawn_call`, whose caller takes them only once it awaits). The
 /// reply arrives later as `{py_reply, Tag, Result}` (or `{py_reply, Tag, Error,
 /// Traceback}`). `queued`: every permit is taken; the job waits its turn in the
 /// semaphore's queue until the caller withdraws it (`withdraw/1`). An integer
@@ -236,10 +236,7 @@ fn submit_with<'a>(
         },
     };
     probe::add(Stage::Route, t1);
-    let (chain, sink) = match chain.decode::<ResourceArc<CallbackHandle>>() {
-        Ok(c) => (Some(c), None),
-        Err(_) => (None, chain.decode::<(Atom, LocalPid)>().ok().filter(|(a, _)| *a == callbacks()).map(|(_, p)| p)),
-    };
+    let (chain, sink) = chain_of(chain);
     // An async call becomes an asyncio task of its target's loop, with an id.
     let (work, task) = match work {
         Work::Python(Op::AsyncCall { .. }) | Work::Python(Op::AsyncStream { .. }) => {
@@ -287,6 +284,21 @@ fn submit_with<'a>(
     probe::add(Stage::Submit, t0);
     probe::done("submit");
     Ok(queued)
+}
+
+/// The `Chain` argument of `submit/5`: the callback chain the caller runs
+/// under, and where the request's own callbacks go when not to its caller.
+fn chain_of(chain: Term<'_>) -> (Option<ResourceArc<CallbackHandle>>, Option<LocalPid>) {
+    if let Ok(c) = chain.decode::<ResourceArc<CallbackHandle>>() {
+        return (Some(c), None);
+    }
+    if let Ok((a, sink)) = chain.decode::<(Atom, LocalPid)>() {
+        return (None, (a == callbacks()).then_some(sink));
+    }
+    match chain.decode::<(Atom, LocalPid, ResourceArc<CallbackHandle>)>() {
+        Ok((a, sink, c)) if a == callbacks() => (Some(c), Some(sink)),
+        _ => (None, None),
+    }
 }
 
 /// Queues `job` with a permit: at once if one is free (`ok`, or `promised`
