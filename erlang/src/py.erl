@@ -926,13 +926,21 @@ tracemalloc_stop() ->
 %% context (Python's `erlang.state_get') and from Erlang. Atom keys are stored
 %% as binaries, which is what Python's `str' keys become.
 -spec state_store(term(), term()) -> ok.
+state_store(Key, Value) when is_integer(Value) ->
+    py_nif:state_store(key(Key), Value);
 state_store(Key, Value) ->
-    py_nif:state_store(key(Key), Value).
+    %% made external here: term_to_binary/1 yields on a large value, where
+    %% the NIF would hold its scheduler
+    py_nif:state_store_ext(key(Key), term_to_binary(Value)).
 
 %% @doc The value under `Key'.
 -spec state_fetch(term()) -> {ok, term()} | {error, not_found}.
 state_fetch(Key) ->
-    py_nif:state_fetch(key(Key)).
+    case py_nif:state_fetch(key(Key)) of
+        %% too large to make a term of on this scheduler in one time slice
+        dirty -> py_nif:state_fetch_dirty(key(Key));
+        Fetched -> Fetched
+    end.
 
 %% @doc Removes `Key'.
 -spec state_remove(term()) -> ok.

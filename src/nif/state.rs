@@ -1,6 +1,10 @@
 //! The shared state from Erlang: the store lives in `crate::state`; these NIFs
 //! only turn terms into external format and back (no Python involved, so they
-//! run directly on the calling scheduler and return at once).
+//! run directly on the calling scheduler and return at once). What may take
+//! longer than a scheduler's time slice does not run there: a value is made
+//! external by `term_to_binary/1` in `py.erl` (which yields), a large one is
+//! made a term again on a dirty CPU scheduler, and listing or clearing every
+//! key runs on one.
 
 use crate::atoms;
 use crate::state::{self, IncrError, Value};
@@ -20,12 +24,38 @@ fn state_store(key: Term<'_>, value: Term<'_>) -> Atom {
     atoms::ok()
 }
 
-/// `state_fetch(Key) -> {ok, Value} | {error, not_found}`.
+/// `state_store_ext(Key, External) -> ok`: `External` is the value made
+/// external already (`term_to_binary/1`).
+#[rustler::nif]
+fn state_store_ext(key: Term<'_>, value: rustler::Binary<'_>) -> Atom {
+    state::store(ext(key), value.as_slice().to_vec());
+    atoms::ok()
+}
+
+/// Past this many bytes of external format, a fetched value is made a term
+/// again on a dirty CPU scheduler (a list of 3,000,000 small integers, about
+/// 15 MB, took 30 ms).
+const ON_SCHEDULER_BYTES: usize = 64 * 1024;
+
+/// `state_fetch(Key) -> {ok, Value} | {error, not_found} | dirty`: `dirty`
+/// for a value too large to make a term of here (fetch it with
+/// `state_fetch_dirty/1`).
 #[rustler::nif]
 fn state_fetch<'a>(env: Env<'a>, key: Term<'a>) -> NifResult<Term<'a>> {
-    rustler::atoms! { not_found }
+    fetch_with(env, key, true)
+}
+
+/// `state_fetch/1` on a dirty CPU scheduler.
+#[rustler::nif(schedule = "DirtyCpu")]
+fn state_fetch_dirty<'a>(env: Env<'a>, key: Term<'a>) -> NifResult<Term<'a>> {
+    fetch_with(env, key, false)
+}
+
+fn fetch_with<'a>(env: Env<'a>, key: Term<'a>, on_scheduler: bool) -> NifResult<Term<'a>> {
+    rustler::atoms! { not_found, dirty }
     Ok(match state::fetch(&ext(key)) {
         Some(Value::Int(i)) => (atoms::ok(), i).encode(env),
+        Some(Value::Term(bytes)) if on_scheduler && bytes.len() > ON_SCHEDULER_BYTES => dirty().encode(env),
         Some(Value::Term(bytes)) => {
             let (t, _) = env.binary_to_term(&bytes).ok_or(rustler::Error::BadArg)?;
             (atoms::ok(), t).encode(env)
@@ -41,14 +71,14 @@ fn state_remove(key: Term<'_>) -> Atom {
     atoms::ok()
 }
 
-/// `state_keys() -> [Key]`.
-#[rustler::nif]
+/// `state_keys() -> [Key]` (on a dirty CPU scheduler: there may be many).
+#[rustler::nif(schedule = "DirtyCpu")]
 fn state_keys<'a>(env: Env<'a>) -> Vec<Term<'a>> {
     state::keys().iter().filter_map(|k| env.binary_to_term(k).map(|(t, _)| t)).collect()
 }
 
-/// `state_clear() -> ok`.
-#[rustler::nif]
+/// `state_clear() -> ok` (on a dirty CPU scheduler: there may be many).
+#[rustler::nif(schedule = "DirtyCpu")]
 fn state_clear() -> Atom {
     state::clear();
     atoms::ok()
