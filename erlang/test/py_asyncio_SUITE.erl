@@ -12,7 +12,8 @@ all() ->
      main_interpreter_loop, not_awaitable, coroutine_raises, coroutine_raises_system_exit,
      await_timeout_cancels_task,
      dead_caller_cancels_task, gather_in_order, async_stream_collects, cancelled_in_python,
-     context_stopped_under_task, replaced_context_runs_new_tasks].
+     context_stopped_under_task, replaced_context_runs_new_tasks,
+     erlang_call_off_the_loop].
 
 -define(CORO, <<"import asyncio, erlang\n"
                 "async def nap(s, v):\n"
@@ -210,3 +211,30 @@ replaced_context_runs_new_tasks(_) ->
     %% (the old task's handle is kept to here: collected, it would cancel the
     %% task before the stop)
     ?assertEqual({error, context_stopped}, py:async_await(Pending, 1000)).
+
+%% In a coroutine, `await asyncio.to_thread(erlang.call, ...)' waits in a
+%% thread: the loop's other tasks run meanwhile (a plain erlang.call waits on
+%% the loop's own thread). The Erlang function here returns only once another
+%% task of the loop has run.
+erlang_call_off_the_loop(_) ->
+    Self = self(),
+    ok = py:register_function(ep_gate, fun([X]) ->
+        Self ! {gate_waiting, self()},
+        receive open -> X + 1 after 10000 -> timeout end
+    end),
+    ok = py:exec(<<"import asyncio, erlang\n"
+                   "async def off_loop(x):\n"
+                   "    return await asyncio.to_thread(erlang.call, 'ep_gate', x)\n"
+                   "async def other(key):\n"
+                   "    await asyncio.sleep(0)\n"
+                   "    erlang.state_set(key, 'ran')\n">>),
+    Key = <<"off_loop_other">>,
+    ok = py:state_remove(Key),
+    Waiting = py:async_call('__main__', off_loop, [41]),
+    Gate = receive {gate_waiting, P} -> P after 10000 -> ct:fail(no_callback) end,
+    %% the loop is free while the Erlang function waits
+    ?assertEqual({ok, none}, py:async_await(py:async_call('__main__', other, [Key]), 5000)),
+    ?assertEqual({ok, <<"ran">>}, py:state_fetch(Key)),
+    Gate ! open,
+    ?assertEqual({ok, 42}, py:async_await(Waiting, 5000)),
+    ok = py:unregister_function(ep_gate).
