@@ -9,19 +9,20 @@
 
 use dashmap::DashMap;
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock};
 
 /// A stored value.
 pub enum Slot {
-    /// Any term, as external term format.
-    Term(Vec<u8>),
+    /// Any term, as external term format: shared with the reads under way, so
+    /// a read copies nothing while it holds the shard's lock.
+    Term(Arc<Vec<u8>>),
     /// An integer that fits 64 bits.
     Counter(AtomicI64),
 }
 
 /// What a read returns.
 pub enum Value {
-    Term(Vec<u8>),
+    Term(Arc<Vec<u8>>),
     Int(i64),
 }
 
@@ -29,7 +30,7 @@ static STORE: LazyLock<DashMap<Vec<u8>, Slot>> = LazyLock::new(DashMap::new);
 
 /// Stores `value` (external format) under `key` (external format).
 pub fn store(key: Vec<u8>, value: Vec<u8>) {
-    STORE.insert(key, Slot::Term(value));
+    STORE.insert(key, Slot::Term(Arc::new(value)));
 }
 
 /// Stores an integer, which then counts atomically.

@@ -930,8 +930,12 @@ state_store(Key, Value) when is_integer(Value) ->
     py_nif:state_store(key(Key), Value);
 state_store(Key, Value) ->
     %% made external here: term_to_binary/1 yields on a large value, where
-    %% the NIF would hold its scheduler
-    py_nif:state_store_ext(key(Key), term_to_binary(Value)).
+    %% the NIF would hold its scheduler; a large one is copied in on a dirty
+    %% scheduler (the NIF's limit)
+    case term_to_binary(Value) of
+        Ext when byte_size(Ext) > 65536 -> py_nif:state_store_ext_dirty(key(Key), Ext);
+        Ext -> py_nif:state_store_ext(key(Key), Ext)
+    end.
 
 %% @doc The value under `Key'.
 -spec state_fetch(term()) -> {ok, term()} | {error, not_found}.

@@ -144,10 +144,32 @@ impl Drop for Channel {
         CHANNELS.remove(&self.id);
         let state = self.state.get_mut().unwrap_or_else(|e| e.into_inner());
         if !state.queue.is_empty() && rustler::thread::is_scheduler_thread() {
-            let queue = std::mem::take(&mut state.queue);
-            drop(super::runtime::get().spawn_blocking(move || drop(queue)));
+            free_elsewhere(std::mem::take(&mut state.queue));
         }
     }
+}
+
+/// Frees `queue` on a thread of its own, started on first use and fed in
+/// order (not the actor runtime's blocking pool, whose one thread may be
+/// busy ending a context); here if that thread cannot be had.
+fn free_elsewhere(queue: VecDeque<Value>) {
+    static FREER: LazyLock<Option<Mutex<std::sync::mpsc::Sender<VecDeque<Value>>>>> = LazyLock::new(|| {
+        let (tx, rx) = std::sync::mpsc::channel::<VecDeque<Value>>();
+        let started = std::thread::Builder::new().name("ep-channel-free".into()).spawn(move || {
+            for queue in rx {
+                drop(queue);
+            }
+        });
+        started.ok().map(|_| Mutex::new(tx))
+    });
+    let queue = match FREER.as_ref() {
+        Some(tx) => match tx.lock().unwrap_or_else(|e| e.into_inner()).send(queue) {
+            Ok(()) => return,
+            Err(back) => back.0,
+        },
+        None => queue,
+    };
+    drop(queue);
 }
 
 /// Channel `id`, if something still holds it.

@@ -548,7 +548,7 @@ fn answer(n: &dyn bridge::Erlang, what: Query) -> Value {
     match what {
         Query::StateGet(k) => match n.state_get(&k) {
             Some(Stored::Int(i)) => tag("int", Value::Int(i)),
-            Some(Stored::Ext(b)) => tag("ext", Value::Bytes(b)),
+            Some(Stored::Ext(b)) => tag("ext", Value::Bytes(std::sync::Arc::unwrap_or_clone(b))),
             None => Value::None,
         },
         Query::StateKeys => Value::List(n.state_keys().into_iter().map(Value::Bytes).collect()),

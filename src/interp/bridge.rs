@@ -14,8 +14,9 @@ use std::sync::OnceLock;
 /// What the shared store holds under a key.
 pub enum Stored {
     Int(i64),
-    /// Any other term, as external term format (see `interp::etf`).
-    Ext(Vec<u8>),
+    /// Any other term, as external term format (see `interp::etf`), shared
+    /// with the store.
+    Ext(std::sync::Arc<Vec<u8>>),
 }
 
 /// Why `erlang.send` did not send.

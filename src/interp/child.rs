@@ -183,7 +183,7 @@ impl Erlang for Node {
         match child().query(Query::StateGet(key.clone())) {
             Value::Tuple(t) => match t.as_slice() {
                 [Value::Str(tag), Value::Int(i)] if tag == "int" => Some(Stored::Int(*i)),
-                [Value::Str(tag), Value::Bytes(b)] if tag == "ext" => Some(Stored::Ext(b.clone())),
+                [Value::Str(tag), Value::Bytes(b)] if tag == "ext" => Some(Stored::Ext(std::sync::Arc::new(b.clone()))),
                 _ => None,
             },
             _ => None,
