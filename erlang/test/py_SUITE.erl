@@ -375,6 +375,11 @@ python_exceptions(_) ->
     ?assertEqual({error, {'MyError', <<"custom">>}}, py:call('__main__', boom, [])),
     ?assertMatch({error, {'RecursionError', _}},
                  py:exec(<<"def rec(n):\n    return rec(n + 1)\nrec(0)\n">>)),
+    %% an exception that cannot be shown, and exceptions that end things
+    ?assertEqual({error, {'E', <<"<exception str() failed>">>}},
+                 py:exec(<<"class E(Exception):\n    def __str__(self): raise ValueError('no')\nraise E(1)\n">>)),
+    ?assertEqual({error, {'SystemExit', <<"3">>}}, py:exec(<<"raise SystemExit(3)">>)),
+    ?assertEqual({error, {'KeyboardInterrupt', <<>>}}, py:exec(<<"raise KeyboardInterrupt">>)),
     %% the node and the executors are still fine
     ?assertEqual({ok, 2}, py:eval(<<"1 + 1">>)).
 

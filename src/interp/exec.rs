@@ -617,7 +617,9 @@ fn convert_kwargs<'py>(py: Python<'py>, kwargs: &[(String, Value)]) -> Result<Op
 pub fn python_failure(py: Python<'_>, err: PyErr) -> Failure {
     let value = err.value(py);
     let name = type_name(value.as_any());
-    let mut message = value.str().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    // An exception whose `__str__` raises is shown as Python's traceback
+    // module shows it.
+    let mut message = value.str().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|_| "<exception str() failed>".into());
     if message.contains("does not support loading in subinterpreters") {
         message.push_str(
             " (this context is a sub-interpreter; run code that needs this module in the main \
