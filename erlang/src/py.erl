@@ -485,10 +485,9 @@ spawn_op(Op, {py_context, Target}, Module, Function, Args, Opts) ->
 %% whose Erlang calls go to the application anyway); an async stream is
 %% awaited at once, by its caller, who takes them.
 spawned_chain(Op) when Op =:= call; Op =:= async_call ->
-    case {get(?CHAIN), whereis(py_cast_sink)} of
-        {Chain, undefined} -> Chain;
-        {undefined, Sink} -> {callbacks, Sink};
-        {Chain, Sink} -> {callbacks, Sink, Chain}
+    case get(?CHAIN) of
+        undefined -> {callbacks, sink};
+        Chain -> {callbacks, sink, Chain}
     end;
 spawned_chain(_Op) ->
     get(?CHAIN).
@@ -1138,7 +1137,7 @@ submit(Target, Op, Payload, Timeout, Tag) ->
     submit(Target, Op, Payload, Timeout, Tag, get(?CHAIN)).
 
 %% With `Chain' for the NIF: the callback chain this process runs under
-%% (`undefined': none), or `{callbacks, Sink}' or `{callbacks, Sink, Chain}'
+%% (`undefined': none), or `{callbacks, sink}' or `{callbacks, sink, Chain}'
 %% (see spawned_chain/1).
 submit(Target, Op, Payload, Timeout, Tag, Chain) ->
     submitted(py_nif:submit(Target, Op, Payload, Tag, Chain), Target, Op, Payload, Timeout, Tag, Chain).

@@ -34,7 +34,7 @@ callback_reply_dirty(_Handle, _Result) -> erlang:nif_error(not_loaded).
 -spec submit(target(), call | eval | exec | stream_call | stream_eval | async_call | async_stream
              | call_ref | eval_ref | ref | echo | '$crash',
              term(), term(),
-             reference() | {callbacks, pid()} | {callbacks, pid(), reference()} | undefined) ->
+             reference() | {callbacks, sink} | {callbacks, sink, reference()} | undefined) ->
           {ok, reference()} | {promised, reference()} | {queued, reference()}
           | dirty | {error, refusal()}.
 %% An integer tag: the caller handles `{py_late, Tag}' (py:request/4), and
@@ -43,7 +43,7 @@ submit(_Target, _Op, _Payload, _Tag, _Chain) -> erlang:nif_error(not_loaded).
 
 %% `submit/5' on a dirty CPU scheduler, for a payload that answered `dirty'
 %% (too large to decode within a normal scheduler's time slice).
--spec submit_dirty(target(), atom(), term(), term(), reference() | {callbacks, pid()} | {callbacks, pid(), reference()} | undefined) ->
+-spec submit_dirty(target(), atom(), term(), term(), reference() | {callbacks, sink} | {callbacks, sink, reference()} | undefined) ->
           {ok | promised | queued, reference()} | {error, term()}.
 submit_dirty(_Target, _Op, _Payload, _Tag, _Chain) -> erlang:nif_error(not_loaded).
 

@@ -15,7 +15,7 @@
 //! A call from a thread no request waits on goes to `py_cast_sink`, which runs
 //! it in a process of the application (see `actors::bridge`); so do those of a
 //! cast's request and of a `spawn_call`'s, whose caller waits on it only once
-//! it awaits ([`JobCaller::callbacks_to`]). No Python here.
+//! it awaits ([`JobCaller::callbacks_to_sink`]). No Python here.
 
 use super::job::{CallToken, Job, Target};
 use crate::atoms;
@@ -159,8 +159,8 @@ fn this_thread() -> std::thread::ThreadId {
 /// The Erlang caller of one job, as its Python code's `erlang.call` sees it.
 pub struct JobCaller {
     reply_to: LocalPid,
-    /// Where its callbacks go: `reply_to`, or the cast sink (`spawn_call`).
-    callbacks_to: LocalPid,
+    /// Its callbacks go to the cast sink (`spawn_call`), not to `reply_to`.
+    to_sink: bool,
     tag: JobTag,
     token: Arc<CallToken>,
     accept: Accept,
@@ -169,13 +169,13 @@ pub struct JobCaller {
 
 impl JobCaller {
     pub fn new(reply_to: LocalPid, tag: JobTag, token: Arc<CallToken>, accept: Accept, target: Target) -> JobCaller {
-        JobCaller { reply_to, callbacks_to: reply_to, tag, token, accept, target }
+        JobCaller { reply_to, to_sink: false, tag, token, accept, target }
     }
 
-    /// Its callbacks go to `sink` (which runs each in a process of its own),
-    /// not to the caller.
-    pub fn callbacks_to(mut self, sink: LocalPid) -> JobCaller {
-        self.callbacks_to = sink;
+    /// Its callbacks go to the cast sink (which runs each in a process of its
+    /// own), not to the caller.
+    pub fn callbacks_to_sink(mut self) -> JobCaller {
+        self.to_sink = true;
         self
     }
 
@@ -206,19 +206,19 @@ impl Caller for JobCaller {
             return Err(CallError::Failed("the Erlang caller stopped waiting".into()));
         }
         let (handle, rx) = CallbackHandle::open(self.accept);
-        let sent = if self.callbacks_to == self.reply_to {
-            send_callback(&self.callbacks_to, |e| self.tag.term(e), &handle, name, args)
-        } else {
-            // To the sink, with the caller, whose group leader the callback's
-            // process takes (its output goes where the caller's does).
-            send_callback(&self.callbacks_to, |e| (self.tag.term(e), self.reply_to).encode(e), &handle, name, args)
-        };
+        if !self.to_sink {
+            if !send_callback(&self.reply_to, |e| self.tag.term(e), &handle, name, args) {
+                return Err(CallError::Failed("the Erlang caller is gone".into()));
+            }
+            return Ok(rx);
+        }
+        // To the sink (found by name: it may have been restarted), with the
+        // caller, whose group leader the callback's process takes (its output
+        // goes where the caller's does).
+        let sent = super::bridge::whereis_pid("py_cast_sink")
+            .is_some_and(|sink| send_callback(&sink, |e| (self.tag.term(e), self.reply_to).encode(e), &handle, name, args));
         if !sent {
-            return Err(CallError::Failed(if self.callbacks_to == self.reply_to {
-                "the Erlang caller is gone".into()
-            } else {
-                "the application's process that runs Erlang calls (py_cast_sink) is gone".into()
-            }));
+            return Err(CallError::Failed("the application's process that runs Erlang calls (py_cast_sink) is not running".into()));
         }
         Ok(rx)
     }

@@ -118,10 +118,11 @@ pub struct Job {
     /// The core the job was made on (its caller's scheduler, for a request;
     /// -1 for the runtime's own): see `affinity::serving`.
     pub caller_cpu: i32,
-    /// Where the `erlang.call`s of its Python code go when not to `reply_to`:
-    /// a `spawn_call`'s go to the cast sink, since its caller waits on it only
-    /// once it awaits.
-    callbacks_to: Option<LocalPid>,
+    /// The `erlang.call`s of its Python code go to the cast sink, not to
+    /// `reply_to`: a `spawn_call`'s, since its caller waits on it only once it
+    /// awaits. (A flag, not the sink's pid: the job stays within the cache
+    /// lines it had, and a restarted sink is found by name.)
+    callbacks_to_sink: bool,
 }
 
 impl Job {
@@ -151,7 +152,7 @@ impl Job {
             handed_over: Default::default(),
             chain: None,
             caller_cpu: super::affinity::current_cpu(),
-            callbacks_to: None,
+            callbacks_to_sink: false,
         };
         (job, token)
     }
@@ -203,7 +204,7 @@ impl Job {
             handed_over: Default::default(),
             chain: None,
             caller_cpu: -1,
-            callbacks_to: None,
+            callbacks_to_sink: false,
         }
     }
 
@@ -364,10 +365,10 @@ impl Job {
         }
     }
 
-    /// The job's `erlang.call`s go to `sink`, which runs each in a process of
-    /// its own; its reply still goes to its caller.
-    pub fn callbacks_to(mut self, sink: LocalPid) -> Job {
-        self.callbacks_to = Some(sink);
+    /// The job's `erlang.call`s go to the cast sink, which runs each in a
+    /// process of its own; its reply still goes to its caller.
+    pub fn callbacks_to_sink(mut self) -> Job {
+        self.callbacks_to_sink = true;
         self
     }
 
@@ -383,10 +384,7 @@ impl Job {
     /// make it on the serving thread, and retire it when the code has returned.
     fn caller(&self, accept: Accept) -> Arc<JobCaller> {
         let caller = JobCaller::new(self.reply_to, JobTag::new(&self.env, &self.tag), self.token.clone(), accept, self.target);
-        Arc::new(match self.callbacks_to {
-            Some(sink) => caller.callbacks_to(sink),
-            None => caller,
-        })
+        Arc::new(if self.callbacks_to_sink { caller.callbacks_to_sink() } else { caller })
     }
 
     fn serve_python(&self, host: &mut Engine, place: Place, op: Op) {

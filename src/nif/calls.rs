@@ -85,7 +85,7 @@ fn grant(job: Job, permit: semaphore::Permit) -> Option<semaphore::Permit> {
     }
 }
 
-rustler::atoms! { call, eval, exec, stream_call, stream_eval, async_call, async_stream, echo, queued, promised, dirty, callbacks, call_ref, eval_ref, on_ref = "ref", crash = "$crash" }
+rustler::atoms! { call, eval, exec, stream_call, stream_eval, async_call, async_stream, echo, queued, promised, dirty, callbacks, sink, call_ref, eval_ref, on_ref = "ref", crash = "$crash" }
 
 fn work_of(op: Atom) -> Option<Work> {
     if op == call() {
@@ -131,8 +131,8 @@ fn crash_work() -> Option<Work> {
 /// | {queued, Handle} | dirty | {error, Reason}`, where Target is `main`, a context number, `auto` (the
 /// caller's context: see `nif::routing`) or `{pool, Name}`, and Chain is the
 /// callback handle the calling process is running under (or `undefined`),
-/// or `{callbacks, Sink}` / `{callbacks, Sink, Handle}`: the same, and the
-/// `erlang.call`s of its Python code go to `Sink`, not to the caller
+/// or `{callbacks, sink}` / `{callbacks, sink, Handle}`: the same, and the
+/// `erlang.call`s of its Python code go to the cast sink, not to the caller
 /// (`spawn_call`, whose caller takes them only once it awaits). The
 /// reply arrives later as `{py_reply, Tag, Result}` (or `{py_reply, Tag, Error,
 /// Traceback}`). `queued`: every permit is taken; the job waits its turn in the
@@ -252,8 +252,8 @@ fn submit_with<'a>(
     let t2 = probe::now();
     let (job, token) = Job::new(work, target, request, tag, env.pid());
     let job = match sink {
-        Some(sink) => job.callbacks_to(sink),
-        None => job,
+        true => job.callbacks_to_sink(),
+        false => job,
     };
     probe::add(Stage::Job, t2);
     let handle = |queued| CallHandle::new(token.clone(), queued, false, task);
@@ -287,17 +287,21 @@ fn submit_with<'a>(
 }
 
 /// The `Chain` argument of `submit/5`: the callback chain the caller runs
-/// under, and where the request's own callbacks go when not to its caller.
-fn chain_of(chain: Term<'_>) -> (Option<ResourceArc<CallbackHandle>>, Option<LocalPid>) {
+/// under, and whether the request's own callbacks go to the cast sink.
+fn chain_of(chain: Term<'_>) -> (Option<ResourceArc<CallbackHandle>>, bool) {
+    if chain.is_atom() {
+        // `undefined`: the common call, decided with one look.
+        return (None, false);
+    }
     if let Ok(c) = chain.decode::<ResourceArc<CallbackHandle>>() {
-        return (Some(c), None);
+        return (Some(c), false);
     }
-    if let Ok((a, sink)) = chain.decode::<(Atom, LocalPid)>() {
-        return (None, (a == callbacks()).then_some(sink));
+    if let Ok((a, b)) = chain.decode::<(Atom, Atom)>() {
+        return (None, a == callbacks() && b == sink());
     }
-    match chain.decode::<(Atom, LocalPid, ResourceArc<CallbackHandle>)>() {
-        Ok((a, sink, c)) if a == callbacks() => (Some(c), Some(sink)),
-        _ => (None, None),
+    match chain.decode::<(Atom, Atom, ResourceArc<CallbackHandle>)>() {
+        Ok((a, b, c)) if a == callbacks() && b == sink() => (Some(c), true),
+        _ => (None, false),
     }
 }
 
