@@ -39,7 +39,17 @@ pub fn from_py(obj: &Bound<'_, PyAny>, depth: usize) -> Result<Option<Value>, Co
         pairs.push((key, value_from_py(&v, depth + 1)?));
     }
     if (seen.strs && seen.bytes) || seen.nans {
-        one_erlang_key(&pairs)?;
+        if let Some(n) = one_erlang_key(&pairs) {
+            return Err(ConvError::Invalid(match &pairs[n].0 {
+                Value::Str(s) => format!("a str key and a bytes key are the same binary key in Erlang: {s:?}"),
+                Value::Bytes(b) => format!("a str key and a bytes key are the same binary key in Erlang: {:?}", String::from_utf8_lossy(b)),
+                _ => {
+                    // As Python shows the key.
+                    let shown = dict.keys().get_item(n).and_then(|k| k.repr()).map(|r| r.to_string_lossy().into_owned());
+                    format!("two dict keys are the same key in Erlang: {}", shown.unwrap_or_default())
+                }
+            }));
+        }
     }
     Ok(Some(Value::Map(pairs)))
 }
@@ -70,22 +80,12 @@ impl Kinds {
 /// value would be dropped without a word: a `str` and a `bytes` of the same
 /// content (both binaries), two NaNs (each NaN object is a key of its own in
 /// Python; every NaN is `nan` in Erlang), and tuples and frozensets holding
-/// such.
-fn one_erlang_key(pairs: &[(Value, Value)]) -> Result<(), ConvError> {
+/// such. The index of the first key that meets an earlier one.
+fn one_erlang_key(pairs: &[(Value, Value)]) -> Option<usize> {
     let mut seen = std::collections::HashSet::new();
-    for (k, _) in pairs {
-        // What Erlang will see, written out (a key that cannot be written is
-        // refused later anyway).
-        let Ok(written) = crate::interp::etf::encode(&as_erlang(k)) else { continue };
-        if !seen.insert(written) {
-            return Err(ConvError::Invalid(match k {
-                Value::Str(s) => format!("a str key and a bytes key are the same binary key in Erlang: {s:?}"),
-                Value::Bytes(b) => format!("a str key and a bytes key are the same binary key in Erlang: {:?}", String::from_utf8_lossy(b)),
-                _ => format!("two dict keys are the same key in Erlang: {}", shown(k)),
-            }));
-        }
-    }
-    Ok(())
+    // What Erlang will see, written out (a key that cannot be written is
+    // refused later anyway).
+    pairs.iter().position(|(k, _)| crate::interp::etf::encode(&as_erlang(k)).is_ok_and(|written| !seen.insert(written)))
 }
 
 /// `v` as Erlang will have it: text as bytes, every NaN the same.
@@ -96,17 +96,5 @@ fn as_erlang(v: &Value) -> Value {
         Value::Tuple(items) => Value::Tuple(items.iter().map(as_erlang).collect()),
         Value::List(items) => Value::List(items.iter().map(as_erlang).collect()),
         other => other.clone(),
-    }
-}
-
-/// A key for an error message.
-fn shown(v: &Value) -> String {
-    match v {
-        Value::Float(f) if f.is_nan() => "nan".into(),
-        Value::Str(s) => format!("{s:?}"),
-        Value::Bytes(b) => format!("{:?}", String::from_utf8_lossy(b)),
-        Value::Tuple(items) => format!("({})", items.iter().map(shown).collect::<Vec<_>>().join(", ")),
-        Value::List(items) => format!("[{}]", items.iter().map(shown).collect::<Vec<_>>().join(", ")),
-        other => format!("{other:?}"),
     }
 }

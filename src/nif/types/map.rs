@@ -18,7 +18,8 @@ pub fn encode<'a>(env: Env<'a>, pairs: &[(Value, Value)]) -> Term<'a> {
         if let Ok(map) = Term::map_from_term_arrays(env, &keys, &values) {
             return map;
         }
-        // Distinct Python keys that meet as one Erlang term ('a' and b'a'): last wins.
+        // Keys that meet as one Erlang term: only from an Erlang map, which
+        // has none (the dict conversion refuses Python keys that would meet).
     }
     let mut map = Term::map_new(env);
     for (k, v) in keys.into_iter().zip(values) {
