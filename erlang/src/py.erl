@@ -929,11 +929,12 @@ state_store(Key, Value) when is_integer(Value) ->
     py_nif:state_store(key(Key), Value);
 state_store(Key, Value) ->
     %% made external here: term_to_binary/1 yields on a large value, where
-    %% the NIF would hold its scheduler; a large one is copied in on a dirty
-    %% scheduler (the NIF's limit)
-    case term_to_binary(Value) of
-        Ext when byte_size(Ext) > 65536 -> py_nif:state_store_ext_dirty(key(Key), Ext);
-        Ext -> py_nif:state_store_ext(key(Key), Ext)
+    %% the NIF would hold its scheduler
+    Ext = term_to_binary(Value),
+    case py_nif:state_store_ext(key(Key), Ext) of
+        %% too large to copy in on this scheduler in one time slice
+        dirty -> py_nif:state_store_ext_dirty(key(Key), Ext);
+        Stored -> Stored
     end.
 
 %% @doc The value under `Key'.

@@ -125,11 +125,12 @@ info() -> erlang:nif_error(not_loaded).
 -spec state_store(term(), term()) -> ok.
 state_store(_K, _V) -> erlang:nif_error(not_loaded).
 
-%% The value given made external already (term_to_binary/1).
--spec state_store_ext(term(), binary()) -> ok.
+%% The value given made external already (term_to_binary/1). `dirty': too
+%% large to copy in on this scheduler in one time slice, and not stored:
+%% store it with state_store_ext_dirty/2.
+-spec state_store_ext(term(), binary()) -> ok | dirty.
 state_store_ext(_K, _Ext) -> erlang:nif_error(not_loaded).
 
-%% state_store_ext/2 on a dirty CPU scheduler, for a large value.
 -spec state_store_ext_dirty(term(), binary()) -> ok.
 state_store_ext_dirty(_K, _Ext) -> erlang:nif_error(not_loaded).
 

@@ -153,23 +153,19 @@ impl Drop for Channel {
 /// order (not the actor runtime's blocking pool, whose one thread may be
 /// busy ending a context); here if that thread cannot be had.
 fn free_elsewhere(queue: VecDeque<Value>) {
-    static FREER: LazyLock<Option<Mutex<std::sync::mpsc::Sender<VecDeque<Value>>>>> = LazyLock::new(|| {
+    static FREER: LazyLock<Option<std::sync::mpsc::Sender<VecDeque<Value>>>> = LazyLock::new(|| {
         let (tx, rx) = std::sync::mpsc::channel::<VecDeque<Value>>();
         let started = std::thread::Builder::new().name("ep-channel-free".into()).spawn(move || {
             for queue in rx {
                 drop(queue);
             }
         });
-        started.ok().map(|_| Mutex::new(tx))
+        started.ok().map(|_| tx)
     });
-    let queue = match FREER.as_ref() {
-        Some(tx) => match tx.lock().unwrap_or_else(|e| e.into_inner()).send(queue) {
-            Ok(()) => return,
-            Err(back) => back.0,
-        },
-        None => queue,
-    };
-    drop(queue);
+    if let Some(tx) = FREER.as_ref() {
+        // Given back (and dropped here) only if that thread is gone.
+        let _ = tx.send(queue);
+    }
 }
 
 /// Channel `id`, if something still holds it.

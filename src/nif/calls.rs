@@ -251,10 +251,7 @@ fn submit_with<'a>(
     };
     let t2 = probe::now();
     let (job, token) = Job::new(work, target, request, tag, env.pid());
-    let job = match sink {
-        true => job.callbacks_to_sink(),
-        false => job,
-    };
+    let job = if sink { job.callbacks_to_sink() } else { job };
     probe::add(Stage::Job, t2);
     let handle = |queued| CallHandle::new(token.clone(), queued, false, task);
     // A call made from inside a callback belongs to a chain that already holds a

@@ -6,6 +6,7 @@
 //! made a term again on a dirty CPU scheduler, and listing or clearing every
 //! key runs on one.
 
+use super::calls::Decoding;
 use crate::atoms;
 use crate::state::{self, IncrError, Value};
 use rustler::{Atom, Encoder, Env, NifResult, Term};
@@ -24,46 +25,53 @@ fn state_store(key: Term<'_>, value: Term<'_>) -> Atom {
     atoms::ok()
 }
 
-/// `state_store_ext(Key, External) -> ok`: `External` is the value made
-/// external already (`term_to_binary/1`).
-#[rustler::nif]
-fn state_store_ext(key: Term<'_>, value: rustler::Binary<'_>) -> Atom {
-    state::store(ext(key), value.as_slice().to_vec());
-    atoms::ok()
-}
-
-/// `state_store_ext/2` on a dirty CPU scheduler, for a value past
-/// [`ON_SCHEDULER_BYTES`] (copying it takes time too).
-#[rustler::nif(schedule = "DirtyCpu")]
-fn state_store_ext_dirty(key: Term<'_>, value: rustler::Binary<'_>) -> Atom {
-    state::store(ext(key), value.as_slice().to_vec());
-    atoms::ok()
-}
-
 /// Past this many bytes of external format, a value is copied in and made a
 /// term again on a dirty CPU scheduler (a list of 3,000,000 small integers,
-/// about 15 MB, took 30 ms to fetch); `py.erl` has the same figure.
+/// about 15 MB, took 30 ms to fetch).
 const ON_SCHEDULER_BYTES: usize = 64 * 1024;
+
+rustler::atoms! { not_found, dirty }
+
+/// `state_store_ext(Key, External) -> ok | dirty`: `External` is the value
+/// made external already (`term_to_binary/1`); `dirty` for one too large to
+/// copy in here (store it with `state_store_ext_dirty/2`).
+#[rustler::nif]
+fn state_store_ext<'a>(env: Env<'a>, key: Term<'a>, value: rustler::Binary<'a>) -> Term<'a> {
+    store_with(env, key, value, Decoding::OnScheduler)
+}
+
+/// `state_store_ext/2` on a dirty CPU scheduler.
+#[rustler::nif(schedule = "DirtyCpu")]
+fn state_store_ext_dirty<'a>(env: Env<'a>, key: Term<'a>, value: rustler::Binary<'a>) -> Term<'a> {
+    store_with(env, key, value, Decoding::Dirty)
+}
+
+fn store_with<'a>(env: Env<'a>, key: Term<'a>, value: rustler::Binary<'a>, place: Decoding) -> Term<'a> {
+    if matches!(place, Decoding::OnScheduler) && value.len() > ON_SCHEDULER_BYTES {
+        return dirty().encode(env);
+    }
+    state::store(ext(key), value.as_slice().to_vec());
+    atoms::ok().encode(env)
+}
 
 /// `state_fetch(Key) -> {ok, Value} | {error, not_found} | dirty`: `dirty`
 /// for a value too large to make a term of here (fetch it with
 /// `state_fetch_dirty/1`).
 #[rustler::nif]
 fn state_fetch<'a>(env: Env<'a>, key: Term<'a>) -> NifResult<Term<'a>> {
-    fetch_with(env, key, true)
+    fetch_with(env, key, Decoding::OnScheduler)
 }
 
 /// `state_fetch/1` on a dirty CPU scheduler.
 #[rustler::nif(schedule = "DirtyCpu")]
 fn state_fetch_dirty<'a>(env: Env<'a>, key: Term<'a>) -> NifResult<Term<'a>> {
-    fetch_with(env, key, false)
+    fetch_with(env, key, Decoding::Dirty)
 }
 
-fn fetch_with<'a>(env: Env<'a>, key: Term<'a>, on_scheduler: bool) -> NifResult<Term<'a>> {
-    rustler::atoms! { not_found, dirty }
+fn fetch_with<'a>(env: Env<'a>, key: Term<'a>, place: Decoding) -> NifResult<Term<'a>> {
     Ok(match state::fetch(&ext(key)) {
         Some(Value::Int(i)) => (atoms::ok(), i).encode(env),
-        Some(Value::Term(bytes)) if on_scheduler && bytes.len() > ON_SCHEDULER_BYTES => dirty().encode(env),
+        Some(Value::Term(bytes)) if matches!(place, Decoding::OnScheduler) && bytes.len() > ON_SCHEDULER_BYTES => dirty().encode(env),
         Some(Value::Term(bytes)) => {
             let (t, _) = env.binary_to_term(&bytes).ok_or(rustler::Error::BadArg)?;
             (atoms::ok(), t).encode(env)
