@@ -518,17 +518,9 @@ bad_timeouts(_) ->
 large_arguments_off_the_scheduler(_) ->
     Shared = lists:foldl(fun(_, A) -> {A, A} end, 1, lists:seq(1, 16)),
     Big = lists:seq(1, 100000),
-    Counter = spawn_link(fun() -> count_dirty(0) end),
-    1 = erlang:trace(self(), true, [call, {tracer, Counter}]),
-    {module, py} = code:ensure_loaded(py),
-    1 = erlang:trace_pattern({py, submitted, 7}, [{[dirty, '_', '_', '_', '_', '_', '_'], [], []}], [local]),
-    1 = erlang:trace_pattern({py_nif, cast_dirty, 4}, true, [local]),
-    1 = erlang:trace_pattern({py_nif, stream_start_dirty, 4}, true, [local]),
-    1 = erlang:trace_pattern({py_nif, channel_send_dirty, 2}, true, [local]),
-    1 = erlang:trace_pattern({py_nif, callback_reply_dirty, 2}, true, [local]),
     ok = py:register_function(ep_big_result, fun([N]) -> lists:seq(1, N) end),
     {ok, Ch} = py:channel(),
-    try
+    {ok, Counts} = py_test_util:calls_made(fun() ->
         ?assertEqual({ok, 2}, py:call(builtins, len, [Shared])),
         ?assertEqual({ok, 100000}, py:call(builtins, len, [Big])),
         ?assertEqual({ok, 4.0}, py:call(math, sqrt, [16])),
@@ -540,24 +532,16 @@ large_arguments_off_the_scheduler(_) ->
         ?assertEqual(ok, py:channel_send(Ch, small)),
         ?assertEqual({ok, [100000, <<"small">>]}, py:eval(<<"[len(ch.recv()), ch.recv()]">>, #{ch => Ch})),
         %% an Erlang function's result, large and small
-        ?assertEqual({ok, [100000, 3]}, py:eval(<<"[len(erlang.ep_big_result(100000)), len(erlang.ep_big_result(3))]">>))
-    after
-        erlang:trace(self(), false, [call]),
-        erlang:trace_pattern({py, submitted, 7}, false, [local]),
-        erlang:trace_pattern({py_nif, '_', '_'}, false, [local])
-    end,
+        ?assertEqual({ok, [100000, 3]}, py:eval(<<"[len(erlang.ep_big_result(100000)), len(erlang.ep_big_result(3))]">>)),
+        ok
+    end, [{{py, submitted, 7}, [{[dirty, '_', '_', '_', '_', '_', '_'], [], []}]},
+          {py_nif, cast_dirty, 4}, {py_nif, stream_start_dirty, 4},
+          {py_nif, channel_send_dirty, 2}, {py_nif, callback_reply_dirty, 2}]),
     ok = py:unregister_function(ep_big_result),
-    Counter ! {count, self()},
     %% the two calls (not the small one), the cast, the stream's start, the
     %% large channel term and the large result (not the small ones)
-    ?assertEqual(6, receive {dirty, N} -> N after 5000 -> ct:fail(no_count) end).
-
-count_dirty(N) ->
-    receive
-        {trace, _, call, {py, submitted, _}} -> count_dirty(N + 1);
-        {trace, _, call, {py_nif, _, _}} -> count_dirty(N + 1);
-        {count, To} -> To ! {dirty, N}
-    end.
+    ?assertEqual(#{{py, submitted} => 2, {py_nif, cast_dirty} => 1, {py_nif, stream_start_dirty} => 1,
+                   {py_nif, channel_send_dirty} => 1, {py_nif, callback_reply_dirty} => 1}, Counts).
 
 collect_stream(Ref, Acc) ->
     receive

@@ -102,29 +102,21 @@ big_values(_) ->
 %% 3,000,000 and 500,000 keys.
 big_values_off_the_scheduler(_) ->
     Big = lists:seq(1, 100000),
-    Counter = spawn_link(fun() -> count_calls(#{}) end),
-    1 = erlang:trace(self(), true, [call, {tracer, Counter}]),
-    {module, py_nif} = code:ensure_loaded(py_nif),
-    [1 = erlang:trace_pattern({py_nif, F, A}, true, [local])
-     || {F, A} <- [{state_store, 2}, {state_store_ext, 2}, {state_store_ext_dirty, 2}, {state_fetch_dirty, 1}]],
-    try
+    {ok, Counts} = py_test_util:calls_made(fun() ->
         ok = py:state_store(big, Big),
         ok = py:state_store(small, {a, <<"b">>}),
         ok = py:state_store(n, 5),
         ?assertEqual({ok, Big}, py:state_fetch(big)),
         ?assertEqual({ok, {a, <<"b">>}}, py:state_fetch(small)),
         ?assertEqual({ok, 5}, py:state_fetch(n)),
-        ?assertEqual({ok, 6}, py:state_incr(n))
-    after
-        erlang:trace(self(), false, [call]),
-        erlang:trace_pattern({py_nif, '_', '_'}, false, [local])
-    end,
-    Counter ! {counts, self()},
+        ?assertEqual({ok, 6}, py:state_incr(n)),
+        ok
+    end, [{py_nif, F, A} || {F, A} <- [{state_store, 2}, {state_store_ext, 2}, {state_store_ext_dirty, 2}, {state_fetch_dirty, 1}]]),
     %% the integer through the NIF itself, both other values external
     %% already (the large one refused there, then stored dirty); only the
     %% large value fetched dirty
-    ?assertEqual(#{state_store => 1, state_store_ext => 2, state_store_ext_dirty => 1, state_fetch_dirty => 1},
-                 receive {counts, C} -> C after 5000 -> ct:fail(no_counts) end),
+    ?assertEqual(#{{py_nif, state_store} => 1, {py_nif, state_store_ext} => 2,
+                   {py_nif, state_store_ext_dirty} => 1, {py_nif, state_fetch_dirty} => 1}, Counts),
     %% what Python reads of them
     ?assertEqual({ok, [100000, [<<"a">>, <<"b">>], 6]},
                  py:eval(py:context(1), <<"[len(erlang.state_get('big')), list(erlang.state_get('small')), erlang.state_get('n')]">>)),
@@ -132,12 +124,6 @@ big_values_off_the_scheduler(_) ->
     ?assertEqual(1003, length(py:state_keys())),
     ok = py:state_clear(),
     ?assertEqual([], py:state_keys()).
-
-count_calls(Counts) ->
-    receive
-        {trace, _, call, {py_nif, F, _}} -> count_calls(maps:update_with(F, fun(N) -> N + 1 end, 1, Counts));
-        {counts, To} -> To ! {counts, Counts}
-    end.
 
 keys_remove_clear(_) ->
     ok = py:state_store(a, 1),

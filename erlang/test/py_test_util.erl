@@ -2,7 +2,7 @@
 -module(py_test_util).
 -export([start_app/1, start_app/2, stop_app/0, rss/0,
          wait_until/1, wait_until/2, call_loop/3, thread_count/0, hold_permit/1,
-         slow_generator/0]).
+         slow_generator/0, calls_made/2]).
 
 %% @doc Every suite's init_per_suite: the application started (and, with
 %% `#{contexts => N}', N contexts); Config unchanged.
@@ -115,3 +115,33 @@ slow_generator() ->
       "            yield made\n"
       "    finally:\n"
       "        erlang.state_set(key, made)\n">>.
+
+%% @doc Runs `Fun' with calls from this process to the functions `Patterns'
+%% name traced (`{M, F, Arity}', or `{{M, F, Arity}, MatchSpec}' to count
+%% only the calls it matches), and returns how many calls of each were made:
+%% `{Result, #{{M, F} => N}}' (functions not called are not in the map).
+-spec calls_made(fun(() -> R), [{module(), atom(), arity()} | {{module(), atom(), arity()}, term()}]) ->
+          {R, #{{module(), atom()} => pos_integer()}}.
+calls_made(Fun, Patterns) ->
+    Self = self(),
+    Counter = spawn_link(fun() -> count_calls(Self, #{}) end),
+    1 = erlang:trace(self(), true, [call, {tracer, Counter}]),
+    MFAs = [case P of {{_, _, _} = MFA, _} -> MFA; MFA -> MFA end || P <- Patterns],
+    [{module, M} = code:ensure_loaded(M) || {M, _, _} <- MFAs],
+    [1 = erlang:trace_pattern(MFA, Spec, [local])
+     || P <- Patterns, {MFA, Spec} <- [case P of {{_, _, _}, _} -> P; _ -> {P, true} end]],
+    Result = try
+                 Fun()
+             after
+                 erlang:trace(self(), false, [call]),
+                 [erlang:trace_pattern(MFA, false, [local]) || MFA <- MFAs]
+             end,
+    %% the trace messages of the calls above reach the counter before this
+    Counter ! {counts, self()},
+    receive {counts, Counts} -> {Result, Counts} after 5000 -> error(no_counts) end.
+
+count_calls(Owner, Counts) ->
+    receive
+        {trace, Owner, call, {M, F, _}} -> count_calls(Owner, maps:update_with({M, F}, fun(N) -> N + 1 end, 1, Counts));
+        {counts, To} -> To ! {counts, Counts}
+    end.
