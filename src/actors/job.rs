@@ -398,9 +398,9 @@ impl Job {
         }
         let accept = match place {
             Place::Own => Accept::Same(self.target),
-            Place::Main | Place::Shared(_) => Accept::MainInterp {
-                shared_contexts: crate::interp::runtime::info().is_some_and(|i| i.mode == crate::interp::runtime::Mode::MultiExecutor),
-            },
+            Place::Main | Place::Shared(_) => {
+                Accept::MainInterp { shared_contexts: crate::interp::runtime::mode() == Some(crate::interp::runtime::Mode::MultiExecutor) }
+            }
         };
         let Payload::Request(req) = &self.payload else {
             self.answer(op, Err(Failure::BadArgument("malformed request".into())), Some(host));

@@ -423,7 +423,7 @@ impl RouterState {
         // Contexts that are namespaces of the executors have no thread whose
         // end stops their loops' drivers: stopped here, once no step can
         // find their loops (a late one finds none, and arms nothing).
-        if py_runtime::info().is_some_and(|i| i.mode == Mode::MultiExecutor) {
+        if py_runtime::mode() == Some(Mode::MultiExecutor) {
             for id in ids {
                 super::looper::stop_everywhere(Target::Context(*id));
             }
@@ -439,7 +439,7 @@ pub struct Router;
 /// Whether each context is an actor with its own thread (sub-interpreters, or a
 /// GIL-less main interpreter), rather than a namespace served by the executors.
 fn actor_contexts() -> bool {
-    py_runtime::info().is_some_and(|i| matches!(i.mode, Mode::Subinterp | Mode::FreeThreaded))
+    matches!(py_runtime::mode(), Some(Mode::Subinterp | Mode::FreeThreaded))
 }
 
 /// A readable, unique actor name for tracing and tokio-console: `context-3`, and

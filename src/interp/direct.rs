@@ -19,7 +19,7 @@ thread_local! {
 
 /// Runs `req` here; `None` on builds that are not free-threaded.
 pub fn run(req: &Request) -> Option<Result<Value, Failure>> {
-    if !runtime::info().is_some_and(|i| i.mode == Mode::FreeThreaded) {
+    if runtime::mode() != Some(Mode::FreeThreaded) {
         return None;
     }
     Some(HERE.with(|here| {

@@ -78,6 +78,12 @@ pub fn info() -> Option<PythonInfo> {
     INIT.get().and_then(|r| r.as_ref().ok().cloned())
 }
 
+/// The mode this node runs in, if Python has been initialised: read on every
+/// request, so without copying the info (its version string).
+pub fn mode() -> Option<Mode> {
+    INIT.get().and_then(|r| r.as_ref().ok()).map(|i| i.mode)
+}
+
 /// The mode the build supports, decided at compile time from the linked Python.
 pub fn build_mode() -> Mode {
     if cfg!(Py_GIL_DISABLED) {
