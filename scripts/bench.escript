@@ -11,6 +11,7 @@
 %%   async              only the rows of calls that do not wait (make bench-async)
 %%   isolation          only the rows of process-isolated contexts (make bench-isolation)
 %%   probe call|echo    1,000,000 of them back to back, for scripts/stage-probe
+%%   split              py:call, the same request without py.erl, and the echo
 -mode(compile).
 
 -define(RUNS, 5).
@@ -35,6 +36,19 @@ main(["async"]) ->
     [py:call(math, sqrt, [16]) || _ <- lists:seq(1, 2000)],
     io:format("mode ~p~n| calls that do not wait | value | next to |~n|---|---|---|~n", [py:execution_mode()]),
     [io:format("| ~s | ~s | ~s |~n", [K, V, Next]) || {K, V, Next} <- async_rows()],
+    ok = application:stop(erlang_python);
+main(["split"]) ->
+    %% py:call next to the same request made by hand (no py.erl around it) and
+    %% the echo: how much of a call is py.erl's (docs/benchmarks.md, "Ninth
+    %% look"). Seven runs of 20,000 each, one line per run.
+    {ok, _} = application:ensure_all_started(erlang_python),
+    [py:call(math, sqrt, [16]) || _ <- lists:seq(1, 2000)],
+    N = 20000,
+    [io:format("split py:call ~.3f by-hand ~.3f echo ~.3f~n",
+               [us(fun() -> loop(N, fun() -> {ok, 4.0} = py:call(math, sqrt, [16]) end) end, N),
+                us(fun() -> loop(N, fun by_hand/0) end, N),
+                us(fun() -> loop(N, fun echo/0) end, N)])
+     || _ <- lists:seq(1, 7)],
     ok = application:stop(erlang_python);
 main(["steady"]) ->
     %% one line for scripts/vm-flags: the steadiness figures under the VM
@@ -227,6 +241,24 @@ echo_poll(Tag, Until, N) ->
     after 0 ->
         echo_poll(Tag, Until, N - 1)
     end.
+
+%% py:call(math, sqrt, [16]) without py.erl: the request it makes, waited for
+%% as echo_reply/1 waits (without the clock reads).
+by_hand() ->
+    Tag = erlang:unique_integer(),
+    case py_nif:submit(auto, call, {math, sqrt, [16], #{}}, Tag, undefined) of
+        {promised, H} -> {ok, 4.0} = by_hand_poll(Tag, 0), keep(H);
+        {ok, H} -> receive {py_reply, Tag, {ok, 4.0}} -> keep(H) end
+    end.
+
+by_hand_poll(Tag, 0) ->
+    case erlang:statistics(total_run_queue_lengths) =:= 0
+         andalso erlang:process_info(self(), message_queue_len) =:= {message_queue_len, 0} of
+        true -> by_hand_poll(Tag, 16);
+        false -> receive {py_reply, Tag, R} -> R end
+    end;
+by_hand_poll(Tag, N) ->
+    receive {py_reply, Tag, R} -> R after 0 -> by_hand_poll(Tag, N - 1) end.
 
 %% Uses its argument, so that it is live until here.
 keep(H) -> erlang:phash2(H), ok.
