@@ -79,6 +79,8 @@
 %% answered `{error, {bad_argument, _}}', before anything is queued.
 -define(IS_TIMEOUT(T), (T =:= infinity orelse (is_integer(T) andalso T >= 0))).
 -define(BAD_TIMEOUT, {error, {bad_argument, <<"timeout must be a non-negative integer of milliseconds or infinity">>}}).
+-define(BAD_CALLS, {error, {bad_argument, <<"calls must be a list of {Module, Function, Args}">>}}).
+-define(BAD_FNAME, {error, {bad_argument, <<"a function's name must be an atom or a binary">>}}).
 %% The calling process's own context, resolved by the router in the NIF.
 -define(AUTO, {py_context, auto}).
 -type ctx() :: py_context_router:context().
@@ -326,7 +328,9 @@ configure_logging(Opts) when is_map(Opts) ->
             eval_everywhere(<<"erlang._configure_logging(level)">>, #{level => Level});
         error ->
             {error, {bad_argument, <<"level must be debug, info, notice, warning, error or critical">>}}
-    end.
+    end;
+configure_logging(_Opts) ->
+    {error, {bad_argument, <<"options must be a map">>}}.
 
 python_level(debug) -> {ok, 10};
 python_level(info) -> {ok, 20};
@@ -351,7 +355,9 @@ channel(Opts) when is_map(Opts) ->
     case maps:get(max, Opts, 10000) of
         Max when is_integer(Max), Max > 0, Max < 1 bsl 63 -> {ok, py_nif:channel_open(Max)};
         _ -> {error, {bad_argument, <<"max must be a positive integer">>}}
-    end.
+    end;
+channel(_Opts) ->
+    {error, {bad_argument, <<"options must be a map">>}}.
 
 %% @doc Queues `Term' for the Python side of `Ch': `{error, full}' when it holds
 %% its `max' (nothing waits: the caller decides what to do), `{error, closed}'
@@ -664,7 +670,7 @@ async_await(Ref, Timeout) ->
 
 %% @doc Runs the coroutines of `Calls' as tasks side by side and waits for all:
 %% `{ok, [{ok, V} | {error, E}]}' in input order.
--spec async_gather([{name(), name(), list()}]) -> {ok, [{ok, value()} | {error, error()}]}.
+-spec async_gather([{name(), name(), list()}]) -> {ok, [{ok, value()} | {error, error()}]} | {error, error()}.
 async_gather(Calls) when is_list(Calls) ->
     Refs = [case Call of
                 {M, F, A} -> async_call(M, F, A);
@@ -673,7 +679,9 @@ async_gather(Calls) when is_list(Calls) ->
     {ok, [case R of
               {error, _} = E -> E;
               _ -> async_await(R)
-          end || R <- Refs]}.
+          end || R <- Refs]};
+async_gather(_Calls) ->
+    ?BAD_CALLS.
 
 %% @doc Calls `Module.Function(*Args)', which returns an async iterable (an async
 %% generator), and collects it on the context's loop: `{ok, [Item]}'.
@@ -691,7 +699,7 @@ async_stream(Module, Function, Args, Kwargs) ->
 %% (least busy first; a context is used twice only when there are more calls
 %% than contexts), and returns one
 %% result per call in input order: `{ok, [{ok, V} | {error, E}]}'.
--spec parallel([{name(), name(), list()}]) -> {ok, [{ok, value()} | {error, error()}]}.
+-spec parallel([{name(), name(), list()}]) -> {ok, [{ok, value()} | {error, error()}]} | {error, error()}.
 parallel(Calls) ->
     parallel(Calls, default_timeout()).
 
@@ -714,7 +722,9 @@ parallel(Calls, Timeout) when is_list(Calls) ->
                                                                 remaining(Deadline)) end);
               _ ->
                   R
-          end || {Ctx, Call, R} <- lists:zip3(Ctxs, Calls, Results)]}.
+          end || {Ctx, Call, R} <- lists:zip3(Ctxs, Calls, Results)]};
+parallel(_Calls, _Timeout) ->
+    ?BAD_CALLS.
 
 %% A call of a batch naming a module the router sends to the main interpreter
 %% goes there, whichever context the batch gave it.
@@ -740,7 +750,7 @@ context() ->
 
 %% @doc Context number `N' (1-based), or `main': the main interpreter, for
 %% modules that cannot load in sub-interpreters (numpy, ctypes on 3.12).
--spec context(pos_integer() | main) -> ctx().
+-spec context(pos_integer() | main) -> ctx() | {error, {bad_argument, binary()}}.
 context(N) ->
     py_context_router:get_context(N).
 
@@ -836,9 +846,11 @@ subinterp_supported() ->
 %% running, no effect. Python delivers it at its next bytecode: a blocking C call
 %% (`time.sleep', I/O) finishes first. For `py:context(main)', every call running
 %% on the main interpreter's `__main__' is interrupted.
--spec interrupt(ctx()) -> ok | {error, not_started | {no_context, pos_integer()}}.
+-spec interrupt(ctx()) -> ok | {error, not_started | {no_context, pos_integer()} | {bad_argument, binary()}}.
 interrupt({py_context, Target}) ->
-    py_nif:interrupt(Target).
+    py_nif:interrupt(Target);
+interrupt(_Ctx) ->
+    {error, {bad_argument, <<"not a context (py:context/0,1 or py:pool/1)">>}}.
 
 %% @doc Reloads module `Module' (`importlib.reload') in every interpreter that
 %% has imported it: each context and the main interpreter (once when they share
@@ -967,12 +979,14 @@ state_incr(Key) ->
     state_incr(Key, 1).
 
 %% @doc Atomically adds `N'.
--spec state_incr(term(), integer()) -> {ok, integer()} | {error, not_integer | overflow}.
+-spec state_incr(term(), integer()) -> {ok, integer()} | {error, not_integer | overflow | {bad_argument, binary()}}.
 state_incr(Key, N) when is_integer(N), N >= -(1 bsl 63), N < 1 bsl 63 ->
     py_nif:state_incr(key(Key), N);
 state_incr(_Key, N) when is_integer(N) ->
     %% counters are 64-bit: no step that large can be added
-    {error, overflow}.
+    {error, overflow};
+state_incr(_Key, _N) ->
+    {error, {bad_argument, <<"the step must be an integer">>}}.
 
 %% @doc Atomically subtracts 1.
 -spec state_decr(term()) -> {ok, integer()} | {error, not_integer | overflow}.
@@ -980,9 +994,11 @@ state_decr(Key) ->
     state_incr(Key, -1).
 
 %% @doc Atomically subtracts `N'.
--spec state_decr(term(), integer()) -> {ok, integer()} | {error, not_integer | overflow}.
+-spec state_decr(term(), integer()) -> {ok, integer()} | {error, not_integer | overflow | {bad_argument, binary()}}.
 state_decr(Key, N) when is_integer(N) ->
-    state_incr(Key, -N).
+    state_incr(Key, -N);
+state_decr(Key, N) ->
+    state_incr(Key, N).
 
 %% @doc Makes `Fun' callable from Python as `erlang.call(Name, *Args)',
 %% `erlang.Name(*Args)' or `from erlang import Name'. `Fun' takes the list of
@@ -990,19 +1006,29 @@ state_decr(Key, N) when is_integer(N) ->
 %% runs in the Erlang process that made the Python call; it may call Python again
 %% (the same context or another) to any depth. An exception it raises becomes
 %% `erlang.ErlangError' in Python.
--spec register_function(atom() | binary(), fun()) -> ok.
-register_function(Name, Fun) when is_function(Fun) ->
-    py_callback_registry:register(fname(Name), Fun).
+-spec register_function(atom() | binary(), fun()) -> ok | {error, {bad_argument, binary()}}.
+register_function(Name, Fun) when is_function(Fun), (is_atom(Name) orelse is_binary(Name)) ->
+    py_callback_registry:register(fname(Name), Fun);
+register_function(Name, _Fun) when is_atom(Name); is_binary(Name) ->
+    {error, {bad_argument, <<"not a fun">>}};
+register_function(_Name, _Fun) ->
+    ?BAD_FNAME.
 
 %% @doc Registers `Module:Function' (called with the Python arguments).
--spec register_function(atom() | binary(), module(), atom()) -> ok.
-register_function(Name, Module, Function) when is_atom(Module), is_atom(Function) ->
-    py_callback_registry:register(fname(Name), {Module, Function}).
+-spec register_function(atom() | binary(), module(), atom()) -> ok | {error, {bad_argument, binary()}}.
+register_function(Name, Module, Function) when is_atom(Module), is_atom(Function), (is_atom(Name) orelse is_binary(Name)) ->
+    py_callback_registry:register(fname(Name), {Module, Function});
+register_function(Name, _Module, _Function) when is_atom(Name); is_binary(Name) ->
+    {error, {bad_argument, <<"module and function must be atoms">>}};
+register_function(_Name, _Module, _Function) ->
+    ?BAD_FNAME.
 
 %% @doc Removes a registered function; Python then gets `erlang.UnknownFunction'.
--spec unregister_function(atom() | binary()) -> ok.
-unregister_function(Name) ->
-    py_callback_registry:unregister(fname(Name)).
+-spec unregister_function(atom() | binary()) -> ok | {error, {bad_argument, binary()}}.
+unregister_function(Name) when is_atom(Name); is_binary(Name) ->
+    py_callback_registry:unregister(fname(Name));
+unregister_function(_Name) ->
+    ?BAD_FNAME.
 
 %%% Internal
 

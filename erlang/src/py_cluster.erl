@@ -89,7 +89,7 @@ call(_Node, _Module, _Function, _Args, _Opts) ->
 %% E}]}'. A node that goes down answers each of its calls `{error, {nodedown,
 %% Node}}'; the others are not affected. One `call_timeout' for the batch.
 -spec parallel(Calls :: [{py:name(), py:name(), list()}]) ->
-          {ok, [{ok, py:value()} | {error, term()}]}.
+          {ok, [{ok, py:value()} | {error, term()}]} | {error, {bad_argument, binary()}}.
 parallel([]) ->
     {ok, []};
 parallel(Calls) when is_list(Calls) ->
@@ -105,7 +105,9 @@ parallel(Calls) when is_list(Calls) ->
             Answers = lists:append([answer_all(Node, Is, wait_one(Node, Req, remaining(Deadline)))
                                     || {Node, Is, Req} <- Started]),
             {ok, [R || {_, R} <- lists:keysort(1, Answers)]}
-    end.
+    end;
+parallel(_Calls) ->
+    {error, {bad_argument, <<"calls must be a list of {Module, Function, Args}">>}}.
 
 %%% Served on the node that runs the call
 

@@ -74,15 +74,18 @@ get_context() ->
     end.
 
 %% @doc Context number `N' (1-based), or `main' for the main interpreter.
--spec get_context(Which :: pos_integer() | main) -> context().
+-spec get_context(Which :: pos_integer() | main) -> context() | {error, {bad_argument, binary()}}.
 get_context(main) -> {py_context, main};
-get_context(N) when is_integer(N), N >= 1 -> {py_context, N}.
+get_context(N) when is_integer(N), N >= 1 -> {py_context, N};
+get_context(_Which) -> {error, {bad_argument, <<"a context is a positive integer or main">>}}.
 
 %% @doc Binds the calling process to `Ctx' until {@link unbind_context/0} or exit.
 %% A pool's context (`py:pool(Name)') binds the process to that pool.
--spec bind_context(Ctx :: context()) -> ok.
+-spec bind_context(Ctx :: context()) -> ok | {error, {bad_argument, binary()}}.
 bind_context({py_context, Target}) ->
-    py_nif:bind(Target).
+    py_nif:bind(Target);
+bind_context(_Ctx) ->
+    {error, {bad_argument, <<"not a context (py:context/0,1 or py:pool/1)">>}}.
 
 %% @doc Returns the calling process to routing by placement.
 -spec unbind_context() -> ok.

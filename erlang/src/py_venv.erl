@@ -25,11 +25,40 @@
 -spec ensure(Path :: file:filename_all(), Requirements :: requirements(), Opts :: opts()) ->
           ok | {error, term()}.
 ensure(Path, Requirements, Opts) when is_map(Opts) ->
-    Dir = to_list(Path),
     Timeout = maps:get(timeout, Opts, ?DEFAULT_TIMEOUT),
     Installer = maps:get(installer, Opts, pip),
-    Extra = [to_list(A) || A <- maps:get(install_args, Opts, [])],
-    maybe_ensure(Dir, requirement_args(Requirements), Installer, Extra, Timeout).
+    Args = maps:get(install_args, Opts, []),
+    case bad_option(Path, Installer, Timeout, Args) of
+        false ->
+            Extra = [to_list(A) || A <- Args],
+            maybe_ensure(to_list(Path), requirement_args(Requirements), Installer, Extra, Timeout);
+        Why ->
+            {error, {bad_argument, Why}}
+    end;
+ensure(_Path, _Requirements, _Opts) ->
+    {error, {bad_argument, <<"options must be a map">>}}.
+
+%% What is wrong with the arguments of ensure/3, if anything.
+bad_option(Path, Installer, Timeout, Args) ->
+    if
+        not (is_atom(Path) orelse is_binary(Path) orelse is_list(Path)) -> <<"the venv's path must be a string">>;
+        is_list(Path) -> bad_option_text(is_text(Path), Installer, Timeout, Args);
+        true -> bad_option_text(true, Installer, Timeout, Args)
+    end.
+
+bad_option_text(false, _Installer, _Timeout, _Args) ->
+    <<"the venv's path must be a string">>;
+bad_option_text(true, Installer, _Timeout, _Args) when Installer =/= pip, Installer =/= uv ->
+    <<"installer must be pip or uv">>;
+bad_option_text(true, _Installer, Timeout, _Args)
+  when Timeout =/= infinity, not (is_integer(Timeout) andalso Timeout >= 0) ->
+    <<"timeout must be a non-negative integer of milliseconds or infinity">>;
+bad_option_text(true, _Installer, _Timeout, Args) ->
+    case is_list(Args) andalso (Args =:= [] orelse not is_integer(hd(Args)))
+         andalso lists:all(fun is_text/1, Args) of
+        true -> false;
+        false -> <<"install_args must be a list of strings">>
+    end.
 
 maybe_ensure(_Dir, {error, _} = E, _, _, _) ->
     E;

@@ -14,7 +14,7 @@ groups() ->
      {calls, [], [call_forms, eval_forms, exec_then_call, replaced_names, reload_module, called_function_follows_changes, code_as_string, dotted_function,
                   info_functions, c_extensions, concurrent_callers]},
      {errors, [], [python_exceptions, exception_names_bounded, traceback, unsupported_terms, invalid_utf8, deep_nesting,
-                   unsupported_results, system_exit, keyboard_interrupt, bad_call_arguments,
+                   unsupported_results, system_exit, keyboard_interrupt, bad_call_arguments, bad_api_arguments,
                    bad_timeouts, large_arguments_off_the_scheduler, terms_bounded, unknown_names, timeout_no_late_reply, timeout_interrupts_python,
                    late_call_nudged_before_reply, promised_calls_leave_no_message,
                    promise_kept_when_context_stops,
@@ -484,6 +484,35 @@ bad_call_arguments(_) ->
     %% local names are text (others were dropped silently)
     ?assertMatch({error, {bad_argument, <<"local names", _/binary>>}}, py:eval(<<"1">>, #{{x} => 1})),
     ?assertEqual({ok, 3}, py:eval(<<"x + y">>, #{x => 1, <<"y">> => 2})).
+
+%% Every function of the API answers a malformed argument with
+%% `{error, {bad_argument, Why}}' instead of crashing its caller with
+%% `function_clause' (which each of these did).
+bad_api_arguments(_) ->
+    Bad = fun(R) -> ?assertMatch({error, {bad_argument, <<_, _/binary>>}}, R) end,
+    [Bad(R) || R <- [py:context(0), py:context(foo), py_context_router:get_context(-1),
+                     py:parallel(not_a_list), py:parallel(not_a_list, 1000),
+                     py:async_gather(not_a_list),
+                     py:channel(not_a_map),
+                     py:interrupt(not_a_context),
+                     py:configure_logging(not_a_map),
+                     py:register_function("a string", fun(_) -> ok end),
+                     py:register_function(name, not_a_fun),
+                     py:register_function(name, "mod", fn),
+                     py:register_function({name}, lists, reverse),
+                     py:unregister_function("a string"),
+                     py:state_incr(<<"k">>, abc), py:state_decr(<<"k">>, 1.5),
+                     py:ensure_venv("/nonexistent/venv", [], not_a_map),
+                     py:ensure_venv("/nonexistent/venv", [], #{installer => bogus}),
+                     py:ensure_venv("/nonexistent/venv", [], #{timeout => -1}),
+                     py:ensure_venv("/nonexistent/venv", [], #{install_args => "--x"}),
+                     py_context_router:bind_context(not_a_context),
+                     py_cluster:parallel(not_a_list)]],
+    %% nothing was left behind: no binding, no counter, no registration
+    ?assertEqual(undefined, py_nif:binding()),
+    ?assertEqual({error, not_found}, py:state_fetch(<<"k">>)),
+    ?assertEqual({ok, false}, py:eval(<<"hasattr(erlang, 'name')">>)),
+    ?assertEqual({ok, 2.0}, py:call(math, sqrt, [4])).
 
 %% A timeout that is neither milliseconds nor `infinity' is a bad argument
 %% wherever a caller gives one (it used to crash the caller with
