@@ -138,10 +138,13 @@ fn interrupt_running_needs_no_give_up_and_repeats() {
     let mut raised = 0;
     let run = RunGuard::new(&t);
     assert!(t.running_on(5, 6));
+    // what the serving thread reads after a C function returns
+    assert!(!t.was_interrupted());
     assert!(t.interrupt_running(|i, th| {
         assert_eq!((i, th), (5, 6));
         raised += 1
     }));
+    assert!(t.was_interrupted());
     assert!(t.interrupt_running(|_, _| raised += 1));
     assert_eq!(raised, 2);
     // the caller still waits: its reply goes out

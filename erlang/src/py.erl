@@ -844,7 +844,9 @@ subinterp_supported() ->
 %% @doc Raises `KeyboardInterrupt' in the Python code running now in `Ctx' (the
 %% call running it gets `{error, {'KeyboardInterrupt', _}}'); with nothing
 %% running, no effect. Python delivers it at its next bytecode: a blocking C call
-%% (`time.sleep', I/O) finishes first. For `py:context(main)', every call running
+%% (`time.sleep', I/O) finishes first, and a C function the call names itself
+%% (`py:call(Ctx, time, sleep, [5])') gets it as it returns. For
+%% `py:context(main)', every call running
 %% on the main interpreter's `__main__' is interrupted.
 -spec interrupt(ctx()) -> ok | {error, not_started | {no_context, pos_integer()} | {bad_argument, binary()}}.
 interrupt({py_context, Target}) ->

@@ -219,6 +219,14 @@ printing_call_is_killed(Config) ->
 interrupt(Config) ->
     Ctx = ?config(a, Config),
     interrupt_loop(Ctx, <<"while True: pass">>),
+    {ok, 2} = py:eval(Ctx, <<"1 + 1">>),
+    %% a C function called directly: delivered when it returns
+    Self = self(),
+    spawn_link(fun() -> Self ! {slept, py:call(Ctx, time, sleep, [0.5])} end),
+    ok = py_test_util:wait_until(fun() ->
+             ok = py:interrupt(Ctx),
+             receive {slept, R} -> {error, {'KeyboardInterrupt', _}} = R, true after 50 -> false end
+         end),
     {ok, 2} = py:eval(Ctx, <<"1 + 1">>).
 
 %% An interruption that arrives while the child's Python waits for the node's

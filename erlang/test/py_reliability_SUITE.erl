@@ -11,7 +11,7 @@
 all() ->
     [fork_refused_everywhere, exit_and_abort_refused_everywhere, signals_refused_everywhere,
      subprocess_everywhere,
-     interrupt_running_code, interrupt_with_nothing_running, interrupt_bad_target,
+     interrupt_running_code, interrupt_in_a_c_function, interrupt_with_nothing_running, interrupt_bad_target,
      fair_queue_in_arrival_order, refused_only_after_overload_wait,
      given_up_queued_calls_free_their_permits,
      thousand_callers_five_permits, conversions_property,
@@ -147,6 +147,26 @@ interrupt_running_code(_) ->
          ?assertEqual({ok, 499999500000}, py:eval(Ctx, <<"sum(range(1000000))">>)),
          ok = py:state_remove(Key)
      end || Ctx <- everywhere()].
+
+%% A C function called directly runs no bytecode after it, so the
+%% interruption raised while it ran was never delivered: the call answered
+%% `{ok, none}' once the sleep was over, and the interruption was dropped.
+%% It is delivered when the function returns.
+interrupt_in_a_c_function(_) ->
+    [begin
+         Self = self(),
+         spawn_link(fun() -> Self ! {slept, py:call(Ctx, time, sleep, [0.5])} end),
+         %% the call may not run yet: interrupt until it answers
+         R = interrupt_until_answer(Ctx, 100),
+         ?assertMatch({error, {'KeyboardInterrupt', _}}, R),
+         ?assertEqual({ok, 499999500000}, py:eval(Ctx, <<"sum(range(1000000))">>))
+     end || Ctx <- everywhere()].
+
+interrupt_until_answer(Ctx, 0) ->
+    ct:fail({no_answer, Ctx});
+interrupt_until_answer(Ctx, N) ->
+    ok = py:interrupt(Ctx),
+    receive {slept, R} -> R after 50 -> interrupt_until_answer(Ctx, N - 1) end.
 
 interrupt_with_nothing_running(_) ->
     [begin

@@ -231,6 +231,10 @@ impl Caller for JobCaller {
         self.target.key()
     }
 
+    fn interrupted(&self) -> bool {
+        self.token.was_interrupted()
+    }
+
     fn output(&self, fd: u8, text: &str) {
         rustler::atoms! { py_output }
         if self.token.is_cancelled() || !self.tag.usable() {

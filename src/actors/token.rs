@@ -21,7 +21,7 @@
 //! No rustler or Python here, so it is tested on its own in tests/.
 
 use super::semaphore::Permit;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Mutex, OnceLock};
 
 const PENDING: u8 = 0;
@@ -57,7 +57,7 @@ enum Run {
 /// that a caller giving up before its job starts gives it back at once: a job
 /// that will never run must not keep others out while it waits in its mailbox.
 #[derive(Default, Debug)]
-pub struct CallToken(AtomicU8, Mutex<Run>, AtomicU8, OnceLock<Permit>);
+pub struct CallToken(AtomicU8, Mutex<Run>, AtomicU8, OnceLock<Permit>, AtomicBool);
 
 impl CallToken {
     /// Its caller waits with no timer: it must hear from us (reply or nudge)
@@ -171,10 +171,17 @@ impl CallToken {
             Run::On { interp, thread, .. } if !only_cancelled || self.is_cancelled() => {
                 raise(interp, thread);
                 *run = Run::On { interp, thread, interrupted: true };
+                self.4.store(true, Ordering::Release);
                 true
             }
             _ => false,
         }
+    }
+    /// Whether an interruption was raised in the job's Python code (it may
+    /// not have been delivered yet: see `interp::host::Host::serve`). One
+    /// load, read after every call.
+    pub fn was_interrupted(&self) -> bool {
+        self.4.load(Ordering::Acquire)
     }
     /// The job's permit, until [`CallToken::release_permit`] (or the token's
     /// end). Set once, before the job can be seen by its caller's handle (a

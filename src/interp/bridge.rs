@@ -92,6 +92,12 @@ pub trait Caller: Send + Sync {
     fn output(&self, fd: u8, text: &str);
     /// The context the request runs in (0: the main interpreter).
     fn context(&self) -> u32;
+    /// Whether an interruption was raised in the request's thread (timeout,
+    /// death of the caller, `py:interrupt/1`): Python delivers it only at a
+    /// bytecode, which a C function called directly never reaches.
+    fn interrupted(&self) -> bool {
+        false
+    }
 }
 
 /// A call from a thread no request waits on, with the permit it holds until

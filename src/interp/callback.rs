@@ -111,6 +111,11 @@ pub fn gave_up() -> bool {
     SERVING.with(|s| s.borrow().last().is_some_and(|c| c.caller.gave_up()))
 }
 
+/// Whether an interruption was raised in the request this thread serves.
+pub fn interrupted() -> bool {
+    SERVING.with(|s| s.borrow().last().is_some_and(|c| c.caller.interrupted()))
+}
+
 /// The globals of the request this thread is serving, if any.
 pub fn current_globals(py: Python<'_>) -> Option<Bound<'_, PyDict>> {
     SERVING.with(|s| s.borrow().last().map(|c| c.globals.bind(py).clone()))

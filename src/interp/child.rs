@@ -265,6 +265,10 @@ impl Caller for ChildCaller {
     fn context(&self) -> u32 {
         child().context
     }
+    fn interrupted(&self) -> bool {
+        let running = child().running.lock().unwrap_or_else(|e| e.into_inner());
+        matches!(*running, Some((seq, _, _, true)) if seq == self.seq)
+    }
 }
 
 /// A request of the node's callback chain, run by the thread waiting in

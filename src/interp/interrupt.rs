@@ -1,7 +1,9 @@
 //! Stopping running Python code: `TimeoutError` (its caller gave up) or
 //! `KeyboardInterrupt` (`py:interrupt/1`) raised asynchronously in the thread that runs it (`PyThreadState_SetAsyncExc`).
 //! Python delivers it at its next bytecode boundary, so a loop in Python stops;
-//! a blocking C call (`time.sleep`, I/O) finishes first.
+//! a blocking C call (`time.sleep`, I/O) finishes first. A C function a request
+//! calls directly runs no bytecode after it: `host::Host::serve` delivers the
+//! exception when it returns.
 
 use pyo3::ffi;
 use pyo3::Python;
