@@ -684,7 +684,9 @@ async_gather(_Calls) ->
     ?BAD_CALLS.
 
 %% @doc Calls `Module.Function(*Args)', which returns an async iterable (an async
-%% generator), and collects it on the context's loop: `{ok, [Item]}'.
+%% generator), and collects it on the context's loop: `{ok, [Item]}';
+%% `{error, {not_async_iterable, TypeName}}' for anything else (a coroutine
+%% is closed unrun).
 -spec async_stream(name(), name(), list()) -> {ok, [value()]} | {error, error()}.
 async_stream(Module, Function, Args) ->
     async_stream(Module, Function, Args, #{}).

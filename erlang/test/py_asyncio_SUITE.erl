@@ -140,7 +140,16 @@ gather_in_order(_) ->
 async_stream_collects(_) ->
     ?assertEqual({ok, [0, 1, 2, 3]}, py:async_stream('__main__', ticker, [4])),
     ?assertEqual({ok, []}, py:async_stream('__main__', ticker, [0])),
-    ?assertEqual({error, {not_awaitable, <<"list">>}}, py:async_stream(builtins, list, [[1]])).
+    ?assertEqual({error, {not_async_iterable, <<"list">>}}, py:async_stream(builtins, list, [[1]])),
+    %% a coroutine is awaitable, not an async iterable: refused, and closed
+    %% (no "coroutine ... was never awaited" warning on the caller's output)
+    Self = self(),
+    Printed = py_test_util:with_group_leader(fun() ->
+        Self ! {streamed, py:async_stream('__main__', nap, [0, 1])},
+        ok = py:exec(<<"import gc; gc.collect()">>)
+    end),
+    receive {streamed, R} -> ?assertEqual({error, {not_async_iterable, <<"coroutine">>}}, R) end,
+    ?assertEqual(<<>>, Printed).
 
 cancelled_in_python(_) ->
     ?assertEqual({error, cancelled}, py:async_await(py:async_call('__main__', self_cancel, []))).

@@ -21,7 +21,7 @@ end_per_suite(_Config) ->
 %%% Output
 
 print_reaches_the_group_leader(_) ->
-    Out = with_group_leader(fun() ->
+    Out = py_test_util:with_group_leader(fun() ->
         ok = py:exec(<<"print('hello', 42)\nimport sys\nsys.stderr.write('oops\\n')\n">>),
         {ok, none} = py:call(builtins, print, [<<"from a call">>]),
         {ok, _} = py:eval(py:context(main), <<"print('on main') or 1">>)
@@ -30,7 +30,7 @@ print_reaches_the_group_leader(_) ->
     %% back to back, each call's output comes before its result and none is
     %% left behind (a reply taken while polling for it once skipped the
     %% output queued ahead of it)
-    Many = with_group_leader(fun() ->
+    Many = py_test_util:with_group_leader(fun() ->
         [{ok, I} = py:eval(<<"print(i) or i">>, #{i => I}) || I <- lists:seq(1, 300)],
         receive Left -> ct:fail({left_in_mailbox, Left}) after 0 -> ok end
     end),
@@ -43,7 +43,7 @@ print_in_nested_and_timed_out_calls(_) ->
         {ok, none} = py:call(builtins, print, [<<"nested ", X/binary>>]),
         X
     end),
-    Out = with_group_leader(fun() ->
+    Out = py_test_util:with_group_leader(fun() ->
         {ok, <<"x">>} = py:eval(<<"erlang.call('py_env_nested', 'x')">>),
         {error, timeout} = py:eval(<<"[print('t', i) for i in range(3)] and __import__('time').sleep(0.3)">>, #{}, 50),
         timer:sleep(500),
@@ -58,7 +58,7 @@ print_in_nested_and_timed_out_calls(_) ->
 %% leave nothing in the mailbox.
 print_between_callbacks_keeps_order(_) ->
     ok = py:register_function(py_env_say, fun([I]) -> io:put_chars(["cb ", integer_to_list(I), "\n"]), I end),
-    Out = with_group_leader(fun() ->
+    Out = py_test_util:with_group_leader(fun() ->
         {ok, 124750} = py:eval(<<"sum([print('py', i) or erlang.call('py_env_say', i) for i in range(500)])">>),
         receive Left -> ct:fail({left_in_mailbox, Left}) after 0 -> ok end
     end),
@@ -188,29 +188,6 @@ invalid_settings_stop_the_start(_) ->
 
 %% Runs F in a process whose group leader collects what is written to it;
 %% returns the text.
-with_group_leader(F) ->
-    Self = self(),
-    GL = spawn_link(fun() -> group_leader_loop(Self, []) end),
-    P = spawn_link(fun() -> group_leader(GL, self()), F(), Self ! {done, self()} end),
-    receive {done, P} -> ok after 30000 -> ct:fail(function_stuck) end,
-    GL ! {get, Self},
-    receive {text, T} -> T after 5000 -> ct:fail(no_text) end.
-
-group_leader_loop(Owner, Acc) ->
-    receive
-        {io_request, From, ReplyAs, {put_chars, _Enc, Chars}} ->
-            From ! {io_reply, ReplyAs, ok},
-            group_leader_loop(Owner, [Chars | Acc]);
-        {io_request, From, ReplyAs, {put_chars, _Enc, M, F, A}} ->
-            From ! {io_reply, ReplyAs, ok},
-            group_leader_loop(Owner, [apply(M, F, A) | Acc]);
-        {io_request, From, ReplyAs, _} ->
-            From ! {io_reply, ReplyAs, {error, enotsup}},
-            group_leader_loop(Owner, Acc);
-        {get, Whom} ->
-            Whom ! {text, unicode:characters_to_binary(lists:reverse(Acc))},
-            group_leader_loop(Owner, Acc)
-    end.
 
 %% Restarts the application with Env set, runs F, then restores and restarts.
 with_env(Env, F) ->

@@ -2,7 +2,7 @@
 -module(py_test_util).
 -export([start_app/1, start_app/2, stop_app/0, rss/0,
          wait_until/1, wait_until/2, call_loop/3, thread_count/0, hold_permit/1,
-         slow_generator/0, calls_made/2]).
+         slow_generator/0, calls_made/2, with_group_leader/1]).
 
 %% @doc Every suite's init_per_suite: the application started (and, with
 %% `#{contexts => N}', N contexts); Config unchanged.
@@ -144,4 +144,31 @@ count_calls(Owner, Counts) ->
     receive
         {trace, Owner, call, {M, F, _}} -> count_calls(Owner, maps:update_with({M, F}, fun(N) -> N + 1 end, 1, Counts));
         {counts, To} -> To ! {counts, Counts}
+    end.
+
+%% @doc Runs `F' in a process whose group leader keeps what is written to
+%% it; returns that text.
+-spec with_group_leader(fun(() -> term())) -> binary().
+with_group_leader(F) ->
+    Self = self(),
+    GL = spawn_link(fun() -> group_leader_loop(Self, []) end),
+    P = spawn_link(fun() -> group_leader(GL, self()), F(), Self ! {done, self()} end),
+    receive {done, P} -> ok after 30000 -> ct:fail(function_stuck) end,
+    GL ! {get, Self},
+    receive {text, T} -> T after 5000 -> ct:fail(no_text) end.
+
+group_leader_loop(Owner, Acc) ->
+    receive
+        {io_request, From, ReplyAs, {put_chars, _Enc, Chars}} ->
+            From ! {io_reply, ReplyAs, ok},
+            group_leader_loop(Owner, [Chars | Acc]);
+        {io_request, From, ReplyAs, {put_chars, _Enc, M, F, A}} ->
+            From ! {io_reply, ReplyAs, ok},
+            group_leader_loop(Owner, [apply(M, F, A) | Acc]);
+        {io_request, From, ReplyAs, _} ->
+            From ! {io_reply, ReplyAs, {error, enotsup}},
+            group_leader_loop(Owner, Acc);
+        {get, Whom} ->
+            Whom ! {text, unicode:characters_to_binary(lists:reverse(Acc))},
+            group_leader_loop(Owner, Acc)
     end.

@@ -276,10 +276,13 @@ def _loop_fd(key):
 
 def _spawn(tid, key, aw, collect):
     """Schedules awaitable aw (an async iterable, collected to a list, when
-    collect) as task tid on context key's loop; False if it is not one."""
+    collect) as task tid on context key's loop; False if it is not one (a
+    coroutine refused is closed: no 'never awaited' warning)."""
     import inspect, asyncio
     if collect:
         if not hasattr(aw, '__aiter__'):
+            if inspect.iscoroutine(aw):
+                aw.close()
             return False
         agen = aw
         async def gather_items():

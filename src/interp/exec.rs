@@ -445,6 +445,8 @@ fn finish<'py>(py: Python<'py>, op: Op, globals: &Bound<'py, PyDict>, value: Bou
             let collect = matches!(op, Op::AsyncStream { .. });
             return match super::asyncio::spawn(py, task, key, &value, collect) {
                 Ok(true) => Ok(Outcome::Scheduled),
+                // `async_stream` collects an async iterable (a coroutine is not one)
+                Ok(false) if collect => Err(Failure::NotAsyncIterable(type_name(&value))),
                 Ok(false) => Err(Failure::NotAwaitable(type_name(&value))),
                 Err(e) => Err(fail(e)),
             };

@@ -341,6 +341,9 @@ pub enum Failure {
     NotIterable(String),
     /// An async call's value is not awaitable (`{not_awaitable, TypeName}`).
     NotAwaitable(String),
+    /// An async stream's value is not an async iterable
+    /// (`{not_async_iterable, TypeName}`).
+    NotAsyncIterable(String),
     /// An asyncio task was cancelled (`cancelled`).
     Cancelled,
     /// The object a ref names went with its context (`context_stopped`).

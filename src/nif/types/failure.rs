@@ -37,7 +37,7 @@ fn class_atom(env: Env<'_>, name: &str) -> Option<Atom> {
 
 /// `Reason`, and the traceback as a binary when Python raised.
 pub fn encode<'a>(env: Env<'a>, f: &Failure) -> (Term<'a>, Option<Term<'a>>) {
-    rustler::atoms! { not_iterable, not_awaitable, cancelled, context_crashed }
+    rustler::atoms! { not_iterable, not_awaitable, not_async_iterable, cancelled, context_crashed }
     match f {
         Failure::Python { name, message, traceback } => {
             let reason = match class_atom(env, name) {
@@ -52,6 +52,7 @@ pub fn encode<'a>(env: Env<'a>, f: &Failure) -> (Term<'a>, Option<Term<'a>>) {
         Failure::BadResult(m) => ((atoms::bad_result(), m.as_str()).encode(env), None),
         Failure::NotIterable(t) => ((not_iterable(), t.as_str()).encode(env), None),
         Failure::NotAwaitable(t) => ((not_awaitable(), t.as_str()).encode(env), None),
+        Failure::NotAsyncIterable(t) => ((not_async_iterable(), t.as_str()).encode(env), None),
         Failure::Cancelled => (cancelled().encode(env), None),
         Failure::ContextStopped => (atoms::context_stopped().encode(env), None),
         Failure::ContextCrashed(why) => ((context_crashed(), why.as_str()).encode(env), None),
