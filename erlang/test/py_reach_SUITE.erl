@@ -79,6 +79,15 @@ frame_builtins_see_the_context(_) ->
          ?assert(lists:member(<<"frame_probe">>, Names)),
          ?assert(lists:member(<<"erlang">>, Names)),
          ?assertEqual({ok, true}, py:call(Ctx, builtins, eval, [<<"'frame_probe' in globals() and 'frame_probe' in vars()">>])),
+         %% the namespace itself: the names whose values can cross (every
+         %% context's globals hold modules, which cannot: the whole dict
+         %% failed with unsupported_type)
+         [begin
+              {ok, #{} = G} = py:call(Ctx, builtins, F, []),
+              ?assertEqual(41, maps:get(<<"frame_probe">>, G)),
+              ?assertNot(maps:is_key(<<"erlang">>, G))
+          end || F <- [globals, locals, vars]],
+         ?assertMatch({ok, _}, py:call(Ctx, builtins, globals, [], #{return => ref})),
          %% an exception inside still comes back as one
          ?assertMatch({error, {'NameError', _}}, py:call(Ctx, builtins, eval, [<<"no_such_name">>])),
          %% eval with explicit globals is unchanged

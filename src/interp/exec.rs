@@ -402,10 +402,16 @@ pub fn run<'py>(py: Python<'py>, cache: &mut CodeCache, globals: &Bound<'py, PyD
             if kwargs.is_empty() && args.len() <= VECTOR_ARGS && !frame {
                 return finish(py, op, globals, vectorcall(py, &callable, args)?);
             }
+            let names = frame && args.is_empty() && kwargs.is_empty() && NAMESPACE_BUILTINS.contains(&&**function);
             let args = convert_args(py, args)?;
             let kwargs = convert_kwargs(py, kwargs)?;
             if frame {
-                call_in_frame(py, cache, globals, callable, args, kwargs).map_err(fail)?
+                let value = call_in_frame(py, cache, globals, callable, args, kwargs).map_err(fail)?;
+                if names && matches!(op, Op::Call) {
+                    convertible_names(py, &value).map_err(fail)?
+                } else {
+                    value
+                }
             } else {
                 callable.call(args, kwargs.as_ref()).map_err(fail)?
             }
@@ -466,6 +472,27 @@ fn finish<'py>(py: Python<'py>, op: Op, globals: &Bound<'py, PyDict>, value: Bou
 
 /// Builtins that read the frame that calls them (its globals, its locals).
 const FRAME_BUILTINS: [&str; 6] = ["eval", "exec", "globals", "locals", "vars", "dir"];
+
+/// Those of them that, called with no argument, give the context's namespace.
+const NAMESPACE_BUILTINS: [&str; 3] = ["globals", "locals", "vars"];
+
+/// A namespace as a plain call gives it back: the names whose values can
+/// cross. Every context's globals hold modules (`erlang`, `__builtins__`) and
+/// usually functions, which cannot, so the whole dict never would; the
+/// names of modules, functions and classes are in `dir()`, and
+/// `#{return => ref}` keeps the dict itself.
+fn convertible_names<'py>(py: Python<'py>, namespace: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+    let Ok(dict) = namespace.cast::<PyDict>() else {
+        return Ok(namespace.clone());
+    };
+    let out = PyDict::new(py);
+    for (k, v) in dict.iter() {
+        if from_py(&v, 0).is_ok() {
+            out.set_item(k, v)?;
+        }
+    }
+    Ok(out.into_any())
+}
 
 /// Calls `f(*args, **kwargs)` from a Python frame whose globals and locals are
 /// the context's `globals`, so a frame-reading builtin (`eval`, `dir`, …) sees the
