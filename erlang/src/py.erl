@@ -202,8 +202,9 @@ refuses_subinterpreters(Msg) ->
 eval(Code) ->
     eval(Code, #{}, default_timeout()).
 
-%% @doc `eval(Code, Locals)' evaluates with extra local names; `eval(Ctx, Code)'
-%% evaluates in context `Ctx'.
+%% @doc `eval(Code, Locals)' evaluates with extra names, bound for this
+%% expression only and seen by its nested scopes too (generator expressions,
+%% comprehensions, lambdas); `eval(Ctx, Code)' evaluates in context `Ctx'.
 -spec eval(code() | ctx(), map() | code()) -> {ok, value()} | {error, error()}.
 eval({py_context, _} = Ctx, Code) ->
     eval(Ctx, Code, #{});

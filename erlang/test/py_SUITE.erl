@@ -180,7 +180,19 @@ eval_forms(_) ->
     ?assertEqual({ok, 30}, py:eval(<<"x * y">>, #{x => 5, y => 6})),
     ?assertEqual({ok, 30}, py:eval(<<"x * y">>, #{x => 5, y => 6}, 5000)),
     %% the same code text with different locals is not confused by the code cache
-    ?assertEqual({ok, 42}, py:eval(<<"x * y">>, #{x => 6, y => 7})).
+    ?assertEqual({ok, 42}, py:eval(<<"x * y">>, #{x => 6, y => 7})),
+    %% nested scopes see the locals too (a generator expression, a list
+    %% comprehension on 3.11, a lambda: they failed with NameError)
+    ?assertEqual({ok, 15}, py:eval(<<"sum(x * n for x in range(3))">>, #{n => 5})),
+    ?assertEqual({ok, [0, 5, 10]}, py:eval(<<"[x * n for x in range(3)]">>, #{n => 5})),
+    ?assertEqual({ok, 5}, py:eval(<<"(lambda: n)()">>, #{n => 5})),
+    ?assertEqual({ok, [0, 5, 10]}, py:stream_eval(<<"(x * n for x in range(3))">>, #{n => 5})),
+    %% and they stay the call's own: the context's globals do not get them,
+    %% and a global of the same name is shadowed, not changed
+    ok = py:exec(<<"shadowed = 'global'">>),
+    ?assertEqual({ok, <<"local">>}, py:eval(<<"[shadowed for _ in 'a'][0]">>, #{shadowed => <<"local">>})),
+    ?assertEqual({ok, <<"global">>}, py:eval(<<"shadowed">>)),
+    ?assertEqual({ok, false}, py:eval(<<"'n' in globals()">>)).
 
 exec_then_call(_) ->
     ok = py:exec(<<"def double(x):\n    return x * 2\n">>),

@@ -417,9 +417,19 @@ pub fn run<'py>(py: Python<'py>, cache: &mut CodeCache, globals: &Bound<'py, PyD
             }
         }
         Request::Eval { code, locals } => {
-            let locals = if locals.is_empty() { globals.clone() } else { dict_to_py(py, locals).map_err(|e| bad_argument(e.message()))? };
             let compiled = cache.compile(py, code, ffi::Py_eval_input).map_err(fail)?;
-            eval_code(py, &compiled, globals, &locals).map_err(fail)?
+            if locals.is_empty() {
+                eval_code(py, &compiled, globals, globals).map_err(fail)?
+            } else {
+                // The given names bound over a copy of the globals, not as
+                // eval's separate locals: a nested scope (a generator
+                // expression, a comprehension before 3.12, a lambda) reads
+                // free names from the globals only, so it would not see them.
+                let scope = globals.copy().map_err(fail)?;
+                let given = dict_to_py(py, locals).map_err(|e| bad_argument(e.message()))?;
+                scope.update(given.as_mapping()).map_err(fail)?;
+                eval_code(py, &compiled, &scope, &scope).map_err(fail)?
+            }
         }
         Request::Exec { code } => {
             let compiled = cache.compile(py, code, ffi::Py_file_input).map_err(fail)?;
