@@ -77,8 +77,8 @@
 -define(SPIN_POLLS, 16).
 %% A timeout a caller gave: milliseconds or `infinity'. Anything else is
 %% answered `{error, {bad_argument, _}}', before anything is queued.
--define(IS_TIMEOUT(T), (T =:= infinity orelse (is_integer(T) andalso T >= 0))).
--define(BAD_TIMEOUT, {error, {bad_argument, <<"timeout must be a non-negative integer of milliseconds or infinity">>}}).
+-define(IS_TIMEOUT(T), (T =:= infinity orelse (is_integer(T) andalso T >= 0 andalso T =< 16#ffffffff))).
+-define(BAD_TIMEOUT, {error, {bad_argument, <<"timeout must be an integer of milliseconds from 0 to 4294967295, or infinity">>}}).
 -define(BAD_CALLS, {error, {bad_argument, <<"calls must be a list of {Module, Function, Args}">>}}).
 -define(BAD_FNAME, {error, {bad_argument, <<"a function's name must be an atom or a binary">>}}).
 %% The calling process's own context, resolved by the router in the NIF.
@@ -742,7 +742,7 @@ on_main(_Call, _Main, Ctx) ->
 %% @doc The calling process's context in pool `Name' (see
 %% {@link py_context_router:start_pool/2}): usable wherever a context is. For a
 %% pool that does not run, its calls return `{error, {no_pool, Name}}'.
--spec pool(atom()) -> ctx().
+-spec pool(atom()) -> ctx() | {error, {bad_argument, binary()}}.
 pool(Name) ->
     py_context_router:pool(Name).
 
@@ -768,7 +768,7 @@ start_contexts(Opts) ->
     py_context_router:start(Opts).
 
 %% @doc Stops every context.
--spec stop_contexts() -> ok.
+-spec stop_contexts() -> ok | {error, not_started}.
 stop_contexts() ->
     py_context_router:stop().
 
@@ -1011,7 +1011,7 @@ state_decr(Key, N) ->
 %% runs in the Erlang process that made the Python call; it may call Python again
 %% (the same context or another) to any depth. An exception it raises becomes
 %% `erlang.ErlangError' in Python.
--spec register_function(atom() | binary(), fun()) -> ok | {error, {bad_argument, binary()}}.
+-spec register_function(atom() | binary(), fun()) -> ok | {error, not_started | {bad_argument, binary()}}.
 register_function(Name, Fun) when is_function(Fun), (is_atom(Name) orelse is_binary(Name)) ->
     py_callback_registry:register(fname(Name), Fun);
 register_function(Name, _Fun) when is_atom(Name); is_binary(Name) ->
@@ -1020,7 +1020,7 @@ register_function(_Name, _Fun) ->
     ?BAD_FNAME.
 
 %% @doc Registers `Module:Function' (called with the Python arguments).
--spec register_function(atom() | binary(), module(), atom()) -> ok | {error, {bad_argument, binary()}}.
+-spec register_function(atom() | binary(), module(), atom()) -> ok | {error, not_started | {bad_argument, binary()}}.
 register_function(Name, Module, Function) when is_atom(Module), is_atom(Function), (is_atom(Name) orelse is_binary(Name)) ->
     py_callback_registry:register(fname(Name), {Module, Function});
 register_function(Name, _Module, _Function) when is_atom(Name); is_binary(Name) ->
@@ -1029,7 +1029,7 @@ register_function(_Name, _Module, _Function) ->
     ?BAD_FNAME.
 
 %% @doc Removes a registered function; Python then gets `erlang.UnknownFunction'.
--spec unregister_function(atom() | binary()) -> ok | {error, {bad_argument, binary()}}.
+-spec unregister_function(atom() | binary()) -> ok | {error, not_started | {bad_argument, binary()}}.
 unregister_function(Name) when is_atom(Name); is_binary(Name) ->
     py_callback_registry:unregister(fname(Name));
 unregister_function(_Name) ->

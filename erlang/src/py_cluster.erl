@@ -204,7 +204,7 @@ weights() ->
     end.
 
 valid_opts(Opts) ->
-    Bad = maps:filter(fun(timeout, T) -> not (T =:= infinity orelse (is_integer(T) andalso T >= 0));
+    Bad = maps:filter(fun(timeout, T) -> not (T =:= infinity orelse (is_integer(T) andalso T >= 0 andalso T =< 16#ffffffff));
                          (kwargs, K) -> not is_map(K);
                          (context, C) -> not ((is_integer(C) andalso C >= 1) orelse is_atom(C));
                          (_, _) -> true

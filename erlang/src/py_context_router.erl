@@ -52,16 +52,18 @@ start() ->
 start(Opts) when is_map(Opts) ->
     N = maps:get(contexts, Opts, default_contexts()),
     case valid_count(N) of
-        true -> gen_server:call(?MODULE, {start, N}, ?TIMEOUT);
+        true -> server_call({start, N});
         false -> {error, {bad_argument, <<"contexts must be an integer from 1 to 64">>}}
-    end.
+    end;
+start(_Opts) ->
+    {error, {bad_argument, <<"options must be a map">>}}.
 
 %% @doc Stops every context, pools included. Calls in flight are answered (with
 %% their result, or `{error, context_stopped}'); unbound calls then run on the
 %% main interpreter.
--spec stop() -> ok.
+-spec stop() -> ok | {error, not_started}.
 stop() ->
-    gen_server:call(?MODULE, stop, ?TIMEOUT).
+    server_call(stop).
 
 %% @doc The context of the calling process: its bound one, else the one it was
 %% placed on (placing it now if it has none). `{py_context, main}' when no
@@ -76,13 +78,15 @@ get_context() ->
 %% @doc Context number `N' (1-based), or `main' for the main interpreter.
 -spec get_context(Which :: pos_integer() | main) -> context() | {error, {bad_argument, binary()}}.
 get_context(main) -> {py_context, main};
-get_context(N) when is_integer(N), N >= 1 -> {py_context, N};
+get_context(N) when is_integer(N), N >= 1, N < 1 bsl 32 -> {py_context, N};
 get_context(_Which) -> {error, {bad_argument, <<"a context is a positive integer or main">>}}.
 
 %% @doc Binds the calling process to `Ctx' until {@link unbind_context/0} or exit.
 %% A pool's context (`py:pool(Name)') binds the process to that pool.
 -spec bind_context(Ctx :: context()) -> ok | {error, {bad_argument, binary()}}.
-bind_context({py_context, Target}) ->
+bind_context({py_context, Target}) when Target =:= main; is_integer(Target), Target >= 1, Target < 1 bsl 32;
+                                       is_tuple(Target), tuple_size(Target) =:= 2, element(1, Target) =:= pool,
+                                       is_atom(element(2, Target)) ->
     py_nif:bind(Target);
 bind_context(_Ctx) ->
     {error, {bad_argument, <<"not a context (py:context/0,1 or py:pool/1)">>}}.
@@ -128,7 +132,7 @@ start_pool(Name, #{contexts := N} = Opts) when is_atom(Name) ->
                     _ -> bad
                 end,
     case valid_count(N) andalso Isolation =/= bad of
-        true -> gen_server:call(?MODULE, {start_pool, Name, N, Isolation}, ?TIMEOUT);
+        true -> server_call({start_pool, Name, N, Isolation});
         false -> {error, {bad_argument, <<"start_pool(Name, #{contexts => 1..64, isolation => none | process, "
                                           "memory_limit => Bytes (with isolation => process)})">>}}
     end;
@@ -137,18 +141,28 @@ start_pool(_Name, _Opts) ->
 
 %% @doc Stops pool `Name''s contexts (calls in flight are answered as by
 %% {@link stop/0}). No such pool: `ok'.
--spec stop_pool(Name :: atom()) -> ok.
+-spec stop_pool(Name :: atom()) -> ok | {error, not_started | {bad_argument, binary()}}.
 stop_pool(Name) when is_atom(Name) ->
-    gen_server:call(?MODULE, {stop_pool, Name}, ?TIMEOUT).
+    server_call({stop_pool, Name});
+stop_pool(_Name) ->
+    {error, {bad_argument, <<"a pool's name is an atom">>}}.
 
 %% @doc The calling process's context in pool `Name', placed like unbound
 %% routing (least loaded on first use, then sticky). For a pool that does not
 %% run, a context whose calls return `{error, {no_pool, Name}}'.
--spec pool(Name :: atom()) -> context().
+-spec pool(Name :: atom()) -> context() | {error, {bad_argument, binary()}}.
 pool(Name) when is_atom(Name) ->
     case py_nif:route({pool, Name}) of
         {py_context, _} = Ctx -> Ctx;
         {error, _} -> {py_context, {pool, Name}}
+    end;
+pool(_Name) ->
+    {error, {bad_argument, <<"a pool's name is an atom">>}}.
+
+%% The server, which is not there when the application does not run.
+server_call(Request) ->
+    try gen_server:call(?MODULE, Request, ?TIMEOUT)
+    catch exit:{noproc, _} -> {error, not_started}
     end.
 
 %% @doc Running pools and their contexts.

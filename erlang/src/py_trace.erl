@@ -24,25 +24,31 @@ start_link() ->
     gen_server:start_link({local, ?MODULE}, ?MODULE, [], []).
 
 %% @doc Sets the level at run time: `none' stops collecting.
--spec set_level(level()) -> ok | {error, {bad_level, term()}}.
+-spec set_level(level()) -> ok | {error, not_started | {bad_level, term()}}.
 set_level(Level) ->
     case valid_level(Level) of
-        true -> gen_server:call(?MODULE, {set, level, Level});
+        true -> server_call({set, level, Level});
         false -> {error, {bad_level, Level}}
     end.
 
 %% @doc The level in force.
--spec level() -> level().
+-spec level() -> level() | {error, not_started}.
 level() ->
-    gen_server:call(?MODULE, level).
+    server_call(level).
 
 %% @doc Calls running at least `Ms' milliseconds are logged as slow (at
 %% `warning'); `infinity' turns that off.
--spec set_slow_call_ms(pos_integer() | infinity) -> ok | {error, {bad_slow_call_ms, term()}}.
-set_slow_call_ms(Ms) when Ms =:= infinity; is_integer(Ms), Ms >= 0 ->
-    gen_server:call(?MODULE, {set, slow_call_ms, Ms});
+-spec set_slow_call_ms(pos_integer() | infinity) -> ok | {error, not_started | {bad_slow_call_ms, term()}}.
+set_slow_call_ms(Ms) when Ms =:= infinity; is_integer(Ms), Ms >= 0, Ms < 1 bsl 54 ->
+    server_call({set, slow_call_ms, Ms});
 set_slow_call_ms(Ms) ->
     {error, {bad_slow_call_ms, Ms}}.
+
+%% The server, which is not there when the application does not run.
+server_call(Request) ->
+    try gen_server:call(?MODULE, Request)
+    catch exit:{noproc, _} -> {error, not_started}
+    end.
 
 %% @private
 -spec valid_level(term()) -> boolean().
@@ -63,7 +69,10 @@ handle_call(level, _From, State = #{level := L}) ->
     {reply, L, State};
 handle_call({set, Key, Value}, _From, State) ->
     New = State#{Key => Value},
-    {reply, apply_config(New), New}.
+    case apply_config(New) of
+        ok -> {reply, ok, New};
+        {error, _} = E -> {reply, E, State}
+    end.
 
 %% @private
 -spec handle_cast(term(), map()) -> {noreply, map()}.
@@ -81,9 +90,11 @@ handle_info(_Other, State) ->
 
 apply_config(#{level := Level, slow_call_ms := Ms}) ->
     SlowUs = case Ms of infinity -> 16#ffffffffffffffff; _ -> Ms * 1000 end,
-    case py_nif:trace_config(self(), level_number(Level), SlowUs) of
+    try py_nif:trace_config(self(), level_number(Level), SlowUs) of
         ok -> ok;
         {error, Msg} -> {error, {trace_config, Msg}}
+    catch
+        error:badarg -> {error, {trace_config, <<"value out of range">>}}
     end.
 
 level_number(none) -> 0;

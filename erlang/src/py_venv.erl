@@ -51,8 +51,8 @@ bad_option_text(false, _Installer, _Timeout, _Args) ->
 bad_option_text(true, Installer, _Timeout, _Args) when Installer =/= pip, Installer =/= uv ->
     <<"installer must be pip or uv">>;
 bad_option_text(true, _Installer, Timeout, _Args)
-  when Timeout =/= infinity, not (is_integer(Timeout) andalso Timeout >= 0) ->
-    <<"timeout must be a non-negative integer of milliseconds or infinity">>;
+  when Timeout =/= infinity, not (is_integer(Timeout) andalso Timeout >= 0 andalso Timeout =< 16#ffffffff) ->
+    <<"timeout must be an integer of milliseconds from 0 to 4294967295, or infinity">>;
 bad_option_text(true, _Installer, _Timeout, Args) ->
     case is_list(Args) andalso (Args =:= [] orelse not is_integer(hd(Args)))
          andalso lists:all(fun is_text/1, Args) of

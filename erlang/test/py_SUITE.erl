@@ -502,6 +502,7 @@ bad_call_arguments(_) ->
 %% `function_clause' (which each of these did).
 bad_api_arguments(_) ->
     Bad = fun(R) -> ?assertMatch({error, {bad_argument, <<_, _/binary>>}}, R) end,
+    ok = py:register_function(kept_through_bad_names, fun([X]) -> X end),
     [Bad(R) || R <- [py:context(0), py:context(foo), py_context_router:get_context(-1),
                      py:parallel(not_a_list), py:parallel(not_a_list, 1000),
                      py:async_gather(not_a_list),
@@ -519,11 +520,24 @@ bad_api_arguments(_) ->
                      py:ensure_venv("/nonexistent/venv", [], #{timeout => -1}),
                      py:ensure_venv("/nonexistent/venv", [], #{install_args => "--x"}),
                      py_context_router:bind_context(not_a_context),
-                     py_cluster:parallel(not_a_list)]],
+                     py_context_router:bind_context({py_context, foo}),
+                     py_context_router:bind_context({py_context, 1 bsl 70}),
+                     py_cluster:parallel(not_a_list),
+                     %% a name the registry server used to die of (losing
+                     %% every registered function; eleven in ten seconds
+                     %% stopped the application)
+                     py:register_function(<<255, 254>>, fun(X) -> X end),
+                     py:unregister_function(<<255, 254>>),
+                     py:context(1 bsl 70), py:pool("p"), py:start_contexts(not_a_map),
+                     py_context_router:stop_pool("p")]],
+    ?assertMatch({error, {bad_slow_call_ms, _}}, py_trace:set_slow_call_ms(1 bsl 60)),
     %% nothing was left behind: no binding, no counter, no registration
     ?assertEqual(undefined, py_nif:binding()),
     ?assertEqual({error, not_found}, py:state_fetch(<<"k">>)),
     ?assertEqual({ok, false}, py:eval(<<"hasattr(erlang, 'name')">>)),
+    %% the registry lived through it: what was registered still is
+    ?assertEqual({ok, 7}, py:eval(<<"erlang.call('kept_through_bad_names', 7)">>)),
+    ok = py:unregister_function(kept_through_bad_names),
     ?assertEqual({ok, 2.0}, py:call(math, sqrt, [4])).
 
 %% A timeout that is neither milliseconds nor `infinity' is a bad argument
@@ -540,7 +554,14 @@ bad_timeouts(_) ->
               py:eval(Ctx, <<"1">>, #{}, #{timeout => <<"10">>}),
               py:await(py:spawn_call(Ctx, math, sqrt, [1], #{timeout => -1})),
               py:stream_start(builtins, iter, [[1]], #{timeout => later}),
-              py:parallel([{math, sqrt, [1]}], -1)]],
+              py:parallel([{math, sqrt, [1]}], -1),
+              %% past what `receive ... after' takes (it crashed the caller
+              %% with timeout_value once the call was made)
+              py:call(math, sqrt, [1], #{}, 1 bsl 33),
+              py:eval(<<"1">>, #{}, 1 bsl 40),
+              py:await(py:spawn_call(Ctx, math, sqrt, [1], #{timeout => 1 bsl 40})),
+              py:stream_start(builtins, iter, [[1]], #{timeout => 1 bsl 40}),
+              py:parallel([{math, sqrt, [1]}], 1 bsl 40)]],
     %% nothing of the refused spawn_call is left in the process dictionary
     ?assertEqual([], [K || {{'$py_pending', _} = K, _} <- get()]),
     %% a bad timeout given to await leaves the call awaitable
@@ -844,6 +865,13 @@ restart_application(_) ->
     ok = py:exec(py:context(1), <<"context_state = 'gone after restart'">>),
     ok = application:stop(erlang_python),
     ?assertEqual({error, not_started}, py:eval(<<"1">>)),
+    %% the functions served by a process of the application say so too (they
+    %% exited with noproc)
+    [?assertEqual({error, not_started}, R)
+     || R <- [py:start_contexts(), py:stop_contexts(),
+              py_context_router:start_pool(p, #{contexts => 1}), py_context_router:stop_pool(p),
+              py:register_function(f, fun(X) -> X end), py:unregister_function(f),
+              py_trace:level(), py_trace:set_level(info), py_trace:set_slow_call_ms(10)]],
     {ok, _} = application:ensure_all_started(erlang_python),
     ?assertEqual({ok, 2}, py:eval(<<"1 + 1">>)),
     %% one main interpreter per node: its state outlives an application restart
