@@ -124,6 +124,8 @@ call({py_context, _} = Ctx, Module, Function, Args, Opts) when is_map(Opts) ->
         {returning(call, Opts), {name(Module, module), name(Function, function), list(Args),
                                  kwargs(maps:get(kwargs, Opts, #{}))}}
     end, maps:get(timeout, Opts, default_timeout()));
+call({py_context, _}, _Module, _Function, _Args, _Opts) ->
+    {error, {bad_argument, <<"options must be a map (#{kwargs => Kwargs, timeout => Timeout})">>}};
 call(Module, Function, Args, Kwargs, Timeout) ->
     case call_payload(Module, Function, Args, Kwargs) of
         {error, _} = Bad ->
@@ -217,7 +219,9 @@ eval({py_context, _} = Ctx, Code, Locals) ->
     maybe_request(Ctx, fun() -> {eval, {code(Code), locals(Locals)}} end, default_timeout());
 eval(Code, Locals, Timeout) when not is_map(Timeout) ->
     maybe_request(?AUTO,
-                  fun() -> {eval, {code(Code), locals(Locals)}} end, Timeout).
+                  fun() -> {eval, {code(Code), locals(Locals)}} end, Timeout);
+eval(_Code, _Locals, _Opts) ->
+    {error, {bad_argument, <<"eval/3 takes (Code, Locals, Timeout) or (Ctx, Code, Locals)">>}}.
 
 %% @doc `eval(Ctx, Code, Locals, #{timeout => T, return => value | ref})':
 %% with `return => ref' the result stays in the context and `{ok, Ref}' comes
@@ -225,7 +229,9 @@ eval(Code, Locals, Timeout) when not is_map(Timeout) ->
 -spec eval(ctx(), code(), map(), eval_opts()) -> {ok, value() | ref()} | {error, error()}.
 eval({py_context, _} = Ctx, Code, Locals, Opts) when is_map(Opts) ->
     maybe_request(Ctx, fun() -> {returning(eval, Opts), {code(Code), locals(Locals)}} end,
-                  maps:get(timeout, Opts, default_timeout())).
+                  maps:get(timeout, Opts, default_timeout()));
+eval(_Ctx, _Code, _Locals, _Opts) ->
+    {error, {bad_argument, <<"eval/4 takes (Ctx, Code, Locals, #{timeout => T, return => value | ref})">>}}.
 
 %% `call'/`eval', or the op that keeps the result by reference.
 returning(Op, Opts) ->
@@ -386,7 +392,9 @@ exec(Code) ->
 %% @doc Executes Python statements in context `Ctx'.
 -spec exec(ctx(), code()) -> ok | {error, error()}.
 exec({py_context, _} = Ctx, Code) ->
-    exec_in(Ctx, Code).
+    exec_in(Ctx, Code);
+exec(_Ctx, _Code) ->
+    {error, {bad_argument, <<"not a context (py:context/0,1 or py:pool/1)">>}}.
 
 exec_in(Ctx, Code) ->
     case maybe_request(Ctx, fun() -> {exec, {code(Code)}} end, default_timeout()) of
@@ -460,14 +468,22 @@ spawn_call(Module, Function, Args, Kwargs) ->
 %% timeout => Timeout}' (`Timeout' is what {@link await/1} waits).
 -spec spawn_call(ctx(), name(), name(), list(), call_opts()) -> async_ref().
 spawn_call(Ctx, Module, Function, Args, Opts) when is_map(Opts) ->
-    spawn_op(call, Ctx, Module, Function, Args, Opts).
+    spawn_op(call, Ctx, Module, Function, Args, Opts);
+spawn_call(Ctx, Module, Function, Args, _Opts) ->
+    %% answered by the first await, as a refused call is
+    spawn_op(call, Ctx, Module, Function, Args, #{bad => <<"options must be a map">>}).
 
-spawn_op(Op, {py_context, Target}, Module, Function, Args, Opts) ->
+spawn_op(Op, Ctx, Module, Function, Args, Opts) ->
     Timeout = maps:get(timeout, Opts, default_timeout()),
     Pending = try {name(Module, module), name(Function, function), list(Args),
                    kwargs(maps:get(kwargs, Opts, #{}))} of
+                  _ when is_map_key(bad, Opts) -> {error, {bad_argument, maps:get(bad, Opts)}};
                   _ when not ?IS_TIMEOUT(Timeout) -> ?BAD_TIMEOUT;
-                  Payload -> submit(Target, Op, Payload, Timeout, make_ref(), spawned_chain(Op))
+                  Payload ->
+                      case Ctx of
+                          {py_context, Target} -> submit(Target, Op, Payload, Timeout, make_ref(), spawned_chain(Op));
+                          _ -> {error, {bad_argument, <<"not a context (py:context/0,1 or py:pool/1)">>}}
+                      end
               catch
                   throw:{bad_argument, _} = Bad -> {error, Bad}
               end,
@@ -591,7 +607,9 @@ stream_start(Module, Function, Args, Opts) when is_map(Opts) ->
             end
     catch
         throw:{bad_argument, _} = Bad -> {error, Bad}
-    end.
+    end;
+stream_start(_Module, _Function, _Args, _Opts) ->
+    {error, {bad_argument, <<"options must be a map">>}}.
 
 started({ok, started}, Tag, Stream) ->
     put(?STREAM(Tag), Stream),
@@ -600,7 +618,7 @@ started({error, _} = E, _Tag, _Stream) ->
     E.
 
 active(true) -> true;
-active(N) when is_integer(N), N > 0 -> N;
+active(N) when is_integer(N), N > 0, N < 1 bsl 63 -> N;
 active(_) -> bad(active, <<" must be true or a positive integer">>).
 
 %% Streams that ended are dropped from the process dictionary when the next
@@ -672,7 +690,7 @@ async_await(Ref, Timeout) ->
 %% @doc Runs the coroutines of `Calls' as tasks side by side and waits for all:
 %% `{ok, [{ok, V} | {error, E}]}' in input order.
 -spec async_gather([{name(), name(), list()}]) -> {ok, [{ok, value()} | {error, error()}]} | {error, error()}.
-async_gather(Calls) when is_list(Calls) ->
+async_gather(Calls) when is_list(Calls), length(Calls) >= 0 ->
     Refs = [case Call of
                 {M, F, A} -> async_call(M, F, A);
                 _ -> {error, {bad_argument, <<"each call must be {Module, Function, Args}">>}}
@@ -711,7 +729,7 @@ parallel(Calls) ->
 -spec parallel([{name(), name(), list()}], timeout()) -> {ok, [{ok, value()} | {error, error()}]} | {error, error()}.
 parallel(_Calls, Timeout) when not ?IS_TIMEOUT(Timeout) ->
     ?BAD_TIMEOUT;
-parallel(Calls, Timeout) when is_list(Calls) ->
+parallel(Calls, Timeout) when is_list(Calls), length(Calls) >= 0 ->
     Ctxs = [{py_context, T} || T <- py_nif:spread(length(Calls))],
     #{main_modules := Main} = py_nif:routes(),
     Pending = [submit_call(on_main(Call, Main, Ctx), Call, Timeout) || {Ctx, Call} <- lists:zip(Ctxs, Calls)],
@@ -919,7 +937,9 @@ gc() ->
 %% @doc Collects generation `Gen' (0, 1 or 2).
 -spec gc(0..2) -> {ok, non_neg_integer()} | {error, error()}.
 gc(Gen) when is_integer(Gen) ->
-    call(gc, collect, [Gen]).
+    call(gc, collect, [Gen]);
+gc(_Gen) ->
+    {error, {bad_argument, <<"the generation is 0, 1 or 2">>}}.
 
 %% @doc Starts tracing Python memory allocations in the calling process's context.
 %% (CPython 3.12's `_tracemalloc' refuses sub-interpreters: there the error says
@@ -931,7 +951,9 @@ tracemalloc_start() ->
 %% @doc Starts tracing, keeping `Frames' frames of traceback per allocation.
 -spec tracemalloc_start(pos_integer()) -> ok | {error, error()}.
 tracemalloc_start(Frames) when is_integer(Frames), Frames >= 1 ->
-    ok_result(call(tracemalloc, start, [Frames])).
+    ok_result(call(tracemalloc, start, [Frames]));
+tracemalloc_start(_Frames) ->
+    {error, {bad_argument, <<"frames must be a positive integer">>}}.
 
 %% @doc Stops tracing (and frees the traces).
 -spec tracemalloc_stop() -> ok | {error, error()}.

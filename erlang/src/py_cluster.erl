@@ -92,7 +92,7 @@ call(_Node, _Module, _Function, _Args, _Opts) ->
           {ok, [{ok, py:value()} | {error, term()}]} | {error, {bad_argument, binary()}}.
 parallel([]) ->
     {ok, []};
-parallel(Calls) when is_list(Calls) ->
+parallel(Calls) when is_list(Calls), length(Calls) >= 0 ->
     Timeout = default_timeout(),
     case slots(weights()) of
         [] -> py:parallel(Calls);

@@ -34,7 +34,7 @@ waiting() ->
 %% in flight finish; new ones wait until the count is under the new limit; raising it serves
 %% waiting ones at once).
 -spec set_max_concurrent(pos_integer()) -> ok | {error, {bad_argument, binary()}}.
-set_max_concurrent(N) when is_integer(N), N >= 1 ->
+set_max_concurrent(N) when is_integer(N), N >= 1, N < 1 bsl 63 ->
     py_nif:semaphore_set_max(N);
 set_max_concurrent(_) ->
     {error, {bad_argument, <<"max_concurrent must be a positive integer">>}}.

@@ -16,6 +16,7 @@
 -define(ACTIVE, {?MODULE, active}).
 -define(MARKER, ".erlang_python_requirements").
 -define(DEFAULT_TIMEOUT, 600000).
+-define(BAD_PATH, <<"the venv's path must be text, not empty">>).
 
 -type requirements() :: [unicode:chardata()] | file:filename_all().
 -type opts() :: #{installer => pip | uv, timeout => timeout(), install_args => [unicode:chardata()]}.
@@ -40,14 +41,20 @@ ensure(_Path, _Requirements, _Opts) ->
 
 %% What is wrong with the arguments of ensure/3, if anything.
 bad_option(Path, Installer, Timeout, Args) ->
-    if
-        not (is_atom(Path) orelse is_binary(Path) orelse is_list(Path)) -> <<"the venv's path must be a string">>;
-        is_list(Path) -> bad_option_text(is_text(Path), Installer, Timeout, Args);
-        true -> bad_option_text(true, Installer, Timeout, Args)
-    end.
+    bad_option_text(path_ok(Path), Installer, Timeout, Args).
+
+%% A path a venv can be made or found at: text, not empty, no NUL.
+path_ok(A) when is_atom(A) -> A =/= '';
+path_ok(B) when is_binary(B) ->
+    case unicode:characters_to_list(B) of
+        L when is_list(L) -> path_ok(L);
+        _ -> false
+    end;
+path_ok([_ | _] = L) -> io_lib:printable_unicode_list(L);
+path_ok(_) -> false.
 
 bad_option_text(false, _Installer, _Timeout, _Args) ->
-    <<"the venv's path must be a string">>;
+    ?BAD_PATH;
 bad_option_text(true, Installer, _Timeout, _Args) when Installer =/= pip, Installer =/= uv ->
     <<"installer must be pip or uv">>;
 bad_option_text(true, _Installer, Timeout, _Args)
@@ -87,7 +94,12 @@ maybe_ensure(Dir, {ok, ReqArgs, Record0}, Installer, Extra, Timeout) ->
 -spec activate(Path :: file:filename_all()) ->
           ok | {error, {not_a_venv | incompatible_venv, file:filename_all()} | term()}.
 activate(Path) ->
-    Dir = to_list(Path),
+    case path_ok(Path) of
+        true -> activate_dir(Path, to_list(Path));
+        false -> {error, {bad_argument, ?BAD_PATH}}
+    end.
+
+activate_dir(Path, Dir) ->
     case filelib:is_regular(filename:join(Dir, "pyvenv.cfg")) of
         false ->
             {error, {not_a_venv, Path}};
