@@ -55,7 +55,22 @@ whereis_names(_) ->
     ok = py:exec(<<"erlang.send(erlang.whereis('reach_test_proc'), ('hello', 1))">>),
     receive {<<"hello">>, 1} -> ok after 5000 -> ct:fail(no_message) end,
     unregister(reach_test_proc),
-    ?assertMatch({error, {'TypeError', _}}, py:eval(<<"erlang.whereis(1)">>)).
+    ?assertMatch({error, {'TypeError', _}}, py:eval(<<"erlang.whereis(1)">>)),
+    %% an erlang.Pid holds a pid, nothing else: any other term's external
+    %% format (here a ref's, or a channel handle's) would come back to
+    %% Erlang as that term
+    {ok, Ch} = py:channel(),
+    [?assertMatch({error, {'TypeError', _}}, py:eval(<<"erlang.Pid(e, 'x')">>, #{e => {'$bytes', term_to_binary(T)}}))
+     || T <- [make_ref(), Ch, an_atom, <<"garbage">>]],
+    ?assertMatch({error, {'TypeError', _}}, py:eval(<<"erlang.Pid(b'garbage', 'x')">>)),
+    %% nor once built (its bytes replaced afterwards)
+    ?assertMatch({error, {bad_result, _}},
+                 py:eval(<<"(lambda p: (setattr(p, '_ext', e), p)[1])(erlang.whereis('py_cast_sink'))">>,
+                         #{e => {'$bytes', term_to_binary(make_ref())}})),
+    %% a real one still crosses both ways
+    ?assertEqual({ok, self()}, py:eval(<<"p">>, #{p => self()})),
+    %% erlang.call names a function by a str
+    ?assertMatch({error, {'TypeError', _}}, py:eval(<<"erlang.call(123)">>)).
 
 sets_as_lists(_) ->
     {ok, S} = py:eval(<<"{3, 1, 2}">>),

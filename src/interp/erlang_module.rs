@@ -17,8 +17,13 @@ class Pid:
     __slots__ = ('_ext', '_text')
 
     def __init__(self, ext, text):
-        self._ext = bytes(ext)
-        self._text = text
+        ext = bytes(ext)
+        # the external format of a pid (version 131, PID_EXT or NEW_PID_EXT),
+        # nothing else: any other term would cross back to Erlang as itself
+        if len(ext) < 3 or ext[0] != 131 or ext[1] not in (88, 103):
+            raise TypeError('erlang.Pid: not the external format of a pid')
+        self._ext = ext
+        self._text = str(text)
 
     def __eq__(self, other):
         if isinstance(other, Pid):
@@ -171,6 +176,8 @@ class UnknownFunction(ErlangError, LookupError, AttributeError):
 
 def call(name, *args):
     """Call the Erlang function registered with py:register_function(Name, Fun)."""
+    if not isinstance(name, str):
+        raise TypeError('erlang.call: the name must be a str, not %s' % type(name).__name__)
     return _call(name, args)
 
 

@@ -23,6 +23,17 @@ pub fn from_py(obj: &Bound<'_, PyAny>) -> Result<Option<Value>, ConvError> {
     }
     let ext = obj.getattr("_ext").map_err(pyerr)?;
     let ext = ext.cast::<PyBytes>().map_err(|e| ConvError::Invalid(e.to_string()))?;
+    // `_ext` may have been replaced since `Pid.__init__` checked it
+    if !is_pid_ext(ext.as_bytes()) {
+        return Err(ConvError::Invalid("an erlang.Pid must hold a pid's external format".into()));
+    }
     let text = obj.str().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
     Ok(Some(Value::Pid { ext: ext.as_bytes().to_vec(), text }))
+}
+
+/// Whether `ext` starts as a pid's external term format does (version 131,
+/// then `NEW_PID_EXT` or `PID_EXT`): the NIF decodes it, and no other term
+/// may come back to Erlang through an `erlang.Pid`.
+fn is_pid_ext(ext: &[u8]) -> bool {
+    matches!(ext, [131, 88 | 103, _, ..])
 }

@@ -3,10 +3,12 @@
 use crate::interp::value::Value;
 use rustler::{Encoder, Env, Term};
 
+/// The pid `ext` holds; `undefined` if it holds anything else (decoded
+/// safely: no atom is made for a node name this node never saw).
 pub fn encode<'a>(env: Env<'a>, ext: &[u8]) -> Term<'a> {
     match env.binary_to_term(ext) {
-        Some((t, _)) => t,
-        None => crate::atoms::undefined().encode(env),
+        Some((t, _)) if t.get_type() == rustler::TermType::Pid => t,
+        _ => crate::atoms::undefined().encode(env),
     }
 }
 
