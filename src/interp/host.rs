@@ -95,25 +95,12 @@ impl Host {
 
     /// Runs `op` with `req` in the globals `place` names; `caller` receives the
     /// `erlang.call`s its Python code makes.
-    ///
-    /// An interruption raised while a C function called directly ran
-    /// (`py:call(Ctx, time, sleep, [5])` and `py:interrupt(Ctx)`) would never
-    /// be delivered: no bytecode runs after it. It is delivered here, so the
-    /// call answers with its exception, as one running Python code does.
     pub fn serve(&mut self, place: Place, op: Op, req: &Request, caller: Arc<dyn Caller>) -> Result<Outcome, Failure> {
         let Host { cache, globals, interp, .. } = self;
         interp.run(|py| {
             let g = place_globals(py, globals, place).map_err(|e| exec::python_failure(py, e))?;
             let _serving = super::callback::enter(py, caller, &g);
-            let result = exec::run(py, cache, &g, op, req);
-            // Only a plain result: a ref, a stream or a task is kept already.
-            match result {
-                Ok(Outcome::Value(_) | Outcome::Done) if super::callback::interrupted() => match super::interrupt::raise_pending(py) {
-                    Err(e) => Err(exec::python_failure(py, e)),
-                    Ok(()) => result,
-                },
-                _ => result,
-            }
+            super::interrupt::delivered(py, exec::run(py, cache, &g, op, req))
         })
     }
 

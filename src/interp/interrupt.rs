@@ -2,9 +2,11 @@
 //! `KeyboardInterrupt` (`py:interrupt/1`) raised asynchronously in the thread that runs it (`PyThreadState_SetAsyncExc`).
 //! Python delivers it at its next bytecode boundary, so a loop in Python stops;
 //! a blocking C call (`time.sleep`, I/O) finishes first. A C function a request
-//! calls directly runs no bytecode after it: `host::Host::serve` delivers the
+//! calls directly runs no bytecode after it: [`delivered`] raises the
 //! exception when it returns.
 
+use super::exec::Outcome;
+use super::value::Failure;
 use pyo3::ffi;
 use pyo3::Python;
 use std::os::raw::c_ulong;
@@ -60,6 +62,22 @@ pub unsafe fn raise(interp: usize, thread: u64, exc: Raise) {
 /// (a channel's `recv`, a C iterator) calls this now and then.
 pub fn raise_pending(py: Python<'_>) -> pyo3::PyResult<()> {
     py.eval(c"None", None, None).map(drop)
+}
+
+/// `result` of the request this thread serves, or the exception an
+/// interruption raised meanwhile (a timeout, the caller's death,
+/// `py:interrupt/1`) that Python has not delivered: raised while a C function
+/// the request called directly ran (`py:call(Ctx, time, sleep, [5])`), it
+/// would never be, since no bytecode runs after it. Only a plain result: a
+/// ref, a stream or a task is kept already.
+pub fn delivered(py: Python<'_>, result: Result<Outcome, Failure>) -> Result<Outcome, Failure> {
+    match result {
+        Ok(Outcome::Value(_) | Outcome::Done) if super::callback::interrupted() => match raise_pending(py) {
+            Err(e) => Err(super::exec::python_failure(py, e)),
+            Ok(()) => result,
+        },
+        _ => result,
+    }
 }
 
 /// Drops an asynchronous exception aimed at the calling thread that Python did not
