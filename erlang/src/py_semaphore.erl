@@ -18,7 +18,11 @@
 %% @doc The limit (default `schedulers * 2 + 1', application env `max_concurrent').
 -spec max_concurrent() -> pos_integer().
 max_concurrent() ->
-    py_nif:semaphore_get(max).
+    case py_nif:semaphore_get(max) of
+        %% not set yet (the application never started): what it will be
+        16#ffffffffffffffff -> application:get_env(erlang_python, max_concurrent, default_max());
+        Max -> Max
+    end.
 
 %% @doc Requests in flight now (queued or running in Python).
 -spec current() -> non_neg_integer().
