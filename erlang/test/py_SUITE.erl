@@ -603,9 +603,15 @@ large_arguments_off_the_scheduler(_) ->
     Big = lists:seq(1, 100000),
     ok = py:register_function(ep_big_result, fun([N]) -> lists:seq(1, N) end),
     {ok, Ch} = py:channel(),
+    %% a few terms, many bytes: copying a binary costs far more than its
+    %% term count (1 MB held the only scheduler 0.6 ms, 19 MB 9.6 ms)
+    MB = binary:copy(<<"x">>, 1000000),
     {ok, Counts} = py_test_util:calls_made(fun() ->
         ?assertEqual({ok, 2}, py:call(builtins, len, [Shared])),
         ?assertEqual({ok, 100000}, py:call(builtins, len, [Big])),
+        ?assertEqual({ok, 1000000}, py:call(builtins, len, [{'$bytes', MB}])),
+        ?assertEqual({ok, 1000000}, py:call(builtins, len, [MB])),
+        ?assertEqual({ok, 3}, py:call(builtins, len, [{'$bytes', <<"abc">>}])),
         ?assertEqual({ok, 4.0}, py:call(math, sqrt, [16])),
         ?assertEqual(ok, py:cast(builtins, len, [Big])),
         {ok, Ref} = py:stream_start(builtins, iter, [Big], #{}),
@@ -614,6 +620,8 @@ large_arguments_off_the_scheduler(_) ->
         ?assertEqual(ok, py:channel_send(Ch, Big)),
         ?assertEqual(ok, py:channel_send(Ch, small)),
         ?assertEqual({ok, [100000, <<"small">>]}, py:eval(<<"[len(ch.recv()), ch.recv()]">>, #{ch => Ch})),
+        ?assertEqual(ok, py:channel_send(Ch, {'$bytes', MB})),
+        ?assertEqual({ok, 1000000}, py:eval(<<"len(ch.recv())">>, #{ch => Ch})),
         %% an Erlang function's result, large and small
         ?assertEqual({ok, [100000, 3]}, py:eval(<<"[len(erlang.ep_big_result(100000)), len(erlang.ep_big_result(3))]">>)),
         ok
@@ -621,10 +629,11 @@ large_arguments_off_the_scheduler(_) ->
           {py_nif, cast_dirty, 4}, {py_nif, stream_start_dirty, 4},
           {py_nif, channel_send_dirty, 2}, {py_nif, callback_reply_dirty, 2}]),
     ok = py:unregister_function(ep_big_result),
-    %% the two calls (not the small one), the cast, the stream's start, the
-    %% large channel term and the large result (not the small ones)
-    ?assertEqual(#{{py, submitted} => 2, {py_nif, cast_dirty} => 1, {py_nif, stream_start_dirty} => 1,
-                   {py_nif, channel_send_dirty} => 1, {py_nif, callback_reply_dirty} => 1}, Counts).
+    %% the four large calls (not the small ones), the cast, the stream's
+    %% start, the two large channel terms and the large result (not the
+    %% small ones)
+    ?assertEqual(#{{py, submitted} => 4, {py_nif, cast_dirty} => 1, {py_nif, stream_start_dirty} => 1,
+                   {py_nif, channel_send_dirty} => 2, {py_nif, callback_reply_dirty} => 1}, Counts).
 
 collect_stream(Ref, Acc) ->
     receive

@@ -13,7 +13,7 @@ pub fn encode<'a>(env: Env<'a>, bytes: &[u8]) -> Term<'a> {
 
 pub fn decode(term: Term<'_>) -> Result<Value, ConvError> {
     let bin: Binary = term.decode().map_err(|_| ConvError::Invalid("bitstrings that are not binaries cannot cross".into()))?;
-    crate::interp::conv_error::spend(crate::interp::conv_error::bytes_cost(bin.len()))?;
+    crate::interp::conv_error::spend_bytes(bin.len())?;
     match std::str::from_utf8(bin.as_slice()) {
         Ok(s) => Ok(Value::Str(s.to_owned())),
         Err(e) => Err(ConvError::Invalid(format!(

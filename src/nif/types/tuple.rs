@@ -16,7 +16,7 @@ pub fn decode(term: Term<'_>, depth: usize) -> Result<Value, ConvError> {
     let items = get_tuple(term).map_err(|_| ConvError::Invalid("bad tuple".into()))?;
     if items.len() == 2 && items[0].decode::<Atom>().ok() == Some(atoms::bytes()) {
         let bin: Binary = items[1].decode().map_err(|_| ConvError::Invalid("{'$bytes', _} needs a binary".into()))?;
-        crate::interp::conv_error::spend(crate::interp::conv_error::bytes_cost(bin.len()))?;
+        crate::interp::conv_error::spend_bytes(bin.len())?;
         return Ok(Value::Bytes(bin.as_slice().to_vec()));
     }
     items.into_iter().map(|t| decode_value(t, depth + 1)).collect::<Result<_, _>>().map(Value::Tuple)
