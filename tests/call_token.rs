@@ -138,12 +138,16 @@ fn interrupt_running_needs_no_give_up_and_repeats() {
     let mut raised = 0;
     let run = RunGuard::new(&t);
     assert!(t.running_on(5, 6));
-    // what the serving thread reads after a C function returns
+    // what the serving thread reads after a C function returns: set before
+    // the exception is raised (raising may wait for the GIL the function
+    // holds), and the run lock held until it is raised
     assert!(!t.was_interrupted());
     assert!(t.interrupt_running(|i, th| {
         assert_eq!((i, th), (5, 6));
+        assert!(t.was_interrupted());
         raised += 1
     }));
+    t.await_interrupt();
     assert!(t.was_interrupted());
     assert!(t.interrupt_running(|_, _| raised += 1));
     assert_eq!(raised, 2);

@@ -471,13 +471,13 @@ spawn_call(Ctx, Module, Function, Args, Opts) when is_map(Opts) ->
     spawn_op(call, Ctx, Module, Function, Args, Opts);
 spawn_call(Ctx, Module, Function, Args, _Opts) ->
     %% answered by the first await, as a refused call is
-    spawn_op(call, Ctx, Module, Function, Args, #{bad => <<"options must be a map">>}).
+    spawn_op(call, Ctx, Module, Function, Args, #{?MODULE => <<"options must be a map">>}).
 
 spawn_op(Op, Ctx, Module, Function, Args, Opts) ->
     Timeout = maps:get(timeout, Opts, default_timeout()),
     Pending = try {name(Module, module), name(Function, function), list(Args),
                    kwargs(maps:get(kwargs, Opts, #{}))} of
-                  _ when is_map_key(bad, Opts) -> {error, {bad_argument, maps:get(bad, Opts)}};
+                  _ when is_map_key(?MODULE, Opts) -> {error, {bad_argument, maps:get(?MODULE, Opts)}};
                   _ when not ?IS_TIMEOUT(Timeout) -> ?BAD_TIMEOUT;
                   Payload ->
                       case Ctx of

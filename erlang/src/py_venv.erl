@@ -45,12 +45,13 @@ bad_option(Path, Installer, Timeout, Args) ->
 
 %% A path a venv can be made or found at: text, not empty, no NUL.
 path_ok(A) when is_atom(A) -> A =/= '';
-path_ok(B) when is_binary(B) ->
-    case unicode:characters_to_list(B) of
-        L when is_list(L) -> path_ok(L);
+path_ok(P) when is_binary(P); is_list(P) ->
+    try unicode:characters_to_list(P) of
+        [_ | _] = L -> io_lib:printable_unicode_list(L);
         _ -> false
+    catch
+        error:_ -> false
     end;
-path_ok([_ | _] = L) -> io_lib:printable_unicode_list(L);
 path_ok(_) -> false.
 
 bad_option_text(false, _Installer, _Timeout, _Args) ->
@@ -62,7 +63,7 @@ bad_option_text(true, _Installer, Timeout, _Args)
     <<"timeout must be an integer of milliseconds from 0 to 4294967295, or infinity">>;
 bad_option_text(true, _Installer, _Timeout, Args) ->
     case is_list(Args) andalso (Args =:= [] orelse not is_integer(hd(Args)))
-         andalso lists:all(fun is_text/1, Args) of
+         andalso (catch lists:all(fun is_text/1, Args)) =:= true of
         true -> false;
         false -> <<"install_args must be a list of strings">>
     end.

@@ -192,7 +192,12 @@ eval_forms(_) ->
     ok = py:exec(<<"shadowed = 'global'">>),
     ?assertEqual({ok, <<"local">>}, py:eval(<<"[shadowed for _ in 'a'][0]">>, #{shadowed => <<"local">>})),
     ?assertEqual({ok, <<"global">>}, py:eval(<<"shadowed">>)),
-    ?assertEqual({ok, false}, py:eval(<<"'n' in globals()">>)).
+    ?assertEqual({ok, false}, py:eval(<<"'n' in globals()">>)),
+    %% an expression with no scope of its own keeps eval's own semantics:
+    %% locals() is what was given, a write through globals() stays
+    ?assertEqual({ok, #{<<"a">> => 1}}, py:eval(<<"locals()">>, #{a => 1})),
+    ?assertEqual({ok, none}, py:eval(<<"globals().__setitem__('set_through_globals', v)">>, #{v => 5})),
+    ?assertEqual({ok, 5}, py:eval(<<"set_through_globals">>)).
 
 exec_then_call(_) ->
     ok = py:exec(<<"def double(x):\n    return x * 2\n">>),
@@ -556,8 +561,15 @@ bad_api_arguments(_) ->
     ?assertEqual(undefined, py_nif:binding()),
     ?assertEqual({error, not_found}, py:state_fetch(<<"k">>)),
     ?assertEqual({ok, false}, py:eval(<<"hasattr(erlang, 'name')">>)),
-    %% the registry lived through it: what was registered still is
+    %% the registry lived through it: what was registered still is (named
+    %% by a str or by bytes)
     ?assertEqual({ok, 7}, py:eval(<<"erlang.call('kept_through_bad_names', 7)">>)),
+    ?assertEqual({ok, 8}, py:eval(<<"erlang.call(b'kept_through_bad_names', 8)">>)),
+    %% valid forms next to the refused ones still work: an option the call
+    %% does not know, a path given as chardata
+    ?assertEqual({ok, 2.0}, py:await(py:spawn_call(py:context(1), math, sqrt, [4], #{bad => true}))),
+    ?assertMatch({error, {not_a_venv, _}}, py:activate_venv(["/nonexistent/", <<"venv">>])),
+    Bad(py:ensure_venv("/nonexistent/venv", [], #{install_args => ["x" | y]})),
     ok = py:unregister_function(kept_through_bad_names),
     ?assertEqual({ok, 2.0}, py:call(math, sqrt, [4])).
 

@@ -145,6 +145,8 @@ async_stream_collects(_) ->
     %% (no "coroutine ... was never awaited" warning on the caller's output)
     Self = self(),
     Printed = py_test_util:with_group_leader(fun() ->
+        %% where the test process is bound, and `nap' defined
+        ok = py_context_router:bind_context(py:context(1)),
         Self ! {streamed, py:async_stream('__main__', nap, [0, 1])},
         ok = py:exec(<<"import gc; gc.collect()">>)
     end),

@@ -220,14 +220,18 @@ interrupt(Config) ->
     Ctx = ?config(a, Config),
     interrupt_loop(Ctx, <<"while True: pass">>),
     {ok, 2} = py:eval(Ctx, <<"1 + 1">>),
-    %% a C function called directly: delivered when it returns
+    %% a C function called directly: delivered when it returns, whether it
+    %% lets go of the GIL (time.sleep) or keeps it (math.factorial: the
+    %% child's interrupter waits for the GIL meanwhile)
     Self = self(),
-    spawn_link(fun() -> Self ! {slept, py:call(Ctx, time, sleep, [0.5])} end),
-    ok = py_test_util:wait_until(fun() ->
-             ok = py:interrupt(Ctx),
-             receive {slept, R} -> {error, {'KeyboardInterrupt', _}} = R, true after 50 -> false end
-         end),
-    {ok, 2} = py:eval(Ctx, <<"1 + 1">>).
+    [begin
+         spawn_link(fun() -> Self ! {slept, case py:call(Ctx, M, F, A) of {ok, _} -> not_interrupted; E -> E end} end),
+         ok = py_test_util:wait_until(fun() ->
+                  ok = py:interrupt(Ctx),
+                  receive {slept, R} -> {error, {'KeyboardInterrupt', _}} = R, true after 50 -> false end
+              end),
+         {ok, 2} = py:eval(Ctx, <<"1 + 1">>)
+     end || {M, F, A} <- [{time, sleep, [0.5]}, {math, factorial, [200000]}]].
 
 %% An interruption that arrives while the child's Python waits for the node's
 %% answer to a query (here erlang.state_get, with the GIL held) is raised once

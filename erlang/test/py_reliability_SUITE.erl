@@ -153,14 +153,19 @@ interrupt_running_code(_) ->
 %% `{ok, none}' once the sleep was over, and the interruption was dropped.
 %% It is delivered when the function returns.
 interrupt_in_a_c_function(_) ->
+    %% one that lets go of the GIL while it waits (time.sleep), and one that
+    %% keeps it to the end (math.factorial, about 0.3 s): the interruption
+    %% can only be raised once it returns
     [begin
          Self = self(),
-         spawn_link(fun() -> Self ! {slept, py:call(Ctx, time, sleep, [0.5])} end),
+         %% (a value that is not the interruption is not printed in full)
+         spawn_link(fun() -> Self ! {slept, case py:call(Ctx, M, F, A) of {ok, _} -> not_interrupted; E -> E end} end),
          %% the call may not run yet: interrupt until it answers
-         R = interrupt_until_answer(Ctx, 100),
+         R = interrupt_until_answer(Ctx, 200),
          ?assertMatch({error, {'KeyboardInterrupt', _}}, R),
          ?assertEqual({ok, 499999500000}, py:eval(Ctx, <<"sum(range(1000000))">>))
-     end || Ctx <- everywhere()].
+     end || Ctx <- everywhere(),
+            {M, F, A} <- [{time, sleep, [0.5]}, {math, factorial, [200000]}]].
 
 interrupt_until_answer(Ctx, 0) ->
     ct:fail({no_answer, Ctx});

@@ -235,6 +235,10 @@ impl Caller for JobCaller {
         self.token.was_interrupted()
     }
 
+    fn await_interrupt(&self) {
+        self.token.await_interrupt()
+    }
+
     fn output(&self, fd: u8, text: &str) {
         rustler::atoms! { py_output }
         if self.token.is_cancelled() || !self.tag.usable() {

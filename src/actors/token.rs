@@ -169,19 +169,26 @@ impl CallToken {
         let mut run = self.1.lock().unwrap_or_else(|p| p.into_inner());
         match *run {
             Run::On { interp, thread, .. } if !only_cancelled || self.is_cancelled() => {
+                // set first: `raise` waits for the interpreter's GIL, which a
+                // C function the job called may hold until it returns
+                self.4.store(true, Ordering::Release);
                 raise(interp, thread);
                 *run = Run::On { interp, thread, interrupted: true };
-                self.4.store(true, Ordering::Release);
                 true
             }
             _ => false,
         }
     }
-    /// Whether an interruption was raised in the job's Python code (it may
-    /// not have been delivered yet: see `interp::host::Host::serve`). One
-    /// load, read after every call.
+    /// Whether an interruption was raised, or is being raised, in the job's
+    /// Python code (it may not have been delivered yet: see
+    /// `interp::interrupt::delivered`). One load, read after every call.
     pub fn was_interrupted(&self) -> bool {
         self.4.load(Ordering::Acquire)
+    }
+    /// Waits until an interruption being raised is set (the interrupter holds
+    /// the run lock while it raises). Call detached: raising takes the GIL.
+    pub fn await_interrupt(&self) {
+        drop(self.1.lock().unwrap_or_else(|p| p.into_inner()));
     }
     /// The job's permit, until [`CallToken::release_permit`] (or the token's
     /// end). Set once, before the job can be seen by its caller's handle (a

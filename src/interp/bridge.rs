@@ -98,6 +98,10 @@ pub trait Caller: Send + Sync {
     fn interrupted(&self) -> bool {
         false
     }
+    /// Waits until an interruption [`interrupted`](Caller::interrupted)
+    /// reports is set on the thread (its raising waits for the GIL). Called
+    /// detached.
+    fn await_interrupt(&self) {}
 }
 
 /// A call from a thread no request waits on, with the permit it holds until

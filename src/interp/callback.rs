@@ -111,9 +111,10 @@ pub fn gave_up() -> bool {
     SERVING.with(|s| s.borrow().last().is_some_and(|c| c.caller.gave_up()))
 }
 
-/// Whether an interruption was raised in the request this thread serves.
-pub fn interrupted() -> bool {
-    SERVING.with(|s| s.borrow().last().is_some_and(|c| c.caller.interrupted()))
+/// The caller of the request this thread serves, if an interruption was
+/// raised (or is being raised) in it.
+pub fn interrupted() -> Option<Arc<dyn Caller>> {
+    SERVING.with(|s| s.borrow().last().filter(|c| c.caller.interrupted()).map(|c| c.caller.clone()))
 }
 
 /// The globals of the request this thread is serving, if any.

@@ -44,6 +44,9 @@ struct Child {
     /// The request the main thread runs, with where (interpreter, thread), and
     /// whether it was interrupted. Taken by the main thread only detached.
     running: Mutex<Option<(u64, usize, u64, bool)>>,
+    /// The last request an interruption was raised in (0: none), set before
+    /// raising: read by the main thread attached, so without `running`.
+    interrupted: AtomicU64,
     /// Requests whose caller gave up (their `erlang.call`s end).
     gave_up: Mutex<GaveUp>,
     /// The highest request number read from the parent so far.
@@ -266,8 +269,12 @@ impl Caller for ChildCaller {
         child().context
     }
     fn interrupted(&self) -> bool {
-        let running = child().running.lock().unwrap_or_else(|e| e.into_inner());
-        matches!(*running, Some((seq, _, _, true)) if seq == self.seq)
+        child().interrupted.load(Ordering::Acquire) == self.seq
+    }
+    fn await_interrupt(&self) {
+        // the interrupter raises holding `running`: once it is free, the
+        // exception is set (called detached, as `running` must be taken)
+        drop(child().running.lock().unwrap_or_else(|e| e.into_inner()));
     }
 }
 
@@ -310,6 +317,7 @@ fn raise_interrupts(interrupts: Receiver<(u64, bool)>) {
         let mut running = c.running.lock().unwrap_or_else(|e| e.into_inner());
         if let Some((s, interp, thread, interrupted)) = running.as_mut() {
             if *s == seq {
+                c.interrupted.store(seq, Ordering::Release);
                 let exc = if timeout { super::interrupt::Raise::Timeout } else { super::interrupt::Raise::KeyboardInterrupt };
                 // SAFETY: this thread has no Python thread state; the
                 // `running` lock keeps the request (and the interpreter, the
@@ -413,6 +421,7 @@ pub fn main() -> ! {
         next_query: AtomicU64::new(1),
         chains: Mutex::default(),
         running: Mutex::default(),
+        interrupted: AtomicU64::new(0),
         gave_up: Mutex::default(),
         last_read: AtomicU64::new(0),
         thread_calls: Mutex::default(),

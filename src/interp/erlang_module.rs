@@ -176,7 +176,7 @@ class UnknownFunction(ErlangError, LookupError, AttributeError):
 
 def call(name, *args):
     """Call the Erlang function registered with py:register_function(Name, Fun)."""
-    if not isinstance(name, str):
+    if not isinstance(name, (str, bytes)):
         raise TypeError('erlang.call: the name must be a str, not %s' % type(name).__name__)
     return _call(name, args)
 

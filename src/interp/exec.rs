@@ -421,14 +421,19 @@ pub fn run<'py>(py: Python<'py>, cache: &mut CodeCache, globals: &Bound<'py, PyD
             if locals.is_empty() {
                 eval_code(py, &compiled, globals, globals).map_err(fail)?
             } else {
-                // The given names bound over a copy of the globals, not as
-                // eval's separate locals: a nested scope (a generator
-                // expression, a comprehension before 3.12, a lambda) reads
-                // free names from the globals only, so it would not see them.
-                let scope = globals.copy().map_err(fail)?;
                 let given = dict_to_py(py, locals).map_err(|e| bad_argument(e.message()))?;
-                scope.update(given.as_mapping()).map_err(fail)?;
-                eval_code(py, &compiled, &scope, &scope).map_err(fail)?
+                if has_nested_scopes(&compiled) {
+                    // A nested scope (a generator expression, a comprehension
+                    // before 3.12, a lambda) reads free names from the
+                    // globals only, so it would not see eval's separate
+                    // locals: the given names are bound over a copy of the
+                    // globals instead, for this expression.
+                    let scope = globals.copy().map_err(fail)?;
+                    scope.update(given.as_mapping()).map_err(fail)?;
+                    eval_code(py, &compiled, &scope, &scope).map_err(fail)?
+                } else {
+                    eval_code(py, &compiled, globals, &given).map_err(fail)?
+                }
             }
         }
         Request::Exec { code } => {
@@ -478,6 +483,14 @@ fn finish<'py>(py: Python<'py>, op: Op, globals: &Bound<'py, PyDict>, value: Bou
         _ => value,
     };
     from_py(&value, 0).map(Outcome::Value).map_err(Failure::from)
+}
+
+/// Whether compiled code makes scopes of its own (its constants hold code
+/// objects: generator expressions, lambdas, comprehensions before 3.12).
+fn has_nested_scopes(compiled: &Bound<'_, PyAny>) -> bool {
+    let Ok(consts) = compiled.getattr("co_consts") else { return false };
+    let Ok(consts) = consts.cast_into::<PyTuple>() else { return false };
+    consts.iter().any(|c| c.get_type().name().is_ok_and(|n| n == "code"))
 }
 
 /// Builtins that read the frame that calls them (its globals, its locals).

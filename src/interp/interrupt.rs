@@ -71,12 +71,14 @@ pub fn raise_pending(py: Python<'_>) -> pyo3::PyResult<()> {
 /// would never be, since no bytecode runs after it. Only a plain result: a
 /// ref, a stream or a task is kept already.
 pub fn delivered(py: Python<'_>, result: Result<Outcome, Failure>) -> Result<Outcome, Failure> {
-    match result {
-        Ok(Outcome::Value(_) | Outcome::Done) if super::callback::interrupted() => match raise_pending(py) {
-            Err(e) => Err(super::exec::python_failure(py, e)),
-            Ok(()) => result,
-        },
-        _ => result,
+    let Ok(Outcome::Value(_) | Outcome::Done) = result else { return result };
+    let Some(caller) = super::callback::interrupted() else { return result };
+    // The interrupter may still wait for the GIL this thread holds (a C
+    // function that keeps it ran until now): let it raise, then deliver.
+    py.detach(|| caller.await_interrupt());
+    match raise_pending(py) {
+        Err(e) => Err(super::exec::python_failure(py, e)),
+        Ok(()) => result,
     }
 }
 
