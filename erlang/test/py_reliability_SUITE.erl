@@ -11,7 +11,7 @@
 all() ->
     [fork_refused_everywhere, exit_and_abort_refused_everywhere, signals_refused_everywhere,
      subprocess_everywhere,
-     interrupt_running_code, interrupt_in_a_c_function, interrupt_with_nothing_running, interrupt_bad_target,
+     interrupt_running_code, interrupt_in_a_c_function, interrupt_a_stream, interrupt_with_nothing_running, interrupt_bad_target,
      fair_queue_in_arrival_order, refused_only_after_overload_wait,
      given_up_queued_calls_free_their_permits,
      thousand_callers_five_permits, conversions_property,
@@ -166,6 +166,42 @@ interrupt_in_a_c_function(_) ->
          ?assertEqual({ok, 499999500000}, py:eval(Ctx, <<"sum(range(1000000))">>))
      end || Ctx <- everywhere(),
             {M, F, A} <- [{time, sleep, [0.5]}, {math, factorial, [200000]}]].
+
+%% A stream's generator runs in pull jobs, which were not registered as what
+%% runs in the context: py:interrupt/1 did not reach it, and it ran to its
+%% end. It ends with the exception now.
+interrupt_a_stream(_) ->
+    Gen = <<"def ep_slow_gen(n):\n"
+            "    for i in range(n):\n"
+            "        x = 0\n"
+            "        for _ in range(100000):\n"
+            "            x += 1\n"
+            "        yield i\n">>,
+    [begin
+         ok = py:exec(Ctx, Gen),
+         {ok, R} = py:stream_start('__main__', ep_slow_gen, [100000], #{context => Ctx}),
+         receive {py_chunk, R, 0} -> ok after 30000 -> ct:fail({no_first_chunk, Ctx}) end,
+         ?assertMatch({'KeyboardInterrupt', _}, interrupt_stream(Ctx, R, 200)),
+         ?assertEqual({ok, 499999500000}, py:eval(Ctx, <<"sum(range(1000000))">>))
+     end || Ctx <- py_context_router:contexts()].
+
+interrupt_stream(Ctx, _R, 0) ->
+    ct:fail({stream_not_interrupted, Ctx});
+interrupt_stream(Ctx, R, N) ->
+    ok = py:interrupt(Ctx),
+    case drain_stream(R) of
+        {error, E} -> E;
+        'end' -> ct:fail({stream_ran_to_its_end, Ctx});
+        more -> interrupt_stream(Ctx, R, N - 1)
+    end.
+
+drain_stream(R) ->
+    receive
+        {py_chunk, R, _} -> drain_stream(R);
+        {py_error, R, E} -> {error, E};
+        {py_end, R} -> 'end'
+    after 50 -> more
+    end.
 
 interrupt_until_answer(Ctx, 0) ->
     ct:fail({no_answer, Ctx});

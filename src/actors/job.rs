@@ -534,6 +534,15 @@ impl Job {
         let reference = |e| stream_ref(e, &s.tag);
         let mut out = OwnedEnv::new();
         let mut stopped = false;
+        // Registered as what runs here, as a call is, so that
+        // `py:interrupt/1` reaches the generator: it ends with the
+        // exception, sent as `{py_error, Ref, {'KeyboardInterrupt', _}}`.
+        let (i, t) = host.ids();
+        self.token.running_on(i, t);
+        if let Some(st) = &self.stats {
+            st.set_current(Some((self.target.key(), self.token.clone())));
+        }
+        let run = RunGuard::new(&self.token);
         // Each item is sent unless the stream was cancelled meanwhile (or its
         // consumer died): then the batch stops at once, and the close queued
         // by the cancel runs the generator's `finally` next.
@@ -560,6 +569,24 @@ impl Job {
                 })
             }
         });
+        if let Some(st) = &self.stats {
+            st.set_current(None);
+        }
+        if run.finish() {
+            // Raised, but not delivered before the batch ended (raising
+            // waits for the GIL, which a batch may keep to its end): it
+            // must not reach the next job of this thread, and the stream
+            // ends with it all the same, its generator closed.
+            host.clear_pending_interrupt();
+            if !stopped {
+                stopped = true;
+                host.stream_close(s.id);
+                let f = Failure::Python { name: "KeyboardInterrupt".into(), message: String::new(), traceback: String::new() };
+                s.flow.send_last(|| {
+                    let _ = out.send_and_clear(&s.owner, |e| (py_error(), reference(e), failure::encode(e, &f).0).encode(e));
+                });
+            }
+        }
         let after = if stopped {
             After::Stop
         } else {
