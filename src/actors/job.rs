@@ -340,20 +340,11 @@ impl Job {
                     span.record("function", function.as_str());
                 }
                 let _entered = span.enter();
-                // Marks the run ended however it ends, a panic included, so no
-                // interruption aims at a job (or an interpreter) that is gone.
                 probe::add(Stage::Start, taken);
-                let run = RunGuard::new(&self.token);
-                self.serve_python(host, place, op);
+                // Not run if the caller gave up while the job waited for its
+                // interpreter.
+                self.registered(host, |host| self.serve_python(host, place, op));
                 probe::done("serve call");
-                if let Some(s) = &self.stats {
-                    s.set_current(None);
-                }
-                // An interruption that Python did not deliver before the job
-                // ended must not reach the next job.
-                if run.finish() {
-                    host.clear_pending_interrupt();
-                }
                 let us = t0.elapsed().as_micros() as u64;
                 span.record("duration_us", us);
                 if let (true, Some((caller, module, function))) = (super::trace::is_slow(us), &desc) {
@@ -387,15 +378,34 @@ impl Job {
         Arc::new(if self.callbacks_to_sink { caller.callbacks_to_sink() } else { caller })
     }
 
-    fn serve_python(&self, host: &mut Engine, place: Place, op: Op) {
+    /// Runs `body` registered as what runs on `host`'s thread now, so that an
+    /// interruption (a timeout, `py:interrupt/1`) can aim at it: `None` if
+    /// the caller gave up before it ran, else its result and whether an
+    /// interruption was raised. One Python did not deliver before `body`
+    /// ended is cleared, so that it does not reach the next job.
+    fn registered<R>(&self, host: &mut Engine, body: impl FnOnce(&mut Engine) -> R) -> Option<(R, bool)> {
+        // Marks the run ended however it ends, a panic included, so no
+        // interruption aims at a job (or an interpreter) that is gone.
+        let run = RunGuard::new(&self.token);
         let (i, t) = host.ids();
         if !self.token.running_on(i, t) {
-            // The caller gave up while the job waited for its interpreter.
-            return;
+            return None;
         }
         if let Some(s) = &self.stats {
             s.set_current(Some((self.target.key(), self.token.clone())));
         }
+        let out = body(host);
+        if let Some(s) = &self.stats {
+            s.set_current(None);
+        }
+        let interrupted = run.finish();
+        if interrupted {
+            host.clear_pending_interrupt();
+        }
+        Some((out, interrupted))
+    }
+
+    fn serve_python(&self, host: &mut Engine, place: Place, op: Op) {
         let accept = match place {
             Place::Own => Accept::Same(self.target),
             Place::Main | Place::Shared(_) => {
@@ -537,47 +547,38 @@ impl Job {
         // Registered as what runs here, as a call is, so that
         // `py:interrupt/1` reaches the generator: it ends with the
         // exception, sent as `{py_error, Ref, {'KeyboardInterrupt', _}}`.
-        let (i, t) = host.ids();
-        self.token.running_on(i, t);
-        if let Some(st) = &self.stats {
-            st.set_current(Some((self.target.key(), self.token.clone())));
-        }
-        let run = RunGuard::new(&self.token);
         // Each item is sent unless the stream was cancelled meanwhile (or its
         // consumer died): then the batch stops at once, and the close queued
         // by the cancel runs the generator's `finally` next.
-        host.pull(place, s.id, s.flow.batch(BATCH), |step| match step {
-            Pulled::Item(v) => s.flow.send_item(|| {
-                let _ = out.send_and_clear(&s.owner, |e| (py_chunk(), reference(e), v.encode(e)).encode(e));
-            }),
-            Pulled::End => {
-                stopped = true;
-                s.flow.send_last(|| {
-                    let _ = out.send_and_clear(&s.owner, |e| (py_end(), reference(e)).encode(e));
-                })
-            }
-            Pulled::Failed(f) => {
-                stopped = true;
-                s.flow.send_last(|| {
-                    let _ = out.send_and_clear(&s.owner, |e| (py_error(), reference(e), failure::encode(e, &f).0).encode(e));
-                })
-            }
-            Pulled::Gone => {
-                stopped = true;
-                s.flow.send_last(|| {
-                    let _ = out.send_and_clear(&s.owner, |e| (py_error(), reference(e), atoms::context_stopped()).encode(e));
-                })
-            }
+        let ran = self.registered(host, |host| {
+            host.pull(place, s.id, s.flow.batch(BATCH), |step| match step {
+                Pulled::Item(v) => s.flow.send_item(|| {
+                    let _ = out.send_and_clear(&s.owner, |e| (py_chunk(), reference(e), v.encode(e)).encode(e));
+                }),
+                Pulled::End => {
+                    stopped = true;
+                    s.flow.send_last(|| {
+                        let _ = out.send_and_clear(&s.owner, |e| (py_end(), reference(e)).encode(e));
+                    })
+                }
+                Pulled::Failed(f) => {
+                    stopped = true;
+                    s.flow.send_last(|| {
+                        let _ = out.send_and_clear(&s.owner, |e| (py_error(), reference(e), failure::encode(e, &f).0).encode(e));
+                    })
+                }
+                Pulled::Gone => {
+                    stopped = true;
+                    s.flow.send_last(|| {
+                        let _ = out.send_and_clear(&s.owner, |e| (py_error(), reference(e), atoms::context_stopped()).encode(e));
+                    })
+                }
+            })
         });
-        if let Some(st) = &self.stats {
-            st.set_current(None);
-        }
-        if run.finish() {
+        if let Some(((), true)) = ran {
             // Raised, but not delivered before the batch ended (raising
-            // waits for the GIL, which a batch may keep to its end): it
-            // must not reach the next job of this thread, and the stream
-            // ends with it all the same, its generator closed.
-            host.clear_pending_interrupt();
+            // waits for the GIL, which a batch may keep to its end): cleared,
+            // and the stream ends with it all the same, its generator closed.
             if !stopped {
                 stopped = true;
                 host.stream_close(s.id);
