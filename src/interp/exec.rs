@@ -65,9 +65,10 @@ pub enum Outcome {
 #[derive(Default)]
 pub struct CodeCache {
     /// `Py_eval_input` code, then `Py_file_input` code: looked up by the
-    /// source's bytes, with no copy of them.
-    eval: HashMap<Vec<u8>, Py<PyAny>>,
-    file: HashMap<Vec<u8>, Py<PyAny>>,
+    /// source's bytes, with no copy of them; with whether the code makes
+    /// scopes of its own ([`has_nested_scopes`], found once at compile time).
+    eval: HashMap<Vec<u8>, (Py<PyAny>, bool)>,
+    file: HashMap<Vec<u8>, (Py<PyAny>, bool)>,
     names: Names,
 }
 
@@ -84,9 +85,14 @@ impl CodeCache {
     }
 
     fn compile<'py>(&mut self, py: Python<'py>, code: &[u8], mode: i32) -> PyResult<Bound<'py, PyAny>> {
+        self.compiled(py, code, mode).map(|(c, _)| c)
+    }
+
+    /// [`CodeCache::compile`], with whether the code makes scopes of its own.
+    fn compiled<'py>(&mut self, py: Python<'py>, code: &[u8], mode: i32) -> PyResult<(Bound<'py, PyAny>, bool)> {
         let table = if mode == ffi::Py_eval_input { &mut self.eval } else { &mut self.file };
-        if let Some(c) = table.get(code) {
-            return Ok(c.bind(py).clone());
+        if let Some((c, nested)) = table.get(code) {
+            return Ok((c.bind(py).clone(), *nested));
         }
         let src = CString::new(code).map_err(|_| pyo3::exceptions::PyValueError::new_err("source code contains a NUL byte"))?;
         // SAFETY: the GIL of the interpreter this cache belongs to is held (`py`);
@@ -98,8 +104,9 @@ impl CodeCache {
         if table.len() >= CODE_CACHE_LIMIT {
             table.clear();
         }
-        table.insert(code.to_vec(), compiled.clone().unbind());
-        Ok(compiled)
+        let nested = has_nested_scopes(&compiled);
+        table.insert(code.to_vec(), (compiled.clone().unbind(), nested));
+        Ok((compiled, nested))
     }
 }
 
@@ -417,12 +424,12 @@ pub fn run<'py>(py: Python<'py>, cache: &mut CodeCache, globals: &Bound<'py, PyD
             }
         }
         Request::Eval { code, locals } => {
-            let compiled = cache.compile(py, code, ffi::Py_eval_input).map_err(fail)?;
+            let (compiled, nested) = cache.compiled(py, code, ffi::Py_eval_input).map_err(fail)?;
             if locals.is_empty() {
                 eval_code(py, &compiled, globals, globals).map_err(fail)?
             } else {
                 let given = dict_to_py(py, locals).map_err(|e| bad_argument(e.message()))?;
-                if has_nested_scopes(&compiled) {
+                if nested {
                     // A nested scope (a generator expression, a comprehension
                     // before 3.12, a lambda) reads free names from the
                     // globals only, so it would not see eval's separate
