@@ -469,15 +469,13 @@ spawn_call(Module, Function, Args, Kwargs) ->
 -spec spawn_call(ctx(), name(), name(), list(), call_opts()) -> async_ref().
 spawn_call(Ctx, Module, Function, Args, Opts) when is_map(Opts) ->
     spawn_op(call, Ctx, Module, Function, Args, Opts);
-spawn_call(Ctx, Module, Function, Args, _Opts) ->
-    %% answered by the first await, as a refused call is
-    spawn_op(call, Ctx, Module, Function, Args, #{?MODULE => <<"options must be a map">>}).
+spawn_call(_Ctx, _Module, _Function, _Args, _Opts) ->
+    pending({error, {bad_argument, <<"options must be a map">>}}, 0).
 
 spawn_op(Op, Ctx, Module, Function, Args, Opts) ->
     Timeout = maps:get(timeout, Opts, default_timeout()),
     Pending = try {name(Module, module), name(Function, function), list(Args),
                    kwargs(maps:get(kwargs, Opts, #{}))} of
-                  _ when is_map_key(?MODULE, Opts) -> {error, {bad_argument, maps:get(?MODULE, Opts)}};
                   _ when not ?IS_TIMEOUT(Timeout) -> ?BAD_TIMEOUT;
                   Payload ->
                       case Ctx of
@@ -487,13 +485,16 @@ spawn_op(Op, Ctx, Module, Function, Args, Opts) ->
               catch
                   throw:{bad_argument, _} = Bad -> {error, Bad}
               end,
-    Ref = case Pending of
-              {Tag, _, _} -> Tag;
-              {error, _} -> make_ref()
-          end,
-    %% a refused call is answered by the first await, whatever its timeout
-    %% (and its entry goes with it)
-    put(?PENDING(Ref), {Pending, case Pending of {error, _} -> 0; _ -> Timeout end}),
+    pending(Pending, Timeout).
+
+%% The ref of a spawned call, kept for its await. A refused call is answered
+%% by the first await, whatever its timeout (and its entry goes with it).
+pending({Tag, _, _} = Pending, Timeout) ->
+    put(?PENDING(Tag), {Pending, Timeout}),
+    Tag;
+pending({error, _} = Refused, _Timeout) ->
+    Ref = make_ref(),
+    put(?PENDING(Ref), {Refused, 0}),
     Ref.
 
 %% A spawned call's Erlang calls (its Python code's `erlang.call') run in a
