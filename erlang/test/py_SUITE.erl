@@ -9,7 +9,7 @@ all() ->
     [{group, types}, {group, calls}, {group, errors}, {group, lifecycle}].
 
 groups() ->
-    [{types, [parallel], [ints, big_ints, floats, special_floats, strings, bytes, atoms, lists,
+    [{types, [parallel], [ints, big_ints, floats, special_floats, strings, bytes, large_binaries, atoms, lists,
                           tuples, maps, big_maps, nested, pids, kwargs_keys]},
      {calls, [], [call_forms, eval_forms, exec_then_call, replaced_names, reload_module, called_function_follows_changes, code_as_string, dotted_function,
                   info_functions, c_extensions, concurrent_callers]},
@@ -75,6 +75,52 @@ bytes(_) ->
     ?assertEqual({ok, <<"ab">>}, py:eval(<<"bytearray(b'ab')">>)),
     Big = binary:copy(<<"x">>, 1 bsl 20),
     ?assertEqual({ok, Big}, py:eval(<<"x">>, #{x => {'$bytes', Big}})).
+
+%% Binaries of 64 KiB and more are shared rather than copied on their way
+%% (an Erlang binary lent to Python, a Python object's one copy made into a
+%% resource binary): what arrives is the same, whatever the binary is part of.
+large_binaries(_) ->
+    Text = binary:copy(<<"héllo ✓"/utf8>>, 20000),
+    Raw = binary:copy(<<0, 255, 128>>, 40000),
+    <<_:7/binary, Part:100000/binary, _/binary>> = Raw,
+    %% to Python and back, as text and as bytes, alone and inside terms
+    ?assertEqual({ok, Text}, echo(Text)),
+    ?assertEqual({ok, [<<"str">>, 140000]}, py:eval(<<"[type(x).__name__, len(x)]">>, #{x => Text})),
+    ?assertEqual({ok, [<<"bytes">>, 100000, 255]}, py:eval(<<"[type(x).__name__, len(x), x[0]]">>, #{x => {'$bytes', Part}})),
+    ?assertEqual({ok, Part}, py:eval(<<"x">>, #{x => {'$bytes', Part}})),
+    ?assertEqual({ok, [Text, Raw, #{<<"k">> => Raw}, {Text}]},
+                 echo([Text, {'$bytes', Raw}, #{k => {'$bytes', Raw}}, {Text}])),
+    ?assertEqual({ok, 140000}, py:eval(<<"len(next(iter(m)))">>, #{m => #{Text => 1}})),
+    ?assertMatch({error, {bad_argument, <<"binary is not valid UTF-8 (byte 100000)", _/binary>>}},
+                 py:call(builtins, len, [<<(binary:copy(<<"a">>, 100000))/binary, 255>>])),
+    %% from Python: the binaries outlive the Python objects, and behave as
+    %% any binary (sent, stored, written out, matched)
+    {ok, R} = py:eval(<<"b'\\x00\\xff\\x80' * 40000">>),
+    {ok, S} = py:eval(<<"'héllo ✓' * 20000"/utf8>>),
+    {ok, K} = py:eval(<<"{b'k' * 70000: 'v' * 70000}">>),
+    py:gc(),
+    erlang:garbage_collect(),
+    ?assertEqual(Raw, R),
+    ?assertEqual(Text, S),
+    ?assertEqual(#{binary:copy(<<"k">>, 70000) => binary:copy(<<"v">>, 70000)}, K),
+    Self = self(),
+    spawn(fun() -> Self ! {back, R} end),
+    ?assertEqual(Raw, receive {back, Back} -> Back after 5000 -> timeout end),
+    ?assertEqual(Raw, binary_to_term(term_to_binary(R))),
+    <<0, 255, 128, Rest/binary>> = R,
+    ?assertEqual(binary:part(Raw, 3, 119997), Rest),
+    ets:insert(ets:new(t, []), {R}),
+    ?assertEqual({ok, R}, echo({'$bytes', R})),
+    %% keys that are one binary key in Erlang are refused as small ones are
+    ?assertMatch({error, {bad_result, <<"a str key and a bytes key", _/binary>>}},
+                 py:eval(<<"{'k' * 70000: 1, b'k' * 70000: 2}">>)),
+    %% through an Erlang function, both ways
+    ok = py:register_function(ep_large, fun([B]) when byte_size(B) =:= 120000 -> {'$bytes', <<B/binary, B/binary>>} end),
+    try
+        ?assertEqual({ok, [<<"bytes">>, 240000]}, py:eval(<<"(lambda r: [type(r).__name__, len(r)])(erlang.ep_large(b'x' * 120000))">>))
+    after
+        py:unregister_function(ep_large)
+    end.
 
 atoms(_) ->
     ?assertEqual({ok, <<"bool">>}, py:eval(<<"type(x).__name__">>, #{x => true})),
@@ -641,11 +687,13 @@ large_arguments_off_the_scheduler(_) ->
           {py_nif, cast_dirty, 4}, {py_nif, stream_start_dirty, 4},
           {py_nif, channel_send_dirty, 2}, {py_nif, callback_reply_dirty, 2}]),
     ok = py:unregister_function(ep_big_result),
-    %% the four large calls (not the small ones), the cast, the stream's
-    %% start, the two large channel terms and the large result (not the
-    %% small ones)
-    ?assertEqual(#{{py, submitted} => 4, {py_nif, cast_dirty} => 1, {py_nif, stream_start_dirty} => 1,
-                   {py_nif, channel_send_dirty} => 2, {py_nif, callback_reply_dirty} => 1}, Counts).
+    %% the three large calls (not the small ones, nor the large
+    %% `{'$bytes', _}': lent to Python, not copied, it costs the scheduler
+    %% nothing, while a large text is still checked there), the cast, the
+    %% stream's start, the large channel term (not the large bytes) and the
+    %% large result (not the small ones)
+    ?assertEqual(#{{py, submitted} => 3, {py_nif, cast_dirty} => 1, {py_nif, stream_start_dirty} => 1,
+                   {py_nif, channel_send_dirty} => 1, {py_nif, callback_reply_dirty} => 1}, Counts).
 
 collect_stream(Ref, Acc) ->
     receive

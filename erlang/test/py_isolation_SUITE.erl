@@ -58,6 +58,11 @@ calls_eval_exec(Config) ->
     {ok, 3} = py:eval(Ctx, <<"x + y">>, #{x => 1, y => 2}),
     ok = py:exec(Ctx, <<"def triple(v):\n    return v * 3\n">>),
     {ok, 21} = py:call(Ctx, '__main__', triple, [7]),
+    %% large binaries (shared, not copied, in the node) travel in full
+    Text = binary:copy(<<"héllo ✓"/utf8>>, 20000),
+    Raw = binary:copy(<<0, 255>>, 50000),
+    {ok, [Text, Raw]} = py:call(Ctx, copy, deepcopy, [[Text, {'$bytes', Raw}]]),
+    {ok, [<<"str">>, <<"bytes">>]} = py:eval(Ctx, <<"[type(t).__name__, type(r).__name__]">>, #{t => Text, r => {'$bytes', Raw}}),
     {ok, [1, <<"two">>, {3.5, true, none}, #{<<"k">> := [1, 2]}]} =
         py:eval(Ctx, <<"[1, 'two', (3.5, True, None), {'k': [1, 2]}]">>),
     {ok, <<1, 2, 255>>} = py:eval(Ctx, <<"bytes([1, 2, 255])">>),

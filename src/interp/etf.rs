@@ -345,6 +345,10 @@ fn put(out: &mut Vec<u8>, v: &Value, depth: usize) -> Result<(), ConvError> {
         }
         Value::Str(s) => put_str(out, s)?,
         Value::Bytes(b) => put_bytes(out, b)?,
+        Value::Blob(b) => match b.text() {
+            Some(t) => put_str(out, t)?,
+            None => put_bytes(out, b.bytes())?,
+        },
         Value::List(items) => put_list(out, items, depth)?,
         Value::Tuple(items) => {
             put_tuple_header(out, items.len())?;

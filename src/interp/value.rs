@@ -27,6 +27,9 @@ pub enum Value {
     Str(String),
     /// Python `bytes`/`bytearray`; a binary coming back, `{'$bytes', Bin}` going.
     Bytes(Vec<u8>),
+    /// A large binary from Erlang, bound to be a `str` or `bytes`: lent, not
+    /// copied on its way (see [`Blob`]).
+    Blob(Blob),
     List(Vec<Value>),
     Tuple(Vec<Value>),
     /// A dict or a map, in iteration order.
@@ -46,6 +49,79 @@ pub enum Value {
     /// A channel from Erlang into Python (see `actors::channel`), and a hold
     /// on it.
     Channel(ChannelHold),
+}
+
+/// A large binary's bytes, shared rather than copied on their way between the
+/// rooms. From Erlang, its bytes stay where the BEAM keeps them (a
+/// reference-counted binary, held by `keep`) and are copied once, into the
+/// Python object, on the serving thread. To Erlang, they are the one copy
+/// taken of the Python object, and the binary made of them shares the buffer
+/// (a resource binary). Each extra copy cost a fresh buffer per call, page
+/// faults included: about half of a 1 MB argument's 0.85 ms round trip.
+/// Made for binaries of at least [`Blob::MIN`] bytes; `keep` is opaque here.
+#[derive(Clone)]
+pub struct Blob {
+    ptr: *const u8,
+    len: usize,
+    text: bool,
+    /// Held, never read: the bytes live while it does.
+    _keep: std::sync::Arc<dyn std::any::Any + Send + Sync>,
+}
+
+// SAFETY: the bytes a `Blob` points at are never written while `keep` lives
+// (`Blob::new`'s contract), so reading them from any thread is sound.
+unsafe impl Send for Blob {}
+// SAFETY: as for `Send`: shared access only ever reads.
+unsafe impl Sync for Blob {}
+
+impl Blob {
+    /// The smallest binary lent rather than copied: below it, a copy costs
+    /// less than keeping the binary (an environment per binary).
+    pub const MIN: usize = 64 * 1024;
+
+    /// A lent binary of `len` bytes at `ptr`, valid UTF-8 if `text`.
+    ///
+    /// # Safety
+    /// `ptr..ptr + len` must stay valid and unchanged while `keep` lives, and
+    /// be UTF-8 if `text` is set.
+    pub unsafe fn new(ptr: *const u8, len: usize, text: bool, keep: std::sync::Arc<dyn std::any::Any + Send + Sync>) -> Blob {
+        Blob { ptr, len, text, _keep: keep }
+    }
+
+    /// `bytes` (UTF-8 if `text`) as a blob: going to Erlang, the binary made
+    /// of it shares the buffer rather than copying it.
+    pub fn owned(bytes: Vec<u8>, text: bool) -> Value {
+        debug_assert!(!text || std::str::from_utf8(&bytes).is_ok());
+        let (ptr, len) = (bytes.as_ptr(), bytes.len());
+        // SAFETY: a `Vec`'s buffer does not move when the `Vec` does, and
+        // nothing writes it once it is in the `Arc`; `text` only for UTF-8
+        // (copied from a Python `str`'s UTF-8).
+        Value::Blob(unsafe { Blob::new(ptr, len, text, std::sync::Arc::new(bytes)) })
+    }
+
+    /// Its bytes.
+    pub fn bytes(&self) -> &[u8] {
+        // SAFETY: valid and unchanged while `self._keep` lives (`Blob::new`).
+        unsafe { std::slice::from_raw_parts(self.ptr, self.len) }
+    }
+
+    /// Its text, if it is bound to be a `str`.
+    pub fn text(&self) -> Option<&str> {
+        // SAFETY: `text` is set only for UTF-8 bytes (`Blob::new`).
+        self.text.then(|| unsafe { std::str::from_utf8_unchecked(self.bytes()) })
+    }
+}
+
+impl std::fmt::Debug for Blob {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Blob({} bytes{})", self.len, if self.text { ", text" } else { "" })
+    }
+}
+
+impl PartialEq for Blob {
+    fn eq(&self, other: &Self) -> bool {
+        self.text == other.text && self.bytes() == other.bytes()
+    }
 }
 
 /// A channel's id and a hold on the channel itself.
@@ -130,6 +206,10 @@ impl PyKey {
             Value::Float(f) => PyKey::Float(f.to_bits()),
             Value::Str(s) => PyKey::Str(s.clone()),
             Value::Bytes(b) => PyKey::Bytes(b.clone()),
+            Value::Blob(b) => match b.text() {
+                Some(t) => PyKey::Str(t.to_owned()),
+                None => PyKey::Bytes(b.bytes().to_vec()),
+            },
             Value::Tuple(items) => PyKey::Tuple(items.iter().map(|i| PyKey::of(i, n)).collect()),
             _ => PyKey::Unique(n),
         }

@@ -32,4 +32,5 @@ pub fn load(env: Env, _info: Term) -> bool {
         && env.register::<streams::StreamHandle>().is_ok()
         && env.register::<channels::ChannelHandle>().is_ok()
         && env.register::<crate::actors::refs::RefHandle>().is_ok()
+        && env.register::<types::blob::Lent>().is_ok()
 }

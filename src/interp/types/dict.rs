@@ -43,6 +43,9 @@ pub fn from_py(obj: &Bound<'_, PyAny>, depth: usize) -> Result<Option<Value>, Co
             return Err(ConvError::Invalid(match &pairs[n].0 {
                 Value::Str(s) => format!("a str key and a bytes key are the same binary key in Erlang: {s:?}"),
                 Value::Bytes(b) => format!("a str key and a bytes key are the same binary key in Erlang: {:?}", String::from_utf8_lossy(b)),
+                Value::Blob(b) => {
+                    format!("a str key and a bytes key are the same binary key in Erlang: {:?}", String::from_utf8_lossy(b.bytes()))
+                }
                 _ => {
                     // As Python shows the key.
                     let shown = dict.keys().get_item(n).and_then(|k| k.repr()).map(|r| r.to_string_lossy().into_owned());
@@ -69,6 +72,8 @@ impl Kinds {
         match v {
             Value::Str(_) => self.strs = true,
             Value::Bytes(_) => self.bytes = true,
+            Value::Blob(b) if b.text().is_some() => self.strs = true,
+            Value::Blob(_) => self.bytes = true,
             Value::Float(f) if f.is_nan() => self.nans = true,
             Value::Tuple(items) | Value::List(items) => items.iter().for_each(|i| self.note(i)),
             _ => {}
@@ -92,6 +97,7 @@ fn one_erlang_key(pairs: &[(Value, Value)]) -> Option<usize> {
 fn as_erlang(v: &Value) -> Value {
     match v {
         Value::Str(s) => Value::Bytes(s.as_bytes().to_vec()),
+        Value::Blob(b) => Value::Bytes(b.bytes().to_vec()),
         Value::Float(f) if f.is_nan() => Value::Float(f64::NAN),
         Value::Tuple(items) => Value::Tuple(items.iter().map(as_erlang).collect()),
         Value::List(items) => Value::List(items.iter().map(as_erlang).collect()),

@@ -36,6 +36,10 @@ pub fn to_py<'py>(py: Python<'py>, value: &Value, depth: usize) -> PyConv<'py> {
         Value::Float(f) => Ok(float::to_py(py, *f)),
         Value::Str(s) => Ok(text::str_to_py(py, s)),
         Value::Bytes(b) => Ok(text::bytes_to_py(py, b)),
+        Value::Blob(b) => Ok(match b.text() {
+            Some(t) => text::str_to_py(py, t),
+            None => text::bytes_to_py(py, b.bytes()),
+        }),
         Value::List(items) => list::to_py(py, items, depth),
         Value::Tuple(items) => tuple::to_py(py, items, depth),
         Value::Map(pairs) => dict::to_py(py, pairs, depth),

@@ -70,6 +70,7 @@ impl Kinds {
         match key {
             Value::Str(_) if term.is_atom() => self.atom_text = true,
             Value::Str(_) => self.binary_text = true,
+            Value::Blob(b) if b.text().is_some() => self.binary_text = true,
             Value::Int(_) | Value::BigInt(_) => self.int = true,
             Value::Float(_) => self.float = true,
             Value::Bool(_) => self.boolean = true,

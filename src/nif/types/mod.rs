@@ -5,6 +5,7 @@
 
 mod atom;
 mod binary;
+pub mod blob;
 pub mod failure;
 mod float;
 mod int;
@@ -31,6 +32,7 @@ impl Encoder for Value {
             Value::Float(f) => float::encode(env, *f),
             Value::Str(s) => binary::encode(env, s.as_bytes()),
             Value::Bytes(b) => binary::encode(env, b),
+            Value::Blob(b) => blob::encode(env, b),
             Value::List(items) => items.encode(env),
             Value::Tuple(items) => tuple::encode(env, items),
             Value::Map(pairs) => map::encode(env, pairs),

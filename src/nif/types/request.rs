@@ -31,7 +31,7 @@ pub fn decode(op: Op, payload: Term<'_>) -> Result<Request, String> {
                 _ => Vec::new(),
             };
             // Each becomes a name the code can use: text only.
-            if locals.iter().any(|(k, _)| !matches!(k, Value::Str(_))) {
+            if locals.iter().any(|(k, _)| !(matches!(k, Value::Str(_)) || matches!(k, Value::Blob(b) if b.text().is_some()))) {
                 return Err("local names must be atoms or binaries".into());
             }
             Ok(Request::Eval { code: code.as_slice().to_vec(), locals })
