@@ -2,6 +2,7 @@
 
 rustler::atoms! {
     ok,
+    unchanged,
     error,
     true_ = "true",
     false_ = "false",

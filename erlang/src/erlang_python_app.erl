@@ -5,6 +5,9 @@
 -export([start/2, prep_stop/1, stop/1, config_change/3, call_timeout/0]).
 
 -define(START_TIMEOUT, 120000).
+%% glibc's malloc as a Python process has it on its own, at most (see
+%% set_malloc_thresholds/1): mmap threshold 32 MiB, trim threshold 64 MiB.
+-define(MALLOC_THRESHOLDS, {32 bsl 20, 64 bsl 20}).
 -define(CALL_TIMEOUT, {erlang_python, call_timeout}).
 -define(DEFAULT_CALL_TIMEOUT, 30000).
 %% Our filter on logger's default handler (see show_on_default_handler/1).
@@ -28,11 +31,13 @@ start(_Type, _Args) ->
                  config(pin_threads, false, fun is_boolean/1),
                  config(logger_default_handler, true, fun is_boolean/1),
                  config(max_terms, 10000000, fun(N) -> Positive(N) andalso N < 1 bsl 63 end),
-                 config(reply_spin_us, 20, fun(N) -> is_integer(N) andalso N >= 0 andalso N =< 1000 end)]).
+                 config(reply_spin_us, 20, fun(N) -> is_integer(N) andalso N >= 0 andalso N =< 1000 end),
+                 config(malloc_thresholds, ?MALLOC_THRESHOLDS, fun valid_malloc_thresholds/1)]).
 
 maybe_start([{ok, Executors}, {ok, Contexts}, {ok, Max}, {ok, CallTimeout}, {ok, _}, {ok, _}, {ok, _},
-             {ok, Path}, {ok, Imports}, {ok, Preload}, {ok, Pin}, {ok, ShowLogs}, {ok, MaxTerms}, {ok, SpinUs}]) ->
+             {ok, Path}, {ok, Imports}, {ok, Preload}, {ok, Pin}, {ok, ShowLogs}, {ok, MaxTerms}, {ok, SpinUs}, {ok, Malloc}]) ->
     keep_call_timeout(CallTimeout),
+    set_malloc_thresholds(Malloc),
     keep_reply_spin(SpinUs),
     ok = py_nif:semaphore_set_max(Max),
     ok = py_nif:max_terms(MaxTerms),
@@ -191,8 +196,28 @@ expected(imports) -> "a list of module names (atoms, strings or binaries)";
 expected(preload_code) -> "Python source (a string or a binary)";
 expected(pin_threads) -> "true or false";
 expected(logger_default_handler) -> "true or false";
+expected(malloc_thresholds) -> "keep, or {MmapBytes, TrimBytes}, each below 2147483648";
 expected(reply_spin_us) -> "an integer of microseconds from 0 to 1000";
 expected(_) -> "a non-negative integer of milliseconds or infinity".
+
+valid_malloc_thresholds(keep) -> true;
+valid_malloc_thresholds({Mmap, Trim}) ->
+    is_integer(Mmap) andalso Mmap >= 0 andalso Mmap < 1 bsl 31
+        andalso is_integer(Trim) andalso Trim >= 0 andalso Trim < 1 bsl 31;
+valid_malloc_thresholds(_) -> false.
+
+%% The BEAM sets glibc's trim threshold at start (`+MYtt'), which turns off
+%% glibc's own raising of its thresholds: every block Python allocates of 128
+%% KiB or more is then mapped afresh and faulted in page by page (about 0.4 ms
+%% per MB, for each large argument, result and copy). Once per node, as the
+%% thresholds are the process's; `keep' leaves them as the VM set them, and
+%% thresholds given in the environment (`MALLOC_MMAP_THRESHOLD_',
+%% `GLIBC_TUNABLES') are left to win.
+set_malloc_thresholds(keep) ->
+    ok;
+set_malloc_thresholds({Mmap, Trim}) ->
+    _ = py_nif:malloc_thresholds(Mmap, Trim),
+    ok.
 
 is_text(T) -> is_binary(T) orelse (is_list(T) andalso io_lib:printable_unicode_list(T)).
 texts(L) -> is_list(L) andalso lists:all(fun is_text/1, L).

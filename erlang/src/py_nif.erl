@@ -3,10 +3,10 @@
 %% actor mailboxes in Rust and answered by message.
 -module(py_nif).
 -export([state_store/2, state_store_ext/2, state_store_ext_dirty/2, state_fetch/1, state_fetch_dirty/1, state_remove/1, state_keys/0, state_clear/0, state_incr/2,
-         submit/5, submit_dirty/5, cast/4, cast_dirty/4, callback_registered/2, callback_registry_reset/0, withdraw/1, stream_start/4, stream_start_dirty/4, stream_active/2, stream_cancel/1, stream_done/1, interrupt/1, callback_reply/2, callback_reply_dirty/2, cancel/1, waited/1, semaphore_get/1, semaphore_set_max/1, pin_threads/1, max_terms/1, start/3, start_contexts/2, start_pool/4, stop_pool/2, setup/3, venv_configure/1, logging_configure/1, logging_handled/1, logging_dropped/0, route/1, bind/1, binding/0, spread/1, routes/0, route_to_main/1, is_ref/1, channel_open/1, channel_send/2, channel_send_dirty/2, channel_close/1, channel_len/1, stop_contexts/1, stop/1, info/0, load/0, console/1, trace_config/3, trace_dropped/0, direct_call/1, noop/0]).
+         submit/5, submit_dirty/5, cast/4, cast_dirty/4, callback_registered/2, callback_registry_reset/0, withdraw/1, stream_start/4, stream_start_dirty/4, stream_active/2, stream_cancel/1, stream_done/1, interrupt/1, callback_reply/2, callback_reply_dirty/2, cancel/1, waited/1, semaphore_get/1, semaphore_set_max/1, pin_threads/1, max_terms/1, malloc_thresholds/2, start/3, start_contexts/2, start_pool/4, stop_pool/2, setup/3, venv_configure/1, logging_configure/1, logging_handled/1, logging_dropped/0, route/1, bind/1, binding/0, spread/1, routes/0, route_to_main/1, is_ref/1, channel_open/1, channel_send/2, channel_send_dirty/2, channel_close/1, channel_len/1, stop_contexts/1, stop/1, info/0, load/0, console/1, trace_config/3, trace_dropped/0, direct_call/1, noop/0]).
 -on_load(init/0).
 -nifs([state_store/2, state_store_ext/2, state_store_ext_dirty/2, state_fetch/1, state_fetch_dirty/1, state_remove/1, state_keys/0, state_clear/0, state_incr/2,
-       submit/5, submit_dirty/5, cast/4, cast_dirty/4, callback_registered/2, callback_registry_reset/0, withdraw/1, stream_start/4, stream_start_dirty/4, stream_active/2, stream_cancel/1, stream_done/1, interrupt/1, callback_reply/2, callback_reply_dirty/2, cancel/1, waited/1, semaphore_get/1, semaphore_set_max/1, pin_threads/1, max_terms/1, start/3, start_contexts/2, start_pool/4, stop_pool/2, setup/3, venv_configure/1, logging_configure/1, logging_handled/1, logging_dropped/0, route/1, bind/1, binding/0, spread/1, routes/0, route_to_main/1, is_ref/1, channel_open/1, channel_send/2, channel_send_dirty/2, channel_close/1, channel_len/1, stop_contexts/1, stop/1, info/0, load/0, console/1, trace_config/3, trace_dropped/0, direct_call/1, noop/0]).
+       submit/5, submit_dirty/5, cast/4, cast_dirty/4, callback_registered/2, callback_registry_reset/0, withdraw/1, stream_start/4, stream_start_dirty/4, stream_active/2, stream_cancel/1, stream_done/1, interrupt/1, callback_reply/2, callback_reply_dirty/2, cancel/1, waited/1, semaphore_get/1, semaphore_set_max/1, pin_threads/1, max_terms/1, malloc_thresholds/2, start/3, start_contexts/2, start_pool/4, stop_pool/2, setup/3, venv_configure/1, logging_configure/1, logging_handled/1, logging_dropped/0, route/1, bind/1, binding/0, spread/1, routes/0, route_to_main/1, is_ref/1, channel_open/1, channel_send/2, channel_send_dirty/2, channel_close/1, channel_len/1, stop_contexts/1, stop/1, info/0, load/0, console/1, trace_config/3, trace_dropped/0, direct_call/1, noop/0]).
 
 %% Where a request goes: the main interpreter, a context, the caller's context
 %% (`auto': bound, else placed by the router), or a context of a pool.
@@ -99,6 +99,12 @@ semaphore_set_max(_N) -> erlang:nif_error(not_loaded).
 
 -spec pin_threads(Pin :: boolean()) -> ok.
 pin_threads(_Pin) -> erlang:nif_error(not_loaded).
+
+%% glibc's mmap and trim thresholds, in bytes (the `malloc_thresholds'
+%% setting): `unchanged' on another libc, for a value glibc refuses, or when
+%% the environment (`MALLOC_MMAP_THRESHOLD_', `GLIBC_TUNABLES', ...) set them.
+-spec malloc_thresholds(Mmap :: non_neg_integer(), Trim :: non_neg_integer()) -> ok | unchanged.
+malloc_thresholds(_Mmap, _Trim) -> erlang:nif_error(not_loaded).
 
 %% The most terms one conversion makes, either way (the `max_terms' setting).
 -spec max_terms(Max :: pos_integer()) -> ok.

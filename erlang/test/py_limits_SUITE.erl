@@ -9,7 +9,7 @@
 all() ->
     [defaults, limit_holds_under_500_callers, overload_only_when_exhausted,
      permits_returned_after_storm, set_max_up_and_down, flood_stays_bounded,
-     load_figures, memory_stats_every_context, gc_and_tracemalloc, invalid_config_rejected,
+     load_figures, memory_stats_every_context, gc_and_tracemalloc, large_blocks_reused, invalid_config_rejected,
      pin_threads_bind_cores, call_timeout_kept_and_changed].
 
 init_per_suite(Config) ->
@@ -300,6 +300,37 @@ gc_and_tracemalloc(_) ->
     ?assertNot(maps:is_key(traced_memory, S)),
     ok = py_context_router:unbind_context().
 
+%% The BEAM sets glibc's trim threshold at start, which turns off glibc's
+%% raising of its thresholds: every block of 128 KiB or more (a 1 MB `bytes')
+%% was mapped afresh and faulted in page by page, each time. With the
+%% application's `malloc_thresholds' (default {32 MiB, 64 MiB}) a freed
+%% block is reused: counted in page faults of the thread, not in time.
+large_blocks_reused(_) ->
+    Ctx = py:context(1),
+    ok = py:exec(Ctx, <<"
+import ctypes, resource
+_libc = ctypes.CDLL(None)
+_libc.malloc.restype = ctypes.c_void_p
+_libc.malloc.argtypes = [ctypes.c_size_t]
+_libc.free.argtypes = [ctypes.c_void_p]
+def ep_faults(n, times):
+    before = resource.getrusage(resource.RUSAGE_THREAD).ru_minflt
+    for _ in range(times):
+        p = _libc.malloc(n)
+        ctypes.memset(p, 1, n)
+        _libc.free(p)
+    return resource.getrusage(resource.RUSAGE_THREAD).ru_minflt - before
+">>),
+    MB = 1 bsl 20,
+    %% twenty fresh blocks would be 20 x 256 pages; one reused, 256 at most
+    {ok, Faults} = py:call(Ctx, '__main__', ep_faults, [MB, 20]),
+    ct:pal("page faults of 20 x 1 MB: ~p", [Faults]),
+    ?assert(Faults < 5 * MB div 4096),
+    %% set again (once per start, as the application does), they hold
+    ?assertEqual(ok, py_nif:malloc_thresholds(32 bsl 20, 64 bsl 20)),
+    {ok, Again} = py:call(Ctx, '__main__', ep_faults, [MB, 20]),
+    ?assert(Again < 5 * MB div 4096).
+
 invalid_config_rejected(_) ->
     ok = application:stop(erlang_python),
     try
@@ -313,7 +344,8 @@ invalid_config_rejected(_) ->
              end
          end || {Key, Bad} <- [{num_contexts, 0}, {num_contexts, 65}, {num_executors, foo},
                                {max_concurrent, -1}, {call_timeout, soon}, {pin_threads, yes},
-                               {trace_level, loud}, {slow_call_ms, -5}]]
+                               {trace_level, loud}, {slow_call_ms, -5}, {malloc_thresholds, on},
+                               {malloc_thresholds, {1 bsl 31, 1}}, {malloc_thresholds, {-1, 0}}]]
     after
         {ok, _} = application:ensure_all_started(erlang_python)
     end,

@@ -43,6 +43,7 @@ pub mod exec;
 pub mod guards;
 pub mod host;
 pub mod interrupt;
+pub mod malloc;
 pub mod natives;
 pub mod refs;
 pub mod runtime;

@@ -94,6 +94,19 @@ fn max_terms(max: usize) -> Atom {
     atoms::ok()
 }
 
+/// `malloc_thresholds(Mmap, Trim) -> ok | unchanged`: glibc's mmap and trim
+/// thresholds, in bytes (the `malloc_thresholds` application setting; see
+/// `interp::malloc`). `unchanged`: another libc, a value glibc refuses, or
+/// thresholds the environment chose.
+#[rustler::nif]
+fn malloc_thresholds(mmap: usize, trim: usize) -> Atom {
+    if crate::interp::malloc::set_thresholds(mmap, trim) {
+        atoms::ok()
+    } else {
+        atoms::unchanged()
+    }
+}
+
 /// `setup(PythonPath, Imports, PreloadCode) -> ok`: what every interpreter and
 /// context gets from now on (see `interp::setup`); applied to the main
 /// interpreter by `start/3`.
