@@ -12,6 +12,8 @@
 %%   isolation          only the rows of process-isolated contexts (make bench-isolation)
 %%   probe call|echo    1,000,000 of them back to back, for scripts/stage-probe
 %%   split              py:call, the same request without py.erl, and the echo
+%%   binaries           large binaries each way, next to copying them in Erlang
+%%                      (docs/benchmarks.md, "Large binaries")
 -mode(compile).
 
 -define(RUNS, 5).
@@ -49,6 +51,33 @@ main(["split"]) ->
                 us(fun() -> loop(N, fun by_hand/0) end, N),
                 us(fun() -> loop(N, fun echo/0) end, N)])
      || _ <- lists:seq(1, 7)],
+    ok = application:stop(erlang_python);
+main(["binaries"]) ->
+    %% 1, 4 and 16 MB each way, as bytes and as text, next to one copy of the
+    %% binary made in Erlang; medians of 21, ms. Started with ERL_FLAGS="
+    %% -erlang_python malloc_thresholds keep", glibc keeps the thresholds the
+    %% VM gave it.
+    {ok, _} = application:ensure_all_started(erlang_python),
+    Ctx = py:context(1),
+    ok = py:exec(Ctx, <<"def mk(n):\n    return b'x' * n\ndef mks(n):\n    return 'x' * n\n">>),
+    Ms = fun(F) -> F(), median([element(1, timer:tc(F)) || _ <- lists:seq(1, 21)]) / 1000 end,
+    Rss0 = rss_mb(),
+    io:format("malloc_thresholds ~p~n| MB | to Python, bytes | to Python, text | from Python, bytes | from Python, text | binary:copy (floor) |~n"
+              "|---|---|---|---|---|---|~n", [application:get_env(erlang_python, malloc_thresholds, default)]),
+    [begin
+         N = Size bsl 20,
+         B = binary:copy(<<"y">>, N),
+         io:format("| ~p | ~.3f | ~.3f | ~.3f | ~.3f | ~.3f |~n",
+                   [Size,
+                    Ms(fun() -> {ok, N} = py:call(Ctx, builtins, len, [{'$bytes', B}]) end),
+                    Ms(fun() -> {ok, N} = py:call(Ctx, builtins, len, [B]) end),
+                    Ms(fun() -> {ok, <<_:N/binary>>} = py:call(Ctx, '__main__', mk, [N]) end),
+                    Ms(fun() -> {ok, <<_:N/binary>>} = py:call(Ctx, '__main__', mks, [N]) end),
+                    Ms(fun() -> <<_:N/binary>> = binary:copy(B) end)])
+     end || Size <- [1, 4, 16]],
+    %% what stays with malloc afterwards (freed, not given back)
+    erlang:garbage_collect(),
+    io:format("RSS ~.0f MB before, ~.0f MB after~n", [Rss0, rss_mb()]),
     ok = application:stop(erlang_python);
 main(["steady"]) ->
     %% one line for scripts/vm-flags: the steadiness figures under the VM
@@ -508,6 +537,7 @@ conversion_rows() ->
                {Name ++ ", to Python and back", float(T2), io_lib:format("~.3f us/~s", [T2 / Units, Unit])}]
           end,
     lists:append([Row("1 MB binary as bytes", {'$bytes', Bin}, 1, "MB"),
+                  Row("1 MB binary as text", Bin, 1, "MB"),
                   Row("100,000-integer list", Ints, 100000, "element"),
                   Row("map of 10,000 keys", Map, 10000, "key"),
                   Row("20-level nested structure", Nested, 20, "level")]).
