@@ -158,6 +158,28 @@ fn interrupt_running_needs_no_give_up_and_repeats() {
     assert!(!t.interrupt_running(|_, _| panic!("the job ended")));
 }
 
+#[test]
+fn a_stop_interrupts_what_runs_and_says_so() {
+    let t = CallToken::default();
+    assert!(!t.was_stopped());
+    assert!(t.start());
+    let run = RunGuard::new(&t);
+    assert!(t.running_on(7, 8));
+    let mut raised = 0;
+    assert!(t.stop_running(|i, th| {
+        assert_eq!((i, th), (7, 8));
+        raised += 1
+    }));
+    assert_eq!(raised, 1);
+    // the job's answer is then `context_stopped` if its code failed
+    assert!(t.was_stopped() && t.was_interrupted());
+    assert!(t.finish());
+    assert!(run.finish());
+    // after the run, nothing is raised, but the stop is still known
+    assert!(!t.stop_running(|_, _| panic!("the job ended")));
+    assert!(t.was_stopped());
+}
+
 // The promise of a caller that waits with no timer (`actors::late`).
 
 /// A promised call whose job has started.

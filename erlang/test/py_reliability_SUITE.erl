@@ -15,7 +15,8 @@ all() ->
      fair_queue_in_arrival_order, refused_only_after_overload_wait,
      given_up_queued_calls_free_their_permits,
      thousand_callers_five_permits, conversions_property,
-     context_replaced_while_chain_suspended, application_restart_storm].
+     context_replaced_while_chain_suspended, application_restart_storm,
+     stop_interrupts_running_code].
 
 init_per_suite(Config) ->
     py_test_util:start_app(Config).
@@ -373,3 +374,45 @@ application_restart_storm(_) ->
     ok = wait_until(fun() -> py_test_util:thread_count() =< Threads0 end, 60000),
     ct:pal("threads before ~p, after ~p", [Threads0, py_test_util:thread_count()]).
 
+
+%% Stopping the application (or a pool) interrupts the Python code that runs
+%% (KeyboardInterrupt: its `finally' runs) and answers its caller
+%% `{error, context_stopped}', as are the calls queued behind it. They waited
+%% for their own timeouts before (or ran afterwards, in `multi_executor' mode,
+%% in a namespace made afresh), and the stop waited 5 s for each busy context
+%% in turn. The callers here wait with no timeout: only the stop can answer.
+stop_interrupts_running_code(_) ->
+    Self = self(),
+    Busy = <<"import erlang, time\ndef spin(me, name):\n    try:\n        while True:\n            time.sleep(0)\n    finally:\n        erlang.send(me, ('finally', name))\n">>,
+    Call = fun(Name, Ctx, M, F, A) ->
+               spawn_link(fun() -> Self ! {Name, py:call(Ctx, M, F, A, #{timeout => infinity})} end)
+           end,
+    Answer = fun(Name) -> receive {Name, R} -> R after 60000 -> {no_answer, Name} end end,
+    Finally = fun(Name) -> receive {<<"finally">>, Name} -> ok after 60000 -> {no_finally, Name} end end,
+    %% a pool, in this process and process-isolated
+    [begin
+         {ok, [P1]} = py_context_router:start_pool(stopping, #{contexts => 1, isolation => Isolation}),
+         ok = py:exec(P1, Busy),
+         Call(p1, P1, '__main__', spin, [Self, <<"p1">>]),
+         ok = wait_until(fun() -> py_semaphore:current() =:= 1 end),
+         Call(p1_queued, P1, os, getpid, []),
+         ok = wait_until(fun() -> py_semaphore:current() =:= 2 end),
+         ok = py_context_router:stop_pool(stopping),
+         ?assertEqual({error, context_stopped}, Answer(p1)),
+         ?assertEqual({error, context_stopped}, Answer(p1_queued)),
+         ?assertEqual(ok, Finally(<<"p1">>))
+     end || Isolation <- [none, process]],
+    %% the application
+    [C1, C2] = py_context_router:contexts(),
+    [ok = py:exec(C, Busy) || C <- [C1, C2]],
+    Call(c1, C1, '__main__', spin, [Self, <<"c1">>]),
+    Call(c2, C2, '__main__', spin, [Self, <<"c2">>]),
+    ok = wait_until(fun() -> py_semaphore:current() =:= 2 end),
+    Call(c1_queued, C1, os, getpid, []),
+    ok = wait_until(fun() -> py_semaphore:current() =:= 3 end),
+    ok = application:stop(erlang_python),
+    [?assertEqual({error, context_stopped}, Answer(N)) || N <- [c1, c2, c1_queued]],
+    [?assertEqual(ok, Finally(N)) || N <- [<<"c1">>, <<"c2">>]],
+    {ok, _} = application:ensure_all_started(erlang_python),
+    ?assertEqual({ok, 2}, py:eval(<<"1 + 1">>)),
+    ok = wait_until(fun() -> py_semaphore:current() =:= 0 end).

@@ -1,6 +1,6 @@
 //! The thread that interrupts running Python code: code whose caller gave up
 //! (timed out or died) gets `TimeoutError`, code named by `py:interrupt/1` gets
-//! `KeyboardInterrupt`. It owns no Python thread state between requests, so it
+//! `KeyboardInterrupt`, and so does code whose context stops. It owns no Python thread state between requests, so it
 //! may take one of whichever interpreter the job runs in; it waits for that
 //! interpreter's GIL (at most a switch interval while Python runs), never a BEAM
 //! scheduler.
@@ -17,6 +17,9 @@ pub enum Why {
     GaveUp,
     /// `py:interrupt/1`: whatever runs, with `KeyboardInterrupt`.
     Asked,
+    /// Its context stops: whatever runs, with `KeyboardInterrupt`, and its
+    /// caller is answered `context_stopped`.
+    Stopping,
 }
 
 static TX: OnceLock<Sender<(Arc<CallToken>, Why)>> = OnceLock::new();
@@ -43,6 +46,7 @@ pub fn request(token: Arc<CallToken>, why: Why) {
                     match why {
                         Why::GaveUp => token.interrupt(|i, t| raise(i, t, Raise::Timeout)),
                         Why::Asked => token.interrupt_running(|i, t| raise(i, t, Raise::KeyboardInterrupt)),
+                        Why::Stopping => token.stop_running(|i, t| raise(i, t, Raise::KeyboardInterrupt)),
                     };
                 }
             })

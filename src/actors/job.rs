@@ -470,6 +470,11 @@ impl Job {
     /// answers later instead; a stream's start is followed by its pulls.
     fn answer(&self, op: Op, result: Result<Outcome, Failure>, host: Option<&Engine>) {
         let t = probe::now();
+        // Interrupted because its context stopped: that is the answer.
+        let result = match result {
+            Err(_) if self.token.was_stopped() => Err(Failure::ContextStopped),
+            r => r,
+        };
         if let (Ok(Outcome::Scheduled), Op::AsyncCall { task, key } | Op::AsyncStream { task, key }) = (&result, op) {
             self.hand_over(host, task, key);
             return;

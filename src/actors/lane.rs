@@ -37,6 +37,9 @@ pub struct Lane {
     /// send none (a burst of pushes while the thread serves would otherwise
     /// leave one wake-up per job behind, each costing a drain and a spin).
     woken: AtomicBool,
+    /// The actor is stopping: it serves no job from now on (each is
+    /// answered `context_stopped` as it is dropped).
+    closed: AtomicBool,
     actor: OnceLock<ActorRef<Wake>>,
 }
 
@@ -44,7 +47,16 @@ impl Lane {
     /// A new lane and the receiver its actor drains.
     pub fn new() -> (Arc<Lane>, Receiver<Job>) {
         let (tx, rx) = mpsc::channel();
-        (Arc::new(Lane { tx, spinning: AtomicBool::new(false), woken: AtomicBool::new(false), actor: OnceLock::new() }), rx)
+        (
+            Arc::new(Lane {
+                tx,
+                spinning: AtomicBool::new(false),
+                woken: AtomicBool::new(false),
+                closed: AtomicBool::new(false),
+                actor: OnceLock::new(),
+            }),
+            rx,
+        )
     }
 
     /// Connects the lane to the actor that drains it (once, right after spawning).
@@ -63,13 +75,25 @@ impl Lane {
         Ok(())
     }
 
+    /// No job in the lane is served from now on, not even one taken already:
+    /// the actor is stopping. Jobs left are answered `context_stopped` as
+    /// they are dropped, on the actor's thread.
+    pub fn close(&self) {
+        self.closed.store(true, Ordering::SeqCst);
+    }
+
     /// Serves everything in the lane, then spins for more for a short while; returns
     /// when the lane stayed empty. Runs on the actor's thread.
     pub fn drain(&self, rx: &Receiver<Job>, mut serve: impl FnMut(Job)) {
         // The wake-up that brought us here is taken: a push from now on sends
         // a new one unless we are spinning (we look at the queue after this).
         self.woken.store(false, Ordering::SeqCst);
+        let closed = &self.closed;
         let mut serve = |job: Job| {
+            if closed.load(Ordering::SeqCst) {
+                // dropped here: answered `context_stopped`
+                return;
+            }
             super::affinity::serving(job.caller_cpu);
             serve(job)
         };

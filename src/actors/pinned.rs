@@ -89,7 +89,14 @@ fn drain(s: &mut PinnedState) {
         let place = match (*role, job.target) {
             (Role::Context(_) | Role::Isolated(..), _) => Place::Own,
             (Role::Executor, Target::Main) => Place::Main,
-            (Role::Executor, Target::Context(id)) => Place::Shared(id),
+            (Role::Executor, Target::Context(id)) => {
+                if !super::router::context_runs(id) {
+                    // stopped while the job waited: dropped, it is answered
+                    // `context_stopped`
+                    return;
+                }
+                Place::Shared(id)
+            }
         };
         job.serve(host, place);
     });

@@ -245,6 +245,14 @@ pub fn interrupt(target: Target) -> Result<(), SubmitError> {
     Ok(())
 }
 
+/// Whether context `id` runs now (an executor checks before serving a job
+/// queued for a context that is one of its namespaces: one stopped since is
+/// answered `context_stopped`, not run in a namespace made afresh).
+pub fn context_runs(id: u32) -> bool {
+    let guard = TABLE.load();
+    guard.as_ref().is_some_and(|t| matches!(t.contexts.get((id as usize).wrapping_sub(1)), Some(Some(_))))
+}
+
 /// Whether a job for `target` could be queued now (before it waits for a permit).
 pub fn check(target: Target) -> Result<(), SubmitError> {
     let Some(t) = table() else { return Err(SubmitError::NotStarted) };
@@ -396,8 +404,9 @@ impl RouterState {
     }
 
     /// Stops the contexts with these ids; the table is republished first, so no
-    /// new job reaches them.
-    async fn stop_ids(&mut self, ids: &[u32]) {
+    /// new job reaches them. `how`: interrupt what runs there (a stop), or
+    /// let it and what is queued finish (a replacement).
+    async fn stop_ids(&mut self, ids: &[u32], how: Stop) {
         let mut running = Vec::new();
         for id in ids {
             if let Some(Ctx { running: Some(r), .. }) = self.contexts.remove(id) {
@@ -406,7 +415,19 @@ impl RouterState {
             }
         }
         self.publish();
-        stop_all(running).await;
+        // Contexts that are namespaces of the executors: what runs there for
+        // them is interrupted as an actor's job would be (what is queued for
+        // them is answered by the executor, see `pinned::drain`).
+        if how == Stop::Interrupt {
+            for e in &self.executors {
+                for id in ids {
+                    if let Some(token) = e.stats.current_for(*id) {
+                        super::interrupt::request(token, super::interrupt::Why::Stopping);
+                    }
+                }
+            }
+        }
+        stop_all(running, how).await;
         super::tasks::stopped(ids, crate::atoms::context_stopped());
         // Contexts on the main interpreter: their globals and asyncio loops
         // are taken out of their tables before anything starts under these
@@ -476,14 +497,35 @@ async fn spawn_slot(slot: Slot, me: &ActorCell) -> Result<Running, String> {
     Ok(Running { actor, lane, handle, stats })
 }
 
-/// Stops actors after the job in hand; jobs still queued are answered
-/// `{error, context_stopped}` as the mailbox is dropped.
-async fn stop_all(running: Vec<Running>) {
+/// How actors stop.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Stop {
+    /// The job in hand has its Python code interrupted (`KeyboardInterrupt`;
+    /// its caller is answered `{error, context_stopped}`), and jobs still
+    /// queued are answered the same, unserved: `stop_pool`, `stop_contexts`,
+    /// the application's stop.
+    Interrupt,
+    /// What runs and what is queued are served first: contexts replaced by
+    /// `start_contexts`, actors that started with others that failed.
+    Finish,
+}
+
+/// Stops actors, as `how` says. Code that does not stop (a C function that
+/// never returns to Python, an `except` that swallows the interruption) is
+/// waited for at most `STOP_GRACE` in all, then left to its thread.
+async fn stop_all(running: Vec<Running>, how: Stop) {
     for r in &running {
+        if how == Stop::Interrupt {
+            r.lane.close();
+            if let Some(token) = r.stats.current() {
+                super::interrupt::request(token, super::interrupt::Why::Stopping);
+            }
+        }
         r.actor.stop(None);
     }
+    let deadline = tokio::time::Instant::now() + STOP_GRACE;
     for r in running {
-        let _ = tokio::time::timeout(STOP_GRACE, r.handle).await;
+        let _ = tokio::time::timeout_at(deadline, r.handle).await;
     }
 }
 
@@ -495,7 +537,7 @@ async fn spawn_many(me: &ActorCell, slots: impl Iterator<Item = Slot>) -> Result
         match spawn_slot(slot, me).await {
             Ok(r) => started.push(r),
             Err(e) => {
-                stop_all(started).await;
+                stop_all(started, Stop::Finish).await;
                 return Err(e);
             }
         }
@@ -509,7 +551,7 @@ impl Router {
             return Err(format!("contexts must be between 1 and {MAX_CONTEXTS}, got {n}"));
         }
         let old = std::mem::take(&mut st.default.0);
-        st.stop_ids(&old).await;
+        st.stop_ids(&old, Stop::Finish).await;
         let ids: Vec<u32> = (1..=n as u32).collect();
         st.start_ids(me, &ids, Isolation::None).await?;
         st.default = (ids, st.next_gen());
@@ -522,7 +564,7 @@ impl Router {
         for (_, (pool, _)) in st.pools.drain() {
             ids.extend(pool);
         }
-        st.stop_ids(&ids).await;
+        st.stop_ids(&ids, Stop::Interrupt).await;
     }
 
     async fn start_pool(me: &ActorCell, st: &mut RouterState, name: String, n: usize, isolation: Isolation) -> Result<Vec<u32>, String> {
@@ -546,7 +588,7 @@ impl Router {
 
     async fn stop_pool(st: &mut RouterState, name: &str) {
         if let Some((ids, _)) = st.pools.remove(name) {
-            st.stop_ids(&ids).await;
+            st.stop_ids(&ids, Stop::Interrupt).await;
         }
     }
 
@@ -572,7 +614,7 @@ impl Router {
             st.by_id.remove(&r.actor.get_id());
         }
         st.publish();
-        stop_all(running).await;
+        stop_all(running, Stop::Interrupt).await;
     }
 }
 

@@ -100,6 +100,10 @@ impl SlotStats {
     pub fn set_current(&self, job: Option<(u32, Arc<CallToken>)>) {
         *self.current.lock().unwrap_or_else(|e| e.into_inner()) = job;
     }
+    /// The token of the job running now, if any.
+    pub fn current(&self) -> Option<Arc<CallToken>> {
+        self.current.lock().unwrap_or_else(|e| e.into_inner()).as_ref().map(|(_, t)| t.clone())
+    }
     /// The token of the job running now for target `key`, if any.
     pub fn current_for(&self, key: u32) -> Option<Arc<CallToken>> {
         let cur = self.current.lock().unwrap_or_else(|e| e.into_inner());

@@ -57,7 +57,7 @@ enum Run {
 /// that a caller giving up before its job starts gives it back at once: a job
 /// that will never run must not keep others out while it waits in its mailbox.
 #[derive(Default, Debug)]
-pub struct CallToken(AtomicU8, Mutex<Run>, AtomicU8, OnceLock<Permit>, AtomicBool);
+pub struct CallToken(AtomicU8, Mutex<Run>, AtomicU8, OnceLock<Permit>, AtomicBool, AtomicBool);
 
 impl CallToken {
     /// Its caller waits with no timer: it must hear from us (reply or nudge)
@@ -164,6 +164,17 @@ impl CallToken {
     /// caller still waits (`py:interrupt/1`).
     pub fn interrupt_running(&self, raise: impl FnOnce(usize, u64)) -> bool {
         self.interrupt_if(false, raise)
+    }
+    /// Interrupts the job's Python code, if it is running, because its
+    /// context is stopping: an error it then ends with is answered as
+    /// `context_stopped` ([`CallToken::was_stopped`]).
+    pub fn stop_running(&self, raise: impl FnOnce(usize, u64)) -> bool {
+        self.5.store(true, Ordering::Release);
+        self.interrupt_if(false, raise)
+    }
+    /// Whether the job's context stopped under it.
+    pub fn was_stopped(&self) -> bool {
+        self.5.load(Ordering::Acquire)
     }
     fn interrupt_if(&self, only_cancelled: bool, raise: impl FnOnce(usize, u64)) -> bool {
         let mut run = self.1.lock().unwrap_or_else(|p| p.into_inner());
