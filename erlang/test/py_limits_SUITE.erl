@@ -306,7 +306,9 @@ gc_and_tracemalloc(_) ->
 %% application's `malloc_thresholds' (default {32 MiB, 64 MiB}) a freed
 %% block is reused: counted in page faults of the thread, not in time.
 large_blocks_reused(_) ->
-    Ctx = py:context(1),
+    %% the main interpreter: _ctypes does not load in a 3.12 sub-interpreter
+    %% (the thresholds are the process's, whichever thread allocates)
+    Ctx = py:context(main),
     ok = py:exec(Ctx, <<"
 import ctypes, resource
 _libc = ctypes.CDLL(None)
