@@ -318,11 +318,14 @@ impl Isolated {
     /// Up to `max` steps of stream `id`, handed to `each` (the child's stream
     /// registry holds the iterator). A child that died: the stream failed.
     pub fn pull(&mut self, id: u64, max: u64, mut each: impl FnMut(Pulled) -> bool) {
+        // What an interruption of this pull names, as a request's seq does.
+        let seq = self.seq();
         let Some(r) = &self.running else {
             each(Pulled::Gone);
             return;
         };
-        if send(&r.line.writer, &ToChild::Pull { id, max }).is_err() {
+        r.line.seq.store(seq, Ordering::Release);
+        if send(&r.line.writer, &ToChild::Pull { seq, id, max }).is_err() {
             each(Pulled::Failed(self.crashed()));
             return;
         }

@@ -303,7 +303,8 @@ impl Nested for ChildNested {
 /// What the main thread is handed.
 enum Work {
     Run(u64, Op, Request),
-    Pull(u64, u64),
+    /// Its seq (what an interruption names), the stream, the most steps.
+    Pull(u64, u64, u64),
     StreamClose(u64),
     RefRelease(u64),
 }
@@ -370,8 +371,8 @@ fn read_frames(mut input: BufReader<File>, requests: Sender<Work>, interrupts: S
                     let _ = tx.send(value);
                 }
             }
-            ToChild::Pull { id, max } => {
-                let _ = requests.send(Work::Pull(id, max));
+            ToChild::Pull { seq, id, max } => {
+                let _ = requests.send(Work::Pull(seq, id, max));
             }
             ToChild::StreamClose { id } => {
                 let _ = requests.send(Work::StreamClose(id));
@@ -464,7 +465,10 @@ pub fn main() -> ! {
                 c.gave_up.lock().unwrap_or_else(|e| e.into_inner()).ended(c.last_read.load(Ordering::Acquire).max(seq));
                 c.send(ToParent::Done { seq, result });
             }
-            Work::Pull(id, max) => {
+            Work::Pull(seq, id, max) => {
+                // Registered as a request is, so that `py:interrupt/1` (and a
+                // stop) reach the generator.
+                *c.running.lock().unwrap_or_else(|e| e.into_inner()) = Some((seq, interp, thread, false));
                 let mut items = Vec::new();
                 let mut end = PullEnd::More;
                 host.pull(Place::Own, id, max, |step| {
@@ -476,6 +480,12 @@ pub fn main() -> ! {
                     }
                     true
                 });
+                let ended = c.running.lock().unwrap_or_else(|e| e.into_inner()).take();
+                if matches!(ended, Some((_, _, _, true))) {
+                    // Raised, maybe not delivered: the node ends the stream
+                    // with it all the same (its token says it was raised).
+                    host.clear_pending_interrupt();
+                }
                 c.send(ToParent::Pulled { id, items, end });
             }
             Work::StreamClose(id) => host.stream_close(id),

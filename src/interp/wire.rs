@@ -44,8 +44,9 @@ pub enum ToChild {
     CallbackReply { id: u64, result: Result<Value, CallError> },
     /// The answer to bridge query `id`.
     BridgeReply { id: u64, value: Value },
-    /// Up to `max` steps of stream `id`, answered by [`ToParent::Pulled`].
-    Pull { id: u64, max: u64 },
+    /// Up to `max` steps of stream `id`, answered by [`ToParent::Pulled`];
+    /// `seq` names the pull for an interruption, as a request's does.
+    Pull { seq: u64, id: u64, max: u64 },
     /// Close stream `id` (its generator's `finally` runs).
     StreamClose { id: u64 },
     /// Forget the object kept by reference under `id`.
@@ -402,7 +403,9 @@ impl ToChild {
             ]),
             // Encoded with its request borrowed: `run_frame`.
             ToChild::Run { .. } => return None,
-            ToChild::Pull { id, max } => Value::Tuple(vec![s("pull"), Value::Int(*id as i64), Value::Int(*max as i64)]),
+            ToChild::Pull { seq, id, max } => {
+                Value::Tuple(vec![s("pull"), Value::Int(*seq as i64), Value::Int(*id as i64), Value::Int(*max as i64)])
+            }
             ToChild::StreamClose { id } => Value::Tuple(vec![s("stream_close"), Value::Int(*id as i64)]),
             ToChild::RefRelease { id } => Value::Tuple(vec![s("ref_release"), Value::Int(*id as i64)]),
             ToChild::ThreadReply { id, result } => Value::Tuple(vec![s("thread_reply"), Value::Int(*id as i64), callback_value(result)]),
@@ -429,7 +432,7 @@ impl ToChild {
             (Some("run"), 4) => {
                 ToChild::Run { seq: u64_of(&t[1])?, op: op_of(&t[2])?, req: request_of(std::mem::replace(&mut t[3], Value::None))? }
             }
-            (Some("pull"), 3) => ToChild::Pull { id: u64_of(&t[1])?, max: u64_of(&t[2])? },
+            (Some("pull"), 4) => ToChild::Pull { seq: u64_of(&t[1])?, id: u64_of(&t[2])?, max: u64_of(&t[3])? },
             (Some("stream_close"), 2) => ToChild::StreamClose { id: u64_of(&t[1])? },
             (Some("ref_release"), 2) => ToChild::RefRelease { id: u64_of(&t[1])? },
             (Some("thread_reply"), 3) => ToChild::ThreadReply { id: u64_of(&t[1])?, result: callback_of(&t[2])? },
