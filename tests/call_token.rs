@@ -162,6 +162,9 @@ fn interrupt_running_needs_no_give_up_and_repeats() {
 fn a_stop_interrupts_what_runs_and_says_so() {
     let t = CallToken::default();
     assert!(!t.was_stopped());
+    // nothing runs yet: nothing raised, and the job's own errors stay its own
+    assert!(!t.stop_running(|_, _| panic!("nothing runs yet")));
+    assert!(!t.was_stopped());
     assert!(t.start());
     let run = RunGuard::new(&t);
     assert!(t.running_on(7, 8));
@@ -175,7 +178,8 @@ fn a_stop_interrupts_what_runs_and_says_so() {
     assert!(t.was_stopped() && t.was_interrupted());
     assert!(t.finish());
     assert!(run.finish());
-    // after the run, nothing is raised, but the stop is still known
+    // after the run, nothing is raised, and the stop raised during it is
+    // still known
     assert!(!t.stop_running(|_, _| panic!("the job ended")));
     assert!(t.was_stopped());
 }

@@ -216,8 +216,11 @@ valid_malloc_thresholds(_) -> false.
 set_malloc_thresholds(keep) ->
     ok;
 set_malloc_thresholds({Mmap, Trim}) ->
-    _ = py_nif:malloc_thresholds(Mmap, Trim),
-    ok.
+    case py_nif:malloc_thresholds(Mmap, Trim) of
+        ok -> ok;
+        unchanged -> logger:notice("erlang_python: malloc_thresholds left as they are (not glibc, "
+                                   "refused, or set in the environment)", #{domain => [erlang_python]})
+    end.
 
 is_text(T) -> is_binary(T) orelse (is_list(T) andalso io_lib:printable_unicode_list(T)).
 texts(L) -> is_list(L) andalso lists:all(fun is_text/1, L).

@@ -566,6 +566,13 @@ impl Job {
                         let _ = out.send_and_clear(&s.owner, |e| (py_end(), reference(e)).encode(e));
                     })
                 }
+                // interrupted because its context stopped: that is the answer
+                Pulled::Failed(_) if self.token.was_stopped() => {
+                    stopped = true;
+                    s.flow.send_last(|| {
+                        let _ = out.send_and_clear(&s.owner, |e| stream_stopped_message(e, &s));
+                    })
+                }
                 Pulled::Failed(f) => {
                     stopped = true;
                     s.flow.send_last(|| {
@@ -588,8 +595,15 @@ impl Job {
                 stopped = true;
                 host.stream_close(s.id);
                 let f = Failure::Python { name: "KeyboardInterrupt".into(), message: String::new(), traceback: String::new() };
+                let by_stop = self.token.was_stopped();
                 s.flow.send_last(|| {
-                    let _ = out.send_and_clear(&s.owner, |e| (py_error(), reference(e), failure::encode(e, &f).0).encode(e));
+                    let _ = out.send_and_clear(&s.owner, |e| {
+                        if by_stop {
+                            stream_stopped_message(e, &s)
+                        } else {
+                            (py_error(), reference(e), failure::encode(e, &f).0).encode(e)
+                        }
+                    });
                 });
             }
         }

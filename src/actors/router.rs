@@ -35,6 +35,8 @@ pub const MAX_EXECUTORS: usize = 64;
 /// How long a stop waits for an actor busy in Python before leaving its thread to
 /// finish on its own.
 const STOP_GRACE: Duration = Duration::from_secs(5);
+/// How often a stop looks again for a job to interrupt while it waits.
+const STOP_POLL: Duration = Duration::from_millis(10);
 
 /// A mailbox and the figures of the actor draining it.
 type Mailbox = (Arc<Lane>, Arc<SlotStats>);
@@ -405,7 +407,7 @@ impl RouterState {
 
     /// Stops the contexts with these ids; the table is republished first, so no
     /// new job reaches them. `how`: interrupt what runs there (a stop), or
-    /// let it and what is queued finish (a replacement).
+    /// let it finish (a replacement).
     async fn stop_ids(&mut self, ids: &[u32], how: Stop) {
         let mut running = Vec::new();
         for id in ids {
@@ -505,8 +507,9 @@ enum Stop {
     /// queued are answered the same, unserved: `stop_pool`, `stop_contexts`,
     /// the application's stop.
     Interrupt,
-    /// What runs and what is queued are served first: contexts replaced by
-    /// `start_contexts`, actors that started with others that failed.
+    /// What runs is not interrupted (what is queued may still be answered
+    /// `context_stopped`): contexts replaced by `start_contexts`, actors that
+    /// started with others that failed.
     Finish,
 }
 
@@ -514,18 +517,37 @@ enum Stop {
 /// never returns to Python, an `except` that swallows the interruption) is
 /// waited for at most `STOP_GRACE` in all, then left to its thread.
 async fn stop_all(running: Vec<Running>, how: Stop) {
-    for r in &running {
+    // The job each actor was asked to interrupt (once each: a second
+    // interruption could land in the first one's `finally`).
+    let mut asked: Vec<Option<Arc<super::token::CallToken>>> = vec![None; running.len()];
+    let interrupt = |r: &Running, asked: &mut Option<Arc<super::token::CallToken>>| {
+        if let Some(token) = r.stats.current() {
+            if !asked.as_ref().is_some_and(|a| Arc::ptr_eq(a, &token)) {
+                super::interrupt::request(token.clone(), super::interrupt::Why::Stopping);
+                *asked = Some(token);
+            }
+        }
+    };
+    for (r, asked) in running.iter().zip(asked.iter_mut()) {
         if how == Stop::Interrupt {
             r.lane.close();
-            if let Some(token) = r.stats.current() {
-                super::interrupt::request(token, super::interrupt::Why::Stopping);
-            }
+            interrupt(r, asked);
         }
         r.actor.stop(None);
     }
     let deadline = tokio::time::Instant::now() + STOP_GRACE;
-    for r in running {
-        let _ = tokio::time::timeout_at(deadline, r.handle).await;
+    for (mut r, mut asked) in running.into_iter().zip(asked) {
+        loop {
+            let next = (tokio::time::Instant::now() + STOP_POLL).min(deadline);
+            if tokio::time::timeout_at(next, &mut r.handle).await.is_ok() || next >= deadline {
+                break;
+            }
+            // A job its thread had taken just before the lane closed was not
+            // running yet when looked for above.
+            if how == Stop::Interrupt {
+                interrupt(&r, &mut asked);
+            }
+        }
     }
 }
 

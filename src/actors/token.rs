@@ -158,30 +158,33 @@ impl CallToken {
     /// by calling `raise` with its interpreter and thread, holding the lock that
     /// keeps the job from ending meanwhile.
     pub fn interrupt(&self, raise: impl FnOnce(usize, u64)) -> bool {
-        self.interrupt_if(true, raise)
+        self.interrupt_if(true, false, raise)
     }
     /// Interrupts the job's Python code if it is running, whether or not its
     /// caller still waits (`py:interrupt/1`).
     pub fn interrupt_running(&self, raise: impl FnOnce(usize, u64)) -> bool {
-        self.interrupt_if(false, raise)
+        self.interrupt_if(false, false, raise)
     }
     /// Interrupts the job's Python code, if it is running, because its
     /// context is stopping: an error it then ends with is answered as
     /// `context_stopped` ([`CallToken::was_stopped`]).
     pub fn stop_running(&self, raise: impl FnOnce(usize, u64)) -> bool {
-        self.5.store(true, Ordering::Release);
-        self.interrupt_if(false, raise)
+        self.interrupt_if(false, true, raise)
     }
-    /// Whether the job's context stopped under it.
+    /// Whether the job's Python code was interrupted because its context
+    /// stopped (set only when the interruption was raised in it).
     pub fn was_stopped(&self) -> bool {
         self.5.load(Ordering::Acquire)
     }
-    fn interrupt_if(&self, only_cancelled: bool, raise: impl FnOnce(usize, u64)) -> bool {
+    fn interrupt_if(&self, only_cancelled: bool, stopping: bool, raise: impl FnOnce(usize, u64)) -> bool {
         let mut run = self.1.lock().unwrap_or_else(|p| p.into_inner());
         match *run {
             Run::On { interp, thread, .. } if !only_cancelled || self.is_cancelled() => {
                 // set first: `raise` waits for the interpreter's GIL, which a
                 // C function the job called may hold until it returns
+                if stopping {
+                    self.5.store(true, Ordering::Release);
+                }
                 self.4.store(true, Ordering::Release);
                 raise(interp, thread);
                 *run = Run::On { interp, thread, interrupted: true };
