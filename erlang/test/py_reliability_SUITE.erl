@@ -196,12 +196,18 @@ interrupt_stream(Ctx, R, N) ->
         more -> interrupt_stream(Ctx, R, N - 1)
     end.
 
+%% What the stream sent in the next 50 ms: the interruption is repeated
+%% after that whether chunks still come or not (one that lands between two
+%% pulls finds nothing running, and chunks keep coming).
 drain_stream(R) ->
+    drain_stream(R, erlang:monotonic_time(millisecond) + 50).
+
+drain_stream(R, Until) ->
     receive
-        {py_chunk, R, _} -> drain_stream(R);
+        {py_chunk, R, _} -> drain_stream(R, Until);
         {py_error, R, E} -> {error, E};
         {py_end, R} -> 'end'
-    after 50 -> more
+    after max(0, Until - erlang:monotonic_time(millisecond)) -> more
     end.
 
 interrupt_until_answer(Ctx, 0) ->
@@ -381,20 +387,22 @@ application_restart_storm(_) ->
 %% for their own timeouts before (or ran afterwards, in `multi_executor' mode,
 %% in a namespace made afresh), and the stop waited 5 s for each busy context
 %% in turn. The callers here wait with no timeout: only the stop can answer.
+%% (A queued call is counted by its permit, taken as it is queued.)
 stop_interrupts_running_code(_) ->
     Self = self(),
-    Busy = <<"import erlang, time\ndef spin(me, name):\n    try:\n        while True:\n            time.sleep(0)\n    finally:\n        erlang.send(me, ('finally', name))\n">>,
+    Busy = <<"import erlang, time\ndef spin(me, name):\n    erlang.send(me, ('started', name))\n    try:\n        while True:\n            time.sleep(0)\n    finally:\n        erlang.send(me, ('finally', name))\n">>,
     Call = fun(Name, Ctx, M, F, A) ->
                spawn_link(fun() -> Self ! {Name, py:call(Ctx, M, F, A, #{timeout => infinity})} end)
            end,
     Answer = fun(Name) -> receive {Name, R} -> R after 60000 -> {no_answer, Name} end end,
     Finally = fun(Name) -> receive {<<"finally">>, Name} -> ok after 60000 -> {no_finally, Name} end end,
+    Started = fun(Name) -> receive {<<"started">>, Name} -> ok after 60000 -> ct:fail({not_started, Name}) end end,
     %% a pool, in this process and process-isolated
     [begin
          {ok, [P1]} = py_context_router:start_pool(stopping, #{contexts => 1, isolation => Isolation}),
          ok = py:exec(P1, Busy),
          Call(p1, P1, '__main__', spin, [Self, <<"p1">>]),
-         ok = wait_until(fun() -> py_semaphore:current() =:= 1 end),
+         ok = Started(<<"p1">>),
          Call(p1_queued, P1, os, getpid, []),
          ok = wait_until(fun() -> py_semaphore:current() =:= 2 end),
          ok = py_context_router:stop_pool(stopping),
@@ -407,7 +415,7 @@ stop_interrupts_running_code(_) ->
     [ok = py:exec(C, Busy) || C <- [C1, C2]],
     Call(c1, C1, '__main__', spin, [Self, <<"c1">>]),
     Call(c2, C2, '__main__', spin, [Self, <<"c2">>]),
-    ok = wait_until(fun() -> py_semaphore:current() =:= 2 end),
+    [ok = Started(N) || N <- [<<"c1">>, <<"c2">>]],
     Call(c1_queued, C1, os, getpid, []),
     ok = wait_until(fun() -> py_semaphore:current() =:= 3 end),
     ok = application:stop(erlang_python),
