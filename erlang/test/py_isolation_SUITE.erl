@@ -243,32 +243,8 @@ interrupt(Config) ->
                         "        for _ in range(100000):\n            x += 1\n        yield i\n">>),
     {ok, R} = py:stream_start('__main__', slow_gen, [100000], #{context => Ctx}),
     receive {py_chunk, R, 0} -> ok after 30000 -> ct:fail(no_first_chunk) end,
-    {'KeyboardInterrupt', _} = interrupt_stream(R, Ctx, 200),
+    {'KeyboardInterrupt', _} = py_test_util:interrupt_stream(Ctx, R, 200),
     {ok, 2} = py:eval(Ctx, <<"1 + 1">>).
-
-interrupt_stream(_R, _Ctx, 0) ->
-    ct:fail(stream_not_interrupted);
-interrupt_stream(R, Ctx, N) ->
-    ok = py:interrupt(Ctx),
-    case drain_stream(R) of
-        {error, E} -> E;
-        'end' -> ct:fail(stream_ran_to_its_end);
-        more -> interrupt_stream(R, Ctx, N - 1)
-    end.
-
-%% What the stream sent in the next 50 ms: the interruption is repeated
-%% after that whether chunks still come or not (one that lands between two
-%% pulls finds nothing running, and chunks keep coming).
-drain_stream(R) ->
-    drain_stream(R, erlang:monotonic_time(millisecond) + 50).
-
-drain_stream(R, Until) ->
-    receive
-        {py_chunk, R, _} -> drain_stream(R, Until);
-        {py_error, R, E} -> {error, E};
-        {py_end, R} -> 'end'
-    after max(0, Until - erlang:monotonic_time(millisecond)) -> more
-    end.
 
 %% An interruption that arrives while the child's Python waits for the node's
 %% answer to a query (here erlang.state_get, with the GIL held) is raised once

@@ -182,33 +182,9 @@ interrupt_a_stream(_) ->
          ok = py:exec(Ctx, Gen),
          {ok, R} = py:stream_start('__main__', ep_slow_gen, [100000], #{context => Ctx}),
          receive {py_chunk, R, 0} -> ok after 30000 -> ct:fail({no_first_chunk, Ctx}) end,
-         ?assertMatch({'KeyboardInterrupt', _}, interrupt_stream(Ctx, R, 200)),
+         ?assertMatch({'KeyboardInterrupt', _}, py_test_util:interrupt_stream(Ctx, R, 200)),
          ?assertEqual({ok, 499999500000}, py:eval(Ctx, <<"sum(range(1000000))">>))
      end || Ctx <- py_context_router:contexts()].
-
-interrupt_stream(Ctx, _R, 0) ->
-    ct:fail({stream_not_interrupted, Ctx});
-interrupt_stream(Ctx, R, N) ->
-    ok = py:interrupt(Ctx),
-    case drain_stream(R) of
-        {error, E} -> E;
-        'end' -> ct:fail({stream_ran_to_its_end, Ctx});
-        more -> interrupt_stream(Ctx, R, N - 1)
-    end.
-
-%% What the stream sent in the next 50 ms: the interruption is repeated
-%% after that whether chunks still come or not (one that lands between two
-%% pulls finds nothing running, and chunks keep coming).
-drain_stream(R) ->
-    drain_stream(R, erlang:monotonic_time(millisecond) + 50).
-
-drain_stream(R, Until) ->
-    receive
-        {py_chunk, R, _} -> drain_stream(R, Until);
-        {py_error, R, E} -> {error, E};
-        {py_end, R} -> 'end'
-    after max(0, Until - erlang:monotonic_time(millisecond)) -> more
-    end.
 
 interrupt_until_answer(Ctx, 0) ->
     ct:fail({no_answer, Ctx});

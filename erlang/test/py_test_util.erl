@@ -1,6 +1,6 @@
 %% Helpers shared by the Common Test suites.
 -module(py_test_util).
--export([start_app/1, start_app/2, stop_app/0, rss/0,
+-export([start_app/1, start_app/2, stop_app/0, rss/0, interrupt_stream/3,
          wait_until/1, wait_until/2, call_loop/3, thread_count/0, hold_permit/1,
          slow_generator/0, calls_made/2, with_group_leader/1]).
 
@@ -171,4 +171,27 @@ group_leader_loop(Owner, Acc) ->
         {get, Whom} ->
             Whom ! {text, unicode:characters_to_binary(lists:reverse(Acc))},
             group_leader_loop(Owner, Acc)
+    end.
+
+%% Interrupts the stream `R' of context `Ctx' with py:interrupt/1, again every
+%% 50 ms (at most `N' times) until it ends: what it ended with, or a failure
+%% if it ran to its end. Repeated whether chunks still come or not: an
+%% interruption that lands between two pulls finds nothing running.
+-spec interrupt_stream({py_context, term()}, reference(), non_neg_integer()) -> term().
+interrupt_stream(Ctx, _R, 0) ->
+    ct:fail({stream_not_interrupted, Ctx});
+interrupt_stream(Ctx, R, N) ->
+    ok = py:interrupt(Ctx),
+    case drain_stream(R, erlang:monotonic_time(millisecond) + 50) of
+        {error, E} -> E;
+        'end' -> ct:fail({stream_ran_to_its_end, Ctx});
+        more -> interrupt_stream(Ctx, R, N - 1)
+    end.
+
+drain_stream(R, Until) ->
+    receive
+        {py_chunk, R, _} -> drain_stream(R, Until);
+        {py_error, R, E} -> {error, E};
+        {py_end, R} -> 'end'
+    after max(0, Until - erlang:monotonic_time(millisecond)) -> more
     end.
