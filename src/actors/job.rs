@@ -378,6 +378,16 @@ impl Job {
         Arc::new(if self.callbacks_to_sink { caller.callbacks_to_sink() } else { caller })
     }
 
+    /// What the job's Python code failing with `f` is answered: the context
+    /// stopping, if that is what interrupted it (calls and streams alike).
+    fn failure(&self, f: Failure) -> Failure {
+        if self.token.was_stopped() {
+            Failure::ContextStopped
+        } else {
+            f
+        }
+    }
+
     /// Runs `body` registered as what runs on `host`'s thread now, so that an
     /// interruption (a timeout, `py:interrupt/1`) can aim at it: `None` if
     /// the caller gave up before it ran, else its result and whether an
@@ -470,11 +480,7 @@ impl Job {
     /// answers later instead; a stream's start is followed by its pulls.
     fn answer(&self, op: Op, result: Result<Outcome, Failure>, host: Option<&Engine>) {
         let t = probe::now();
-        // Interrupted because its context stopped: that is the answer.
-        let result = match result {
-            Err(_) if self.token.was_stopped() => Err(Failure::ContextStopped),
-            r => r,
-        };
+        let result = result.map_err(|f| self.failure(f));
         if let (Ok(Outcome::Scheduled), Op::AsyncCall { task, key } | Op::AsyncStream { task, key }) = (&result, op) {
             self.hand_over(host, task, key);
             return;
@@ -566,15 +572,9 @@ impl Job {
                         let _ = out.send_and_clear(&s.owner, |e| (py_end(), reference(e)).encode(e));
                     })
                 }
-                // interrupted because its context stopped: that is the answer
-                Pulled::Failed(_) if self.token.was_stopped() => {
-                    stopped = true;
-                    s.flow.send_last(|| {
-                        let _ = out.send_and_clear(&s.owner, |e| stream_stopped_message(e, &s));
-                    })
-                }
                 Pulled::Failed(f) => {
                     stopped = true;
+                    let f = self.failure(f);
                     s.flow.send_last(|| {
                         let _ = out.send_and_clear(&s.owner, |e| (py_error(), reference(e), failure::encode(e, &f).0).encode(e));
                     })
@@ -582,7 +582,7 @@ impl Job {
                 Pulled::Gone => {
                     stopped = true;
                     s.flow.send_last(|| {
-                        let _ = out.send_and_clear(&s.owner, |e| (py_error(), reference(e), atoms::context_stopped()).encode(e));
+                        let _ = out.send_and_clear(&s.owner, |e| stream_stopped_message(e, &s));
                     })
                 }
             })
@@ -594,16 +594,10 @@ impl Job {
             if !stopped {
                 stopped = true;
                 host.stream_close(s.id);
-                let f = Failure::Python { name: "KeyboardInterrupt".into(), message: String::new(), traceback: String::new() };
-                let by_stop = self.token.was_stopped();
+                let f =
+                    self.failure(Failure::Python { name: "KeyboardInterrupt".into(), message: String::new(), traceback: String::new() });
                 s.flow.send_last(|| {
-                    let _ = out.send_and_clear(&s.owner, |e| {
-                        if by_stop {
-                            stream_stopped_message(e, &s)
-                        } else {
-                            (py_error(), reference(e), failure::encode(e, &f).0).encode(e)
-                        }
-                    });
+                    let _ = out.send_and_clear(&s.owner, |e| (py_error(), reference(e), failure::encode(e, &f).0).encode(e));
                 });
             }
         }

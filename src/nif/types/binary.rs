@@ -12,7 +12,7 @@ pub fn encode<'a>(env: Env<'a>, bytes: &[u8]) -> Term<'a> {
 }
 
 pub fn decode(term: Term<'_>) -> Result<Value, ConvError> {
-    let bin: Binary = term.decode().map_err(|_| ConvError::Invalid("bitstrings that are not binaries cannot cross".into()))?;
+    let bin: Binary = term.decode().map_err(|_| not_binary())?;
     // Checking the text costs about what copying it would on this thread.
     crate::interp::conv_error::spend_bytes(bin.len())?;
     match std::str::from_utf8(bin.as_slice()) {
