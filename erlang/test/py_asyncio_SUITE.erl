@@ -10,9 +10,9 @@
 all() ->
     [async_call_result, coroutines_interleave, plain_call_while_task_waits,
      main_interpreter_loop, not_awaitable, coroutine_raises, coroutine_raises_system_exit,
-     await_timeout_cancels_task,
+     await_timeout_cancels_task, interrupt_reaches_task,
      dead_caller_cancels_task, gather_in_order, async_stream_collects, cancelled_in_python,
-     context_stopped_under_task, replaced_context_runs_new_tasks,
+     context_stopped_under_task, spinning_task_stopped, replaced_context_runs_new_tasks,
      erlang_call_off_the_loop].
 
 -define(CORO, <<"import asyncio, erlang\n"
@@ -115,6 +115,34 @@ await_timeout_cancels_task(_) ->
     ok = wait_until(fun() -> py:state_fetch(Key) =:= {ok, <<"cancelled">>} end),
     receive {py_reply, R, _} = M -> ct:fail({late, M}) after 100 -> ok end.
 
+%% py:interrupt/1 reaches a task whose step never awaits (a loop in Python):
+%% it ends with KeyboardInterrupt, its finally runs, and the context's loop
+%% and plain calls go on. (The loop is bounded, so a failure frees the
+%% context after 30 s instead of for ever. Its body calls time.sleep(0): on
+%% 3.13, CPython delivers an interruption of a loop with no call in it
+%% outside the loop's try (python/cpython#139622), skipping the finally
+%% this test checks.)
+interrupt_reaches_task(_) ->
+    Key = <<"spinning_task">>,
+    py:state_remove(Key),
+    ok = py:exec(<<"import erlang, time\n"
+                   "async def spin(key):\n"
+                   "    end = time.monotonic() + 30\n"
+                   "    try:\n"
+                   "        erlang.state_set(key, 'spinning')\n"
+                   "        while time.monotonic() < end:\n"
+                   "            time.sleep(0)\n"
+                   "    finally:\n"
+                   "        erlang.state_set(key, 'ended')\n"
+                   "    return 'ran out'\n">>),
+    R = py:async_call('__main__', spin, [Key]),
+    ok = wait_until(fun() -> py:state_fetch(Key) =:= {ok, <<"spinning">>} end),
+    ok = py:interrupt(py:context(1)),
+    ?assertMatch({error, {'KeyboardInterrupt', _}}, py:async_await(R, 60000)),
+    ?assertEqual({ok, <<"ended">>}, py:state_fetch(Key)),
+    ?assertEqual({ok, 5}, py:call(py:context(1), operator, add, [2, 3])),
+    ?assertEqual({ok, 7}, py:async_await(py:async_call('__main__', nap, [0, 7]), 20000)).
+
 dead_caller_cancels_task(_) ->
     Key = <<"orphan_task">>,
     py:state_remove(Key),
@@ -198,6 +226,37 @@ context_stopped_under_task(_) ->
     unlink(Waiter),
     py:state_remove(Key),
     py:state_remove(<<Key/binary, "_child">>).
+
+%% A pool stopped while one of its tasks runs a loop that never awaits: the
+%% stop interrupts it (its finally runs before the loop's own end) and its
+%% caller is answered context_stopped.
+spinning_task_stopped(_) ->
+    {ok, [Ctx]} = py_context_router:start_pool(asyncio_spin, #{contexts => 1}),
+    ok = py:exec(Ctx, <<"import erlang, time\n"
+                        "async def spin(key):\n"
+                        "    end = time.monotonic() + 30\n"
+                        "    try:\n"
+                        "        erlang.state_set(key, 'spinning')\n"
+                        "        while time.monotonic() < end:\n"
+                        "            time.sleep(0)\n"
+                        "    finally:\n"
+                        "        erlang.state_set(key, 'ended' if time.monotonic() < end else 'ran out')\n">>),
+    Key = <<"asyncio_spin_stopped">>,
+    py:state_remove(Key),
+    Self = self(),
+    Waiter = spawn_link(fun() ->
+        ok = py_context_router:bind_context(Ctx),
+        Self ! {awaited, py:async_await(py:async_call('__main__', spin, [Key]), infinity)}
+    end),
+    ok = wait_until(fun() -> py:state_fetch(Key) =:= {ok, <<"spinning">>} end),
+    ok = py_context_router:stop_pool(asyncio_spin),
+    receive {awaited, Got} -> ?assertEqual({error, context_stopped}, Got)
+    after 60000 -> ct:fail(still_awaiting)
+    end,
+    ok = wait_until(fun() -> py:state_fetch(Key) =/= {ok, <<"spinning">>} end, 60000),
+    ?assertEqual({ok, <<"ended">>}, py:state_fetch(Key)),
+    unlink(Waiter),
+    py:state_remove(Key).
 
 %% Contexts stopped and started while one of them has a task running: the
 %% new context under the same id runs tasks (in a shared interpreter the new

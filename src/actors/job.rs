@@ -302,7 +302,12 @@ impl Job {
             Work::Crash => panic!("crash requested for a supervision test"),
             Work::StreamPull => self.pull(host, place),
             Work::LoopTick => {
-                if let Some((sleep, fd)) = host.loop_tick(place, self.target.key()) {
+                // Registered as what runs here, as a call is: a task's step
+                // that never awaits is reached by `py:interrupt/1` and by a
+                // stop (the task ends with `KeyboardInterrupt`).
+                let key = self.target.key();
+                let ticked = self.registered(host, |host| host.loop_tick(place, key)).and_then(|(t, _)| t);
+                if let Some((sleep, fd)) = ticked {
                     super::looper::arm(self.target, host.ids().0, fd, self.reply_to, super::looper::Sleep::from_secs(sleep), true);
                 }
                 self.token.finish();

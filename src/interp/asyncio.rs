@@ -18,8 +18,18 @@ pub fn spawn(py: Python<'_>, tid: u64, key: u32, value: &Bound<'_, PyAny>, colle
 
 /// One non-blocking step of loop `key`; how long it may sleep afterwards, as
 /// `erlang._tick` says (seconds; 0 ready; -2 until its selector is ready; -1 idle).
-pub fn tick(py: Python<'_>, key: u32) -> PyResult<f64> {
-    erlang(py)?.call_method1("_tick", (key,))?.extract()
+/// An interruption (`py:interrupt/1`, a stop) that lands outside a task's
+/// step, in the step's own code, is dropped and the loop ticked again at once:
+/// its tasks must not be left waiting for a tick nobody asks for.
+pub fn tick(py: Python<'_>, key: u32) -> f64 {
+    match erlang(py).and_then(|m| m.call_method1("_tick", (key,))).and_then(|s| s.extract()) {
+        Ok(s) => s,
+        Err(e) if e.is_instance_of::<pyo3::exceptions::PyKeyboardInterrupt>(py) => 0.0,
+        Err(e) => {
+            e.print(py);
+            -1.0
+        }
+    }
 }
 
 /// The selector fd of loop `key`; `None` if it has no loop (never made, or its

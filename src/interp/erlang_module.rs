@@ -330,8 +330,8 @@ def _tick(key):
 
 def _step(loop):
     import asyncio.events as events
-    events._set_running_loop(loop)
     try:
+        events._set_running_loop(loop)
         loop.call_soon(_noop)
         loop._run_once()
     except (SystemExit, KeyboardInterrupt) as e:

@@ -127,7 +127,7 @@ impl Host {
             // Its tasks' `__main__` is the context's globals (see `erlang._share_main`).
             let g = place_globals(py, globals, place).ok();
             let _step = g.as_ref().map(|g| super::callback::stepping(py, g));
-            let sleep = super::asyncio::tick(py, key).unwrap_or(-1.0);
+            let sleep = super::asyncio::tick(py, key);
             super::asyncio::loop_fd(py, key).map(|fd| (sleep, fd))
         })
     }
