@@ -10,7 +10,7 @@
 all() ->
     [async_call_result, coroutines_interleave, plain_call_while_task_waits,
      main_interpreter_loop, not_awaitable, coroutine_raises, coroutine_raises_system_exit,
-     await_timeout_cancels_task, interrupt_reaches_task,
+     await_timeout_cancels_task, giving_up_cancels_spinning_task, interrupt_reaches_task,
      dead_caller_cancels_task, gather_in_order, async_stream_collects, cancelled_in_python,
      context_stopped_under_task, spinning_task_stopped, replaced_context_runs_new_tasks,
      erlang_call_off_the_loop].
@@ -114,6 +114,49 @@ await_timeout_cancels_task(_) ->
     ?assertEqual({error, timeout}, py:async_await(R, 100)),
     ok = wait_until(fun() -> py:state_fetch(Key) =:= {ok, <<"cancelled">>} end),
     receive {py_reply, R, _} = M -> ct:fail({late, M}) after 100 -> ok end.
+
+%% A caller that gives up (its timeout, its death) on a task whose step never
+%% awaits: the task is cancelled where it runs (CancelledError, its except
+%% and finally run), not only at its next await, which would never come; its
+%% context serves again and nothing arrives late. (time.sleep(0) in the
+%% loop: see interrupt_reaches_task.)
+giving_up_cancels_spinning_task(_) ->
+    ok = py:exec(<<"import asyncio, erlang, time\n"
+                   "async def spin_until_cancelled(key):\n"
+                   "    end = time.monotonic() + 30\n"
+                   "    try:\n"
+                   "        erlang.state_set(key, 'spinning')\n"
+                   "        while time.monotonic() < end:\n"
+                   "            time.sleep(0)\n"
+                   "        erlang.state_set(key, 'ran out')\n"
+                   "    except asyncio.CancelledError:\n"
+                   "        erlang.state_set(key, 'cancelled')\n"
+                   "        raise\n">>),
+    Key = <<"spinning_timed_out">>,
+    py:state_remove(Key),
+    R = py:async_call('__main__', spin_until_cancelled, [Key]),
+    ok = wait_until(fun() -> py:state_fetch(Key) =:= {ok, <<"spinning">>} end),
+    ?assertEqual({error, timeout}, py:async_await(R, 100)),
+    ok = wait_until(fun() -> py:state_fetch(Key) =/= {ok, <<"spinning">>} end, 60000),
+    ?assertEqual({ok, <<"cancelled">>}, py:state_fetch(Key)),
+    ?assertEqual({ok, 5}, py:call(py:context(1), operator, add, [2, 3])),
+    receive {py_reply, R, _} = M -> ct:fail({late, M}) after 100 -> ok end,
+    %% the same for a caller that dies
+    Dead = <<"spinning_orphan">>,
+    py:state_remove(Dead),
+    Self = self(),
+    P = spawn(fun() ->
+                  ok = py_context_router:bind_context(py:context(1)),
+                  _ = py:async_call('__main__', spin_until_cancelled, [Dead]),
+                  Self ! called,
+                  receive never -> ok end
+              end),
+    receive called -> ok end,
+    ok = wait_until(fun() -> py:state_fetch(Dead) =:= {ok, <<"spinning">>} end),
+    exit(P, kill),
+    ok = wait_until(fun() -> py:state_fetch(Dead) =/= {ok, <<"spinning">>} end, 60000),
+    ?assertEqual({ok, <<"cancelled">>}, py:state_fetch(Dead)),
+    ?assertEqual({ok, 7}, py:async_await(py:async_call('__main__', nap, [0, 7]), 20000)).
 
 %% py:interrupt/1 reaches a task whose step never awaits (a loop in Python):
 %% it ends with KeyboardInterrupt, its finally runs, and the context's loop

@@ -20,6 +20,10 @@ pub enum Why {
     /// Its context stops: whatever runs, with `KeyboardInterrupt`, and its
     /// caller is answered `context_stopped`.
     Stopping,
+    /// The caller of asyncio task `.0` gave up: the task, with
+    /// `asyncio.CancelledError`, only if a step of it is what runs (a loop
+    /// step runs many tasks' steps).
+    Task(u64),
 }
 
 static TX: OnceLock<Sender<(Arc<CallToken>, Why)>> = OnceLock::new();
@@ -47,6 +51,12 @@ pub fn request(token: Arc<CallToken>, why: Why) {
                         Why::GaveUp => token.interrupt(|i, t| raise(i, t, Raise::Timeout)),
                         Why::Asked => token.interrupt_running(|i, t| raise(i, t, Raise::KeyboardInterrupt)),
                         Why::Stopping => token.stop_running(|i, t| raise(i, t, Raise::KeyboardInterrupt)),
+                        // A process-isolated context steps its loops in its child.
+                        Why::Task(tid) => token.interrupt_running(|i, t| {
+                            if i != 0 {
+                                raise(i, t, Raise::Task(tid))
+                            }
+                        }),
                     };
                 }
             })

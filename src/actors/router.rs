@@ -233,6 +233,17 @@ fn push((lane, stats): &Mailbox, mut job: Job, promise: Option<i64>) -> Result<b
 /// Interrupts, with `KeyboardInterrupt`, the Python code running now for
 /// `target` (`py:interrupt/1`); nothing running is no error.
 pub fn interrupt(target: Target) -> Result<(), SubmitError> {
+    interrupt_as(target, super::interrupt::Why::Asked)
+}
+
+/// Cancels asyncio task `tid` of `target`'s loop now if a step of it runs
+/// (its caller gave up): a task that never awaits would not see the
+/// cancellation queued for its loop's next step, and would hold its context.
+pub fn interrupt_task(target: Target, tid: u64) {
+    let _ = interrupt_as(target, super::interrupt::Why::Task(tid));
+}
+
+fn interrupt_as(target: Target, why: super::interrupt::Why) -> Result<(), SubmitError> {
     let Some(t) = table() else { return Err(SubmitError::NotStarted) };
     let slots: Vec<&Arc<SlotStats>> = match (valid(&t, target)?, target) {
         (Some(own), _) => vec![&own.1],
@@ -241,7 +252,7 @@ pub fn interrupt(target: Target) -> Result<(), SubmitError> {
     };
     for s in slots {
         if let Some(token) = s.current_for(target.key()) {
-            super::interrupt::request(token, super::interrupt::Why::Asked);
+            super::interrupt::request(token, why);
         }
     }
     Ok(())

@@ -18,13 +18,14 @@ pub fn spawn(py: Python<'_>, tid: u64, key: u32, value: &Bound<'_, PyAny>, colle
 
 /// One non-blocking step of loop `key`; how long it may sleep afterwards, as
 /// `erlang._tick` says (seconds; 0 ready; -2 until its selector is ready; -1 idle).
-/// An interruption (`py:interrupt/1`, a stop) that lands outside a task's
-/// step, in the step's own code, is dropped and the loop ticked again at once:
+/// An interruption (`py:interrupt/1`, a stop, a task's cancellation) that
+/// lands outside a task's step, in the step's own code, is dropped and the
+/// loop ticked again at once:
 /// its tasks must not be left waiting for a tick nobody asks for.
 pub fn tick(py: Python<'_>, key: u32) -> f64 {
     match erlang(py).and_then(|m| m.call_method1("_tick", (key,))).and_then(|s| s.extract()) {
         Ok(s) => s,
-        Err(e) if e.is_instance_of::<pyo3::exceptions::PyKeyboardInterrupt>(py) => 0.0,
+        Err(e) if e.is_instance_of::<pyo3::exceptions::PyKeyboardInterrupt>(py) || is_cancelled_error(py, &e) => 0.0,
         Err(e) => {
             e.print(py);
             -1.0
@@ -64,7 +65,18 @@ pub fn end_loops(py: Python<'_>, loops: Option<Py<PyAny>>) {
     }
 }
 
+/// The exception that cancels task `tid` (`asyncio.CancelledError`) if a
+/// step of it runs now on some thread, else `None` (`erlang._task_running`).
+pub fn running_task_exception(py: Python<'_>, tid: u64) -> Option<Bound<'_, PyAny>> {
+    let class = erlang(py).ok()?.call_method1("_task_running", (tid,)).ok()?;
+    (!class.is_none()).then_some(class)
+}
+
 /// Cancels task `tid` if it is still running.
 pub fn cancel(py: Python<'_>, tid: u64) -> PyResult<()> {
     erlang(py)?.call_method1("_cancel", (tid,)).map(|_| ())
+}
+
+fn is_cancelled_error(py: Python<'_>, e: &PyErr) -> bool {
+    py.import("asyncio").and_then(|m| m.getattr("CancelledError")).is_ok_and(|c| e.matches(py, c).unwrap_or(false))
 }

@@ -30,6 +30,9 @@ pub enum Raise {
     Timeout,
     /// `py:interrupt/1`.
     KeyboardInterrupt,
+    /// The caller of asyncio task `.0` gave up: `asyncio.CancelledError`,
+    /// only if a step of that task is what runs there now.
+    Task(u64),
 }
 
 /// Raises `exc` in thread `thread` of interpreter `interp`.
@@ -47,11 +50,24 @@ pub unsafe fn raise(interp: usize, thread: u64, exc: Raise) {
     // The exception classes are static builtins shared by every interpreter.
     let ts = ffi::PyThreadState_New(interp);
     ffi::PyEval_RestoreThread(ts);
-    let class = match exc {
-        Raise::Timeout => ffi::PyExc_TimeoutError,
-        Raise::KeyboardInterrupt => ffi::PyExc_KeyboardInterrupt,
-    };
-    ffi::PyThreadState_SetAsyncExc(thread as _, class);
+    match exc {
+        Raise::Timeout => {
+            ffi::PyThreadState_SetAsyncExc(thread as _, ffi::PyExc_TimeoutError);
+        }
+        Raise::KeyboardInterrupt => {
+            ffi::PyThreadState_SetAsyncExc(thread as _, ffi::PyExc_KeyboardInterrupt);
+        }
+        Raise::Task(tid) => {
+            // Attached (above): asked here, holding the GIL, the answer
+            // holds until the thread runs again, which takes the exception
+            // at its first bytecode (on a free-threaded build, at once).
+            Python::attach(|py| {
+                if let Some(class) = super::asyncio::running_task_exception(py, tid) {
+                    ffi::PyThreadState_SetAsyncExc(thread as _, class.as_ptr());
+                }
+            });
+        }
+    }
     ffi::PyThreadState_Clear(ts);
     ffi::PyThreadState_DeleteCurrent();
 }

@@ -46,9 +46,12 @@ impl CallHandle {
         if cancelled {
             crate::actors::interrupt::request(self.token.clone(), crate::actors::interrupt::Why::GaveUp);
             if let Some((tid, target, owner)) = self.task {
-                // Scheduled already: the task is cancelled on its loop.
+                // Scheduled already: the task is cancelled on its loop, and
+                // where it runs now if it does (a step that never awaits
+                // would not see the first).
                 if crate::actors::tasks::take(tid).is_some() {
                     let _ = router::submit(Job::loop_work(Work::TaskCancel(tid), target, owner));
+                    router::interrupt_task(target, tid);
                 }
             }
         }
