@@ -8,7 +8,7 @@ all() ->
     [seed_compute_via_python, seed_level_chain_10, call_forms_from_python, callback_raises,
      unknown_function, nesting_depth_50, into_another_context, concurrent_chains_100,
      suspended_context_serves_only_its_chain, caller_timeout_during_callback,
-     callback_result_that_cannot_cross].
+     nested_request_timeout_interrupts_it, callback_result_that_cannot_cross].
 
 init_per_suite(Config) ->
     py_test_util:start_app(Config, #{contexts => 2}).
@@ -163,6 +163,33 @@ caller_timeout_during_callback(_) ->
     ?assertEqual({ok, 2}, py:eval(py:context(2), <<"1 + 1">>)),
     %% and the reply that was suppressed never arrives
     receive Stray -> ct:fail({stray, Stray}) after 700 -> ok end.
+
+%% A request nested in a chain (Python -> Erlang -> the same context) whose
+%% own caller times out is interrupted (TimeoutError) as a request of its own
+%% is: the code suspended under it gets the callback's answer at once, instead
+%% of when the nested code ends (it used to run on, here for 30 s).
+nested_request_timeout_interrupts_it(_) ->
+    Ctx = py:context(2),
+    ok = py:register_function(nested_spin, fun([Key]) -> py:call(Ctx, '__main__', spin_nested, [Key], #{timeout => 200}) end),
+    ok = py:exec(Ctx, <<"import erlang, time\n"
+                        "def spin_nested(key):\n"
+                        "    end = time.monotonic() + 30\n"
+                        "    try:\n"
+                        "        while time.monotonic() < end:\n"
+                        "            time.sleep(0)\n"
+                        "        erlang.state_set(key, 'ran out')\n"
+                        "    except TimeoutError:\n"
+                        "        erlang.state_set(key, 'interrupted')\n"
+                        "        raise\n"
+                        "def outer(key):\n"
+                        "    return erlang.nested_spin(key), erlang.state_get(key)\n">>),
+    Key = <<"nested_timed_out">>,
+    py:state_remove(Key),
+    ?assertEqual({ok, {{<<"error">>, <<"timeout">>}, <<"interrupted">>}},
+                 py:call(Ctx, '__main__', outer, [Key], #{timeout => 120000})),
+    %% nothing of the interruption reaches the next request
+    ?assertEqual({ok, 2}, py:eval(Ctx, <<"1 + 1">>)),
+    py:state_remove(Key).
 
 callback_result_that_cannot_cross(_) ->
     ok = py:register_function(gives_ref, fun(_) -> make_ref() end),

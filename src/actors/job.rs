@@ -17,7 +17,7 @@
 use super::callback::{Accept, JobCaller, JobTag};
 use super::engine::Engine;
 use crate::atoms;
-use crate::interp::bridge::{Caller, Nested, Place, Run};
+use crate::interp::bridge::{Caller, Nested, Place, Run, RunMark};
 use crate::interp::exec::{Op, Outcome};
 use crate::interp::host::Pulled;
 use crate::interp::value::{Failure, Request};
@@ -639,6 +639,10 @@ impl Nested for Job {
         self.chain.map_or(Place::Own, |(p, _)| p)
     }
 
+    fn mark(&self) -> Option<Arc<dyn RunMark>> {
+        Some(self.token.clone())
+    }
+
     fn serve(self: Box<Self>, run: &mut Run<'_>) {
         if !self.token.start() {
             return;
@@ -691,6 +695,16 @@ impl Drop for Job {
             let msg = (atoms::py_reply(), self.tag.load(env), (atoms::error(), reason)).encode(env);
             send(env, &self.reply_to, msg);
         });
+    }
+}
+
+/// A nested request's token, as the interpreter room sees it.
+impl RunMark for super::token::CallToken {
+    fn running_on(&self, interp: usize, thread: u64) -> bool {
+        super::token::CallToken::running_on(self, interp, thread)
+    }
+    fn ran(&self) -> bool {
+        super::token::CallToken::ran(self)
     }
 }
 

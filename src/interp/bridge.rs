@@ -72,11 +72,29 @@ pub type Run<'r> = dyn FnMut(Op, &Request, &std::sync::Arc<dyn Caller>) -> Resul
 pub trait Nested: Send {
     /// The globals it runs in (`Place::Own`: those of the suspended request).
     fn place(&self) -> Place;
+    /// Where its caller's giving up (timeout, death) is aimed while it runs,
+    /// as for a request of its own; `None`: not interrupted that way.
+    fn mark(&self) -> Option<std::sync::Arc<dyn RunMark>> {
+        None
+    }
     /// Runs it with `run` (unless its caller gave up) and answers its caller.
     fn serve(self: Box<Self>, run: &mut Run<'_>);
     /// Back to the concrete type (a request offered to a chain whose thread is
     /// gone goes to its mailbox instead).
     fn into_any(self: Box<Self>) -> Box<dyn std::any::Any + Send>;
+}
+
+/// Marks a request's Python code running on a thread, so that an
+/// interruption (its caller giving up) can be aimed at it, and ended
+/// (implemented by the actors' call token). Both take a lock an interrupter
+/// holds while it waits for the interpreter's GIL: call them detached.
+pub trait RunMark: Send + Sync {
+    /// It starts on `interp`/`thread`; false if its caller gave up already
+    /// (it must not run).
+    fn running_on(&self, interp: usize, thread: u64) -> bool;
+    /// It ended; true if it was interrupted meanwhile (Python may not have
+    /// delivered the exception yet).
+    fn ran(&self) -> bool;
 }
 
 /// The Erlang caller of the request a thread is serving: where that request's

@@ -165,6 +165,37 @@ fn call_error(py: Python<'_>, e: CallError) -> PyErr {
     }
 }
 
+/// A nested request marked running on this thread (see
+/// [`bridge::RunMark`]), until dropped, however the request ends.
+struct Marked<'py>(Python<'py>, Option<Arc<dyn bridge::RunMark>>);
+
+impl<'py> Marked<'py> {
+    /// `None`: its caller gave up before it ran (it must not run).
+    fn start(py: Python<'py>, mark: Option<Arc<dyn bridge::RunMark>>) -> Option<Self> {
+        if let Some(m) = &mark {
+            let (interp, thread) = super::interrupt::here(py);
+            // Detached: an interrupter holds the mark's lock while it waits
+            // for this interpreter's GIL.
+            if !py.detach(|| m.running_on(interp, thread)) {
+                return None;
+            }
+        }
+        Some(Marked(py, mark))
+    }
+}
+
+impl Drop for Marked<'_> {
+    fn drop(&mut self) {
+        let (py, Some(m)) = (self.0, self.1.take()) else { return };
+        // An interruption Python did not deliver before the request ended
+        // must not reach the code suspended under it, unless that code's own
+        // request was interrupted too (then it is that request's).
+        if py.detach(|| m.ran()) && interrupted().is_none() {
+            super::interrupt::clear_pending(py);
+        }
+    }
+}
+
 fn wait<'py>(
     py: Python<'py>,
     mut rx: Receiver<ChainMsg>,
@@ -194,6 +225,9 @@ fn wait<'py>(
                     Place::Main => exec::main_globals(py)?,
                     Place::Shared(id) => super::shared_contexts::globals(py, id)?,
                 };
+                // Registered as what runs here, as a request of its own is:
+                // its caller's timeout or death interrupts it.
+                let Some(_marked) = Marked::start(py, job.mark()) else { continue };
                 job.serve(&mut |op, req, caller| {
                     let _serving = enter(py, caller.clone(), &g);
                     exec::run(py, &mut CodeCache::default(), &g, op, req)
