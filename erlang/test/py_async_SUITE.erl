@@ -19,7 +19,8 @@ all() ->
      stream_item_cannot_convert, stream_raises_midway,
      stream_start_all, stream_flow_control_bounded_mailbox, stream_paused_context_stopped, stream_paused_holds_no_thread,
      stream_cancel_runs_finally, stream_caller_death_runs_finally,
-     stream_cancel_stops_slow_generator, stream_cancel_stops_mid_batch, stream_of_c_iterator_stops,
+     stream_cancel_stops_slow_generator, stream_cancel_stops_mid_batch, stream_cancel_interrupts_iterator,
+     stream_of_c_iterator_stops,
      stream_start_errors].
 
 init_per_suite(Config) ->
@@ -426,8 +427,9 @@ stream_cancel_stops_slow_generator(_) ->
 
 %% The same within one batch of pulls: a generator fed through a channel
 %% yields items 1-3, is cancelled, then is fed 4-20 at once. The batch under
-%% way stops at item 4, the first after the cancel; without the per-item
-%% check it took what came within its 5 ms.
+%% way stops at item 4, the first after the cancel, or at 3 if the cancel's
+%% GeneratorExit reaches the generator while it waits on the channel;
+%% without the per-item check it took what came within its 5 ms.
 stream_cancel_stops_mid_batch(_) ->
     Ctx = py:context(1),
     ok = py:exec(Ctx, <<"import erlang\n"
@@ -448,9 +450,52 @@ stream_cancel_stops_mid_batch(_) ->
     ok = py:stream_cancel(Ref),
     [ok = py:channel_send(Ch, I) || I <- lists:seq(4, 20)],
     ok = wait_until(fun() -> element(1, py:state_fetch(Key)) =:= ok end),
-    ?assertEqual({ok, 4}, py:state_fetch(Key)),
+    {ok, Made} = py:state_fetch(Key),
+    ?assert(Made =:= 3 orelse Made =:= 4, {made, Made}),
     receive {py_chunk, Ref, _} = M -> ct:fail({after_cancel, M}) after 0 -> ok end,
     ok = py:channel_close(Ch).
+
+%% A cancel, or the consumer's death, while the iterator works towards its
+%% next item (a loop in Python, bounded to 30 s): GeneratorExit is raised in
+%% it there, as close() would at a yield, so its finally runs at once and its
+%% context serves again, instead of when the next item comes. (time.sleep(0)
+%% in the loop: on 3.13 an interruption of a loop with no call in it skips
+%% the finally, python/cpython#139622.)
+stream_cancel_interrupts_iterator(_) ->
+    Ctx = py:context(1),
+    ok = py:exec(Ctx, <<"import erlang, time\n"
+                        "def works(key):\n"
+                        "    end = time.monotonic() + 30\n"
+                        "    try:\n"
+                        "        yield 1\n"
+                        "        while time.monotonic() < end:\n"
+                        "            time.sleep(0)\n"
+                        "        yield 2\n"
+                        "    finally:\n"
+                        "        erlang.state_set(key, 'closed' if time.monotonic() < end else 'ran out')\n">>),
+    Key = <<"working_cancelled">>,
+    py:state_remove(Key),
+    {ok, Ref} = py:stream_start('__main__', works, [Key], #{context => Ctx}),
+    receive {py_chunk, Ref, 1} -> ok after 10000 -> ct:fail(no_item) end,
+    ok = py:stream_cancel(Ref),
+    ok = wait_until(fun() -> element(1, py:state_fetch(Key)) =:= ok end, 60000),
+    ?assertEqual({ok, <<"closed">>}, py:state_fetch(Key)),
+    ?assertEqual({ok, 5}, py:call(Ctx, operator, add, [2, 3])),
+    receive {py_chunk, Ref, _} = M -> ct:fail({after_cancel, M}) after 0 -> ok end,
+    %% its consumer dies
+    Key2 = <<"working_orphaned">>,
+    py:state_remove(Key2),
+    Self = self(),
+    P = spawn(fun() ->
+                  {ok, R} = py:stream_start('__main__', works, [Key2], #{context => Ctx}),
+                  receive {py_chunk, R, 1} -> Self ! first end,
+                  receive never -> ok end
+              end),
+    receive first -> ok after 10000 -> ct:fail(no_item) end,
+    exit(P, kill),
+    ok = wait_until(fun() -> element(1, py:state_fetch(Key2)) =:= ok end, 60000),
+    ?assertEqual({ok, <<"closed">>}, py:state_fetch(Key2)),
+    ?assertEqual({ok, 5}, py:call(Ctx, operator, add, [2, 3])).
 
 %% py:stream over an iterator written in C (no Python bytecode runs while it
 %% is collected): py:interrupt/1 and the caller's death still stop it. The

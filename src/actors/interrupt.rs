@@ -20,6 +20,10 @@ pub enum Why {
     /// Its context stops: whatever runs, with `KeyboardInterrupt`, and its
     /// caller is answered `context_stopped`.
     Stopping,
+    /// Its stream was cancelled (`py:stream_cancel/1`, the consumer's exit)
+    /// while this pull runs: `GeneratorExit`, as a generator's `close()`
+    /// raises (`KeyboardInterrupt` in a process-isolated context).
+    Closing,
     /// The caller of asyncio task `.0` gave up: the task, with
     /// `asyncio.CancelledError`, only if a step of it is what runs (a loop
     /// step runs many tasks' steps).
@@ -51,6 +55,7 @@ pub fn request(token: Arc<CallToken>, why: Why) {
                         Why::GaveUp => token.interrupt(|i, t| raise(i, t, Raise::Timeout)),
                         Why::Asked => token.interrupt_running(|i, t| raise(i, t, Raise::KeyboardInterrupt)),
                         Why::Stopping => token.stop_running(|i, t| raise(i, t, Raise::KeyboardInterrupt)),
+                        Why::Closing => token.interrupt_running(|i, t| raise(i, t, Raise::Closing)),
                         // A process-isolated context steps its loops in its child.
                         Why::Task(tid) => token.interrupt_running(|i, t| {
                             if i != 0 {

@@ -566,6 +566,7 @@ impl Job {
         // Each item is sent unless the stream was cancelled meanwhile (or its
         // consumer died): then the batch stops at once, and the close queued
         // by the cancel runs the generator's `finally` next.
+        s.pulling(Some(self.token.clone()));
         let ran = self.registered(host, |host| {
             host.pull(place, s.id, s.flow.batch(BATCH), |step| match step {
                 Pulled::Item(v) => s.flow.send_item(|| {
@@ -592,6 +593,7 @@ impl Job {
                 }
             })
         });
+        s.pulling(None);
         if let Some(((), true)) = ran {
             // Raised, but not delivered before the batch ended (raising
             // waits for the GIL, which a batch may keep to its end): cleared,

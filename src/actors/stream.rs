@@ -12,9 +12,10 @@
 //! No Python here.
 
 use super::job::Target;
+use super::token::CallToken;
 use rustler::LocalPid;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 /// One stream: its id (the key of its iterator in its interpreter), consumer,
 /// reference (external format, as in every message), target, and flow.
@@ -24,12 +25,26 @@ pub struct Stream {
     pub tag: Vec<u8>,
     pub target: Target,
     pub flow: StreamFlow,
+    /// The token of the pull job running now, if one is: a cancel aims its
+    /// interruption there (an iterator that takes long between two items
+    /// would otherwise hold its context until its next item).
+    pull: Mutex<Option<Arc<CallToken>>>,
 }
 
 impl Stream {
     pub fn new(owner: LocalPid, tag: Vec<u8>, target: Target, credit: Credit) -> Self {
         static NEXT: AtomicU64 = AtomicU64::new(1);
-        Stream { id: NEXT.fetch_add(1, Ordering::Relaxed), owner, tag, target, flow: StreamFlow::new(credit) }
+        Stream { id: NEXT.fetch_add(1, Ordering::Relaxed), owner, tag, target, flow: StreamFlow::new(credit), pull: Mutex::new(None) }
+    }
+
+    /// A pull job starts (`Some`, its token) or ends (`None`).
+    pub fn pulling(&self, token: Option<Arc<CallToken>>) {
+        *self.pull.lock().unwrap_or_else(|e| e.into_inner()) = token;
+    }
+
+    /// The token of the pull job running now, if any.
+    pub fn running_pull(&self) -> Option<Arc<CallToken>> {
+        self.pull.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 }
 

@@ -30,6 +30,8 @@ pub enum Raise {
     Timeout,
     /// `py:interrupt/1`.
     KeyboardInterrupt,
+    /// A stream cancelled while its iterator runs: `GeneratorExit`.
+    Closing,
     /// The caller of asyncio task `.0` gave up: `asyncio.CancelledError`,
     /// only if a step of that task is what runs there now.
     Task(u64),
@@ -56,6 +58,9 @@ pub unsafe fn raise(interp: usize, thread: u64, exc: Raise) {
         }
         Raise::KeyboardInterrupt => {
             ffi::PyThreadState_SetAsyncExc(thread as _, ffi::PyExc_KeyboardInterrupt);
+        }
+        Raise::Closing => {
+            ffi::PyThreadState_SetAsyncExc(thread as _, ffi::PyExc_GeneratorExit);
         }
         Raise::Task(tid) => {
             // Attached (above): asked here, holding the GIL, the answer

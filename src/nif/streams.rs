@@ -5,8 +5,8 @@
 
 use super::calls::queue_job;
 use crate::actors::job::{Job, Target, Work};
-use crate::actors::router;
 use crate::actors::stream::{Credit, Stream};
+use crate::actors::{interrupt, router};
 use crate::atoms;
 use crate::interp::exec::Op;
 use rustler::{Atom, Encoder, Env, NifResult, Resource, ResourceArc, Term};
@@ -24,9 +24,14 @@ impl Drop for StreamHandle {
     }
 }
 
-/// Ends the stream (no message after this) and closes its iterator where it lives.
+/// Ends the stream (no message after this) and closes its iterator where it
+/// lives: at once if a pull runs it now (`GeneratorExit` raised in it, so its
+/// `finally` runs), else by a close job.
 fn close(s: &Arc<Stream>) {
     if s.flow.cancel() {
+        if let Some(token) = s.running_pull() {
+            interrupt::request(token, interrupt::Why::Closing);
+        }
         let _ = router::submit(Job::for_stream(Work::StreamClose, s.clone()));
     }
 }
