@@ -16,7 +16,7 @@ all() ->
      given_up_queued_calls_free_their_permits,
      thousand_callers_five_permits, conversions_property,
      context_replaced_while_chain_suspended, application_restart_storm,
-     stop_interrupts_running_code].
+     stop_interrupts_running_code, queued_call_not_run_in_next_life].
 
 init_per_suite(Config) ->
     py_test_util:start_app(Config).
@@ -400,3 +400,47 @@ stop_interrupts_running_code(_) ->
     {ok, _} = application:ensure_all_started(erlang_python),
     ?assertEqual({ok, 2}, py:eval(<<"1 + 1">>)),
     ok = wait_until(fun() -> py_semaphore:current() =:= 0 end).
+
+%% A call queued for a context behind code its stop cannot end (it swallows
+%% the interruption) is answered context_stopped, even when a context is
+%% started again under the same id before that code ends: it belongs to the
+%% stopped context, not to the next one. (In multi_executor mode it used to
+%% run in the new context's namespace, where its function did not exist.)
+queued_call_not_run_in_next_life(_) ->
+    Ctx = py:context(1),
+    Self = self(),
+    py:state_remove(<<"release_hold">>),
+    ok = py:exec(Ctx, <<"import erlang, time\n"
+                        "def hold(me):\n"
+                        "    erlang.send(me, 'holding')\n"
+                        "    for _ in range(6000):\n"
+                        "        try:\n"
+                        "            if erlang.state_get('release_hold') is not None:\n"
+                        "                return 'released'\n"
+                        "            time.sleep(0.01)\n"
+                        "        except KeyboardInterrupt:\n"
+                        "            pass\n"
+                        "def mark():\n"
+                        "    return 'first life'\n">>),
+    Call = fun(F, Args) -> spawn(fun() -> Self ! {F, py:call(Ctx, '__main__', F, Args, #{timeout => infinity})} end) end,
+    Call(hold, [Self]),
+    receive <<"holding">> -> ok after 30000 -> ct:fail(not_holding) end,
+    #{executors := E0, contexts := C0} = py:load(),
+    Queued = fun() -> #{executors := E, contexts := C} = py:load(),
+                      lists:sum([maps:get(queued, F) || F <- E ++ C]) end,
+    ?assertEqual(0, lists:sum([maps:get(queued, F) || F <- E0 ++ C0])),
+    Call(mark, []),
+    ok = wait_until(fun() -> Queued() >= 1 end),
+    ok = py:stop_contexts(),
+    {ok, _} = py:start_contexts(#{contexts => 2}),
+    ok = py:state_store(<<"release_hold">>, true),
+    receive {mark, Got} -> ?assertEqual({error, context_stopped}, Got)
+    after 60000 -> ct:fail(mark_unanswered)
+    end,
+    %% the code that swallowed its interruption ran to its end: its result
+    receive {hold, Held} -> ?assertEqual({ok, <<"released">>}, Held)
+    after 60000 -> ct:fail(hold_unanswered)
+    end,
+    py:state_remove(<<"release_hold">>),
+    %% the new context serves
+    ?assertEqual({ok, 5}, py:call(py:context(1), operator, add, [2, 3])).

@@ -118,6 +118,9 @@ pub struct Job {
     /// The core the job was made on (its caller's scheduler, for a request;
     /// -1 for the runtime's own): see `affinity::serving`.
     pub caller_cpu: i32,
+    /// The life of its context it was queued for, when that context is a
+    /// namespace of the executors (stamped by `router::submit`; 0 otherwise).
+    pub life: u64,
     /// The `erlang.call`s of its Python code go to the cast sink, not to
     /// `reply_to`: a `spawn_call`'s, since its caller waits on it only once it
     /// awaits. (A flag, not the sink's pid: the job stays within the cache
@@ -152,6 +155,7 @@ impl Job {
             handed_over: Default::default(),
             chain: None,
             caller_cpu: super::affinity::current_cpu(),
+            life: 0,
             callbacks_to_sink: false,
         };
         (job, token)
@@ -204,6 +208,7 @@ impl Job {
             handed_over: Default::default(),
             chain: None,
             caller_cpu: -1,
+            life: 0,
             callbacks_to_sink: false,
         }
     }

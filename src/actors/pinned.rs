@@ -90,7 +90,7 @@ fn drain(s: &mut PinnedState) {
             (Role::Context(_) | Role::Isolated(..), _) => Place::Own,
             (Role::Executor, Target::Main) => Place::Main,
             (Role::Executor, Target::Context(id)) => {
-                if !super::router::context_runs(id) {
+                if !super::router::context_lives(id, job.life) {
                     // stopped while the job waited: dropped, it is answered
                     // `context_stopped`
                     return;

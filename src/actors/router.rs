@@ -46,8 +46,10 @@ type Mailbox = (Arc<Lane>, Arc<SlotStats>);
 pub struct Table {
     executors: Vec<Mailbox>,
     /// By context id - 1 (`None`: no such context). A context's mailbox is its
-    /// actor's, or `None` when it is a namespace served by the executors.
-    contexts: Vec<Option<Option<Mailbox>>>,
+    /// actor's, or `None` when it is a namespace served by the executors; and
+    /// its life, the number it was started under (a context stopped and
+    /// started again under the same id is another life).
+    contexts: Vec<Option<(Option<Mailbox>, u64)>>,
     routes: Routes,
     next: AtomicUsize,
     /// The executor the last main-interpreter call went to (likely still awake).
@@ -145,7 +147,7 @@ pub fn groups() -> Groups {
 fn valid(t: &Table, target: Target) -> Result<Option<&Mailbox>, SubmitError> {
     let own = match target {
         Target::Context(id) => match t.contexts.get((id as usize).wrapping_sub(1)) {
-            Some(Some(own)) => own.as_ref(),
+            Some(Some((own, _))) => own.as_ref(),
             _ => return Err(SubmitError::NoContext(id)),
         },
         Target::Main => None,
@@ -166,7 +168,7 @@ pub fn submit(job: Job) -> Result<(), (Job, SubmitError)> {
 /// `promise` (its integer tag) is given: if the job finds its mailbox idle,
 /// the caller is promised (see `actors::late`) a reply or a `{py_late, Tag}`
 /// nudge. True if promised.
-pub fn submit_promising(job: Job, promise: Option<i64>) -> Result<bool, (Job, SubmitError)> {
+pub fn submit_promising(mut job: Job, promise: Option<i64>) -> Result<bool, (Job, SubmitError)> {
     let guard = TABLE.load();
     let Some(t) = guard.as_ref() else {
         return Err((job, SubmitError::NotStarted));
@@ -178,7 +180,12 @@ pub fn submit_promising(job: Job, promise: Option<i64>) -> Result<bool, (Job, Su
         // runs one request at a time like a context actor (and a callback chain
         // suspended in it keeps it to itself).
         Ok(None) => match job.target {
-            Target::Context(id) => &t.executors[(id as usize - 1) % t.executors.len()],
+            Target::Context(id) => {
+                // Stamped with the context's life: an executor answers a job
+                // of a life that ended instead of running it in the next one.
+                job.life = t.contexts[id as usize - 1].as_ref().map_or(0, |c| c.1);
+                &t.executors[(id as usize - 1) % t.executors.len()]
+            }
             // The main interpreter: an idle executor, starting with the one used
             // last (a back-to-back caller finds it still awake: no wake-up to
             // pay); idle ones are taken atomically, so concurrent callers spread
@@ -258,12 +265,13 @@ fn interrupt_as(target: Target, why: super::interrupt::Why) -> Result<(), Submit
     Ok(())
 }
 
-/// Whether context `id` runs now (an executor checks before serving a job
-/// queued for a context that is one of its namespaces: one stopped since is
-/// answered `context_stopped`, not run in a namespace made afresh).
-pub fn context_runs(id: u32) -> bool {
+/// Whether context `id` still runs the life `life` a job was queued for (an
+/// executor checks before serving a job queued for a context that is one of
+/// its namespaces: one stopped since, even if started again under the same
+/// id, is answered `context_stopped`, not run in a namespace made afresh).
+pub fn context_lives(id: u32, life: u64) -> bool {
     let guard = TABLE.load();
-    guard.as_ref().is_some_and(|t| matches!(t.contexts.get((id as usize).wrapping_sub(1)), Some(Some(_))))
+    guard.as_ref().is_some_and(|t| matches!(t.contexts.get((id as usize).wrapping_sub(1)), Some(Some((_, l))) if *l == life))
 }
 
 /// Whether a job for `target` could be queued now (before it waits for a permit).
@@ -278,7 +286,7 @@ pub fn load() -> (Vec<Snapshot>, Vec<(u32, Snapshot)>) {
         let contexts = t.contexts.iter().enumerate();
         (
             t.executors.iter().map(|(_, s)| s.snapshot()).collect(),
-            contexts.filter_map(|(i, c)| Some((i as u32 + 1, c.as_ref()?.as_ref()?.1.snapshot()))).collect(),
+            contexts.filter_map(|(i, c)| Some((i as u32 + 1, c.as_ref()?.0.as_ref()?.1.snapshot()))).collect(),
         )
     })
 }
@@ -337,6 +345,8 @@ struct Running {
 struct Ctx {
     running: Option<Running>,
     placed: Arc<std::sync::atomic::AtomicUsize>,
+    /// The number it was started under (see `Table::contexts`).
+    life: u64,
 }
 
 /// The router's state: running actors, and the groups routing spreads over.
@@ -377,7 +387,7 @@ impl RouterState {
         let max = self.contexts.keys().next_back().copied().unwrap_or(0) as usize;
         let mut contexts = vec![None; max];
         for (id, c) in &self.contexts {
-            contexts[*id as usize - 1] = Some(c.running.as_ref().map(|r| (r.lane.clone(), r.stats.clone())));
+            contexts[*id as usize - 1] = Some((c.running.as_ref().map(|r| (r.lane.clone(), r.stats.clone())), c.life));
         }
         let routes = Routes {
             default: Some(self.group(&self.default)),
@@ -406,11 +416,13 @@ impl RouterState {
             let running = spawn_many(me, ids.iter().map(|id| slot(*id))).await?;
             for (id, r) in ids.iter().zip(running) {
                 self.by_id.insert(r.actor.get_id(), slot(*id));
-                self.contexts.insert(*id, Ctx { running: Some(r), placed: Arc::default() });
+                let life = self.next_gen();
+                self.contexts.insert(*id, Ctx { running: Some(r), placed: Arc::default(), life });
             }
         } else {
             for id in ids {
-                self.contexts.insert(*id, Ctx { running: None, placed: Arc::default() });
+                let life = self.next_gen();
+                self.contexts.insert(*id, Ctx { running: None, placed: Arc::default(), life });
             }
         }
         Ok(())
