@@ -131,6 +131,35 @@ fn a_panicking_job_is_marked_ended() {
 }
 
 #[test]
+fn an_interruption_not_raised_leaves_no_trace() {
+    let t = CallToken::default();
+    t.steps_loop(3);
+    assert_eq!(t.stepped_loop(), Some(3));
+    assert!(t.start());
+    let run = RunGuard::new(&t);
+    assert!(t.running_on(5, 6));
+    // the raise looked and decided not to (no task step ran): nothing recorded
+    assert!(!t.interrupt_running_if(|_, _| {
+        assert!(t.was_interrupted(), "counted while it is being raised");
+        false
+    }));
+    assert!(!t.was_interrupted());
+    assert_eq!(t.interruptions(), 0);
+    // one that is raised is counted, each time
+    assert!(t.interrupt_running_if(|_, _| true));
+    assert!(t.interrupt_running(|_, _| {}));
+    assert_eq!(t.interruptions(), 2);
+    assert!(!t.was_stopped());
+    assert!(t.finish());
+    assert!(run.finish());
+    // a stop always raises, and says so
+    let t = CallToken::default();
+    assert!(t.start() && t.running_on(1, 2));
+    assert!(t.stop_running(|_, _| {}));
+    assert!(t.was_stopped());
+}
+
+#[test]
 fn interrupt_running_needs_no_give_up_and_repeats() {
     let t = CallToken::default();
     assert!(!t.interrupt_running(|_, _| panic!("nothing runs yet")));

@@ -167,10 +167,11 @@ caller_timeout_during_callback(_) ->
 %% A request nested in a chain (Python -> Erlang -> the same context) whose
 %% own caller times out is interrupted (TimeoutError) as a request of its own
 %% is: the code suspended under it gets the callback's answer at once, instead
-%% of when the nested code ends (it used to run on, here for 30 s).
+%% of when the nested code ends (it used to run on, here for 30 s). The 2 s
+%% timeout leaves the nested request time to start under load.
 nested_request_timeout_interrupts_it(_) ->
     Ctx = py:context(2),
-    ok = py:register_function(nested_spin, fun([Key]) -> py:call(Ctx, '__main__', spin_nested, [Key], #{timeout => 200}) end),
+    ok = py:register_function(nested_spin, fun([Key]) -> py:call(Ctx, '__main__', spin_nested, [Key], #{timeout => 2000}) end),
     ok = py:exec(Ctx, <<"import erlang, time\n"
                         "def spin_nested(key):\n"
                         "    end = time.monotonic() + 30\n"

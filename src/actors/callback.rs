@@ -235,6 +235,10 @@ impl Caller for JobCaller {
         self.token.was_interrupted()
     }
 
+    fn interruptions(&self) -> u32 {
+        self.token.interruptions()
+    }
+
     fn await_interrupt(&self) {
         self.token.await_interrupt()
     }

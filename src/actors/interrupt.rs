@@ -25,8 +25,8 @@ pub enum Why {
     /// raises (`KeyboardInterrupt` in a process-isolated context).
     Closing,
     /// The caller of asyncio task `.0` gave up: the task, with
-    /// `asyncio.CancelledError`, only if a step of it is what runs (a loop
-    /// step runs many tasks' steps).
+    /// `asyncio.CancelledError`, only if the job is a loop step and a step of
+    /// that task is what runs in it (a loop step runs many tasks' steps).
     Task(u64),
 }
 
@@ -40,28 +40,43 @@ pub fn request(token: Arc<CallToken>, why: Why) {
             .name("ep-interrupt".into())
             .spawn(move || {
                 for (token, why) in rx {
-                    let raise = |interp, thread, exc| {
+                    let raise = |interp, thread, exc| -> bool {
                         if interp == 0 {
-                            // A process-isolated context: `thread` is its child's key.
+                            // A process-isolated context (`thread` is its
+                            // child's key); it steps its loops in its child.
+                            if matches!(exc, Raise::InTask { .. }) {
+                                return false;
+                            }
                             super::isolated::interrupt(thread, exc);
-                            return;
+                            return true;
                         }
                         // SAFETY: this thread holds no Python thread state, and the
                         // token's lock keeps the job (hence its interpreter) alive
                         // until this returns.
                         unsafe { crate::interp::interrupt::raise(interp, thread, exc) }
                     };
-                    match why {
-                        Why::GaveUp => token.interrupt(|i, t| raise(i, t, Raise::Timeout)),
-                        Why::Asked => token.interrupt_running(|i, t| raise(i, t, Raise::KeyboardInterrupt)),
-                        Why::Stopping => token.stop_running(|i, t| raise(i, t, Raise::KeyboardInterrupt)),
-                        Why::Closing => token.interrupt_running(|i, t| raise(i, t, Raise::Closing)),
-                        // A process-isolated context steps its loops in its child.
-                        Why::Task(tid) => token.interrupt_running(|i, t| {
-                            if i != 0 {
-                                raise(i, t, Raise::Task(tid))
-                            }
+                    match (why, token.stepped_loop()) {
+                        (Why::GaveUp, _) => token.interrupt(|i, t| {
+                            raise(i, t, Raise::Timeout);
                         }),
+                        // A loop step: only in a task's step, never in the
+                        // loop's own code (a handle it had taken would be lost).
+                        (Why::Asked, Some(key)) => token.interrupt_running_if(|i, t| raise(i, t, Raise::InTask { key, task: None })),
+                        (Why::Asked, None) => token.interrupt_running(|i, t| {
+                            raise(i, t, Raise::KeyboardInterrupt);
+                        }),
+                        // The loop ends with its context: raised wherever it is.
+                        (Why::Stopping, _) => token.stop_running(|i, t| {
+                            raise(i, t, Raise::KeyboardInterrupt);
+                        }),
+                        (Why::Closing, _) => token.interrupt_running(|i, t| {
+                            raise(i, t, Raise::Closing);
+                        }),
+                        (Why::Task(tid), Some(key)) => {
+                            token.interrupt_running_if(|i, t| raise(i, t, Raise::InTask { key, task: Some(tid) }))
+                        }
+                        // Not a loop step: the task does not run there.
+                        (Why::Task(_), None) => false,
                     };
                 }
             })

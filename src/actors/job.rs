@@ -311,6 +311,12 @@ impl Job {
                 // that never awaits is reached by `py:interrupt/1` and by a
                 // stop (the task ends with `KeyboardInterrupt`).
                 let key = self.target.key();
+                // Tasks whose callers gave up are cancelled before the step
+                // can resume them (see `tasks::to_cancel`).
+                for tid in super::tasks::to_cancel(key) {
+                    host.cancel_task(tid);
+                }
+                self.token.steps_loop(key);
                 let ticked = self.registered(host, |host| host.loop_tick(place, key)).and_then(|(t, _)| t);
                 if let Some((sleep, fd)) = ticked {
                     super::looper::arm(self.target, host.ids().0, fd, self.reply_to, super::looper::Sleep::from_secs(sleep), true);
@@ -318,6 +324,7 @@ impl Job {
                 self.token.finish();
             }
             Work::TaskCancel(tid) => {
+                super::tasks::cancelled(tid);
                 host.cancel_task(tid);
                 // The cancellation is delivered by the loop's next step.
                 if let Some(fd) = host.loop_fd(self.target.key()) {

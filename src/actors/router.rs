@@ -183,6 +183,9 @@ pub fn submit_promising(mut job: Job, promise: Option<i64>) -> Result<bool, (Job
             Target::Context(id) => {
                 // Stamped with the context's life: an executor answers a job
                 // of a life that ended instead of running it in the next one.
+                // (A job submitted after a restart for something of the old
+                // life, a stream's pull or a ref's release, gets the new life:
+                // it then finds nothing of the old one in the new namespace.)
                 job.life = t.contexts[id as usize - 1].as_ref().map_or(0, |c| c.1);
                 &t.executors[(id as usize - 1) % t.executors.len()]
             }

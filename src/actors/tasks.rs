@@ -35,6 +35,31 @@ impl Waiter {
 
 static WAITERS: LazyLock<DashMap<u64, Waiter>> = LazyLock::new(DashMap::new);
 
+/// Tasks whose caller gave up, by id, with their loop's key: cancelled by
+/// their loop's next step before it runs anything, so that a task resumed by
+/// that step does not run on (and, never awaiting again, hold its context)
+/// before the cancel queued behind that step is served.
+static GIVEN_UP: LazyLock<DashMap<u64, u32>> = LazyLock::new(DashMap::new);
+
+/// Task `id` of loop `key` is to be cancelled (its caller gave up).
+pub fn given_up(id: u64, key: u32) {
+    GIVEN_UP.insert(id, key);
+}
+
+/// Task `id` was cancelled on its loop.
+pub fn cancelled(id: u64) {
+    GIVEN_UP.remove(&id);
+}
+
+/// The tasks of loop `key` to cancel before its next step, taken.
+pub fn to_cancel(key: u32) -> Vec<u64> {
+    if GIVEN_UP.is_empty() {
+        return Vec::new();
+    }
+    let ids: Vec<u64> = GIVEN_UP.iter().filter(|e| *e.value() == key).map(|e| *e.key()).collect();
+    ids.into_iter().filter(|id| GIVEN_UP.remove(id).is_some()).collect()
+}
+
 /// A new task id.
 pub fn next_id() -> u64 {
     static NEXT: AtomicU64 = AtomicU64::new(1);
@@ -56,6 +81,7 @@ pub fn take(id: u64) -> Option<Waiter> {
 /// `{error, Reason}` (`context_stopped` or `context_failed`) instead of
 /// waiting out its timeout, or for ever.
 pub fn stopped(ids: &[u32], reason: Atom) {
+    GIVEN_UP.retain(|_, key| !ids.contains(key));
     let gone: Vec<u64> =
         WAITERS.iter().filter(|w| matches!(w.target, Target::Context(id) if ids.contains(&id))).map(|w| *w.key()).collect();
     for w in gone.into_iter().filter_map(take) {

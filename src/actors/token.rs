@@ -21,7 +21,7 @@
 //! No rustler or Python here, so it is tested on its own in tests/.
 
 use super::semaphore::Permit;
-use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU8, Ordering};
 use std::sync::{Mutex, OnceLock};
 
 const PENDING: u8 = 0;
@@ -56,8 +56,10 @@ enum Run {
 /// the job's semaphore permit. The permit is kept here, not in the job, so
 /// that a caller giving up before its job starts gives it back at once: a job
 /// that will never run must not keep others out while it waits in its mailbox.
+/// Also: how many interruptions were raised in it, whether a stop raised one,
+/// and, for a step of an asyncio loop, that loop's key.
 #[derive(Default, Debug)]
-pub struct CallToken(AtomicU8, Mutex<Run>, AtomicU8, OnceLock<Permit>, AtomicBool, AtomicBool);
+pub struct CallToken(AtomicU8, Mutex<Run>, AtomicU8, OnceLock<Permit>, AtomicU32, AtomicBool, OnceLock<u32>);
 
 impl CallToken {
     /// Its caller waits with no timer: it must hear from us (reply or nudge)
@@ -158,35 +160,67 @@ impl CallToken {
     /// by calling `raise` with its interpreter and thread, holding the lock that
     /// keeps the job from ending meanwhile.
     pub fn interrupt(&self, raise: impl FnOnce(usize, u64)) -> bool {
-        self.interrupt_if(true, false, raise)
+        self.interrupt_if(true, false, |i, t| {
+            raise(i, t);
+            true
+        })
     }
     /// Interrupts the job's Python code if it is running, whether or not its
     /// caller still waits (`py:interrupt/1`).
     pub fn interrupt_running(&self, raise: impl FnOnce(usize, u64)) -> bool {
+        self.interrupt_if(false, false, |i, t| {
+            raise(i, t);
+            true
+        })
+    }
+    /// [`CallToken::interrupt_running`] with a `raise` that may decide not
+    /// to (it answers whether it raised): nothing is then recorded.
+    pub fn interrupt_running_if(&self, raise: impl FnOnce(usize, u64) -> bool) -> bool {
         self.interrupt_if(false, false, raise)
     }
     /// Interrupts the job's Python code, if it is running, because its
     /// context is stopping: an error it then ends with is answered as
     /// `context_stopped` ([`CallToken::was_stopped`]).
     pub fn stop_running(&self, raise: impl FnOnce(usize, u64)) -> bool {
-        self.interrupt_if(false, true, raise)
+        self.interrupt_if(false, true, |i, t| {
+            raise(i, t);
+            true
+        })
+    }
+    /// The job is a step of asyncio loop `key` (set once, before it runs):
+    /// an interruption is then raised only in a task's step, never in the
+    /// loop's own code.
+    pub fn steps_loop(&self, key: u32) {
+        let _ = self.6.set(key);
+    }
+    /// The loop this job steps, if it is a loop step.
+    pub fn stepped_loop(&self) -> Option<u32> {
+        self.6.get().copied()
     }
     /// Whether the job's Python code was interrupted because its context
     /// stopped (set only when the interruption was raised in it).
     pub fn was_stopped(&self) -> bool {
         self.5.load(Ordering::Acquire)
     }
-    fn interrupt_if(&self, only_cancelled: bool, stopping: bool, raise: impl FnOnce(usize, u64)) -> bool {
+    fn interrupt_if(&self, only_cancelled: bool, stopping: bool, raise: impl FnOnce(usize, u64) -> bool) -> bool {
         let mut run = self.1.lock().unwrap_or_else(|p| p.into_inner());
         match *run {
-            Run::On { interp, thread, .. } if !only_cancelled || self.is_cancelled() => {
+            Run::On { interp, thread, interrupted } if !only_cancelled || self.is_cancelled() => {
                 // set first: `raise` waits for the interpreter's GIL, which a
-                // C function the job called may hold until it returns
+                // C function the job called may hold until it returns (taken
+                // back if it did not raise; only this thread, under this
+                // lock, writes them)
+                let was_stopped = self.5.load(Ordering::Acquire);
                 if stopping {
                     self.5.store(true, Ordering::Release);
                 }
-                self.4.store(true, Ordering::Release);
-                raise(interp, thread);
+                self.4.fetch_add(1, Ordering::AcqRel);
+                if !raise(interp, thread) {
+                    self.4.fetch_sub(1, Ordering::AcqRel);
+                    self.5.store(was_stopped, Ordering::Release);
+                    *run = Run::On { interp, thread, interrupted };
+                    return false;
+                }
                 *run = Run::On { interp, thread, interrupted: true };
                 true
             }
@@ -197,6 +231,12 @@ impl CallToken {
     /// Python code (it may not have been delivered yet: see
     /// `interp::interrupt::delivered`). One load, read after every call.
     pub fn was_interrupted(&self) -> bool {
+        self.4.load(Ordering::Acquire) > 0
+    }
+    /// How many interruptions were raised, or are being raised, in the job's
+    /// Python code: a nested request tells by it whether the request it is
+    /// nested in was interrupted while it ran.
+    pub fn interruptions(&self) -> u32 {
         self.4.load(Ordering::Acquire)
     }
     /// Waits until an interruption being raised is set (the interrupter holds

@@ -25,7 +25,12 @@ pub fn spawn(py: Python<'_>, tid: u64, key: u32, value: &Bound<'_, PyAny>, colle
 pub fn tick(py: Python<'_>, key: u32) -> f64 {
     match erlang(py).and_then(|m| m.call_method1("_tick", (key,))).and_then(|s| s.extract()) {
         Ok(s) => s,
-        Err(e) if e.is_instance_of::<pyo3::exceptions::PyKeyboardInterrupt>(py) || is_cancelled_error(py, &e) => 0.0,
+        Err(e) if e.is_instance_of::<pyo3::exceptions::PyKeyboardInterrupt>(py) || is_cancelled_error(py, &e) => {
+            // Raised before `_step`'s own handlers (3.13 may skip them: see
+            // the README): its loop must not stay this thread's running one.
+            let _ = py.import("asyncio.events").and_then(|m| m.call_method1("_set_running_loop", (py.None(),)));
+            0.0
+        }
         Err(e) => {
             e.print(py);
             -1.0
@@ -65,11 +70,43 @@ pub fn end_loops(py: Python<'_>, loops: Option<Py<PyAny>>) {
     }
 }
 
-/// The exception that cancels task `tid` (`asyncio.CancelledError`) if a
-/// step of it runs now on some thread, else `None` (`erlang._task_running`).
-pub fn running_task_exception(py: Python<'_>, tid: u64) -> Option<Bound<'_, PyAny>> {
-    let class = erlang(py).ok()?.call_method1("_task_running", (tid,)).ok()?;
-    (!class.is_none()).then_some(class)
+/// What to raise in the thread stepping loop `key` now: `KeyboardInterrupt`
+/// if some task's step runs there (`task` `None`), `asyncio.CancelledError`
+/// if task `task`'s step does; `None` if no such step runs (the loop's own
+/// code, or nothing). Runs no bytecode: modules and dicts are read with
+/// lookups, `asyncio.current_task` is `_asyncio`'s C function, called with
+/// no argument tuple; nothing allocated is tracked by the GC, so no
+/// collection (and no `__del__`) can run here.
+pub fn step_exception(py: Python<'_>, key: u32, task: Option<u64>) -> Option<Bound<'_, PyAny>> {
+    // SAFETY: attached (`py`); a borrowed reference to this interpreter's
+    // `sys.modules`, made owned here.
+    let modules = unsafe { Bound::from_borrowed_ptr_or_opt(py, pyo3::ffi::PyImport_GetModuleDict()) }?;
+    let modules = modules.cast_into::<pyo3::types::PyDict>().ok()?;
+    let erlang = modules.get_item("erlang").ok()??;
+    let asyncio = modules.get_item("asyncio").ok()??;
+    let lp = erlang.getattr("_loops").ok()?.cast_into::<pyo3::types::PyDict>().ok()?.get_item(key).ok()??;
+    let current_task = asyncio.getattr("current_task").ok()?;
+    // SAFETY: attached (`py`); one positional argument from an array, no
+    // tuple; a new reference or NULL with an exception set, taken below.
+    let current = unsafe {
+        let args = [lp.as_ptr()];
+        Bound::from_owned_ptr_or_err(py, pyo3::ffi::PyObject_Vectorcall(current_task.as_ptr(), args.as_ptr(), 1, std::ptr::null_mut()))
+    };
+    let current = match current {
+        Ok(c) if !c.is_none() => c,
+        Ok(_) => return None,
+        Err(_) => return None,
+    };
+    match task {
+        None => Some(py.get_type::<pyo3::exceptions::PyKeyboardInterrupt>().into_any()),
+        Some(tid) => {
+            let t = erlang.getattr("_tasks").ok()?.cast_into::<pyo3::types::PyDict>().ok()?.get_item(tid).ok()??;
+            if !t.is(&current) {
+                return None;
+            }
+            asyncio.getattr("CancelledError").ok()
+        }
+    }
 }
 
 /// Cancels task `tid` if it is still running.

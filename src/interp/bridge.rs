@@ -116,6 +116,10 @@ pub trait Caller: Send + Sync {
     fn interrupted(&self) -> bool {
         false
     }
+    /// How many interruptions were raised in the request's thread so far.
+    fn interruptions(&self) -> u32 {
+        0
+    }
     /// Waits until an interruption [`interrupted`](Caller::interrupted)
     /// reports is set on the thread (its raising waits for the GIL). Called
     /// detached.

@@ -166,12 +166,19 @@ fn call_error(py: Python<'_>, e: CallError) -> PyErr {
 }
 
 /// A nested request marked running on this thread (see
-/// [`bridge::RunMark`]), until dropped, however the request ends.
-struct Marked<'py>(Python<'py>, Option<Arc<dyn bridge::RunMark>>);
+/// [`bridge::RunMark`]), until dropped, however the request ends; with the
+/// interruptions its suspended request had had when it started.
+struct Marked<'py>(Python<'py>, Option<Arc<dyn bridge::RunMark>>, u32);
+
+/// Interruptions raised so far in the request this thread serves.
+fn interruptions() -> u32 {
+    SERVING.with(|s| s.borrow().last().map_or(0, |c| c.caller.interruptions()))
+}
 
 impl<'py> Marked<'py> {
     /// `None`: its caller gave up before it ran (it must not run).
     fn start(py: Python<'py>, mark: Option<Arc<dyn bridge::RunMark>>) -> Option<Self> {
+        let before = interruptions();
         if let Some(m) = &mark {
             let (interp, thread) = super::interrupt::here(py);
             // Detached: an interrupter holds the mark's lock while it waits
@@ -180,7 +187,7 @@ impl<'py> Marked<'py> {
                 return None;
             }
         }
-        Some(Marked(py, mark))
+        Some(Marked(py, mark, before))
     }
 }
 
@@ -189,8 +196,8 @@ impl Drop for Marked<'_> {
         let (py, Some(m)) = (self.0, self.1.take()) else { return };
         // An interruption Python did not deliver before the request ended
         // must not reach the code suspended under it, unless that code's own
-        // request was interrupted too (then it is that request's).
-        if py.detach(|| m.ran()) && interrupted().is_none() {
+        // request was interrupted while it ran (then it is that request's).
+        if py.detach(|| m.ran()) && interruptions() == self.2 {
             super::interrupt::clear_pending(py);
         }
     }

@@ -308,16 +308,6 @@ def _spawn(tid, key, aw, collect):
     return True
 
 
-def _task_running(tid):
-    """asyncio.CancelledError if a step of task tid runs now (asked by the
-    thread that interrupts, holding the GIL), else None."""
-    import asyncio
-    t = _tasks.get(tid)
-    if t is None or t.done() or asyncio.current_task(t.get_loop()) is not t:
-        return None
-    return asyncio.CancelledError
-
-
 def _cancel(tid):
     t = _tasks.get(tid)
     if t is not None:
@@ -339,16 +329,11 @@ def _tick(key):
 
 
 def _step(loop):
-    import asyncio, asyncio.events as events
+    import asyncio.events as events
     try:
         events._set_running_loop(loop)
         loop.call_soon(_noop)
         loop._run_once()
-    except asyncio.CancelledError:
-        # A task's cancellation (its caller gave up: erlang._task_running)
-        # that landed just after the task's step, in the loop's own code
-        # (a task catches its own, a plain callback's is logged by asyncio).
-        pass
     except (SystemExit, KeyboardInterrupt) as e:
         # asyncio lets these two out of the loop. A task that raised one has
         # it recorded already, and its done callback (queued) answers its

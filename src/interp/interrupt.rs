@@ -32,49 +32,64 @@ pub enum Raise {
     KeyboardInterrupt,
     /// A stream cancelled while its iterator runs: `GeneratorExit`.
     Closing,
-    /// The caller of asyncio task `.0` gave up: `asyncio.CancelledError`,
-    /// only if a step of that task is what runs there now.
-    Task(u64),
+    /// In a step of asyncio loop `key`, only while a task's step runs there
+    /// (never in the loop's own code, where it would lose the loop's work):
+    /// `KeyboardInterrupt` in whichever task (`py:interrupt/1`), or
+    /// `asyncio.CancelledError` in task `task` only (its caller gave up).
+    InTask { key: u32, task: Option<u64> },
 }
 
-/// Raises `exc` in thread `thread` of interpreter `interp`.
+/// Raises `exc` in thread `thread` of interpreter `interp`; false if it
+/// decided not to (an [`Raise::InTask`] with no such task step running).
 ///
 /// # Safety
 /// Call from a thread with no Python thread state of its own (it takes one of
 /// `interp` for the duration, so it waits for that interpreter's GIL if it has
 /// one), and only while `interp` is alive: the job running there cannot end
 /// before this returns (see `actors::token::CallToken::interrupt`).
-pub unsafe fn raise(interp: usize, thread: u64, exc: Raise) {
+pub unsafe fn raise(interp: usize, thread: u64, exc: Raise) -> bool {
+    // With no GIL the job's thread runs on while we look: a task's step seen
+    // running may have ended before the exception is taken, and it would
+    // cancel another task. Such a task is cancelled at its next await.
+    if cfg!(Py_GIL_DISABLED) && matches!(exc, Raise::InTask { task: Some(_), .. }) {
+        return false;
+    }
     let interp = interp as *mut ffi::PyInterpreterState;
     // SAFETY (per the contract above): a fresh thread state of `interp` for this
     // thread; attaching takes `interp`'s GIL (or none on a free-threaded build),
     // which PyThreadState_SetAsyncExc requires; then the state is dropped again.
-    // The exception classes are static builtins shared by every interpreter.
+    // The builtin exception classes are statics shared by every interpreter;
+    // `asyncio.CancelledError` is found in `interp` itself, attached. pyo3's
+    // attach inside finds this thread state through the gilstate binding
+    // `PyEval_RestoreThread` made (see `thread::PinnedInterp::run`).
     let ts = ffi::PyThreadState_New(interp);
     ffi::PyEval_RestoreThread(ts);
-    match exc {
+    let raised = match exc {
         Raise::Timeout => {
             ffi::PyThreadState_SetAsyncExc(thread as _, ffi::PyExc_TimeoutError);
+            true
         }
         Raise::KeyboardInterrupt => {
             ffi::PyThreadState_SetAsyncExc(thread as _, ffi::PyExc_KeyboardInterrupt);
+            true
         }
         Raise::Closing => {
             ffi::PyThreadState_SetAsyncExc(thread as _, ffi::PyExc_GeneratorExit);
+            true
         }
-        Raise::Task(tid) => {
-            // Attached (above): asked here, holding the GIL, the answer
-            // holds until the thread runs again, which takes the exception
-            // at its first bytecode (on a free-threaded build, at once).
-            Python::attach(|py| {
-                if let Some(class) = super::asyncio::running_task_exception(py, tid) {
-                    ffi::PyThreadState_SetAsyncExc(thread as _, class.as_ptr());
-                }
-            });
-        }
-    }
+        Raise::InTask { key, task } => Python::attach(|py| {
+            // Looked at running no bytecode (dict lookups and `_asyncio`'s C
+            // functions), so with the GIL held here the job's thread cannot
+            // move on meanwhile; it takes the exception at its next bytecode,
+            // inside the same step.
+            let Some(class) = super::asyncio::step_exception(py, key, task) else { return false };
+            ffi::PyThreadState_SetAsyncExc(thread as _, class.as_ptr());
+            true
+        }),
+    };
     ffi::PyThreadState_Clear(ts);
     ffi::PyThreadState_DeleteCurrent();
+    raised
 }
 
 /// Raises an asynchronous exception aimed at the calling thread (a timeout,

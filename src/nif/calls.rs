@@ -50,6 +50,7 @@ impl CallHandle {
                 // where it runs now if it does (a step that never awaits
                 // would not see the first).
                 if crate::actors::tasks::take(tid).is_some() {
+                    crate::actors::tasks::given_up(tid, target.key());
                     let _ = router::submit(Job::loop_work(Work::TaskCancel(tid), target, owner));
                     router::interrupt_task(target, tid);
                 }
