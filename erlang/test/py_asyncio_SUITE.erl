@@ -38,6 +38,19 @@ all() ->
                 "    asyncio.current_task().cancel()\n"
                 "    await asyncio.sleep(1)\n">>).
 
+%% A task that never awaits: a loop of 30 s at most (time.sleep(0) in it: see
+%% interrupt_reaches_task); its finally says whether it ended before that.
+-define(SPIN, <<"import erlang, time\n"
+                "async def spin(key):\n"
+                "    end = time.monotonic() + 30\n"
+                "    try:\n"
+                "        erlang.state_set(key, 'spinning')\n"
+                "        while time.monotonic() < end:\n"
+                "            time.sleep(0)\n"
+                "    finally:\n"
+                "        erlang.state_set(key, 'ended' if time.monotonic() < end else 'ran out')\n"
+                "    return 'ran out'\n">>).
+
 init_per_suite(Config) ->
     py_test_util:start_app(Config).
 
@@ -153,14 +166,7 @@ giving_up_cancels_running_step() ->
     %% the same for a caller that dies
     Dead = <<"spinning_orphan">>,
     py:state_remove(Dead),
-    Self = self(),
-    P = spawn(fun() ->
-                  ok = py_context_router:bind_context(py:context(1)),
-                  _ = py:async_call('__main__', spin_until_cancelled, [Dead]),
-                  Self ! called,
-                  receive never -> ok end
-              end),
-    receive called -> ok end,
+    P = orphan_async_call(spin_until_cancelled, [Dead]),
     ok = wait_until(fun() -> py:state_fetch(Dead) =:= {ok, <<"spinning">>} end),
     exit(P, kill),
     ok = wait_until(fun() -> py:state_fetch(Dead) =/= {ok, <<"spinning">>} end, 60000),
@@ -203,16 +209,7 @@ drain_stream(S, Acc) ->
 interrupt_reaches_task(_) ->
     Key = <<"spinning_task">>,
     py:state_remove(Key),
-    ok = py:exec(<<"import erlang, time\n"
-                   "async def spin(key):\n"
-                   "    end = time.monotonic() + 30\n"
-                   "    try:\n"
-                   "        erlang.state_set(key, 'spinning')\n"
-                   "        while time.monotonic() < end:\n"
-                   "            time.sleep(0)\n"
-                   "    finally:\n"
-                   "        erlang.state_set(key, 'ended')\n"
-                   "    return 'ran out'\n">>),
+    ok = py:exec(?SPIN),
     R = py:async_call('__main__', spin, [Key]),
     ok = wait_until(fun() -> py:state_fetch(Key) =:= {ok, <<"spinning">>} end),
     ok = py:interrupt(py:context(1)),
@@ -224,14 +221,7 @@ interrupt_reaches_task(_) ->
 dead_caller_cancels_task(_) ->
     Key = <<"orphan_task">>,
     py:state_remove(Key),
-    Self = self(),
-    P = spawn(fun() ->
-                  ok = py_context_router:bind_context(py:context(1)),
-                  _ = py:async_call('__main__', guarded, [Key]),
-                  Self ! called,
-                  receive never -> ok end
-              end),
-    receive called -> ok end,
+    P = orphan_async_call(guarded, [Key]),
     %% the task runs on the loop before its caller dies
     ok = wait_until(fun() -> py:state_fetch(Key) =:= {ok, <<"waiting">>} end),
     exit(P, kill),
@@ -310,15 +300,7 @@ context_stopped_under_task(_) ->
 %% caller is answered context_stopped.
 spinning_task_stopped(_) ->
     {ok, [Ctx]} = py_context_router:start_pool(asyncio_spin, #{contexts => 1}),
-    ok = py:exec(Ctx, <<"import erlang, time\n"
-                        "async def spin(key):\n"
-                        "    end = time.monotonic() + 30\n"
-                        "    try:\n"
-                        "        erlang.state_set(key, 'spinning')\n"
-                        "        while time.monotonic() < end:\n"
-                        "            time.sleep(0)\n"
-                        "    finally:\n"
-                        "        erlang.state_set(key, 'ended' if time.monotonic() < end else 'ran out')\n">>),
+    ok = py:exec(Ctx, ?SPIN),
     Key = <<"asyncio_spin_stopped">>,
     py:state_remove(Key),
     Self = self(),
@@ -386,3 +368,15 @@ erlang_call_off_the_loop(_) ->
     Gate ! open,
     ?assertEqual({ok, 42}, py:async_await(Waiting, 5000)),
     ok = py:unregister_function(ep_gate).
+
+%% A process bound to context 1 that calls '__main__':F(Args) as a task and
+%% waits for ever (for the test to kill it); returned once it has called.
+orphan_async_call(F, Args) ->
+    Self = self(),
+    P = spawn(fun() ->
+                  ok = py_context_router:bind_context(py:context(1)),
+                  _ = py:async_call('__main__', F, Args),
+                  Self ! {called, self()},
+                  receive never -> ok end
+              end),
+    receive {called, P} -> P end.
