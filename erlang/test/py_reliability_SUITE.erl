@@ -16,7 +16,7 @@ all() ->
      given_up_queued_calls_free_their_permits,
      thousand_callers_five_permits, conversions_property,
      context_replaced_while_chain_suspended, application_restart_storm,
-     stop_interrupts_running_code, queued_call_not_run_in_next_life].
+     stop_interrupts_running_code, queued_call_not_run_in_next_life, stop_while_c_code_holds_the_gil].
 
 init_per_suite(Config) ->
     py_test_util:start_app(Config).
@@ -445,3 +445,25 @@ queued_call_not_run_in_next_life(_) ->
     py:state_remove(<<"release_hold">>),
     %% the new context serves
     ?assertEqual({ok, 5}, py:call(py:context(1), operator, add, [2, 3])).
+
+%% The application stops while main-interpreter code holds that
+%% interpreter's GIL in C for 20 s (ctypes.PyDLL keeps the GIL through the
+%% call; no interruption reaches it): the stop waits at most its grace
+%% periods (5 s for the contexts, 5 s for the executors), not for the C code
+%% (it used to wait for it, for forgetting the stopped contexts needs that
+%% GIL). Started again meanwhile, the application waits for that code to
+%% let go before its contexts start, then serves; the held call is answered.
+stop_while_c_code_holds_the_gil(_) ->
+    Self = self(),
+    ok = py:exec(py:context(main), <<"import ctypes, erlang\n"
+                                     "def hold_gil(me, s):\n"
+                                     "    erlang.send(me, 'in_c')\n"
+                                     "    ctypes.PyDLL(None).sleep(s)\n">>),
+    spawn(fun() -> Self ! {held, py:call(py:context(main), '__main__', hold_gil, [Self, 20], #{timeout => infinity})} end),
+    receive <<"in_c">> -> ok after 30000 -> ct:fail(not_in_c) end,
+    ok = application:stop(erlang_python),
+    %% the C code still runs: its caller has no answer yet
+    receive {held, Early} -> ct:fail({stop_waited_for_the_c_code, Early}) after 0 -> ok end,
+    {ok, _} = application:ensure_all_started(erlang_python),
+    receive {held, _} -> ok after 60000 -> ct:fail(held_call_unanswered) end,
+    ?assertEqual({ok, 2}, py:eval(py:context(1), <<"1 + 1">>)).

@@ -411,6 +411,7 @@ impl RouterState {
     /// Starts contexts with these ids (actors, or namespaces of the executors;
     /// process-isolated ones are always actors).
     async fn start_ids(&mut self, me: &ActorCell, ids: &[u32], isolation: Isolation) -> Result<(), String> {
+        forgotten(ids).await;
         let slot = |id: u32| match isolation {
             Isolation::None => Slot::Context(id),
             Isolation::Process(limit) => Slot::Isolated(id, limit),
@@ -460,15 +461,23 @@ impl RouterState {
         // Contexts on the main interpreter: their globals and asyncio loops
         // are taken out of their tables before anything starts under these
         // ids again; their tasks end in the background (a task's `finally'
-        // may block), with their globals.
-        let (taken_tx, taken) = tokio::sync::oneshot::channel();
+        // may block), with their globals. Taking the loops needs the main
+        // interpreter's GIL, which code of a stopped context may hold for
+        // as long as it runs (a C function that does not return to Python):
+        // waited for at most STOP_GRACE; a start under these ids then waits
+        // for it instead (`start_ids`).
+        let (taken_tx, mut taken) = tokio::sync::watch::channel(false);
         let forgotten = ids.to_vec();
         let ending = tokio::task::spawn_blocking(move || {
             shared_contexts::forget(&forgotten, move || {
-                let _ = taken_tx.send(());
+                let _ = taken_tx.send(true);
             })
         });
-        let _ = taken.await;
+        let in_time = tokio::time::timeout(STOP_GRACE, taken.wait_for(|t| *t)).await.is_ok();
+        if !in_time {
+            tracing::warn!(contexts = ?ids, "stopped contexts: code holding the main interpreter's GIL runs on; their asyncio loops are forgotten when it lets go");
+            forgetting().push((ids.to_vec(), taken));
+        }
         // Contexts that are namespaces of the executors have no thread whose
         // end stops their loops' drivers: stopped here, once no step can
         // find their loops (a late one finds none, and arms nothing).
@@ -477,9 +486,33 @@ impl RouterState {
                 super::looper::stop_everywhere(Target::Context(*id));
             }
         }
-        // Waited for at most as long as a context's stop.
-        let _ = tokio::time::timeout(STOP_GRACE, ending).await;
+        // Waited for at most as long as a context's stop (not again when
+        // the GIL was not free).
+        if in_time {
+            let _ = tokio::time::timeout(STOP_GRACE, ending).await;
+        }
     }
+}
+
+/// Stopped contexts whose asyncio loops were not yet taken out of their
+/// table when their stop stopped waiting (see `stop_ids`): their ids, and a
+/// flag that turns true once taken. Kept across application restarts.
+type Forgetting = Vec<(Vec<u32>, tokio::sync::watch::Receiver<bool>)>;
+
+fn forgetting() -> std::sync::MutexGuard<'static, Forgetting> {
+    static FORGETTING: std::sync::Mutex<Forgetting> = std::sync::Mutex::new(Vec::new());
+    FORGETTING.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Waits until the loops of stopped contexts with any of `ids` are taken,
+/// so that a context started under one of them never finds its
+/// predecessor's loop.
+async fn forgotten(ids: &[u32]) {
+    let pending: Vec<_> = forgetting().iter().filter(|(i, _)| i.iter().any(|x| ids.contains(x))).map(|(_, r)| r.clone()).collect();
+    for mut r in pending {
+        let _ = r.wait_for(|t| *t).await;
+    }
+    forgetting().retain(|(_, r)| !*r.borrow());
 }
 
 /// The router actor.

@@ -1,8 +1,8 @@
 //! Contexts that share the main interpreter (`multi_executor` mode): each is its
 //! own globals dict, served by whichever executor takes the job.
 //!
-//! The table is only touched with the main interpreter's GIL held, so its mutex
-//! is never contended while Python runs and never taken before the GIL.
+//! The table's mutex is held only for a lookup or a swap, never while waiting
+//! for the GIL: [`forget`] takes entries out without it.
 
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
@@ -36,11 +36,14 @@ pub fn forget(ids: &[u32], taken: impl FnOnce()) {
         taken();
         return;
     }
+    // Out of the table at once, without the GIL, which code of a stopped
+    // context may hold for long: a context started under one of these ids
+    // from now on makes its own. Dropped below, with the GIL.
+    let old: Vec<Py<PyDict>> = {
+        let mut table = GLOBALS.lock().unwrap_or_else(|e| e.into_inner());
+        ids.iter().filter_map(|id| table.get_mut(*id as usize).and_then(Option::take)).collect()
+    };
     Python::attach(|py| {
-        let old: Vec<Py<PyDict>> = {
-            let mut table = GLOBALS.lock().unwrap_or_else(|e| e.into_inner());
-            ids.iter().filter_map(|id| table.get_mut(*id as usize).and_then(Option::take)).collect()
-        };
         let loops = super::asyncio::take_loops(py, ids, None);
         taken();
         // Their tasks end with their globals still alive (held here and by
