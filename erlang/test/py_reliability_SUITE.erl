@@ -447,7 +447,7 @@ queued_call_not_run_in_next_life(_) ->
     ?assertEqual({ok, 5}, py:call(py:context(1), operator, add, [2, 3])).
 
 %% The application stops while main-interpreter code holds that
-%% interpreter's GIL in C for 20 s (ctypes.PyDLL keeps the GIL through the
+%% interpreter's GIL in C for 25 s (ctypes.PyDLL keeps the GIL through the
 %% call; no interruption reaches it): the stop waits at most its grace
 %% periods (5 s for the contexts, 5 s for the executors), not for the C code
 %% (it used to wait for it, for forgetting the stopped contexts needs that
@@ -455,12 +455,17 @@ queued_call_not_run_in_next_life(_) ->
 %% let go before its contexts start, then serves; the held call is answered.
 stop_while_c_code_holds_the_gil(_) ->
     Self = self(),
+    %% the C function found beforehand: from the message on, no bytecode is
+    %% left before the call
     ok = py:exec(py:context(main), <<"import ctypes, erlang\n"
+                                     "_c_sleep = ctypes.PyDLL(None).sleep\n"
                                      "def hold_gil(me, s):\n"
                                      "    erlang.send(me, 'in_c')\n"
-                                     "    ctypes.PyDLL(None).sleep(s)\n">>),
-    spawn(fun() -> Self ! {held, py:call(py:context(main), '__main__', hold_gil, [Self, 20], #{timeout => infinity})} end),
+                                     "    _c_sleep(s)\n">>),
+    spawn(fun() -> Self ! {held, py:call(py:context(main), '__main__', hold_gil, [Self, 25], #{timeout => infinity})} end),
     receive <<"in_c">> -> ok after 30000 -> ct:fail(not_in_c) end,
+    %% a margin for the serving thread to be in C (not needed for the result)
+    timer:sleep(200),
     ok = application:stop(erlang_python),
     %% the C code still runs: its caller has no answer yet
     receive {held, Early} -> ct:fail({stop_waited_for_the_c_code, Early}) after 0 -> ok end,

@@ -458,39 +458,57 @@ impl RouterState {
         }
         stop_all(running, how).await;
         super::tasks::stopped(ids, crate::atoms::context_stopped());
-        // Contexts on the main interpreter: their globals and asyncio loops
-        // are taken out of their tables before anything starts under these
-        // ids again; their tasks end in the background (a task's `finally'
-        // may block), with their globals. Taking the loops needs the main
-        // interpreter's GIL, which code of a stopped context may hold for
-        // as long as it runs (a C function that does not return to Python):
-        // waited for at most STOP_GRACE; a start under these ids then waits
-        // for it instead (`start_ids`).
-        let (taken_tx, mut taken) = tokio::sync::watch::channel(false);
-        let forgotten = ids.to_vec();
-        let ending = tokio::task::spawn_blocking(move || {
-            shared_contexts::forget(&forgotten, move || {
-                let _ = taken_tx.send(true);
-            })
+        // Contexts with globals or asyncio loops on the main interpreter
+        // (not sub-interpreters: theirs went with them).
+        if py_runtime::mode() != Some(Mode::Subinterp) {
+            forget_shared(ids).await;
+        }
+    }
+}
+
+/// Takes the globals and asyncio loops of stopped contexts `ids` out of the
+/// main interpreter's tables before anything starts under these ids again;
+/// their tasks end in the background (a task's `finally' may block), with
+/// their globals. Taking the loops needs the main interpreter's GIL, which
+/// code of a stopped context may hold for as long as it runs (a C function
+/// that does not return to Python): waited for at most STOP_GRACE; a start
+/// under these ids then waits for it instead (`start_ids`).
+async fn forget_shared(ids: &[u32]) {
+    let (taken_tx, mut taken) = tokio::sync::watch::channel(false);
+    let forgotten = ids.to_vec();
+    let ending = tokio::task::spawn_blocking(move || {
+        shared_contexts::forget(&forgotten, move || {
+            let _ = taken_tx.send(true);
+        })
+    });
+    let in_time = tokio::time::timeout(STOP_GRACE, taken.wait_for(|t| *t)).await.is_ok();
+    // Contexts that are namespaces of the executors have no thread whose end
+    // stops their loops' drivers: stopped here, once no step can find their
+    // loops (a late one finds none, and arms nothing); if the loops are not
+    // taken yet, once they are (a step already waiting for the GIL may
+    // restart a driver meanwhile).
+    let namespaces = py_runtime::mode() == Some(Mode::MultiExecutor);
+    let stop_drivers = |ids: &[u32]| {
+        for id in ids {
+            super::looper::stop_everywhere(Target::Context(*id));
+        }
+    };
+    if namespaces {
+        stop_drivers(ids);
+    }
+    if in_time {
+        // Waited for at most as long as a context's stop.
+        let _ = tokio::time::timeout(STOP_GRACE, ending).await;
+        return;
+    }
+    tracing::warn!(contexts = ?ids, "stopped contexts: code holding the main interpreter's GIL runs on; their asyncio loops are forgotten when it lets go");
+    forgetting().push((ids.to_vec(), taken.clone()));
+    if namespaces {
+        let ids = ids.to_vec();
+        tokio::spawn(async move {
+            let _ = taken.wait_for(|t| *t).await;
+            stop_drivers(&ids);
         });
-        let in_time = tokio::time::timeout(STOP_GRACE, taken.wait_for(|t| *t)).await.is_ok();
-        if !in_time {
-            tracing::warn!(contexts = ?ids, "stopped contexts: code holding the main interpreter's GIL runs on; their asyncio loops are forgotten when it lets go");
-            forgetting().push((ids.to_vec(), taken));
-        }
-        // Contexts that are namespaces of the executors have no thread whose
-        // end stops their loops' drivers: stopped here, once no step can
-        // find their loops (a late one finds none, and arms nothing).
-        if py_runtime::mode() == Some(Mode::MultiExecutor) {
-            for id in ids {
-                super::looper::stop_everywhere(Target::Context(*id));
-            }
-        }
-        // Waited for at most as long as a context's stop (not again when
-        // the GIL was not free).
-        if in_time {
-            let _ = tokio::time::timeout(STOP_GRACE, ending).await;
-        }
     }
 }
 
@@ -512,7 +530,8 @@ async fn forgotten(ids: &[u32]) {
     for mut r in pending {
         let _ = r.wait_for(|t| *t).await;
     }
-    forgetting().retain(|(_, r)| !*r.borrow());
+    // Taken, or never to be (the forgetting thread ended without saying so).
+    forgetting().retain(|(_, r)| !*r.borrow() && r.has_changed().is_ok());
 }
 
 /// The router actor.

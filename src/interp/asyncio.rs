@@ -71,40 +71,45 @@ pub fn end_loops(py: Python<'_>, loops: Option<Py<PyAny>>) {
 }
 
 /// What to raise in the thread stepping loop `key` now: `KeyboardInterrupt`
-/// if some task's step runs there (`task` `None`), `asyncio.CancelledError`
-/// if task `task`'s step does; `None` if no such step runs (the loop's own
-/// code, or nothing). Runs no bytecode: modules and dicts are read with
-/// lookups, `asyncio.current_task` is `_asyncio`'s C function, called with
-/// no argument tuple; nothing allocated is tracked by the GC, so no
-/// collection (and no `__del__`) can run here.
+/// if some task's coroutine runs there (`task` `None`),
+/// `asyncio.CancelledError` if task `task`'s does; `None` if none such runs
+/// (the loop's own code, a task's own bookkeeping around its coroutine, or
+/// nothing). Runs no bytecode: modules, the loop and the current task are
+/// found by dict lookups (`asyncio.tasks._current_tasks`, a dict by loop up
+/// to 3.13, also where `asyncio.current_task` is Python, as on 3.11), the
+/// task's coroutine and whether it runs by C methods and getters; nothing
+/// allocated is tracked by the GC, so no collection (no `__del__`) runs here.
 pub fn step_exception(py: Python<'_>, key: u32, task: Option<u64>) -> Option<Bound<'_, PyAny>> {
+    use pyo3::types::PyDict;
     // SAFETY: attached (`py`); a borrowed reference to this interpreter's
     // `sys.modules`, made owned here.
     let modules = unsafe { Bound::from_borrowed_ptr_or_opt(py, pyo3::ffi::PyImport_GetModuleDict()) }?;
-    let modules = modules.cast_into::<pyo3::types::PyDict>().ok()?;
+    let modules = modules.cast_into::<PyDict>().ok()?;
     let erlang = modules.get_item("erlang").ok()??;
-    let asyncio = modules.get_item("asyncio").ok()??;
-    let lp = erlang.getattr("_loops").ok()?.cast_into::<pyo3::types::PyDict>().ok()?.get_item(key).ok()??;
-    let current_task = asyncio.getattr("current_task").ok()?;
-    // SAFETY: attached (`py`); one positional argument from an array, no
-    // tuple; a new reference or NULL with an exception set, taken below.
-    let current = unsafe {
-        let args = [lp.as_ptr()];
-        Bound::from_owned_ptr_or_err(py, pyo3::ffi::PyObject_Vectorcall(current_task.as_ptr(), args.as_ptr(), 1, std::ptr::null_mut()))
+    let tasks = modules.get_item("asyncio.tasks").ok()??;
+    let lp = erlang.getattr("_loops").ok()?.cast_into::<PyDict>().ok()?.get_item(key).ok()??;
+    let current = tasks.getattr("_current_tasks").ok()?.cast_into::<PyDict>().ok()?.get_item(&lp).ok()??;
+    // The task is current also while it calls the loop's (Python)
+    // `call_soon` after its coroutine yielded: an exception there would lose
+    // its next step. Only its coroutine running counts.
+    let coro = current.call_method0("get_coro").ok()?;
+    // SAFETY: attached; type checks of a live object.
+    let running = match unsafe { (pyo3::ffi::PyCoro_CheckExact(coro.as_ptr()), pyo3::ffi::PyGen_Check(coro.as_ptr())) } {
+        (0, 0) => return None,
+        (0, _) => "gi_running", // a generator-based coroutine (an awaitable wrapped)
+        _ => "cr_running",
     };
-    let current = match current {
-        Ok(c) if !c.is_none() => c,
-        Ok(_) => return None,
-        Err(_) => return None,
-    };
+    if !coro.getattr(running).and_then(|r| r.is_truthy()).unwrap_or(false) {
+        return None;
+    }
     match task {
         None => Some(py.get_type::<pyo3::exceptions::PyKeyboardInterrupt>().into_any()),
         Some(tid) => {
-            let t = erlang.getattr("_tasks").ok()?.cast_into::<pyo3::types::PyDict>().ok()?.get_item(tid).ok()??;
+            let t = erlang.getattr("_tasks").ok()?.cast_into::<PyDict>().ok()?.get_item(tid).ok()??;
             if !t.is(&current) {
                 return None;
             }
-            asyncio.getattr("CancelledError").ok()
+            modules.get_item("asyncio.exceptions").ok()??.getattr("CancelledError").ok()
         }
     }
 }

@@ -197,7 +197,16 @@ impl Drop for Marked<'_> {
         // An interruption Python did not deliver before the request ended
         // must not reach the code suspended under it, unless that code's own
         // request was interrupted while it ran (then it is that request's).
-        if py.detach(|| m.ran()) && interruptions() == self.2 {
+        // One being raised in that request is waited out first: its count is
+        // final only then (one that decides not to raise takes it back).
+        let outer = SERVING.with(|s| s.borrow().last().map(|c| c.caller.clone()));
+        let interrupted = py.detach(|| {
+            if let Some(c) = &outer {
+                c.await_interrupt();
+            }
+            m.ran()
+        });
+        if interrupted && interruptions() == self.2 {
             super::interrupt::clear_pending(py);
         }
     }

@@ -51,7 +51,10 @@ impl CallHandle {
                 // would not see the first).
                 if crate::actors::tasks::take(tid).is_some() {
                     crate::actors::tasks::given_up(tid, target.key());
-                    let _ = router::submit(Job::loop_work(Work::TaskCancel(tid), target, owner));
+                    if router::submit(Job::loop_work(Work::TaskCancel(tid), target, owner)).is_err() {
+                        // Its context is gone, and its loop with it.
+                        crate::actors::tasks::cancelled(tid);
+                    }
                     router::interrupt_task(target, tid);
                 }
             }
