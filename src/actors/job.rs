@@ -307,15 +307,15 @@ impl Job {
             Work::Crash => panic!("crash requested for a supervision test"),
             Work::StreamPull => self.pull(host, place),
             Work::LoopTick => {
-                // Registered as what runs here, as a call is: a task's step
-                // that never awaits is reached by `py:interrupt/1` and by a
-                // stop (the task ends with `KeyboardInterrupt`).
                 let key = self.target.key();
                 // Tasks whose callers gave up are cancelled before the step
                 // can resume them (see `tasks::to_cancel`).
                 for tid in super::tasks::to_cancel(key) {
                     host.cancel_task(tid);
                 }
+                // Registered as what runs here, as a call is: a task's step
+                // that never awaits is reached by `py:interrupt/1` and by a
+                // stop (the task ends with `KeyboardInterrupt`).
                 self.token.steps_loop(key);
                 let ticked = self.registered(host, |host| host.loop_tick(place, key)).and_then(|(t, _)| t);
                 if let Some((sleep, fd)) = ticked {
@@ -324,11 +324,13 @@ impl Job {
                 self.token.finish();
             }
             Work::TaskCancel(tid) => {
-                super::tasks::cancelled(tid);
-                host.cancel_task(tid);
-                // The cancellation is delivered by the loop's next step.
-                if let Some(fd) = host.loop_fd(self.target.key()) {
-                    super::looper::arm(self.target, host.ids().0, fd, self.reply_to, super::looper::Sleep::None, false);
+                // Unless a loop step cancelled it first (and stepped it).
+                if super::tasks::cancelled(tid) {
+                    host.cancel_task(tid);
+                    // The cancellation is delivered by the loop's next step.
+                    if let Some(fd) = host.loop_fd(self.target.key()) {
+                        super::looper::arm(self.target, host.ids().0, fd, self.reply_to, super::looper::Sleep::None, false);
+                    }
                 }
                 self.token.finish();
             }
@@ -553,7 +555,12 @@ impl Job {
             }
             // Scheduled from inside a callback chain: the loop's own thread steps it.
             None => {
-                let work = if cancel { Work::TaskCancel(task) } else { Work::LoopTick };
+                let work = if cancel {
+                    super::tasks::given_up(task, key);
+                    Work::TaskCancel(task)
+                } else {
+                    Work::LoopTick
+                };
                 let _ = super::router::submit(Job::loop_work(work, self.target, self.reply_to));
             }
         }

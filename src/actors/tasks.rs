@@ -46,9 +46,10 @@ pub fn given_up(id: u64, key: u32) {
     GIVEN_UP.insert(id, key);
 }
 
-/// Task `id` was cancelled on its loop.
-pub fn cancelled(id: u64) {
-    GIVEN_UP.remove(&id);
+/// Task `id`'s queued cancel is served: false if a loop step cancelled it
+/// already ([`to_cancel`]), so there is nothing left to do.
+pub fn cancelled(id: u64) -> bool {
+    GIVEN_UP.remove(&id).is_some()
 }
 
 /// The tasks of loop `key` to cancel before its next step, taken.

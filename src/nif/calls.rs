@@ -53,7 +53,7 @@ impl CallHandle {
                     crate::actors::tasks::given_up(tid, target.key());
                     if router::submit(Job::loop_work(Work::TaskCancel(tid), target, owner)).is_err() {
                         // Its context is gone, and its loop with it.
-                        crate::actors::tasks::cancelled(tid);
+                        let _ = crate::actors::tasks::cancelled(tid);
                     }
                     router::interrupt_task(target, tid);
                 }
